@@ -1,0 +1,1 @@
+"""Edges: Kafka, files, SQLite, clocks and processes behind narrow seams."""

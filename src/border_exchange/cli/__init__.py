@@ -1,0 +1,1 @@
+"""Command-line entry points; each module adds one subcommand family."""

@@ -1,0 +1,1 @@
+"""Pure domain logic: values and functions, no I/O."""

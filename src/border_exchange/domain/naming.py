@@ -1,0 +1,77 @@
+"""Topic, principal, group and transactional-id names, all derived from participant ids.
+
+Names are built so that Kafka's literal and prefixed ACLs can express every rule:
+a participant's own resources share the prefix ``bx.<P>.``; the hub's topics start
+with ``bx.hub.`` (lower case, so no participant id can collide with it).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+TOPIC_PREFIX: Final = "bx."
+HUB_PREFIX: Final = "bx.hub."
+AUDIT_TOPIC: Final = "bx.hub.audit"
+QUARANTINE_TOPIC: Final = "bx.hub.quarantine"
+AGREEMENTS_TOPIC: Final = "bx.hub.agreements"
+ROUTER_GROUP: Final = "bx.hub.router"
+ROUTER_TXN_PREFIX: Final = "bx.hub.router."
+ROUTER_PRINCIPAL: Final = "hub.router"
+AUDITOR_PRINCIPAL: Final = "hub.auditor"
+ADMIN_PRINCIPAL: Final = "admin"
+
+
+def outbox_topic(participant: str) -> str:
+    """The topic ``participant``'s gateway publishes to."""
+    return f"bx.{participant}.outbox"
+
+
+def feed_topic(recipient: str, origin: str) -> str:
+    """``recipient``'s feed of alerts from partner ``origin``."""
+    return f"bx.{recipient}.from.{origin}"
+
+
+def feed_prefix(recipient: str) -> str:
+    """The prefix shared by every feed of ``recipient``."""
+    return f"bx.{recipient}.from."
+
+
+def participant_prefix(participant: str) -> str:
+    """The prefix of every resource (topic, group, transactional id) owned by ``participant``."""
+    return f"bx.{participant}."
+
+
+def parse_outbox_topic(topic: str) -> str | None:
+    """The participant owning outbox ``topic``, or None when it is not an outbox."""
+    parts = topic.split(".")
+    if len(parts) == 3 and parts[0] == "bx" and parts[2] == "outbox" and parts[1] != "hub":
+        return parts[1]
+    return None
+
+
+def parse_feed_topic(topic: str) -> tuple[str, str] | None:
+    """``(recipient, origin)`` of feed ``topic``, or None when it is not a feed."""
+    parts = topic.split(".")
+    if len(parts) == 4 and parts[0] == "bx" and parts[2] == "from" and parts[1] != "hub":
+        return parts[1], parts[3]
+    return None
+
+
+def gateway_principal(participant: str) -> str:
+    """The SCRAM user of ``participant``'s gateway."""
+    return f"{participant}.gateway"
+
+
+def post_principal(participant: str, post: str) -> str:
+    """The SCRAM user of border post ``post`` of ``participant``."""
+    return f"{participant}.post.{post}"
+
+
+def gateway_transactional_id(participant: str) -> str:
+    """The transactional id of ``participant``'s gateway."""
+    return f"bx.{participant}.gateway"
+
+
+def post_group(participant: str, post: str) -> str:
+    """The consumer group of border post ``post`` of ``participant``."""
+    return f"bx.{participant}.post.{post}"

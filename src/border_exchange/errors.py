@@ -1,0 +1,68 @@
+"""The one exception hierarchy of border-exchange.
+
+Every error the package raises on purpose is a ``BorderExchangeError``; errors of
+the libraries below (aiokafka, fastavro, cryptography, pydantic) are mapped to
+one of these with ``raise ... from``, so callers catch one family.
+"""
+
+from __future__ import annotations
+
+
+class BorderExchangeError(Exception):
+    """Base of every error border-exchange raises on purpose."""
+
+
+class ConfigError(BorderExchangeError):
+    """A configuration file, option or environment variable is missing or wrong."""
+
+
+class ValidationError(BorderExchangeError):
+    """Input does not satisfy the contract; ``problems`` names each field path and rule."""
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message if not problems else message + ": " + "; ".join(problems))
+        self.problems = problems
+
+
+class DecodeError(BorderExchangeError):
+    """Bytes are not a well-formed record of a known schema."""
+
+
+class SchemaError(BorderExchangeError):
+    """A schema is missing, unreadable or incompatible with an earlier version."""
+
+
+class SignatureError(BorderExchangeError):
+    """A signature or a section digest does not verify; the message must not be trusted."""
+
+
+class KeyNotValidError(BorderExchangeError):
+    """A key is unknown, not valid at the time asked, revoked, or cannot be unlocked."""
+
+
+class TrustStoreError(BorderExchangeError):
+    """The trust store document is malformed or inconsistent."""
+
+
+class PolicyError(BorderExchangeError):
+    """An agreement set is malformed or inconsistent."""
+
+
+class KafkaError(BorderExchangeError):
+    """Talking to Kafka failed; wraps the aiokafka error that caused it."""
+
+
+class AuthorizationError(KafkaError):
+    """Kafka's authorizer refused an operation to this principal."""
+
+
+class LauncherError(BorderExchangeError):
+    """The local Kafka launcher cannot start or stop a cluster; the message says how to fix it."""
+
+
+class StoreError(BorderExchangeError):
+    """A border post's local store cannot be read or written."""
+
+
+class AuditError(BorderExchangeError):
+    """An audit replay cannot proceed (as opposed to finding violations, which it reports)."""

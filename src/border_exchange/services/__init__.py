@@ -1,0 +1,1 @@
+"""Services: the router, gateway, border post and auditor, over the adapters."""
