@@ -1,0 +1,402 @@
+"""The policy engine: who receives an alert, and which of its sections, under an agreement set.
+
+``PolicyIndex.build`` is run once per agreement-set version. For every (origin,
+alert type) it cuts time at every start and end of the agreements the origin
+is party to; between two cuts nothing changes, so it precomputes, per time
+segment and per handling rank, the outcome for every participant. ``decide``
+then only bisects the time, picks the precomputed outcomes and overlays the
+lifecycle rules (updates and cancels) on the alert's distribution history.
+
+Default deny: a participant receives an alert only when an agreement in force,
+active, lists the type in the origin-to-participant direction and allows the
+alert's handling code. Nothing is ever delivered back to the origin.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Final
+
+from border_exchange.domain.agreements import Agreement, AgreementSet, AgreementStatus
+from border_exchange.domain.catalog import (
+    SECTIONS,
+    ActionOnHit,
+    AlertType,
+    HandlingCode,
+    Operation,
+)
+from border_exchange.errors import PolicyError
+
+
+class DenyReason(StrEnum):
+    """Why a participant does not receive an alert."""
+
+    NO_AGREEMENT = "NO_AGREEMENT"
+    NOT_YET_IN_FORCE = "NOT_YET_IN_FORCE"
+    EXPIRED = "EXPIRED"
+    SUSPENDED = "SUSPENDED"
+    TERMINATED = "TERMINATED"
+    TYPE_NOT_COVERED = "TYPE_NOT_COVERED"
+    HANDLING_ABOVE_LIMIT = "HANDLING_ABOVE_LIMIT"
+    ORIGIN = "ORIGIN"
+    NO_EARLIER_VERSION = "NO_EARLIER_VERSION"
+    NOT_PREVIOUS_RECIPIENT = "NOT_PREVIOUS_RECIPIENT"
+    UNKNOWN_PARTICIPANT = "UNKNOWN_PARTICIPANT"
+
+
+class Basis(StrEnum):
+    """The rule a delivery rests on."""
+
+    AGREEMENT = "AGREEMENT"
+    EARLIER_RECIPIENT = "EARLIER_RECIPIENT"
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """Deliver the alert keeping ``sections`` (canonical order); the others are redacted."""
+
+    sections: tuple[str, ...]
+    agreement_id: str | None
+    basis: Basis = Basis.AGREEMENT
+
+    @property
+    def delivered(self) -> bool:
+        """True: this outcome delivers."""
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class Deny:
+    """Do not deliver, for ``reason``; ``agreement_id`` is the agreement that decided, if any."""
+
+    reason: DenyReason
+    agreement_id: str | None
+    detail: str
+
+    @property
+    def delivered(self) -> bool:
+        """False: this outcome withholds the alert."""
+        return False
+
+
+Outcome = Deliver | Deny
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyInput:
+    """What the policy needs of an alert: its header fields that decide where it goes."""
+
+    origin: str
+    alert_type: AlertType
+    handling_code: HandlingCode
+    operation: Operation
+    alert_id: str
+    action_on_hit: ActionOnHit | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome for every participant, and the agreement set (digest and label) that decided."""
+
+    agreement_set: str
+    at: datetime
+    outcomes: Mapping[str, Outcome]
+    label: str = ""
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        """The participants the alert is delivered to, in participant order."""
+        return tuple(name for name, outcome in self.outcomes.items() if outcome.delivered)
+
+
+_DENY_PRECEDENCE: Final[Mapping[DenyReason, int]] = MappingProxyType(
+    {
+        DenyReason.HANDLING_ABOVE_LIMIT: 1,
+        DenyReason.TYPE_NOT_COVERED: 2,
+        DenyReason.SUSPENDED: 3,
+        DenyReason.NOT_YET_IN_FORCE: 4,
+        DenyReason.EXPIRED: 5,
+        DenyReason.TERMINATED: 6,
+    }
+)
+"""Among several agreements for a pair, the outcome nearest to delivering wins (Deliver is 0)."""
+
+_KEEPS_EARLIER: Final = "; an earlier recipient, it keeps the earlier version until a cancel"
+
+
+def _when(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _agreement_outcome(
+    agreement: Agreement,
+    origin: str,
+    recipient: str,
+    alert_type: AlertType,
+    rank: int,
+    at: datetime,
+) -> Outcome:
+    """What ``agreement`` alone says about an alert from ``origin`` to ``recipient`` at ``at``."""
+    aid = agreement.id
+    if agreement.status is AgreementStatus.TERMINATED:
+        return Deny(DenyReason.TERMINATED, aid, f"agreement {aid} has been terminated")
+    if at < agreement.effective_from:
+        return Deny(
+            DenyReason.NOT_YET_IN_FORCE,
+            aid,
+            f"agreement {aid} is in force from {_when(agreement.effective_from)}",
+        )
+    until = agreement.effective_until
+    if until is not None and at >= until:
+        return Deny(DenyReason.EXPIRED, aid, f"agreement {aid} expired at {_when(until)}")
+    if agreement.status is AgreementStatus.SUSPENDED:
+        return Deny(DenyReason.SUSPENDED, aid, f"agreement {aid} is suspended")
+    flow = agreement.flow(origin, recipient)
+    terms = None if flow is None else flow.types.get(alert_type.value)
+    if terms is None:
+        return Deny(
+            DenyReason.TYPE_NOT_COVERED,
+            aid,
+            f"agreement {aid} lets no {alert_type} flow from {origin} to {recipient}",
+        )
+    if rank > terms.max_handling.rank:
+        return Deny(
+            DenyReason.HANDLING_ABOVE_LIMIT,
+            aid,
+            f"handling H{rank} is above the limit {terms.max_handling} of agreement {aid} "
+            f"for {alert_type} from {origin} to {recipient}",
+        )
+    listed = set(SECTIONS[alert_type]) if isinstance(terms.sections, str) else set(terms.sections)
+    return Deliver(tuple(name for name in SECTIONS[alert_type] if name in listed), aid)
+
+
+def _precedence(outcome: Outcome, agreement: Agreement) -> tuple[int, float, str]:
+    if isinstance(outcome, Deliver):
+        return (0, 0.0, agreement.id)
+    if outcome.reason is DenyReason.NOT_YET_IN_FORCE:  # the soonest to start
+        return (
+            _DENY_PRECEDENCE[outcome.reason],
+            agreement.effective_from.timestamp(),
+            agreement.id,
+        )
+    if outcome.reason is DenyReason.EXPIRED and agreement.effective_until is not None:
+        return (
+            _DENY_PRECEDENCE[outcome.reason],
+            -agreement.effective_until.timestamp(),
+            agreement.id,
+        )
+    return (_DENY_PRECEDENCE[outcome.reason], 0.0, agreement.id)
+
+
+def pair_outcome(
+    agreements: Iterable[Agreement],
+    origin: str,
+    recipient: str,
+    alert_type: AlertType,
+    handling_code: HandlingCode,
+    at: datetime,
+) -> Outcome:
+    """The outcome for one pair, from the agreements between them (any order, same result)."""
+    best: tuple[tuple[int, float, str], Outcome] | None = None
+    for agreement in agreements:
+        outcome = _agreement_outcome(
+            agreement, origin, recipient, alert_type, handling_code.rank, at
+        )
+        key = _precedence(outcome, agreement)
+        if best is None or key < best[0]:
+            best = (key, outcome)
+    if best is None:
+        return Deny(DenyReason.NO_AGREEMENT, None, f"no agreement between {origin} and {recipient}")
+    return best[1]
+
+
+_Template = Mapping[str, Outcome]
+
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    """Per (origin, type): the time cuts and, per segment and handling rank, every outcome."""
+
+    cuts: tuple[datetime, ...]
+    segments: tuple[tuple[_Template, ...], ...]
+
+
+_RANKS: Final = tuple(sorted(HandlingCode, key=lambda code: code.rank))
+
+
+@dataclass(frozen=True)
+class PolicyIndex:
+    """An agreement set compiled for fast decisions; build it once per agreement-set version."""
+
+    digest: str
+    label: str
+    participants: tuple[str, ...]
+    _tables: Mapping[tuple[str, AlertType], _Table]
+    _not_previous: Mapping[str, _Template]
+    _no_earlier: Mapping[str, _Template]
+    _origin_deny: Mapping[str, Deny]
+
+    @classmethod
+    def build(cls, aset: AgreementSet, participants: Collection[str]) -> PolicyIndex:
+        """Compile ``aset`` for the participant ids; agreements naming others are ignored."""
+        names = tuple(sorted(set(participants)))
+        known = frozenset(names)
+        by_pair: dict[tuple[str, str], list[Agreement]] = {}
+        for agreement in aset.agreements:
+            first, second = agreement.parties
+            if first == second or first not in known or second not in known:
+                continue
+            by_pair.setdefault((first, second), []).append(agreement)
+            by_pair.setdefault((second, first), []).append(agreement)
+        tables: dict[tuple[str, AlertType], _Table] = {}
+        not_previous: dict[str, _Template] = {}
+        no_earlier: dict[str, _Template] = {}
+        origin_deny: dict[str, Deny] = {}
+        for origin in names:
+            own = Deny(DenyReason.ORIGIN, None, f"{origin} is the origin; never delivered back")
+            origin_deny[origin] = own
+            not_previous[origin] = MappingProxyType(
+                {
+                    name: own
+                    if name == origin
+                    else Deny(
+                        DenyReason.NOT_PREVIOUS_RECIPIENT,
+                        None,
+                        f"a cancel goes only to earlier recipients; {name} is not one",
+                    )
+                    for name in names
+                }
+            )
+            no_earlier[origin] = MappingProxyType(
+                {
+                    name: own
+                    if name == origin
+                    else Deny(
+                        DenyReason.NO_EARLIER_VERSION,
+                        None,
+                        "no earlier version of this alert was delivered to anyone; "
+                        "nothing to withdraw",
+                    )
+                    for name in names
+                }
+            )
+            pairs = {name: by_pair.get((origin, name), []) for name in names if name != origin}
+            cut_set: set[datetime] = set()
+            for agreements in pairs.values():
+                for agreement in agreements:
+                    cut_set.add(agreement.effective_from)
+                    if agreement.effective_until is not None:
+                        cut_set.add(agreement.effective_until)
+            cuts = tuple(sorted(cut_set))
+            moments = [cuts[0] - timedelta(microseconds=1) if cuts else datetime.now(UTC)]
+            moments.extend(cuts)
+            for alert_type in AlertType:
+                segments = tuple(
+                    tuple(
+                        MappingProxyType(
+                            {
+                                name: own
+                                if name == origin
+                                else pair_outcome(
+                                    pairs[name], origin, name, alert_type, code, moment
+                                )
+                                for name in names
+                            }
+                        )
+                        for code in _RANKS
+                    )
+                    for moment in moments
+                )
+                tables[(origin, alert_type)] = _Table(cuts, segments)
+        return cls(
+            digest=aset.digest,
+            label=aset.label,
+            participants=names,
+            _tables=tables,
+            _not_previous=not_previous,
+            _no_earlier=no_earlier,
+            _origin_deny=origin_deny,
+        )
+
+    def template(self, alert: PolicyInput, at: datetime) -> _Template:
+        """The outcomes the agreements alone give, before any lifecycle rule."""
+        table = self._tables.get((alert.origin, alert.alert_type))
+        if table is None:
+            return self._unknown_origin(alert.origin)
+        return table.segments[bisect_right(table.cuts, at)][alert.handling_code.rank]
+
+    def _unknown_origin(self, origin: str) -> _Template:
+        deny = Deny(DenyReason.UNKNOWN_PARTICIPANT, None, f"origin {origin!r} is not a participant")
+        return MappingProxyType(dict.fromkeys(self.participants, deny))
+
+
+def decide(
+    alert: PolicyInput,
+    at: datetime,
+    index: PolicyIndex,
+    history: Collection[str] = frozenset(),
+) -> Decision:
+    """Decide, for every participant, deliver (which sections) or deny (why).
+
+    ``history`` holds the participants that received an earlier version of the
+    alert. CREATE follows the agreements (history is not consulted). UPDATE
+    follows the agreements too; an earlier recipient no longer permitted is
+    denied with the agreements' reason and keeps its earlier version. CANCEL
+    goes to every earlier recipient whatever the agreements say, and to no one
+    else; with no history there is nothing to withdraw.
+    """
+    if at.tzinfo is None:
+        raise PolicyError("decision time must carry a time zone")
+    operation = alert.operation
+    if operation is Operation.CANCEL:
+        outcomes = _cancel(alert, at, index, history)
+    else:
+        base = index.template(alert, at)
+        if operation is Operation.CREATE or not history:
+            return Decision(index.digest, at, base, index.label)
+        outcomes = _update(alert, base, history)
+    return Decision(index.digest, at, MappingProxyType(outcomes), index.label)
+
+
+def _update(alert: PolicyInput, base: _Template, history: Collection[str]) -> dict[str, Outcome]:
+    outcomes = dict(base)
+    for name in history:
+        if name == alert.origin:
+            continue
+        current = outcomes.get(name)
+        if current is None:
+            outcomes[name] = Deny(
+                DenyReason.UNKNOWN_PARTICIPANT,
+                None,
+                f"{name} is not a participant any more" + _KEEPS_EARLIER,
+            )
+        elif isinstance(current, Deny):
+            outcomes[name] = Deny(
+                current.reason, current.agreement_id, current.detail + _KEEPS_EARLIER
+            )
+    return outcomes
+
+
+def _cancel(
+    alert: PolicyInput, at: datetime, index: PolicyIndex, history: Collection[str]
+) -> dict[str, Outcome]:
+    origin = alert.origin
+    earlier = [name for name in history if name != origin]
+    if not earlier:
+        template = index._no_earlier.get(origin)
+        return dict(template if template is not None else index.template(alert, at))
+    template = index._not_previous.get(origin)
+    if template is None:  # unknown origin: nothing it sends is delivered
+        return dict(index.template(alert, at))
+    base = index.template(alert, at)
+    outcomes = dict(template)
+    for name in earlier:
+        permitted = base.get(name)
+        agreement_id = permitted.agreement_id if isinstance(permitted, Deliver) else None
+        outcomes[name] = Deliver((), agreement_id, Basis.EARLIER_RECIPIENT)
+    return outcomes
