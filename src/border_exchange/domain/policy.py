@@ -218,6 +218,16 @@ def pair_outcome(
 _Template = Mapping[str, Outcome]
 
 
+def _cuts_of(agreements: Iterable[Agreement]) -> set[datetime]:
+    """Every instant at which one of ``agreements`` starts or ends."""
+    cuts: set[datetime] = set()
+    for agreement in agreements:
+        cuts.add(agreement.effective_from)
+        if agreement.effective_until is not None:
+            cuts.add(agreement.effective_until)
+    return cuts
+
+
 @dataclass(frozen=True, slots=True)
 class _Table:
     """Per (origin, type): the time cuts and, per segment and handling rank, every outcome."""
@@ -227,6 +237,44 @@ class _Table:
 
 
 _RANKS: Final = tuple(sorted(HandlingCode, key=lambda code: code.rank))
+
+
+def _compile_origin(
+    origin: str, own: Deny, names: tuple[str, ...], pairs: Mapping[str, list[Agreement]]
+) -> dict[AlertType, _Table]:
+    """The tables of one origin: per type, the time cuts and every outcome per segment and rank."""
+    pair_cuts = {name: tuple(sorted(_cuts_of(agreements))) for name, agreements in pairs.items()}
+    cuts = tuple(sorted({cut for each in pair_cuts.values() for cut in each}))
+    # Segment 0 is everything before the first cut; any instant in it decides it.
+    moments = [cuts[0] - timedelta(microseconds=1) if cuts else datetime(2000, 1, 1, tzinfo=UTC)]
+    moments.extend(cuts)
+    # A pair's outcome changes only at its own cuts: compute it once per pair segment.
+    memo: dict[tuple[str, AlertType, int, int], Outcome] = {}
+
+    def outcome(name: str, alert_type: AlertType, code: HandlingCode, moment: datetime) -> Outcome:
+        if name == origin:
+            return own
+        key = (name, alert_type, code.rank, bisect_right(pair_cuts[name], moment))
+        found = memo.get(key)
+        if found is None:
+            found = memo[key] = pair_outcome(pairs[name], origin, name, alert_type, code, moment)
+        return found
+
+    return {
+        alert_type: _Table(
+            cuts,
+            tuple(
+                tuple(
+                    MappingProxyType(
+                        {name: outcome(name, alert_type, code, moment) for name in names}
+                    )
+                    for code in _RANKS
+                )
+                for moment in moments
+            ),
+        )
+        for alert_type in AlertType
+    }
 
 
 @dataclass(frozen=True)
@@ -239,7 +287,6 @@ class PolicyIndex:
     _tables: Mapping[tuple[str, AlertType], _Table]
     _not_previous: Mapping[str, _Template]
     _no_earlier: Mapping[str, _Template]
-    _origin_deny: Mapping[str, Deny]
 
     @classmethod
     def build(cls, aset: AgreementSet, participants: Collection[str]) -> PolicyIndex:
@@ -256,10 +303,8 @@ class PolicyIndex:
         tables: dict[tuple[str, AlertType], _Table] = {}
         not_previous: dict[str, _Template] = {}
         no_earlier: dict[str, _Template] = {}
-        origin_deny: dict[str, Deny] = {}
         for origin in names:
             own = Deny(DenyReason.ORIGIN, None, f"{origin} is the origin; never delivered back")
-            origin_deny[origin] = own
             not_previous[origin] = MappingProxyType(
                 {
                     name: own
@@ -286,33 +331,8 @@ class PolicyIndex:
                 }
             )
             pairs = {name: by_pair.get((origin, name), []) for name in names if name != origin}
-            cut_set: set[datetime] = set()
-            for agreements in pairs.values():
-                for agreement in agreements:
-                    cut_set.add(agreement.effective_from)
-                    if agreement.effective_until is not None:
-                        cut_set.add(agreement.effective_until)
-            cuts = tuple(sorted(cut_set))
-            moments = [cuts[0] - timedelta(microseconds=1) if cuts else datetime.now(UTC)]
-            moments.extend(cuts)
-            for alert_type in AlertType:
-                segments = tuple(
-                    tuple(
-                        MappingProxyType(
-                            {
-                                name: own
-                                if name == origin
-                                else pair_outcome(
-                                    pairs[name], origin, name, alert_type, code, moment
-                                )
-                                for name in names
-                            }
-                        )
-                        for code in _RANKS
-                    )
-                    for moment in moments
-                )
-                tables[(origin, alert_type)] = _Table(cuts, segments)
+            for alert_type, table in _compile_origin(origin, own, names, pairs).items():
+                tables[(origin, alert_type)] = table
         return cls(
             digest=aset.digest,
             label=aset.label,
@@ -320,7 +340,6 @@ class PolicyIndex:
             _tables=tables,
             _not_previous=not_previous,
             _no_earlier=no_earlier,
-            _origin_deny=origin_deny,
         )
 
     def template(self, alert: PolicyInput, at: datetime) -> _Template:
