@@ -7,6 +7,8 @@ one of these with ``raise ... from``, so callers catch one family.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 
 class BorderExchangeError(Exception):
     """Base of every error border-exchange raises on purpose."""
@@ -32,12 +34,43 @@ class SchemaError(BorderExchangeError):
     """A schema is missing, unreadable or incompatible with an earlier version."""
 
 
+class SignatureProblem(StrEnum):
+    """Machine-readable reason of a ``SignatureError``."""
+
+    BAD_SIGNATURE = "BAD_SIGNATURE"
+    DIGEST_MISMATCH = "DIGEST_MISMATCH"
+    SECTION_LAYOUT = "SECTION_LAYOUT"
+    KEY_MISMATCH = "KEY_MISMATCH"
+    UNKNOWN_SCHEMA = "UNKNOWN_SCHEMA"
+
+
 class SignatureError(BorderExchangeError):
     """A signature or a section digest does not verify; the message must not be trusted."""
+
+    def __init__(
+        self, message: str, reason: SignatureProblem = SignatureProblem.BAD_SIGNATURE
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class KeyProblem(StrEnum):
+    """Machine-readable reason of a ``KeyNotValidError``."""
+
+    UNKNOWN_PARTICIPANT = "UNKNOWN_PARTICIPANT"
+    UNKNOWN_KEY = "UNKNOWN_KEY"
+    KEY_NOT_YET_VALID = "KEY_NOT_YET_VALID"
+    KEY_EXPIRED = "KEY_EXPIRED"
+    KEY_REVOKED = "KEY_REVOKED"
+    KEY_LOCKED = "KEY_LOCKED"
 
 
 class KeyNotValidError(BorderExchangeError):
     """A key is unknown, not valid at the time asked, revoked, or cannot be unlocked."""
+
+    def __init__(self, message: str, reason: KeyProblem = KeyProblem.UNKNOWN_KEY) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class TrustStoreError(BorderExchangeError):

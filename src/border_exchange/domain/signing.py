@@ -1,0 +1,291 @@
+"""Sealing, verifying and redacting alert messages; the signature survives redaction.
+
+The origin signs, with Ed25519, a canonical signing input: a domain-separation tag,
+the length-prefixed header fields, and the ordered (name, digest) list of every
+section. A section digest is SHA-256 over a tag, the alert and message ids, the
+section name, a fresh 16-byte salt and the section's bytes, so a redacted section
+keeps its digest and no section can be moved to another message. The byte layout is
+documented in ``docs/contract.md``. Verification raises; it never returns False.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey
+
+from border_exchange.domain.alerts import AlertInput
+from border_exchange.domain.catalog import SECTIONS, Operation
+from border_exchange.domain.encoding import (
+    ENVELOPE_SCHEMA,
+    decode_record,
+    encode_record,
+    envelope_fingerprint,
+    section_schema_name,
+)
+from border_exchange.domain.envelope import DIGEST_SIZE, SALT_SIZE, Envelope, Header, Section
+from border_exchange.domain.schemas import registry
+from border_exchange.domain.trust import PublicKey, TrustStore
+from border_exchange.errors import DecodeError, SignatureError, SignatureProblem, ValidationError
+
+SIGNING_TAG: Final = b"border-exchange/alert/v1\x00"
+SECTION_TAG: Final = b"border-exchange/section/v1\x00"
+SIGNATURE_SIZE: Final = 64
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+Salt = Callable[[int], bytes]
+"""A source of salt bytes: ``os.urandom`` in production, fixed bytes in test vectors."""
+
+
+def _lp(data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + data
+
+
+def _text(value: str) -> bytes:
+    data = value.encode("utf-8")
+    return len(data).to_bytes(4, "big") + data
+
+
+def _optional(value: str | None) -> bytes:
+    return b"\x00" if value is None else b"\x01" + _text(value)
+
+
+def _micros(value: datetime) -> bytes:
+    delta = value - _EPOCH
+    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return micros.to_bytes(8, "big", signed=True)
+
+
+def section_digest(alert_id: str, message_id: str, name: str, salt: bytes, content: bytes) -> bytes:
+    """SHA-256 binding a section's bytes to its message, name and salt."""
+    return hashlib.sha256(
+        SECTION_TAG + _text(alert_id) + _text(message_id) + _text(name) + _lp(salt) + _lp(content)
+    ).digest()
+
+
+def signing_input(header: Header, sections: Sequence[Section]) -> bytes:
+    """The exact bytes the origin signs (layout in ``docs/contract.md``)."""
+    parts = [
+        SIGNING_TAG,
+        _text(header.origin),
+        _text(header.alert_type.value),
+        _text(header.alert_id),
+        header.version.to_bytes(4, "big"),
+        _text(header.message_id),
+        _text(header.operation.value),
+        _micros(header.issued_at),
+        _micros(header.expires_at),
+        _text(header.handling_code.value),
+        _text(header.source_reliability.value),
+        _text(header.information_reliability.value),
+        _text(header.priority.value),
+        _text(header.action_on_hit.value),
+        len(header.warning_markers).to_bytes(4, "big"),
+        *(_text(marker.value) for marker in header.warning_markers),
+        _optional(header.cancel_reason),
+        _optional(header.language),
+        _text(header.key_id),
+        _lp(header.schema_fingerprint),
+        len(sections).to_bytes(4, "big"),
+    ]
+    for section in sections:
+        parts.append(_text(section.name))
+        parts.append(section.digest)
+    return b"".join(parts)
+
+
+def sign(
+    header: Header,
+    contents: Iterable[tuple[str, bytes]],
+    signing_key: SigningKey,
+    *,
+    salt: Salt = os.urandom,
+) -> Envelope:
+    """Seal already-encoded section ``contents`` under ``header`` with ``signing_key``."""
+    sections = []
+    for name, content in contents:
+        section_salt = salt(SALT_SIZE)
+        if len(section_salt) != SALT_SIZE:
+            raise ValidationError(f"salt of section {name} must have {SALT_SIZE} bytes")
+        digest = section_digest(header.alert_id, header.message_id, name, section_salt, content)
+        sections.append(Section(name, digest, section_salt, content))
+    _check_layout(header, sections)
+    signature = signing_key.sign(signing_input(header, sections)).signature
+    return Envelope(header, tuple(sections), bytes(signature))
+
+
+def seal(
+    alert: AlertInput,
+    *,
+    signing_key: SigningKey,
+    key_id: str,
+    message_id: str,
+    issued_at: datetime,
+    alert_id: str | None = None,
+    salt: Salt = os.urandom,
+) -> Envelope:
+    """Encode and sign a validated alert as its origin.
+
+    The alert id is ``alert.alert_id``, else ``alert_id``, else a new random UUID (a new
+    alert). ``issued_at`` must carry a time zone and precede the alert's expiry.
+    """
+    if alert.alert_id is not None and alert_id is not None and alert.alert_id != alert_id:
+        raise ValidationError(
+            "conflicting alert ids", (f"alert_id: {alert.alert_id} != {alert_id}",)
+        )
+    if issued_at.tzinfo is None:
+        raise ValidationError("invalid seal", ("issued_at: must carry a time zone",))
+    issued_at = issued_at.astimezone(UTC)
+    if alert.expires_at <= issued_at:
+        raise ValidationError("invalid seal", ("expires_at: must be after the issue time",))
+    header = Header(
+        origin=alert.origin,
+        alert_type=alert.alert_type,
+        alert_id=alert.alert_id or alert_id or uuid.uuid4().hex,
+        version=alert.version,
+        message_id=message_id,
+        operation=alert.operation,
+        issued_at=issued_at,
+        expires_at=alert.expires_at.astimezone(UTC),
+        handling_code=alert.handling_code,
+        source_reliability=alert.source_reliability,
+        information_reliability=alert.information_reliability,
+        priority=alert.priority,
+        action_on_hit=alert.action_on_hit,
+        warning_markers=tuple(alert.warning_markers),
+        cancel_reason=alert.cancel_reason,
+        key_id=key_id,
+        schema_fingerprint=envelope_fingerprint(),
+        language=alert.language,
+    )
+    contents = [
+        (name, encode_record(section_schema_name(alert.alert_type, name), record))
+        for name, record in alert.section_records().items()
+    ]
+    return sign(header, contents, signing_key, salt=salt)
+
+
+def _check_layout(header: Header, sections: Sequence[Section]) -> None:
+    """Section names are known for the type, unique and in canonical order; CANCEL has none."""
+    if header.operation is Operation.CANCEL:
+        if sections:
+            raise SignatureError("a CANCEL carries no sections", SignatureProblem.SECTION_LAYOUT)
+        return
+    canonical = SECTIONS[header.alert_type]
+    position = -1
+    for section in sections:
+        try:
+            index = canonical.index(section.name)
+        except ValueError:
+            raise SignatureError(
+                f"{header.alert_type} has no section {section.name!r}",
+                SignatureProblem.SECTION_LAYOUT,
+            ) from None
+        if index <= position:
+            raise SignatureError(
+                f"section {section.name!r} repeated or out of canonical order",
+                SignatureProblem.SECTION_LAYOUT,
+            )
+        position = index
+
+
+def verify(envelope: Envelope, public_key: PublicKey) -> None:
+    """Check ``envelope`` was sealed with ``public_key`` and every present section is intact.
+
+    Raises ``SignatureError`` (with a ``reason``) on any mismatch; redacted sections pass
+    on their signed digests. Whether the key was valid at issue time is the trust
+    store's question: see ``verify_trusted``.
+    """
+    header = envelope.header
+    if public_key.owner != header.origin or public_key.key_id != header.key_id:
+        raise SignatureError(
+            f"message names key {header.key_id} of {header.origin}, "
+            f"given key {public_key.key_id} of {public_key.owner}",
+            SignatureProblem.KEY_MISMATCH,
+        )
+    fingerprint = registry().by_fingerprint.get(header.schema_fingerprint)
+    if fingerprint is None or fingerprint.name != ENVELOPE_SCHEMA:
+        raise SignatureError(
+            f"signed schema fingerprint {header.schema_fingerprint.hex()} is no envelope schema",
+            SignatureProblem.UNKNOWN_SCHEMA,
+        )
+    sections = envelope.sections
+    _check_layout(header, sections)
+    for section in sections:
+        if len(section.digest) != DIGEST_SIZE:
+            raise SignatureError(
+                f"section {section.name}: digest must have {DIGEST_SIZE} bytes",
+                SignatureProblem.DIGEST_MISMATCH,
+            )
+        if section.content is None:
+            if section.salt is not None:
+                raise SignatureError(
+                    f"section {section.name}: redacted but carries a salt",
+                    SignatureProblem.DIGEST_MISMATCH,
+                )
+            continue
+        if section.salt is None or len(section.salt) != SALT_SIZE:
+            raise SignatureError(
+                f"section {section.name}: content without a {SALT_SIZE}-byte salt",
+                SignatureProblem.DIGEST_MISMATCH,
+            )
+        expected = section_digest(
+            header.alert_id, header.message_id, section.name, section.salt, section.content
+        )
+        if expected != section.digest:
+            raise SignatureError(
+                f"section {section.name}: content does not match its signed digest",
+                SignatureProblem.DIGEST_MISMATCH,
+            )
+    try:
+        public_key.verify_key.verify(signing_input(header, sections), envelope.signature)
+    except (BadSignatureError, ValueError, TypeError) as exc:
+        raise SignatureError(
+            f"signature of {header.origin} (key {header.key_id}) does not verify on message "
+            f"{header.message_id}",
+            SignatureProblem.BAD_SIGNATURE,
+        ) from exc
+
+
+def verify_trusted(envelope: Envelope, trust: TrustStore) -> PublicKey:
+    """Verify with the origin's key named in the header, which must be valid at issue time.
+
+    Raises ``KeyNotValidError`` or ``SignatureError``; returns the key used.
+    """
+    header = envelope.header
+    key = trust.key_for(header.origin, header.key_id, header.issued_at)
+    verify(envelope, key)
+    return key
+
+
+def redact(envelope: Envelope, keep: Iterable[str]) -> Envelope:
+    """``envelope`` with the content and salt of every section not in ``keep`` removed."""
+    kept = frozenset(keep)
+    return Envelope(
+        envelope.header,
+        tuple(s if s.name in kept else s.without_content() for s in envelope.sections),
+        envelope.signature,
+    )
+
+
+def section_content(envelope: Envelope, name: str) -> dict[str, Any]:
+    """The decoded record of present section ``name`` (verify the envelope first)."""
+    section = envelope.section(name)
+    if section is None:
+        raise DecodeError(f"message {envelope.header.message_id} has no section {name!r}")
+    if section.content is None:
+        raise DecodeError(f"section {name!r} of message {envelope.header.message_id} is redacted")
+    schema_name, record = decode_record(section.content)
+    try:
+        expected = section_schema_name(envelope.header.alert_type, name)
+    except Exception as exc:
+        raise DecodeError(f"section {name!r} is not a section of the alert type") from exc
+    if schema_name != expected:
+        raise DecodeError(f"section {name!r} holds a {schema_name} record, expected {expected}")
+    return record
