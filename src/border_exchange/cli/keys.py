@@ -1,0 +1,146 @@
+"""``border-exchange keys``: generate signing keys and show the trust store."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import yaml
+from nacl.signing import SigningKey
+
+from border_exchange.adapters.keyfiles import passphrase_from_env_or_prompt, write_private_key
+from border_exchange.adapters.trust_file import load_trust_store
+from border_exchange.domain.catalog import is_participant_id
+from border_exchange.domain.trust import HUB, PublicKey, key_entry
+from border_exchange.errors import ConfigError
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``keys generate`` and ``keys show``."""
+    keys = subparsers.add_parser("keys", help="generate signing keys, show the trust store")
+    commands = keys.add_subparsers(title="keys commands", metavar="KEYS_COMMAND", required=True)
+
+    generate = commands.add_parser(
+        "generate",
+        help="write a new encrypted private key and the trust store entry of its public key",
+        description="The passphrase is read from BX_KEY_PASSPHRASE or prompted for.",
+    )
+    generate.add_argument("--participant", required=True, help="participant id, or 'hub'")
+    generate.add_argument("--out", required=True, type=Path, help="directory to write into")
+    generate.add_argument("--key-id", help="key id (default: <participant>-<YYYY>-<MMDD>)")
+    generate.add_argument("--valid-days", type=int, default=365, help="validity (default 365)")
+    generate.add_argument("--valid-from", help="start of validity, ISO 8601 (default: now)")
+    generate.set_defaults(handler=generate_key)
+
+    show = commands.add_parser("show", help="print participants and keys with their validity")
+    show.add_argument("truststore", type=Path, help="trust store YAML file")
+    show.add_argument("--at", help="judge validity at this time, ISO 8601 (default: now)")
+    show.set_defaults(handler=show_trust_store)
+
+
+def _time(value: str | None, option: str) -> datetime:
+    if value is None:
+        return datetime.now(UTC).replace(microsecond=0)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{option}: not an ISO 8601 time: {value!r}") from None
+    if parsed.tzinfo is None:
+        raise ConfigError(f"{option}: give a time zone, e.g. 2026-01-01T00:00:00Z")
+    return parsed.astimezone(UTC)
+
+
+def generate_key(args: argparse.Namespace) -> int:
+    """Write ``<key_id>.pem`` and ``<key_id>.pub.yaml`` and print the trust store entry."""
+    owner: str = args.participant
+    if owner != HUB and not is_participant_id(owner):
+        raise ConfigError(f"--participant: {owner!r} is not a participant id nor 'hub'")
+    if args.valid_days < 1:
+        raise ConfigError("--valid-days must be at least 1")
+    valid_from = _time(args.valid_from, "--valid-from")
+    key_id: str = args.key_id or f"{owner}-{valid_from:%Y-%m%d}"
+    if not key_id or "/" in key_id or key_id.startswith("."):
+        raise ConfigError(f"--key-id: {key_id!r} cannot name a file")
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    passphrase = passphrase_from_env_or_prompt(confirm=True)
+    signing_key = SigningKey.generate()
+    public = PublicKey(
+        owner,
+        key_id,
+        bytes(signing_key.verify_key),
+        valid_from,
+        valid_from + timedelta(days=args.valid_days),
+    )
+    private_path = out / f"{key_id}.pem"
+    write_private_key(private_path, signing_key, passphrase)
+    entry = key_entry(public)
+    del entry["revoked_at"], entry["revocation_reason"]
+    text = yaml.safe_dump([entry], sort_keys=False, allow_unicode=True)
+    (out / f"{key_id}.pub.yaml").write_text(text, encoding="utf-8")
+    where = "hub.keys" if owner == HUB else f"the keys of participant {owner}"
+    print(f"# private key written to {private_path} (mode 0600)")
+    print(f"# add this entry to {where} in the trust store:")
+    print(text, end="")
+    return 0
+
+
+def _status(key: PublicKey, at: datetime) -> str:
+    problem = key.problem_at(at)
+    return "valid" if problem is None else problem[0].value.lower().removeprefix("key_")
+
+
+def _iso(value: datetime | None) -> str:
+    return "-" if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def show_trust_store(args: argparse.Namespace) -> int:
+    """Print every participant and key with its validity at ``--at``."""
+    store = load_trust_store(args.truststore)
+    at = _time(args.at, "--at")
+    rows = [
+        (
+            "OWNER",
+            "NAME",
+            "KIND",
+            "KEY ID",
+            "VALID FROM",
+            "VALID UNTIL",
+            "REVOKED",
+            "AT " + _iso(at),
+        )
+    ]
+    for key in store.hub.keys:
+        rows.append(("hub", "hub operator", "HUB", *_key_cells(key, at)))
+    for participant in sorted(store.participants.values(), key=lambda p: p.id):
+        name = participant.name if participant.active else f"{participant.name} (suspended)"
+        if not participant.keys:
+            rows.append(
+                (participant.id, name, participant.kind.value, "-", "-", "-", "-", "no key")
+            )
+        for key in participant.keys:
+            rows.append((participant.id, name, participant.kind.value, *_key_cells(key, at)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    if store.hub.auditors:
+        print(f"auditors: {', '.join(store.hub.auditors)}")
+    return 0
+
+
+def _key_cells(key: PublicKey, at: datetime) -> tuple[str, str, str, str, str]:
+    revoked = "-"
+    if key.revoked_at is not None:
+        revoked = f"{_iso(key.revoked_at)} ({key.revocation_reason or 'no reason given'})"
+    fingerprint = base64.b64encode(key.raw).decode()[:8]
+    return (
+        f"{key.key_id} [{fingerprint}…]",
+        _iso(key.valid_from),
+        _iso(key.valid_until),
+        revoked,
+        _status(key, at),
+    )
