@@ -1,0 +1,132 @@
+"""Shared fixtures: a real Kafka cluster for the tests that need one.
+
+The cluster is chosen in this order:
+
+1. ``BX_KAFKA_BOOTSTRAP`` (a SASL/SCRAM listener) with ``BX_KAFKA_ADMIN_USERNAME`` and
+   ``BX_KAFKA_ADMIN_PASSWORD``: use that cluster;
+2. a reachable Docker engine: a testcontainers broker;
+3. otherwise the project's own launcher, from the official jars.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from border_exchange.adapters import kafka_launcher
+from border_exchange.adapters.kafka_launcher import ClusterInfo
+from border_exchange.adapters.kafka_settings import KafkaSettings
+
+
+@dataclass(frozen=True)
+class KafkaCluster:
+    """A cluster the tests may use, with an administrator's settings."""
+
+    admin: KafkaSettings
+    """The administrator (a super user) on the SASL listener with the authorizer."""
+    info: ClusterInfo | None = None
+    """Set when the local launcher started the cluster: its processes may be stopped."""
+    brokers: int = 1
+
+    def as_user(self, username: str, password: str) -> KafkaSettings:
+        """Settings for another SCRAM principal on the same listener."""
+        return self.admin.as_user(username, password)
+
+    async def create_topic(
+        self,
+        prefix: str = "bx.test",
+        partitions: int = 1,
+        replication: int | None = None,
+        configs: dict[str, str] | None = None,
+        name: str | None = None,
+    ) -> str:
+        """Create a uniquely named topic (or ``name``) and return its name."""
+        topic = name or f"{prefix}.{uuid.uuid4().hex[:10]}"
+        admin = AIOKafkaAdminClient(**self.admin.client_kwargs())
+        await admin.start()
+        try:
+            await admin.create_topics(
+                [
+                    NewTopic(
+                        topic,
+                        partitions,
+                        replication or min(self.brokers, 3),
+                        topic_configs=configs or {},
+                    )
+                ]
+            )
+        finally:
+            await admin.close()
+        return topic
+
+
+def _docker_reachable() -> bool:
+    if os.environ.get("BX_NO_DOCKER"):
+        return False
+    try:
+        import docker  # type: ignore[import-untyped]  # optional, comes with testcontainers
+
+        docker.from_env(timeout=3).ping()
+    except Exception:  # any failure means: no engine to use
+        return False
+    return True
+
+
+def _from_environment() -> KafkaCluster | None:
+    bootstrap = os.environ.get("BX_KAFKA_BOOTSTRAP")
+    if not bootstrap:
+        return None
+    user = os.environ.get("BX_KAFKA_ADMIN_USERNAME", "admin")
+    password = os.environ.get("BX_KAFKA_ADMIN_PASSWORD")
+    if not password:
+        pytest.exit("BX_KAFKA_BOOTSTRAP is set but BX_KAFKA_ADMIN_PASSWORD is not", returncode=4)
+    protocol = os.environ.get("BX_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    settings = KafkaSettings(bootstrap, protocol, user, password)  # type: ignore[arg-type]
+    return KafkaCluster(admin=settings, brokers=int(os.environ.get("BX_KAFKA_BROKERS", "1")))
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[KafkaCluster]:
+    """A running single-broker cluster for the whole test session."""
+    external = _from_environment()
+    if external is not None:
+        yield external
+        return
+    if _docker_reachable():
+        from tests.containers import kafka_container
+
+        with kafka_container() as cluster:
+            yield cluster
+        return
+    info = kafka_launcher.start_cluster(1)
+    try:
+        admin = KafkaSettings(
+            info.client_bootstrap, "SASL_PLAINTEXT", info.admin_user, info.admin_password
+        )
+        yield KafkaCluster(admin=admin, info=info)
+    finally:
+        kafka_launcher.stop_cluster(info, remove=True)
+
+
+@pytest.fixture(scope="session")
+def kafka3() -> Iterator[KafkaCluster]:
+    """A three-node cluster of the local launcher, whose brokers a test may stop."""
+    info = kafka_launcher.start_cluster(3)
+    try:
+        admin = KafkaSettings(
+            info.client_bootstrap, "SASL_PLAINTEXT", info.admin_user, info.admin_password
+        )
+        yield KafkaCluster(admin=admin, info=info, brokers=3)
+    finally:
+        kafka_launcher.stop_cluster(info, remove=True)
+
+
+@pytest.fixture
+async def topic(kafka: KafkaCluster) -> str:
+    """A fresh single-partition topic on the session cluster."""
+    return await kafka.create_topic()
