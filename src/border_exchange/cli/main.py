@@ -17,6 +17,8 @@ from border_exchange import __version__
 from border_exchange.errors import BorderExchangeError
 
 COMMANDS: tuple[str, ...] = (
+    "border_exchange.cli.demo",
+    "border_exchange.cli.dev",
     "border_exchange.cli.keys",
 )
 """Modules that add subcommands, in the order ``--help`` lists them."""
