@@ -7,7 +7,10 @@ with ``bx.hub.`` (lower case, so no participant id can collide with it).
 
 from __future__ import annotations
 
+import re
 from typing import Final
+
+from border_exchange.domain.catalog import is_participant_id
 
 TOPIC_PREFIX: Final = "bx."
 HUB_PREFIX: Final = "bx.hub."
@@ -19,6 +22,9 @@ ROUTER_TXN_PREFIX: Final = "bx.hub.router."
 ROUTER_PRINCIPAL: Final = "hub.router"
 AUDITOR_PRINCIPAL: Final = "hub.auditor"
 ADMIN_PRINCIPAL: Final = "admin"
+AUDITOR_GROUP_PREFIX: Final = "bx.hub.auditor."
+ROLE_NAME_PATTERN: Final = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+"""A post or auditor name: lower-case letters, digits and inner hyphens (it becomes a user name)."""
 
 
 def outbox_topic(participant: str) -> str:
@@ -75,3 +81,52 @@ def gateway_transactional_id(participant: str) -> str:
 def post_group(participant: str, post: str) -> str:
     """The consumer group of border post ``post`` of ``participant``."""
     return f"bx.{participant}.post.{post}"
+
+
+def gateway_group_prefix(participant: str) -> str:
+    """The prefix of the consumer groups of ``participant``'s gateway."""
+    return f"bx.{participant}.gateway"
+
+
+def auditor_principal(name: str) -> str:
+    """The SCRAM user of auditor ``name`` (``hub.auditor.<name>``)."""
+    return f"{AUDITOR_PRINCIPAL}.{name}"
+
+
+def auditor_group_prefix(name: str) -> str:
+    """The prefix of auditor ``name``'s consumer groups (``bx.hub.auditor.<name>.``)."""
+    return f"{AUDITOR_GROUP_PREFIX}{name}."
+
+
+def is_role_name(value: str) -> bool:
+    """Whether ``value`` may name a border post or an auditor."""
+    return ROLE_NAME_PATTERN.fullmatch(value) is not None
+
+
+def principal_owner(principal: str) -> str | None:
+    """The participant id (or ``"hub"``) owning user ``principal``; None when not ours.
+
+    Ours are ``<P>.gateway``, ``<P>.post.<name>``, ``hub.router`` and
+    ``hub.auditor[.<name>]``; the administrator and any other user are not.
+    """
+    if principal in (ROUTER_PRINCIPAL, AUDITOR_PRINCIPAL):
+        return "hub"
+    if principal.startswith(AUDITOR_PRINCIPAL + "."):
+        return "hub" if is_role_name(principal[len(AUDITOR_PRINCIPAL) + 1 :]) else None
+    participant, _, role = principal.partition(".")
+    if not is_participant_id(participant):
+        return None
+    if role == "gateway":
+        return participant
+    kind, _, post = role.partition(".")
+    if kind == "post" and is_role_name(post):
+        return participant
+    return None
+
+
+def resource_owner(name: str) -> str:
+    """The participant id owning a topic, group or transactional id name, else ``"hub"``."""
+    parts = name.split(".")
+    if len(parts) >= 2 and parts[0] == "bx" and is_participant_id(parts[1]):
+        return parts[1]
+    return "hub"
