@@ -26,6 +26,7 @@ from border_exchange.domain.catalog import (
     WarningMarker,
 )
 from border_exchange.domain.envelope import Envelope, Header, Section
+from border_exchange.domain.envelope_reader import FAST_FINGERPRINT, read_envelope
 from border_exchange.domain.schemas import SINGLE_OBJECT_MAGIC, Schema, registry
 from border_exchange.errors import DecodeError, SchemaError
 
@@ -190,6 +191,13 @@ def _header(record: Mapping[str, Any]) -> Header:
 
 def decode_envelope(data: bytes) -> Envelope:
     """The envelope carried by ``data``; raises only ``DecodeError``."""
+    if type(data) is bytes and data[:2] == SINGLE_OBJECT_MAGIC and data[2:10] == FAST_FINGERPRINT:
+        return read_envelope(data, PREFIX_SIZE)
+    return decode_envelope_generic(data)
+
+
+def decode_envelope_generic(data: bytes) -> Envelope:
+    """``decode_envelope`` through fastavro's schema resolution, for every writer version."""
     schema, record = _decode(data)
     if schema.name != ENVELOPE_SCHEMA:
         raise DecodeError(f"expected a {ENVELOPE_SCHEMA} record, got {schema.name}")
