@@ -267,7 +267,8 @@ class _Prebuilt(Request[RequestStruct]):  # type: ignore[misc]  # aiokafka is un
 
 
 @asynccontextmanager
-async def _admin(settings: KafkaSettings) -> AsyncIterator[AIOKafkaAdminClient]:
+async def admin_session(settings: KafkaSettings) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started aiokafka admin client for ``settings``, closed on exit."""
     client = AIOKafkaAdminClient(**settings.client_kwargs())
     try:
         await client.start()
@@ -280,7 +281,8 @@ async def _admin(settings: KafkaSettings) -> AsyncIterator[AIOKafkaAdminClient]:
         await client.close()
 
 
-async def _send(client: AIOKafkaAdminClient, struct: Any) -> Any:
+async def send_struct(client: AIOKafkaAdminClient, struct: Any) -> Any:
+    """Send a request struct of a version chosen here; its response struct."""
     try:
         return await client._send_to_controller(_Prebuilt(struct))
     except AioKafkaError as exc:
@@ -293,7 +295,8 @@ def _mapped(exc: AioKafkaError, what: str) -> KafkaError:
     return KafkaError(f"{what}: {exc}")
 
 
-def _check(code: int, message: str | None, what: str) -> None:
+def check_error(code: int, message: str | None, what: str) -> None:
+    """Raise ``AuthorizationError`` or ``KafkaError`` for a non-zero Kafka error code."""
     if code == 0:
         return
     error = for_code(code)
@@ -322,32 +325,34 @@ async def upsert_scram_user(settings: KafkaSettings, user: str, password: str) -
         salted_password(password, salt),
         {},
     )
-    async with _admin(settings) as client:
-        response = await _send(client, _AlterScramRequestV0([], [upsertion], {}))
+    async with admin_session(settings) as client:
+        response = await send_struct(client, _AlterScramRequestV0([], [upsertion], {}))
     for name, code, message, _tags in response.results:
-        _check(code, message, f"setting the SCRAM credential of {name!r}")
+        check_error(code, message, f"setting the SCRAM credential of {name!r}")
 
 
 async def delete_scram_user(settings: KafkaSettings, user: str) -> bool:
     """Delete ``user``'s SCRAM-SHA-512 credential; False when it had none."""
-    async with _admin(settings) as client:
-        response = await _send(client, _AlterScramRequestV0([(user, SCRAM_MECHANISM, {})], [], {}))
+    async with admin_session(settings) as client:
+        response = await send_struct(
+            client, _AlterScramRequestV0([(user, SCRAM_MECHANISM, {})], [], {})
+        )
     for name, code, message, _tags in response.results:
         if code == _RESOURCE_NOT_FOUND:
             return False
-        _check(code, message, f"deleting the SCRAM credential of {name!r}")
+        check_error(code, message, f"deleting the SCRAM credential of {name!r}")
     return True
 
 
 async def list_scram_users(settings: KafkaSettings) -> frozenset[str]:
     """Every user that has a SCRAM-SHA-512 credential."""
-    async with _admin(settings) as client:
+    async with admin_session(settings) as client:
         # A null user list asks for every user.
-        response = await _send(client, _DescribeScramRequestV0(None, {}))
-    _check(response.error_code, response.error_message, "listing SCRAM users")
+        response = await send_struct(client, _DescribeScramRequestV0(None, {}))
+    check_error(response.error_code, response.error_message, "listing SCRAM users")
     users: set[str] = set()
     for name, code, message, infos, _tags in response.results:
-        _check(code, message, f"describing the SCRAM credential of {name!r}")
+        check_error(code, message, f"describing the SCRAM credential of {name!r}")
         if any(mechanism == SCRAM_MECHANISM for mechanism, _iterations, _t in infos):
             users.add(name)
     return frozenset(users)
@@ -374,10 +379,12 @@ async def create_acls(settings: KafkaSettings, bindings: Iterable[AclBinding]) -
     wanted = sorted(set(bindings))
     if not wanted:
         return
-    async with _admin(settings) as client:
-        response = await _send(client, _CreateAclsRequestV3([_as_filter(b) for b in wanted], {}))
+    async with admin_session(settings) as client:
+        response = await send_struct(
+            client, _CreateAclsRequestV3([_as_filter(b) for b in wanted], {})
+        )
     for binding, (code, message, _tags) in zip(wanted, response.results, strict=True):
-        _check(code, message, f"creating ACL {binding.describe()}")
+        check_error(code, message, f"creating ACL {binding.describe()}")
 
 
 async def delete_acls(settings: KafkaSettings, bindings: Iterable[AclBinding]) -> int:
@@ -385,15 +392,17 @@ async def delete_acls(settings: KafkaSettings, bindings: Iterable[AclBinding]) -
     doomed = sorted(set(bindings))
     if not doomed:
         return 0
-    async with _admin(settings) as client:
-        response = await _send(client, _DeleteAclsRequestV3([_as_filter(b) for b in doomed], {}))
+    async with admin_session(settings) as client:
+        response = await send_struct(
+            client, _DeleteAclsRequestV3([_as_filter(b) for b in doomed], {})
+        )
     removed = 0
     for binding, (code, message, matching, _tags) in zip(
         doomed, response.filter_results, strict=True
     ):
-        _check(code, message, f"deleting ACL {binding.describe()}")
+        check_error(code, message, f"deleting ACL {binding.describe()}")
         for acl in matching:
-            _check(acl[0], acl[1], f"deleting ACL {binding.describe()}")
+            check_error(acl[0], acl[1], f"deleting ACL {binding.describe()}")
             removed += 1
     return removed
 
@@ -406,9 +415,9 @@ async def describe_acls(
         int(ResourceType.ANY), None, int(PatternType.ANY), principal, None,
         int(AclOperation.ANY), int(AclPermission.ANY), {},
     )  # fmt: skip
-    async with _admin(settings) as client:
-        response = await _send(client, request)
-    _check(response.error_code, response.error_message, "describing ACLs")
+    async with admin_session(settings) as client:
+        response = await send_struct(client, request)
+    check_error(response.error_code, response.error_message, "describing ACLs")
     found: set[AclBinding] = set()
     for resource_type, name, pattern, acls, _tags in response.resources:
         for acl_principal, host, operation, permission, _t in acls:
