@@ -26,6 +26,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from border_exchange.domain.catalog import SECTIONS, AlertType, HandlingCode
 from border_exchange.errors import PolicyError
 
+_SAFE_LOADER: Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 ALL_SECTIONS: Final = "all"
 """The shorthand for every section the catalog defines for a type; expanded when parsed."""
 
@@ -250,7 +252,7 @@ def _validate(data: object) -> _Document:
 def parse_agreement_set(text: str) -> AgreementSet:
     """Parse and structurally validate an agreement set; PolicyError names each bad field path."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_SAFE_LOADER)  # the C safe loader when built
     except yaml.YAMLError as exc:
         raise PolicyError(f"agreement set is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):

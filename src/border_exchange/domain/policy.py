@@ -126,6 +126,10 @@ _DENY_PRECEDENCE: Final[Mapping[DenyReason, int]] = MappingProxyType(
 )
 """Among several agreements for a pair, the outcome nearest to delivering wins (Deliver is 0)."""
 
+_RANK_OF: Final[Mapping[HandlingCode, int]] = MappingProxyType(
+    {code: code.rank for code in HandlingCode}
+)
+
 _KEEPS_EARLIER: Final = "; an earlier recipient, it keeps the earlier version until a cancel"
 
 
@@ -164,7 +168,7 @@ def _agreement_outcome(
             aid,
             f"agreement {aid} lets no {alert_type} flow from {origin} to {recipient}",
         )
-    if rank > terms.max_handling.rank:
+    if rank > _RANK_OF[terms.max_handling]:
         return Deny(
             DenyReason.HANDLING_ABOVE_LIMIT,
             aid,
@@ -205,7 +209,7 @@ def pair_outcome(
     best: tuple[tuple[int, float, str], Outcome] | None = None
     for agreement in agreements:
         outcome = _agreement_outcome(
-            agreement, origin, recipient, alert_type, handling_code.rank, at
+            agreement, origin, recipient, alert_type, _RANK_OF[handling_code], at
         )
         key = _precedence(outcome, agreement)
         if best is None or key < best[0]:
@@ -254,7 +258,7 @@ def _compile_origin(
     def outcome(name: str, alert_type: AlertType, code: HandlingCode, moment: datetime) -> Outcome:
         if name == origin:
             return own
-        key = (name, alert_type, code.rank, bisect_right(pair_cuts[name], moment))
+        key = (name, alert_type, _RANK_OF[code], bisect_right(pair_cuts[name], moment))
         found = memo.get(key)
         if found is None:
             found = memo[key] = pair_outcome(pairs[name], origin, name, alert_type, code, moment)
@@ -347,7 +351,7 @@ class PolicyIndex:
         table = self._tables.get((alert.origin, alert.alert_type))
         if table is None:
             return self._unknown_origin(alert.origin)
-        return table.segments[bisect_right(table.cuts, at)][alert.handling_code.rank]
+        return table.segments[bisect_right(table.cuts, at)][_RANK_OF[alert.handling_code]]
 
     def _unknown_origin(self, origin: str) -> _Template:
         deny = Deny(DenyReason.UNKNOWN_PARTICIPANT, None, f"origin {origin!r} is not a participant")
