@@ -76,7 +76,7 @@ def signing_input(header: Header, sections: Sequence[Section]) -> bytes:
         _text(header.origin),
         _text(header.alert_type.value),
         _text(header.alert_id),
-        header.version.to_bytes(4, "big"),
+        header.version.to_bytes(4, "big", signed=True),
         _text(header.message_id),
         _text(header.operation.value),
         _micros(header.issued_at),
