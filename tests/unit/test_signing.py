@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from nacl.signing import SigningKey
@@ -11,18 +15,25 @@ from nacl.signing import SigningKey
 from border_exchange.domain.alerts import parse_alert
 from border_exchange.domain.catalog import (
     SECTIONS,
+    ActionOnHit,
     AlertType,
     HandlingCode,
+    InformationReliability,
     Operation,
     ParticipantKind,
+    Priority,
+    SourceReliability,
+    WarningMarker,
 )
 from border_exchange.domain.encoding import decode_envelope, encode_envelope
-from border_exchange.domain.envelope import Envelope, Section
+from border_exchange.domain.envelope import Envelope, Header, Section
 from border_exchange.domain.samples import sample_alert, sample_alert_data
 from border_exchange.domain.signing import (
     redact,
     seal,
     section_content,
+    section_digest,
+    sign,
     signing_input,
     verify,
     verify_trusted,
@@ -352,3 +363,79 @@ def test_verify_trusted_rejects_a_message_issued_after_its_key_was_revoked() -> 
 
 def test_verify_trusted_accepts_a_message_issued_before_the_revocation() -> None:
     verify_trusted(sealed(), trust_store(revoked_at=ISSUED + timedelta(seconds=1)))
+
+
+VECTOR = Path(__file__).parent.parent / "vectors" / "signing_v1.json"
+
+
+def vector_header(spec: dict[str, Any]) -> Header:
+    return Header(
+        origin=spec["origin"],
+        alert_type=AlertType(spec["alert_type"]),
+        alert_id=spec["alert_id"],
+        version=spec["version"],
+        message_id=spec["message_id"],
+        operation=Operation(spec["operation"]),
+        issued_at=datetime.fromisoformat(spec["issued_at"]),
+        expires_at=datetime.fromisoformat(spec["expires_at"]),
+        handling_code=HandlingCode(spec["handling_code"]),
+        source_reliability=SourceReliability(spec["source_reliability"]),
+        information_reliability=InformationReliability(spec["information_reliability"]),
+        priority=Priority(spec["priority"]),
+        action_on_hit=ActionOnHit(spec["action_on_hit"]),
+        warning_markers=tuple(WarningMarker(m) for m in spec["warning_markers"]),
+        cancel_reason=spec["cancel_reason"],
+        key_id=spec["key_id"],
+        schema_fingerprint=bytes.fromhex(spec["schema_fingerprint_hex"]),
+        language=spec["language"],
+    )
+
+
+def test_the_committed_test_vector_is_reproduced_byte_for_byte() -> None:
+    vector = json.loads(VECTOR.read_text(encoding="utf-8"))
+    signing_key = SigningKey(bytes.fromhex(vector["private_key_seed_hex"]))
+    assert bytes(signing_key.verify_key).hex() == vector["public_key_hex"]
+    header = vector_header(vector["header"])
+    salts = iter(bytes.fromhex(s["salt_hex"]) for s in vector["sections"])
+    contents = [(s["name"], bytes.fromhex(s["content_hex"])) for s in vector["sections"]]
+    envelope = sign(header, contents, signing_key, salt=lambda size: next(salts))
+
+    assert [s.digest.hex() for s in envelope.sections] == [
+        s["digest_hex"] for s in vector["sections"]
+    ]
+    assert signing_input(header, envelope.sections).hex() == vector["signing_input_hex"]
+    assert envelope.signature.hex() == vector["signature_hex"]
+    assert encode_envelope(envelope).hex() == vector["envelope_hex"]
+    key = PublicKey(
+        header.origin,
+        header.key_id,
+        bytes.fromhex(vector["public_key_hex"]),
+        datetime(2026, 1, 1, tzinfo=UTC),
+        datetime(2027, 1, 1, tzinfo=UTC),
+    )
+    verify(decode_envelope(bytes.fromhex(vector["envelope_hex"])), key)
+
+
+def test_the_vector_digest_follows_the_documented_layout() -> None:
+    vector = json.loads(VECTOR.read_text(encoding="utf-8"))
+    first = vector["sections"][0]
+
+    def lp(data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + data
+
+    preimage = (
+        b"border-exchange/section/v1\x00"
+        + lp(vector["header"]["alert_id"].encode())
+        + lp(vector["header"]["message_id"].encode())
+        + lp(first["name"].encode())
+        + lp(bytes.fromhex(first["salt_hex"]))
+        + lp(bytes.fromhex(first["content_hex"]))
+    )
+    assert hashlib.sha256(preimage).hexdigest() == first["digest_hex"]
+    assert section_digest(
+        vector["header"]["alert_id"],
+        vector["header"]["message_id"],
+        first["name"],
+        bytes.fromhex(first["salt_hex"]),
+        bytes.fromhex(first["content_hex"]),
+    ) == bytes.fromhex(first["digest_hex"])

@@ -81,7 +81,7 @@ def _encode(schema: Schema, record: Mapping[str, Any]) -> bytes:
     buffer.write(SINGLE_OBJECT_MAGIC)
     buffer.write(schema.fingerprint)
     try:
-        schemaless_writer(buffer, schema.parsed, dict(record), strict=True)
+        schemaless_writer(buffer, schema.parsed, {**schema.defaults, **record}, strict=True)
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
         raise SchemaError(f"record does not fit schema {schema.name}: {exc}") from exc
     return buffer.getvalue()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from types import MappingProxyType
@@ -35,6 +35,7 @@ class Schema:
     raw: Mapping[str, Any]
     parsed: Any  # fastavro's parsed form, used by its reader and writer
     current: bool
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # top-level field defaults
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,14 @@ def load_schema_file(path: Path, *, current: bool) -> Schema:
     namespace = raw.get("namespace")
     name = str(raw["name"])
     full_name = name if "." in name or not namespace else f"{namespace}.{name}"
-    return Schema(full_name, schema_fingerprint(raw), raw, parsed, current)
+    defaults = {
+        entry["name"]: entry["default"]
+        for entry in raw.get("fields", ())
+        if isinstance(entry, dict) and "default" in entry
+    }
+    return Schema(
+        full_name, schema_fingerprint(raw), raw, parsed, current, MappingProxyType(defaults)
+    )
 
 
 def build_registry(directory: Path) -> Registry:
