@@ -20,6 +20,7 @@ COMMANDS: tuple[str, ...] = (
     "border_exchange.cli.demo",
     "border_exchange.cli.dev",
     "border_exchange.cli.keys",
+    "border_exchange.cli.policy",
     "border_exchange.cli.provision",
 )
 """Modules that add subcommands, in the order ``--help`` lists them."""
