@@ -14,7 +14,9 @@ from border_exchange.domain.catalog import is_participant_id
 
 TOPIC_PREFIX: Final = "bx."
 HUB_PREFIX: Final = "bx.hub."
+AUDIT_PREFIX: Final = "bx.hub.audit."
 AUDIT_TOPIC: Final = "bx.hub.audit"
+"""Deprecated single audit topic name; audit trails are per origin, see ``audit_topic``."""
 QUARANTINE_TOPIC: Final = "bx.hub.quarantine"
 AGREEMENTS_TOPIC: Final = "bx.hub.agreements"
 ROUTER_GROUP: Final = "bx.hub.router"
@@ -130,3 +132,8 @@ def resource_owner(name: str) -> str:
     if len(parts) >= 2 and parts[0] == "bx" and is_participant_id(parts[1]):
         return parts[1]
     return "hub"
+
+
+def audit_topic(origin: str) -> str:
+    """The audit trail of ``origin``'s outbox: partition i audits outbox partition i."""
+    return f"{AUDIT_PREFIX}{origin}"
