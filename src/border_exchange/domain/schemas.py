@@ -114,3 +114,77 @@ def build_registry(directory: Path) -> Registry:
 def registry() -> Registry:
     """The process-wide registry, loaded once from ``default_schema_dir()``."""
     return build_registry(default_schema_dir())
+
+
+_PRIMITIVES: Final = frozenset(
+    {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
+)
+
+
+def compatibility_problems(old: Any, new: Any, path: str = "") -> list[str]:
+    """Why ``new`` is not fully compatible with ``old`` (each reads the other's data).
+
+    Empty when compatible: fields may be added with a default and removed only when
+    they had one; types may not change; enum symbols may be added only when the
+    enum has a default, and never removed.
+    """
+    problems: list[str] = []
+    _compare(old, new, path or _type_name(new), problems)
+    return problems
+
+
+def _type_name(schema: Any) -> str:
+    if isinstance(schema, dict):
+        return str(schema.get("name") or schema.get("type"))
+    if isinstance(schema, list):
+        return "union"
+    return str(schema)
+
+
+def _kind(schema: Any) -> str:
+    if isinstance(schema, list):
+        return "union"
+    if isinstance(schema, dict):
+        kind = schema["type"]
+        if isinstance(kind, str) and kind in _PRIMITIVES:
+            logical = schema.get("logicalType")
+            return f"{kind}/{logical}" if logical else kind
+        return str(kind) if isinstance(kind, str) else _kind(kind)
+    return str(schema)
+
+
+def _compare(old: Any, new: Any, path: str, problems: list[str]) -> None:
+    old_kind, new_kind = _kind(old), _kind(new)
+    if old_kind != new_kind:
+        problems.append(f"{path}: type changed from {old_kind} to {new_kind}")
+        return
+    if old_kind == "record":
+        old_fields = {f["name"]: f for f in old["fields"]}
+        new_fields = {f["name"]: f for f in new["fields"]}
+        for name, field in old_fields.items():
+            if name not in new_fields and "default" not in field:
+                problems.append(f"{path}.{name}: removed, and it had no default")
+        for name, field in new_fields.items():
+            if name not in old_fields and "default" not in field:
+                problems.append(f"{path}.{name}: added without a default")
+            elif name in old_fields:
+                _compare(old_fields[name]["type"], field["type"], f"{path}.{name}", problems)
+    elif old_kind == "enum":
+        removed = [s for s in old["symbols"] if s not in new["symbols"]]
+        added = [s for s in new["symbols"] if s not in old["symbols"]]
+        if removed:
+            problems.append(f"{path}: enum symbols removed: {', '.join(removed)}")
+        if added and "default" not in old:
+            problems.append(f"{path}: enum symbols added to an enum without default")
+    elif old_kind == "array":
+        _compare(old["items"], new["items"], f"{path}[]", problems)
+    elif old_kind == "map":
+        _compare(old["values"], new["values"], f"{path}{{}}", problems)
+    elif old_kind == "union":
+        if len(old) != len(new):
+            problems.append(f"{path}: union branches changed")
+            return
+        for index, (old_branch, new_branch) in enumerate(zip(old, new, strict=True)):
+            _compare(old_branch, new_branch, f"{path}<{index}>", problems)
+    elif old_kind == "fixed" and old["size"] != new["size"]:
+        problems.append(f"{path}: fixed size changed from {old['size']} to {new['size']}")
