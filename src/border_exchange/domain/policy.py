@@ -389,7 +389,7 @@ def decide(
 
 def _update(alert: PolicyInput, base: _Template, history: Collection[str]) -> dict[str, Outcome]:
     outcomes = base.copy()
-    for name in history:
+    for name in sorted(history):  # earlier recipients no longer participants: in a stable order
         if name == alert.origin:
             continue
         current = outcomes.get(name)
@@ -410,7 +410,7 @@ def _cancel(
     alert: PolicyInput, at: datetime, index: PolicyIndex, history: Collection[str]
 ) -> dict[str, Outcome]:
     origin = alert.origin
-    earlier = [name for name in history if name != origin]
+    earlier = sorted(name for name in history if name != origin)
     if not earlier:
         template = index._no_earlier.get(origin)
         return (template if template is not None else index.template(alert, at)).copy()
