@@ -1,0 +1,551 @@
+"""A border post's local copy of its feeds: SQLite, searchable offline.
+
+Each batch of consumed records is applied in one SQLite transaction together with the
+next offset of every partition it came from, so after a crash or a power cut the
+store and its offsets agree: the offsets in SQLite are the truth the post restarts
+from. A cancel or an older version never resurrects an alert: the row stays as a
+tombstone with its version. Lookups exclude alerts whose expiry has passed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Final
+
+from border_exchange.domain.catalog import SECTIONS, AlertType, Operation
+from border_exchange.domain.encoding import encode_envelope
+from border_exchange.domain.envelope import Envelope
+from border_exchange.domain.lookup import (
+    name_tokens,
+    normalise_document,
+    normalise_plate,
+    normalise_vin,
+    search_keys,
+)
+from border_exchange.errors import StoreError
+
+SCHEMA_VERSION: Final = 1
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY,
+    origin TEXT NOT NULL,
+    alert_id TEXT NOT NULL,
+    alert_type TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    operation TEXT NOT NULL,
+    state TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    issued_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    expires_ts REAL NOT NULL,
+    handling_code TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    action_on_hit TEXT NOT NULL,
+    warning_markers TEXT NOT NULL,
+    language TEXT,
+    cancel_reason TEXT,
+    sections_json TEXT NOT NULL,
+    withheld_json TEXT NOT NULL,
+    envelope BLOB,
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    "offset" INTEGER NOT NULL,
+    received_at TEXT NOT NULL,
+    UNIQUE (origin, alert_id)
+);
+CREATE INDEX IF NOT EXISTS alerts_active ON alerts (state, expires_ts);
+CREATE TABLE IF NOT EXISTS plates (alert INTEGER NOT NULL, plate TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS plates_plate ON plates (plate);
+CREATE INDEX IF NOT EXISTS plates_alert ON plates (alert);
+CREATE TABLE IF NOT EXISTS vins (alert INTEGER NOT NULL, vin TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS vins_vin ON vins (vin);
+CREATE INDEX IF NOT EXISTS vins_alert ON vins (alert);
+CREATE TABLE IF NOT EXISTS documents (alert INTEGER NOT NULL, number TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS documents_number ON documents (number);
+CREATE INDEX IF NOT EXISTS documents_alert ON documents (alert);
+CREATE TABLE IF NOT EXISTS names (
+    alert INTEGER NOT NULL, name_no INTEGER NOT NULL, token TEXT NOT NULL, dob TEXT
+);
+CREATE INDEX IF NOT EXISTS names_token ON names (token, alert, name_no);
+CREATE INDEX IF NOT EXISTS names_alert ON names (alert);
+CREATE TABLE IF NOT EXISTS offsets (
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    end_offset INTEGER,
+    PRIMARY KEY (topic, partition)
+);
+CREATE TABLE IF NOT EXISTS rejected (
+    id INTEGER PRIMARY KEY,
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    "offset" INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+"""
+
+_ALERT_COLUMNS: Final = (
+    "origin, alert_id, alert_type, version, operation, message_id, issued_at, expires_at, "
+    "handling_code, priority, action_on_hit, warning_markers, language, sections_json, "
+    "withheld_json, received_at"
+)
+
+
+class State(StrEnum):
+    """Where a stored alert stands."""
+
+    ACTIVE = "ACTIVE"
+    CANCELLED = "CANCELLED"
+    EXPIRED = "EXPIRED"
+
+
+TopicPartition = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A verified feed record with its decoded present sections, to apply."""
+
+    topic: str
+    partition: int
+    offset: int
+    envelope: Envelope
+    sections: Mapping[str, Mapping[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A feed record refused (undecodable, unverifiable or misrouted), never stored."""
+
+    topic: str
+    partition: int
+    offset: int
+    reason: str
+
+
+Outcome = Accepted | Rejected
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """What one batch did to the store."""
+
+    stored: int = 0
+    cancelled: int = 0
+    stale: int = 0
+    rejected: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAlert:
+    """An active alert as the post holds it, content as the origin wrote it."""
+
+    origin: str
+    alert_id: str
+    alert_type: AlertType
+    version: int
+    operation: Operation
+    message_id: str
+    issued_at: datetime
+    expires_at: datetime
+    handling_code: str
+    priority: str
+    action_on_hit: str
+    warning_markers: tuple[str, ...]
+    language: str | None
+    sections: Mapping[str, Any]
+    withheld: tuple[str, ...]
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FeedStatus:
+    """Sync position of one feed partition."""
+
+    topic: str
+    partition: int
+    next_offset: int
+    end_offset: int | None
+
+    @property
+    def lag(self) -> int | None:
+        """Records known on the broker at the last sync and not yet stored."""
+        return None if self.end_offset is None else max(0, self.end_offset - self.next_offset)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStatus:
+    """The post's sync state: last sync, per-feed positions, counts."""
+
+    last_sync: datetime | None
+    feeds: tuple[FeedStatus, ...]
+    active: int
+    rejected: int
+
+    @property
+    def lag(self) -> int | None:
+        """Total lag over every feed, None when no end offset is known."""
+        lags = [feed.lag for feed in self.feeds if feed.lag is not None]
+        return sum(lags) if lags else None
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRecord:
+    """A refused record as reported."""
+
+    topic: str
+    partition: int
+    offset: int
+    reason: str
+    at: datetime
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+@dataclass
+class PostStore:
+    """The SQLite store of one border post.
+
+    ``before_commit`` is called inside every apply transaction just before it commits;
+    tests use it to crash between consuming a record and storing it.
+    """
+
+    path: Path
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    before_commit: Callable[[Sequence[Outcome]], None] | None = None
+    _db: sqlite3.Connection = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the post store {self.path}: {exc}") from exc
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        before_commit: Callable[[Sequence[Outcome]], None] | None = None,
+    ) -> PostStore:
+        """Open (creating if needed) the store at ``path``."""
+        if clock is None:
+            return cls(Path(path), before_commit=before_commit)
+        return cls(Path(path), clock=clock, before_commit=before_commit)
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    def __enter__(self) -> PostStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write the post store {self.path}: {exc}") from exc
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        try:
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            db.execute("ROLLBACK")
+            raise StoreError(f"cannot commit to the post store {self.path}: {exc}") from exc
+
+    # -- writing -----------------------------------------------------------------------
+
+    def apply(self, outcomes: Sequence[Outcome]) -> ApplyResult:
+        """Apply ``outcomes`` in order and store each partition's next offset, atomically."""
+        stored = cancelled = stale = rejected = 0
+        next_offsets: dict[TopicPartition, int] = {}
+        now = _iso(self.clock())
+        with self._transaction() as db:
+            for outcome in outcomes:
+                next_offsets[(outcome.topic, outcome.partition)] = outcome.offset + 1
+                if isinstance(outcome, Rejected):
+                    db.execute(
+                        'INSERT INTO rejected (topic, partition, "offset", reason, at) '
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (outcome.topic, outcome.partition, outcome.offset, outcome.reason, now),
+                    )
+                    rejected += 1
+                    continue
+                result = self._apply_one(db, outcome, now)
+                stored += result == "stored"
+                cancelled += result == "cancelled"
+                stale += result == "stale"
+            for (topic, partition), offset in next_offsets.items():
+                db.execute(
+                    "INSERT INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?) "
+                    "ON CONFLICT (topic, partition) "
+                    "DO UPDATE SET next_offset = excluded.next_offset",
+                    (topic, partition, offset),
+                )
+            if self.before_commit is not None:
+                self.before_commit(outcomes)
+        return ApplyResult(stored, cancelled, stale, rejected)
+
+    def _apply_one(self, db: sqlite3.Connection, outcome: Accepted, now: str) -> str:
+        header = outcome.envelope.header
+        row = db.execute(
+            "SELECT id, version, state FROM alerts WHERE origin = ? AND alert_id = ?",
+            (header.origin, header.alert_id),
+        ).fetchone()
+        if row is not None and (row[2] == State.CANCELLED or row[1] >= header.version):
+            return "stale"
+        if row is not None:
+            self._unindex(db, row[0])
+        cancel = header.operation is Operation.CANCEL
+        present = outcome.envelope.present_sections
+        withheld = [name for name in outcome.envelope.section_names if name not in present]
+        sections = {} if cancel else {n: outcome.sections[n] for n in SECTIONS[header.alert_type]
+                                        if n in outcome.sections}  # fmt: skip
+        values = {
+            "origin": header.origin,
+            "alert_id": header.alert_id,
+            "alert_type": header.alert_type.value,
+            "version": header.version,
+            "operation": header.operation.value,
+            "state": State.CANCELLED.value if cancel else State.ACTIVE.value,
+            "message_id": header.message_id,
+            "issued_at": _iso(header.issued_at),
+            "expires_at": _iso(header.expires_at),
+            "expires_ts": header.expires_at.timestamp(),
+            "handling_code": header.handling_code.value,
+            "priority": header.priority.value,
+            "action_on_hit": header.action_on_hit.value,
+            "warning_markers": json.dumps([m.value for m in header.warning_markers]),
+            "language": header.language,
+            "cancel_reason": header.cancel_reason,
+            "sections_json": json.dumps(sections, default=_json_default, ensure_ascii=False),
+            "withheld_json": json.dumps(withheld),
+            "envelope": None if cancel else encode_envelope(outcome.envelope),
+            "topic": outcome.topic,
+            "partition": outcome.partition,
+            "offset": outcome.offset,
+            "received_at": now,
+        }
+        columns = ", ".join(f'"{k}"' for k in values)
+        marks = ", ".join("?" for _ in values)
+        updates = ", ".join(f'"{k}" = excluded."{k}"' for k in values)
+        alert = db.execute(
+            f"INSERT INTO alerts ({columns}) VALUES ({marks}) "
+            f"ON CONFLICT (origin, alert_id) DO UPDATE SET {updates} RETURNING id",
+            tuple(values.values()),
+        ).fetchone()[0]
+        if cancel:
+            return "cancelled"
+        keys = search_keys(header.alert_type, sections)
+        db.executemany("INSERT INTO plates VALUES (?, ?)", [(alert, p) for p in keys.plates])
+        db.executemany("INSERT INTO vins VALUES (?, ?)", [(alert, v) for v in keys.vins])
+        db.executemany("INSERT INTO documents VALUES (?, ?)", [(alert, d) for d in keys.documents])
+        db.executemany(
+            "INSERT INTO names VALUES (?, ?, ?, ?)",
+            [
+                (alert, number, token, name.date_of_birth and name.date_of_birth.isoformat())
+                for number, name in enumerate(keys.names)
+                for token in name.tokens
+            ],
+        )
+        return "stored"
+
+    @staticmethod
+    def _unindex(db: sqlite3.Connection, alert: int) -> None:
+        for table in ("plates", "vins", "documents", "names"):
+            db.execute(f"DELETE FROM {table} WHERE alert = ?", (alert,))
+
+    def record_sync(self, end_offsets: Mapping[TopicPartition, int]) -> None:
+        """Note a successful fetch now, and the broker's end offsets when known."""
+        with self._transaction() as db:
+            for (topic, partition), end in end_offsets.items():
+                db.execute(
+                    "INSERT INTO offsets (topic, partition, next_offset, end_offset) "
+                    "VALUES (?, ?, 0, ?) ON CONFLICT (topic, partition) "
+                    "DO UPDATE SET end_offset = excluded.end_offset",
+                    (topic, partition, end),
+                )
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES ('last_sync', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (_iso(self.clock()),),
+            )
+
+    def purge_expired(self) -> int:
+        """Drop the content and search keys of alerts whose expiry has passed; return how many."""
+        now = self.clock().timestamp()
+        with self._transaction() as db:
+            ids = [
+                row[0]
+                for row in db.execute(
+                    "SELECT id FROM alerts WHERE state = ? AND expires_ts <= ?",
+                    (State.ACTIVE.value, now),
+                )
+            ]
+            for alert in ids:
+                self._unindex(db, alert)
+                db.execute(
+                    "UPDATE alerts SET state = ?, sections_json = '{}', envelope = NULL "
+                    "WHERE id = ?",
+                    (State.EXPIRED.value, alert),
+                )
+        return len(ids)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def offsets(self) -> dict[TopicPartition, int]:
+        """The next offset to consume of every partition the post has stored from."""
+        rows = self._db.execute("SELECT topic, partition, next_offset FROM offsets")
+        return {(topic, partition): offset for topic, partition, offset in rows}
+
+    def status(self) -> StoreStatus:
+        """Last sync time, per-feed positions and lag, counts."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'last_sync'").fetchone()
+        feeds = tuple(
+            FeedStatus(*r)
+            for r in self._db.execute(
+                "SELECT topic, partition, next_offset, end_offset FROM offsets "
+                "ORDER BY topic, partition"
+            )
+        )
+        active = self._db.execute(
+            "SELECT COUNT(*) FROM alerts WHERE state = ? AND expires_ts > ?",
+            (State.ACTIVE.value, self.clock().timestamp()),
+        ).fetchone()[0]
+        rejected = self._db.execute("SELECT COUNT(*) FROM rejected").fetchone()[0]
+        return StoreStatus(None if row is None else _time(row[0]), feeds, active, rejected)
+
+    def rejected(self) -> list[RejectedRecord]:
+        """Every refused record, oldest first."""
+        rows = self._db.execute(
+            'SELECT topic, partition, "offset", reason, at FROM rejected ORDER BY id'
+        )
+        return [RejectedRecord(t, p, o, r, _time(at)) for t, p, o, r, at in rows]
+
+    def _alerts(self, where: str, params: Sequence[object]) -> list[StoredAlert]:
+        rows = self._db.execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts a WHERE a.state = ? "
+            f"AND a.expires_ts > ? AND {where} ORDER BY a.issued_at DESC, a.alert_id",
+            (State.ACTIVE.value, self.clock().timestamp(), *params),
+        )
+        return [_stored(row) for row in rows]
+
+    def active(self) -> list[StoredAlert]:
+        """Every active, unexpired alert, newest first."""
+        return self._alerts("1", ())
+
+    def get(self, origin: str, alert_id: str) -> StoredAlert | None:
+        """Active alert ``alert_id`` of ``origin``, or None."""
+        found = self._alerts("a.origin = ? AND a.alert_id = ?", (origin, alert_id))
+        return found[0] if found else None
+
+    def version_of(self, origin: str, alert_id: str) -> tuple[int, State] | None:
+        """The stored version and state of an alert, tombstones included."""
+        row = self._db.execute(
+            "SELECT version, state FROM alerts WHERE origin = ? AND alert_id = ?",
+            (origin, alert_id),
+        ).fetchone()
+        return None if row is None else (row[0], State(row[1]))
+
+    def find_plate(self, plate: str) -> list[StoredAlert]:
+        """Active alerts flagging registration plate ``plate``."""
+        return self._alerts(
+            "a.id IN (SELECT alert FROM plates WHERE plate = ?)", (normalise_plate(plate),)
+        )
+
+    def find_vin(self, vin: str) -> list[StoredAlert]:
+        """Active alerts flagging vehicle identification number ``vin``."""
+        return self._alerts("a.id IN (SELECT alert FROM vins WHERE vin = ?)", (normalise_vin(vin),))
+
+    def find_document(self, number: str) -> list[StoredAlert]:
+        """Active alerts flagging identity document number ``number``."""
+        return self._alerts(
+            "a.id IN (SELECT alert FROM documents WHERE number = ?)",
+            (normalise_document(number),),
+        )
+
+    def find_name(self, name: str, dob: date | None = None) -> list[StoredAlert]:
+        """Active alerts flagging a person whose one name holds every token of ``name``.
+
+        ``dob`` narrows to persons born that day or whose date of birth is unknown.
+        """
+        tokens = sorted(name_tokens(name))
+        if not tokens:
+            return []
+        marks = ", ".join("?" for _ in tokens)
+        born = "" if dob is None else "AND (dob IS NULL OR dob = ?) "
+        params: list[object] = [*tokens]
+        if dob is not None:
+            params.append(dob.isoformat())
+        params.append(len(tokens))
+        return self._alerts(
+            f"a.id IN (SELECT alert FROM names WHERE token IN ({marks}) {born}"
+            "GROUP BY alert, name_no HAVING COUNT(*) = ?)",
+            params,
+        )
+
+
+def _stored(row: Sequence[Any]) -> StoredAlert:
+    (origin, alert_id, alert_type, version, operation, message_id, issued_at, expires_at,
+     handling, priority, action, warnings, language, sections, withheld,
+     received) = row  # fmt: skip
+    return StoredAlert(
+        origin=origin,
+        alert_id=alert_id,
+        alert_type=AlertType(alert_type),
+        version=version,
+        operation=Operation(operation),
+        message_id=message_id,
+        issued_at=_time(issued_at),
+        expires_at=_time(expires_at),
+        handling_code=handling,
+        priority=priority,
+        action_on_hit=action,
+        warning_markers=tuple(json.loads(warnings)),
+        language=language,
+        sections=json.loads(sections),
+        withheld=tuple(json.loads(withheld)),
+        received_at=_time(received),
+    )

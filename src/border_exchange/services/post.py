@@ -1,0 +1,279 @@
+"""A border post: consume the participant's partner feeds into the local store.
+
+The post reads ``bx.<P>.from.<Q>`` as its own consumer group: every partner's feed
+(a pattern subscription, so feeds of partners added later are picked up), or only
+the feeds it names. Each record is verified end to end against the origin's key in
+the trust store and must come from the feed of its origin; a record that fails is
+refused and reported, never stored. Records and offsets go to SQLite in one
+transaction, and on every (re)assignment the consumer seeks to the offsets stored
+there, so a crash neither loses nor repeats an alert. While the broker is
+unreachable the loop backs off and retries; lookups only need the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError as AioKafkaError
+
+from border_exchange.adapters.kafka_settings import KafkaSettings
+from border_exchange.adapters.post_store import Accepted, ApplyResult, Outcome, PostStore, Rejected
+from border_exchange.domain.catalog import Operation
+from border_exchange.domain.encoding import decode_envelope
+from border_exchange.domain.naming import feed_prefix, feed_topic, parse_feed_topic, post_group
+from border_exchange.domain.signing import section_content, verify_trusted
+from border_exchange.domain.trust import TrustStore
+from border_exchange.errors import (
+    BorderExchangeError,
+    DecodeError,
+    KeyNotValidError,
+    SignatureError,
+    StoreError,
+)
+
+log = structlog.get_logger(__name__)
+
+PURGE_EVERY: Final = 60.0
+"""Seconds between purges of expired alerts."""
+PROBE_EVERY: Final = 5.0
+"""Seconds of idleness after which the post asks the broker for its end offsets."""
+PROBE_TIMEOUT: Final = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class PostConfig:
+    """Who the post is and what it reads."""
+
+    participant: str
+    post: str
+    partners: tuple[str, ...] = ()
+    """Feeds to read; empty means every partner's feed, including later ones."""
+    metadata_max_age_ms: int = 5000
+    max_backoff: float = 30.0
+    batch_records: int = 500
+
+
+def check_record(
+    topic: str, value: bytes | None, trust: TrustStore, participant: str
+) -> tuple[Any, dict[str, dict[str, Any]]]:
+    """The verified envelope and decoded sections of a feed record; raises why it is refused."""
+    feed = parse_feed_topic(topic)
+    if feed is None or feed[0] != participant:
+        raise DecodeError(f"{topic} is not a feed of {participant}")
+    if value is None:
+        raise DecodeError("empty record")
+    envelope = decode_envelope(value)
+    if envelope.header.origin != feed[1]:
+        raise SignatureError(f"origin {envelope.header.origin} does not own feed {topic}")
+    verify_trusted(envelope, trust)
+    sections: dict[str, dict[str, Any]] = {}
+    if envelope.header.operation is not Operation.CANCEL:
+        for name in envelope.section_names:
+            if name in envelope.present_sections:
+                sections[name] = section_content(envelope, name)
+    return envelope, sections
+
+
+def outcome_of(record: ConsumerRecord, trust: TrustStore, participant: str) -> Outcome:
+    """Accept or refuse one consumed record."""
+    try:
+        envelope, sections = check_record(record.topic, record.value, trust, participant)
+    except (DecodeError, SignatureError, KeyNotValidError) as exc:
+        reason = getattr(exc, "reason", None)
+        text = f"{reason}: {exc}" if reason is not None else f"{type(exc).__name__}: {exc}"
+        log.warning(
+            "post.refused",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=text,
+        )
+        return Rejected(record.topic, record.partition, record.offset, text)
+    return Accepted(record.topic, record.partition, record.offset, envelope, sections)
+
+
+class _SeekToStore(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    """On every assignment, seek each partition to the next offset stored in SQLite."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, store: PostStore) -> None:
+        self._consumer = consumer
+        self._store = store
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        """Nothing to do: offsets are stored with the data."""
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        """Seek to the stored offsets, or the beginning for a feed never read."""
+        stored = self._store.offsets()
+        for tp in assigned:
+            offset = stored.get((tp.topic, tp.partition))
+            if offset is None:
+                await self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, offset)
+        log.info(
+            "post.assigned", partitions=sorted(f"{tp.topic}/{tp.partition}" for tp in assigned)
+        )
+
+
+class BorderPost:
+    """Keeps a border post's store in step with its feeds."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        config: PostConfig,
+        store: PostStore,
+        trust: TrustStore,
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self.store = store
+        self.trust = trust
+        self.applied = ApplyResult()
+        self.connected = asyncio.Event()
+        self._last_probe = 0.0
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """The explicit feeds read, empty when reading every partner's feed."""
+        return tuple(feed_topic(self.config.participant, q) for q in self.config.partners)
+
+    @property
+    def pattern(self) -> str:
+        """The subscription pattern of every partner's feed."""
+        return "^" + re.escape(feed_prefix(self.config.participant)) + r"[A-Z][A-Z0-9-]*$"
+
+    def _consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            **self.settings.client_kwargs(),
+            group_id=post_group(self.config.participant, self.config.post),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            metadata_max_age_ms=self.config.metadata_max_age_ms,
+        )
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Consume until ``stop`` is set, backing off and resuming while Kafka is unreachable."""
+        stop = stop or asyncio.Event()
+        delay = 1.0
+        while not stop.is_set():
+            try:
+                await self._session(stop)
+                delay = 1.0
+            except (AioKafkaError, OSError, TimeoutError) as exc:
+                self.connected.clear()
+                log.warning("post.disconnected", error=repr(exc), retry_in=delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                delay = min(delay * 2, self.config.max_backoff)
+
+    async def _session(self, stop: asyncio.Event) -> None:
+        """One consumer's life: subscribe, seek to the store's offsets, apply batches."""
+        consumer = self._consumer()
+        await consumer.start()
+        try:
+            listener = _SeekToStore(consumer, self.store)
+            if self.topics:
+                consumer.subscribe(topics=list(self.topics), listener=listener)
+            else:
+                consumer.subscribe(pattern=self.pattern, listener=listener)
+            last_purge = 0.0
+            while not stop.is_set():
+                if time.monotonic() - last_purge > PURGE_EVERY:
+                    purged = self.store.purge_expired()
+                    if purged:
+                        log.info("post.expired", purged=purged)
+                    last_purge = time.monotonic()
+                batch = await consumer.getmany(
+                    timeout_ms=1000, max_records=self.config.batch_records
+                )
+                await self._apply(consumer, batch)
+        finally:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+
+    async def _apply(
+        self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord]]
+    ) -> None:
+        outcomes: list[Outcome] = [
+            outcome_of(record, self.trust, self.config.participant)
+            for records in batch.values()
+            for record in records
+        ]
+        if outcomes:
+            result = self.store.apply(outcomes)
+            self.applied = ApplyResult(
+                self.applied.stored + result.stored,
+                self.applied.cancelled + result.cancelled,
+                self.applied.stale + result.stale,
+                self.applied.rejected + result.rejected,
+            )
+            log.info("post.applied", records=len(outcomes), **_counts(result))
+        if outcomes:
+            self._record_sync(consumer, consumer.assignment())
+            await self._commit_courtesy(consumer, outcomes)
+        elif time.monotonic() - self._last_probe > PROBE_EVERY:
+            await self._probe(consumer)
+
+    def _record_sync(self, consumer: AIOKafkaConsumer, partitions: Any) -> None:
+        """A fetch just succeeded: note the time and the end offsets it reported."""
+        ends: dict[tuple[str, int], int] = {}
+        for tp in partitions:
+            end = consumer.last_stable_offset(tp)
+            if end is None:
+                end = consumer.highwater(tp)
+            if end is not None:
+                ends[(tp.topic, tp.partition)] = end
+        self.store.record_sync(ends)
+        self._last_probe = time.monotonic()
+        self.connected.set()
+
+    async def _probe(self, consumer: AIOKafkaConsumer) -> None:
+        """While idle, ask the broker for the end offsets: a sync when it answers."""
+        self._last_probe = time.monotonic()
+        assignment = list(consumer.assignment())
+        if not assignment:
+            return
+        try:
+            ends = await asyncio.wait_for(consumer.end_offsets(assignment), PROBE_TIMEOUT)
+        except (AioKafkaError, TimeoutError, OSError) as exc:
+            self.connected.clear()
+            log.info("post.unreachable", error=repr(exc))
+            return
+        self.store.record_sync({(tp.topic, tp.partition): end for tp, end in ends.items()})
+        self.connected.set()
+
+    async def _commit_courtesy(
+        self, consumer: AIOKafkaConsumer, outcomes: Sequence[Outcome]
+    ) -> None:
+        """Commit to Kafka too, for lag monitoring only: SQLite stays the truth."""
+        offsets: dict[TopicPartition, int] = {}
+        for outcome in outcomes:
+            offsets[TopicPartition(outcome.topic, outcome.partition)] = outcome.offset + 1
+        try:
+            await consumer.commit(offsets)
+        except (AioKafkaError, BorderExchangeError) as exc:
+            log.info("post.commit_skipped", error=repr(exc))
+
+
+def _counts(result: ApplyResult) -> dict[str, int]:
+    return {
+        "stored": result.stored,
+        "cancelled": result.cancelled,
+        "stale": result.stale,
+        "rejected": result.rejected,
+    }
+
+
+__all__ = ["BorderPost", "PostConfig", "StoreError", "check_record", "outcome_of"]
