@@ -1,0 +1,325 @@
+"""What the router does with one outbox record, as a pure function.
+
+``route`` checks a record in the order that fails cheapest first (decode, key and
+partition, origin, key validity and signature, times, replay, lifecycle), asks the
+policy for a decision and returns the redacted copy for each recipient; or it
+returns why the record is refused. ``PartitionState`` is the memory the checks need
+(message ids already routed, who received each alert); the router rebuilds it from
+the audit trail with the same ``apply_*`` functions it uses live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from border_exchange.domain.audit import AuditKind
+from border_exchange.domain.catalog import AlertType, Operation
+from border_exchange.domain.encoding import decode_envelope
+from border_exchange.domain.envelope import Envelope, Header
+from border_exchange.domain.naming import parse_outbox_topic
+from border_exchange.domain.policy import Decision, Deliver, PolicyIndex, PolicyInput, decide
+from border_exchange.domain.signing import redact, verify
+from border_exchange.domain.trust import TrustStore
+from border_exchange.errors import (
+    DecodeError,
+    KeyNotValidError,
+    KeyProblem,
+    SignatureError,
+)
+
+
+class QuarantineReason(StrEnum):
+    """Why the router refused an outbox record."""
+
+    MALFORMED = "MALFORMED"
+    KEY_MISMATCH = "KEY_MISMATCH"
+    WRONG_PARTITION = "WRONG_PARTITION"
+    ORIGIN_MISMATCH = "ORIGIN_MISMATCH"
+    UNKNOWN_KEY = "UNKNOWN_KEY"
+    KEY_NOT_VALID = "KEY_NOT_VALID"
+    KEY_REVOKED = "KEY_REVOKED"
+    BAD_SIGNATURE = "BAD_SIGNATURE"
+    EXPIRED = "EXPIRED"
+    FUTURE_DATED = "FUTURE_DATED"
+    REPLAYED = "REPLAYED"
+    STALE_VERSION = "STALE_VERSION"
+    ALERT_CANCELLED = "ALERT_CANCELLED"
+    TYPE_CHANGED = "TYPE_CHANGED"
+
+
+_SIGNED_OK_REASONS = frozenset(
+    {
+        QuarantineReason.EXPIRED,
+        QuarantineReason.FUTURE_DATED,
+        QuarantineReason.STALE_VERSION,
+        QuarantineReason.ALERT_CANCELLED,
+        QuarantineReason.TYPE_CHANGED,
+    }
+)
+"""Refusals of records whose signature verified: their message id counts as used."""
+
+_KEY_REASONS: Mapping[KeyProblem, QuarantineReason] = {
+    KeyProblem.UNKNOWN_PARTICIPANT: QuarantineReason.UNKNOWN_KEY,
+    KeyProblem.UNKNOWN_KEY: QuarantineReason.UNKNOWN_KEY,
+    KeyProblem.KEY_NOT_YET_VALID: QuarantineReason.KEY_NOT_VALID,
+    KeyProblem.KEY_EXPIRED: QuarantineReason.KEY_NOT_VALID,
+    KeyProblem.KEY_REVOKED: QuarantineReason.KEY_REVOKED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One outbox record as consumed."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingRules:
+    """Checks whose bounds an operator sets."""
+
+    max_clock_skew: timedelta = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """A record that passed every check: the decision and each recipient's copy."""
+
+    envelope: Envelope
+    decision: Decision
+    earlier_recipients: frozenset[str]
+    copies: tuple[tuple[str, Envelope], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A record the router quarantines, with the reason and what was readable of it."""
+
+    reason: QuarantineReason
+    detail: str
+    header: Header | None = None
+
+
+@dataclass(slots=True)
+class AlertHistory:
+    """What the router delivered of one alert so far."""
+
+    alert_type: AlertType
+    last_version: int
+    recipients: frozenset[str]
+    cancelled: bool = False
+
+
+@dataclass
+class PartitionState:
+    """The router's memory for one outbox partition, rebuilt from its audit chain."""
+
+    seen: dict[str, datetime] = field(default_factory=dict)
+    """Message ids already routed or refused after verification, with their expiry."""
+    alerts: dict[str, AlertHistory] = field(default_factory=dict)
+
+    def apply_routed(self, header: Header, recipients: tuple[str, ...]) -> None:
+        """Remember a routed message: its id, and who has now received its alert."""
+        self._remember(
+            header.message_id,
+            header.expires_at,
+            header.alert_id,
+            header.alert_type,
+            header.version,
+            header.operation,
+            recipients,
+        )
+
+    def _remember(
+        self,
+        message_id: str,
+        expires_at: datetime,
+        alert_id: str,
+        alert_type: AlertType,
+        version: int,
+        operation: Operation,
+        recipients: tuple[str, ...],
+    ) -> None:
+        self.seen[message_id] = expires_at
+        known = self.alerts.get(alert_id)
+        earlier = known.recipients if known is not None else frozenset()
+        self.alerts[alert_id] = AlertHistory(
+            alert_type,
+            version,
+            earlier | frozenset(recipients),
+            cancelled=operation is Operation.CANCEL,
+        )
+
+    def apply_refused(self, header: Header | None, reason: str) -> None:
+        """Remember a refused message's id when its signature had verified."""
+        if header is not None and reason in _SIGNED_OK_REASONS:
+            self.seen.setdefault(header.message_id, header.expires_at)
+
+    def prune(self, now: datetime, rules: RoutingRules) -> int:
+        """Forget ids of messages expired long enough that a replay fails as EXPIRED anyway."""
+        horizon = now - rules.max_clock_skew
+        stale = [mid for mid, expires in self.seen.items() if expires < horizon]
+        for mid in stale:
+            del self.seen[mid]
+        return len(stale)
+
+
+class _Refuse(Exception):
+    def __init__(self, reason: QuarantineReason, detail: str, header: Header | None = None):
+        super().__init__(detail)
+        self.refused = Refused(reason, detail, header)
+
+
+def _checked(
+    inbound: Inbound,
+    *,
+    expected_partition: int | None,
+    trust: TrustStore,
+    now: datetime,
+    rules: RoutingRules,
+    state: PartitionState,
+) -> Envelope:
+    owner = parse_outbox_topic(inbound.topic)
+    if inbound.value is None:
+        raise _Refuse(QuarantineReason.MALFORMED, "record has no value")
+    try:
+        envelope = decode_envelope(inbound.value)
+    except DecodeError as exc:
+        raise _Refuse(QuarantineReason.MALFORMED, str(exc)) from exc
+    header = envelope.header
+    if inbound.key != header.alert_id.encode():
+        raise _Refuse(
+            QuarantineReason.KEY_MISMATCH,
+            f"record key {inbound.key!r} is not the alert id {header.alert_id!r}",
+            header,
+        )
+    if expected_partition is not None and inbound.partition != expected_partition:
+        raise _Refuse(
+            QuarantineReason.WRONG_PARTITION,
+            f"alert {header.alert_id} belongs on partition {expected_partition}, "
+            f"not {inbound.partition}",
+            header,
+        )
+    if header.origin != owner:
+        raise _Refuse(
+            QuarantineReason.ORIGIN_MISMATCH,
+            f"message claims origin {header.origin} in the outbox of {owner}",
+            header,
+        )
+    try:
+        key = trust.key_for(header.origin, header.key_id, header.issued_at)
+        verify(envelope, key)
+    except KeyNotValidError as exc:
+        raise _Refuse(_KEY_REASONS[exc.reason], str(exc), header) from exc
+    except SignatureError as exc:
+        raise _Refuse(QuarantineReason.BAD_SIGNATURE, str(exc), header) from exc
+    if header.message_id in state.seen:
+        raise _Refuse(
+            QuarantineReason.REPLAYED, f"message {header.message_id} was already routed", header
+        )
+    if header.expires_at <= now:
+        raise _Refuse(
+            QuarantineReason.EXPIRED, f"expired at {header.expires_at.isoformat()}", header
+        )
+    if header.issued_at > now + rules.max_clock_skew:
+        raise _Refuse(
+            QuarantineReason.FUTURE_DATED,
+            f"issued at {header.issued_at.isoformat()}, beyond the clock-skew bound of "
+            f"{rules.max_clock_skew} after {now.isoformat()}",
+            header,
+        )
+    history = state.alerts.get(header.alert_id)
+    if history is not None:
+        if history.cancelled:
+            raise _Refuse(
+                QuarantineReason.ALERT_CANCELLED, f"alert {header.alert_id} was cancelled", header
+            )
+        if header.version <= history.last_version:
+            raise _Refuse(
+                QuarantineReason.STALE_VERSION,
+                f"version {header.version} of alert {header.alert_id} is not after "
+                f"version {history.last_version}",
+                header,
+            )
+        if header.alert_type is not history.alert_type:
+            raise _Refuse(
+                QuarantineReason.TYPE_CHANGED,
+                f"alert {header.alert_id} is a {history.alert_type}, not a {header.alert_type}",
+                header,
+            )
+    return envelope
+
+
+def route(
+    inbound: Inbound,
+    *,
+    expected_partition: int | None,
+    trust: TrustStore,
+    policy: PolicyIndex,
+    now: datetime,
+    rules: RoutingRules,
+    state: PartitionState,
+) -> Routed | Refused:
+    """Check one outbox record and decide who receives which sections of it."""
+    try:
+        envelope = _checked(
+            inbound,
+            expected_partition=expected_partition,
+            trust=trust,
+            now=now,
+            rules=rules,
+            state=state,
+        )
+    except _Refuse as refusal:
+        return refusal.refused
+    header = envelope.header
+    history = state.alerts.get(header.alert_id)
+    earlier = history.recipients if history is not None else frozenset()
+    decision = decide(
+        PolicyInput(
+            header.origin,
+            header.alert_type,
+            header.handling_code,
+            header.operation,
+            header.alert_id,
+            header.action_on_hit,
+        ),
+        now,
+        policy,
+        earlier,
+    )
+    copies = tuple(
+        (participant, redact(envelope, outcome.sections))
+        for participant, outcome in decision.outcomes.items()
+        if isinstance(outcome, Deliver)
+    )
+    return Routed(envelope, decision, earlier, copies)
+
+
+def replay_audit(state: PartitionState, record: Mapping[str, Any]) -> None:
+    """Bring ``state`` up to date with one decoded audit record (used on start-up)."""
+    kind = record.get("kind")
+    if kind == AuditKind.DECISION.value:
+        state._remember(
+            record["message_id"],
+            record["expires_at"],
+            record["alert_id"],
+            AlertType(record["alert_type"]),
+            int(record["version"]),
+            Operation(record["operation"]),
+            tuple(o["participant"] for o in record["outcomes"] if o["delivered"]),
+        )
+    elif (
+        kind == AuditKind.QUARANTINE.value
+        and record.get("message_id")
+        and record.get("quarantine_reason") in _SIGNED_OK_REASONS
+    ):
+        state.seen.setdefault(record["message_id"], record["expires_at"])

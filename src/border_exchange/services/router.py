@@ -1,0 +1,572 @@
+"""The router: exactly-once, policy-checked fan-out from outboxes to partner feeds.
+
+Each outbox partition is routed by a ``PartitionWorker`` that owns a transactional
+producer whose id names that partition. aiokafka lacks KIP-447, so fencing rests on
+that id: when a partition moves to another router, the new owner's
+``init_transactions`` fences the old producer and settles its open transaction before
+the new owner reads anything. The worker then rebuilds its memory (ids already
+routed, who received each alert, the audit chain head) from the partition's audit
+chain and resumes at the group's committed offset. Each batch's feed copies,
+quarantine records, audit records and consumed offset go in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError as AioKafkaError
+from aiokafka.errors import ProducerFenced
+from aiokafka.partitioner import murmur2
+from nacl.signing import SigningKey
+
+from border_exchange.adapters.kafka_settings import KafkaSettings
+from border_exchange.adapters.metrics import Metrics
+from border_exchange.domain.agreements import AgreementSet
+from border_exchange.domain.audit import (
+    QUARANTINE_SCHEMA,
+    AuditKind,
+    ChainHead,
+    chain_id,
+    checkpoint_record,
+    decision_record,
+    encode_audit,
+    head_signing_input,
+    quarantine_audit_record,
+)
+from border_exchange.domain.encoding import decode_record, encode_envelope, encode_record
+from border_exchange.domain.naming import (
+    AGREEMENTS_TOPIC,
+    QUARANTINE_TOPIC,
+    ROUTER_GROUP,
+    ROUTER_TXN_PREFIX,
+    audit_topic,
+    feed_topic,
+    parse_outbox_topic,
+)
+from border_exchange.domain.policy import PolicyIndex
+from border_exchange.domain.routing import (
+    Inbound,
+    PartitionState,
+    Refused,
+    Routed,
+    RoutingRules,
+    replay_audit,
+    route,
+)
+from border_exchange.domain.trust import TrustStore
+from border_exchange.errors import ConfigError, KafkaError
+
+log = structlog.get_logger("border_exchange.router")
+
+OUTBOX_PATTERN: Final = r"^bx\.(?:[A-Z]{3}|UN-[A-Z]{3,12})\.outbox$"
+"""The outboxes the router subscribes to; new participants' outboxes match as they appear."""
+
+
+def expected_partition(key: bytes | None, partitions: int) -> int | None:
+    """The partition Kafka's default partitioner gives ``key`` among ``partitions``."""
+    if key is None or partitions <= 0:
+        return None
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def transactional_id(tp: TopicPartition) -> str:
+    """The transactional id that owns routing of outbox partition ``tp``."""
+    return f"{ROUTER_TXN_PREFIX}{tp.topic}.{tp.partition}"
+
+
+@dataclass(frozen=True)
+class RouterTuning:
+    """Operator settings of the router's loop."""
+
+    batch_size: int = 500
+    checkpoint_every: int = 1000
+    checkpoint_interval: float = 10.0
+    topic_refresh: float = 5.0
+    rules: RoutingRules = field(default_factory=RoutingRules)
+    group_id: str = ROUTER_GROUP
+    outbox_pattern: str = OUTBOX_PATTERN
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    """The trust store and agreement set in force, with the index built for them."""
+
+    trust: TrustStore
+    agreements: AgreementSet
+    index: PolicyIndex
+
+    @classmethod
+    def build(cls, trust: TrustStore, agreements: AgreementSet) -> PolicyView:
+        """Index ``agreements`` for the active participants of ``trust``."""
+        participants = [p.id for p in trust.participants.values() if p.active]
+        return cls(trust, agreements, PolicyIndex.build(agreements, participants))
+
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The router's clock."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class _Output:
+    topic: str
+    value: bytes
+    key: bytes | None = None
+    partition: int | None = None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+class PartitionWorker:
+    """Routes one outbox partition through its own transactional producer."""
+
+    def __init__(self, router: Router, tp: TopicPartition, partitions: int) -> None:
+        self.router = router
+        self.tp = tp
+        self.origin = parse_outbox_topic(tp.topic) or ""
+        self.partitions = partitions
+        self.audit_tp = TopicPartition(audit_topic(self.origin), tp.partition)
+        self.state = PartitionState()
+        self.head = ChainHead(chain_id(tp.topic, tp.partition))
+        self.last_checkpoint = time.monotonic()
+        self.producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        """Fence any earlier owner of this partition, then rebuild state from the audit chain."""
+        producer = AIOKafkaProducer(
+            **self.router.kafka.client_kwargs(),
+            transactional_id=transactional_id(self.tp),
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=2,
+            max_batch_size=512 * 1024,
+        )
+        await producer.start()
+        self.producer = producer
+        await self.rebuild()
+
+    async def stop(self) -> None:
+        """Close the producer (no transaction is open between batches)."""
+        if self.producer is not None:
+            await self.producer.stop()
+            self.producer = None
+
+    async def rebuild(self) -> None:
+        """Read this partition's audit chain to its end and rebuild the routing memory."""
+        reader = AIOKafkaConsumer(
+            **self.router.kafka.client_kwargs(),
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            group_id=None,
+        )
+        await reader.start()
+        state = PartitionState()
+        head = ChainHead(chain_id(self.tp.topic, self.tp.partition))
+        try:
+            partitions = await reader.partitions_for_topic(self.audit_tp.topic)
+            if not partitions or self.audit_tp.partition not in partitions:
+                raise ConfigError(
+                    f"audit topic {self.audit_tp.topic} partition {self.audit_tp.partition} does "
+                    f"not exist for outbox {self.tp.topic}: run 'border-exchange provision'"
+                )
+            reader.assign([self.audit_tp])
+            await reader.seek_to_beginning(self.audit_tp)
+            end = (await reader.end_offsets([self.audit_tp]))[self.audit_tp]
+            while await reader.position(self.audit_tp) < end:
+                batch = await reader.getmany(self.audit_tp, timeout_ms=1000)
+                for record in batch.get(self.audit_tp, []):
+                    if record.value is None:
+                        continue
+                    _, audit = decode_record(record.value)
+                    replay_audit(state, audit)
+                    head = head.after(record.value, AuditKind(audit["kind"]))
+        finally:
+            await reader.stop()
+        self.state, self.head = state, head
+        log.info(
+            "router.partition_rebuilt",
+            partition=f"{self.tp.topic}/{self.tp.partition}",
+            audit_records=head.seq,
+            alerts=len(state.alerts),
+        )
+
+    def _checkpoint(self, head: ChainHead, now: datetime, outputs: list[_Output]) -> ChainHead:
+        router = self.router
+        signature = router.signing_key.sign(head_signing_input(head.chain, head.seq, head.head))
+        record = encode_audit(
+            checkpoint_record(head, now, router.signing_key_id, bytes(signature.signature))
+        )
+        outputs.append(_Output(self.audit_tp.topic, record, head.chain.encode(), self.tp.partition))
+        return head.after(record, AuditKind.CHECKPOINT)
+
+    def _audit(self, record: dict[str, Any], kind: AuditKind, outputs: list[_Output]) -> None:
+        data = encode_audit(record)
+        chain = self.head.chain.encode()
+        outputs.append(_Output(self.audit_tp.topic, data, chain, self.tp.partition))
+        self.head = self.head.after(data, kind)
+
+    def _route(
+        self, record: ConsumerRecord[bytes, bytes], now: datetime, out: list[_Output]
+    ) -> str:
+        router = self.router
+        view = router.view
+        inbound = Inbound(record.topic, record.partition, record.offset, record.key, record.value)
+        result = route(
+            inbound,
+            expected_partition=expected_partition(record.key, self.partitions),
+            trust=view.trust,
+            policy=view.index,
+            now=now,
+            rules=router.tuning.rules,
+            state=self.state,
+        )
+        source = f"{record.topic}/{record.partition}/{record.offset}".encode()
+        if isinstance(result, Routed):
+            header = result.envelope.header
+            present = result.envelope.present_sections
+            encoded: dict[frozenset[str], bytes] = {}
+            for recipient, copy in result.copies:
+                kept = copy.present_sections
+                value = encoded.get(kept)
+                if value is None:
+                    # A copy that keeps every section is the origin's bytes, unchanged.
+                    value = record.value if kept == present else encode_envelope(copy)
+                    encoded[kept] = value or b""
+                out.append(
+                    _Output(
+                        feed_topic(recipient, header.origin),
+                        encoded[kept],
+                        record.key,
+                        headers=[("bx-source", source)],
+                    )
+                )
+            recipients = result.decision.recipients
+            self._audit(
+                decision_record(
+                    self.head,
+                    now,
+                    record.offset,
+                    header,
+                    present,
+                    result.decision,
+                    result.earlier_recipients,
+                ),
+                AuditKind.DECISION,
+                out,
+            )
+            self.state.apply_routed(header, recipients)
+            router.count_routed(header.origin, result)
+            return "routed"
+        self._quarantine(record, result, now, out)
+        return "refused"
+
+    def _quarantine(
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        refused: Refused,
+        now: datetime,
+        out: list[_Output],
+    ) -> None:
+        header = refused.header
+        out.append(
+            _Output(
+                QUARANTINE_TOPIC,
+                encode_record(
+                    QUARANTINE_SCHEMA,
+                    {
+                        "source_topic": record.topic,
+                        "source_partition": record.partition,
+                        "source_offset": record.offset,
+                        "reason": refused.reason.value,
+                        "detail": refused.detail,
+                        "quarantined_at": now,
+                        "claimed_origin": header.origin if header else None,
+                        "message_id": header.message_id if header else None,
+                        "alert_id": header.alert_id if header else None,
+                        "original_key": record.key,
+                        "original_value": record.value,
+                    },
+                ),
+                record.key,
+            )
+        )
+        self._audit(
+            quarantine_audit_record(
+                self.head, now, record.offset, refused.reason.value, refused.detail, header
+            ),
+            AuditKind.QUARANTINE,
+            out,
+        )
+        self.state.apply_refused(header, refused.reason.value)
+        self.router.metrics.inc("quarantined_total", labels={"reason": refused.reason.value})
+        log.warning(
+            "router.quarantined",
+            reason=refused.reason.value,
+            detail=refused.detail,
+            source=f"{record.topic}/{record.partition}/{record.offset}",
+            message_id=header.message_id if header else None,
+            alert_id=header.alert_id if header else None,
+        )
+
+    async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Route ``records`` and commit their outputs and offset in one transaction."""
+        assert self.producer is not None
+        now = self.router.clock()
+        outputs: list[_Output] = []
+        head_before = self.head
+        for record in records:
+            self._route(record, now, outputs)
+            if self.head.since_checkpoint >= self.router.tuning.checkpoint_every:
+                self.head = self._checkpoint(self.head, now, outputs)
+                self.last_checkpoint = time.monotonic()
+        try:
+            await self._commit(outputs, records[-1].offset + 1)
+        except BaseException:
+            self.head = head_before
+            raise
+
+    async def checkpoint_if_due(self) -> None:
+        """Sign the chain head when records were added and the interval has passed."""
+        due = time.monotonic() - self.last_checkpoint >= self.router.tuning.checkpoint_interval
+        if self.head.since_checkpoint == 0 or not due:
+            return
+        outputs: list[_Output] = []
+        head_before = self.head
+        self.head = self._checkpoint(self.head, self.router.clock(), outputs)
+        try:
+            await self._commit(outputs, None)
+        except BaseException:
+            self.head = head_before
+            raise
+        self.last_checkpoint = time.monotonic()
+
+    async def _commit(self, outputs: list[_Output], next_offset: int | None) -> None:
+        producer = self.producer
+        assert producer is not None
+        async with producer.transaction():
+            for output in outputs:
+                await producer.send(
+                    output.topic,
+                    output.value,
+                    key=output.key,
+                    partition=output.partition,
+                    headers=output.headers or None,
+                )
+            if next_offset is not None:
+                await producer.send_offsets_to_transaction(
+                    {self.tp: next_offset}, self.router.tuning.group_id
+                )
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        async with self.router.lock:
+            for tp in revoked:
+                worker = self.router.workers.pop(tp, None)
+                if worker is not None:
+                    await worker.stop()
+            log.info("router.revoked", partitions=[f"{tp.topic}/{tp.partition}" for tp in revoked])
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        async with self.router.lock:
+            await self.router.assign(assigned)
+
+
+class Router:
+    """Consumes every outbox, routes each record, and keeps the workers of its partitions."""
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        view: PolicyView,
+        signing_key: SigningKey,
+        signing_key_id: str,
+        *,
+        tuning: RouterTuning | None = None,
+        metrics: Metrics | None = None,
+        clock: Clock = utc_now,
+        sources: Sequence[Callable[[], PolicyView | None]] = (),
+    ) -> None:
+        self.kafka = kafka
+        self.view = view
+        self.signing_key = signing_key
+        self.signing_key_id = signing_key_id
+        self.tuning = tuning or RouterTuning()
+        self.metrics = metrics or Metrics()
+        self.clock = clock
+        self.sources = sources
+        self.lock = asyncio.Lock()
+        self.workers: dict[TopicPartition, PartitionWorker] = {}
+        self.consumer: AIOKafkaConsumer | None = None
+        self._published: set[str] = set()
+        self._describe_metrics()
+
+    def _describe_metrics(self) -> None:
+        m = self.metrics
+        m.describe("routed_total", "Outbox messages routed, by origin.")
+        m.describe("delivered_total", "Copies written to partner feeds, by recipient.")
+        m.describe("denied_total", "Participants denied a message, by reason.")
+        m.describe("quarantined_total", "Outbox records quarantined, by reason.")
+        m.describe("consumer_lag", "Records not yet routed, by outbox partition.")
+
+    def count_routed(self, origin: str, routed: Routed) -> None:
+        """Count one routed message, its copies and its denials."""
+        m = self.metrics
+        m.inc("routed_total", labels={"origin": origin})
+        for participant, outcome in routed.decision.outcomes.items():
+            if outcome.delivered:
+                m.inc("delivered_total", labels={"recipient": participant})
+            elif participant != origin:
+                m.inc("denied_total", labels={"reason": outcome.reason.value})  # type: ignore[union-attr]
+        header = routed.envelope.header
+        log.info(
+            "router.routed",
+            message_id=header.message_id,
+            alert_id=header.alert_id,
+            version=header.version,
+            origin=origin,
+            recipients=list(routed.decision.recipients),
+        )
+
+    async def assign(self, assigned: Sequence[TopicPartition]) -> None:
+        """Start a worker for each newly assigned outbox partition and seek it to its offset."""
+        consumer = self.consumer
+        assert consumer is not None
+        for tp in assigned:
+            if tp in self.workers:
+                continue
+            partitions = consumer.partitions_for_topic(tp.topic) or set()
+            worker = PartitionWorker(self, tp, len(partitions))
+            await worker.start()
+            self.workers[tp] = worker
+            committed = await consumer.committed(tp)
+            if committed is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, committed)
+        log.info("router.assigned", partitions=[f"{tp.topic}/{tp.partition}" for tp in assigned])
+
+    async def publish_agreements(self, aset: AgreementSet) -> None:
+        """Keep ``aset`` in the agreements topic so an auditor can re-check its decisions."""
+        if aset.digest in self._published:
+            return
+        producer = AIOKafkaProducer(
+            **self.kafka.client_kwargs(), acks="all", enable_idempotence=True
+        )
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                AGREEMENTS_TOPIC, aset.canonical_bytes(), key=aset.digest.encode()
+            )
+        finally:
+            await producer.stop()
+        self._published.add(aset.digest)
+
+    async def _refresh_sources(self) -> None:
+        for source in self.sources:
+            view = source()
+            if view is not None:
+                await self.publish_agreements(view.agreements)
+                self.view = view
+                log.info("router.policy_changed", agreement_set=view.agreements.digest)
+
+    async def _update_lag(self) -> None:
+        consumer = self.consumer
+        if consumer is None:
+            return
+        for tp in list(self.workers):
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                lag = highwater - await consumer.position(tp)
+                self.metrics.set(
+                    "consumer_lag", lag, labels={"partition": f"{tp.topic}/{tp.partition}"}
+                )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Route until ``stop`` is set, then finish the current transaction and leave."""
+        await self.publish_agreements(self.view.agreements)
+        consumer = AIOKafkaConsumer(
+            **self.kafka.client_kwargs(),
+            group_id=self.tuning.group_id,
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            metadata_max_age_ms=int(self.tuning.topic_refresh * 1000),
+            max_poll_records=self.tuning.batch_size,
+        )
+        self.consumer = consumer
+        consumer.subscribe(pattern=self.tuning.outbox_pattern, listener=_Rebalance(self))
+        await consumer.start()
+        last_refresh = time.monotonic()
+        try:
+            while not stop.is_set():
+                batches = await consumer.getmany(timeout_ms=200, max_records=self.tuning.batch_size)
+                async with self.lock:
+                    await self._process(batches)
+                    for worker in list(self.workers.values()):
+                        await worker.checkpoint_if_due()
+                if time.monotonic() - last_refresh >= self.tuning.topic_refresh:
+                    last_refresh = time.monotonic()
+                    await self._refresh_sources()
+                    await self._update_lag()
+        finally:
+            async with self.lock:
+                for worker in self.workers.values():
+                    await worker.stop()
+                self.workers.clear()
+            await consumer.stop()
+            self.consumer = None
+            log.info("router.stopped")
+
+    async def _process(
+        self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> None:
+        jobs = []
+        for tp, records in batches.items():
+            worker = self.workers.get(tp)
+            if worker is None or not records:
+                continue  # revoked between fetch and processing: the new owner resumes it
+            jobs.append(self._process_partition(worker, records))
+        if jobs:
+            await asyncio.gather(*jobs)
+
+    async def _process_partition(
+        self, worker: PartitionWorker, records: list[ConsumerRecord[bytes, bytes]]
+    ) -> None:
+        try:
+            await worker.process(records)
+        except ProducerFenced as exc:
+            raise KafkaError(
+                f"another router took over {worker.tp.topic}/{worker.tp.partition}; "
+                "this process must not route it any more"
+            ) from exc
+        except AioKafkaError as exc:
+            # The transaction was aborted: nothing of the batch is visible. Rebuild the
+            # memory from the audit chain and resume at the committed offset.
+            log.error(
+                "router.batch_aborted",
+                partition=f"{worker.tp.topic}/{worker.tp.partition}",
+                error=repr(exc),
+            )
+            await worker.stop()
+            await worker.start()
+            consumer = self.consumer
+            assert consumer is not None
+            committed = await consumer.committed(worker.tp)
+            if committed is None:
+                await consumer.seek_to_beginning(worker.tp)
+            else:
+                consumer.seek(worker.tp, committed)
