@@ -84,7 +84,7 @@ def test_feeds_and_outboxes_outlast_thirty_days_offline_and_the_audit_trail_neve
     assert specs["bx.hub.audit"].configs["retention.ms"] == "-1"
     assert specs["bx.hub.quarantine"].configs["retention.ms"] == "-1"
     for spec in specs.values():
-        assert spec.configs["compression.type"] == "zstd"
+        assert spec.configs["compression.type"] == "gzip"
         assert (spec.replication, spec.configs["min.insync.replicas"]) == (1, "1")
 
 

@@ -16,8 +16,8 @@ Topic layout (see ``docs/onboarding.md``):
   for 30 days and still catch up);
 - audit and quarantine: 3 partitions, kept forever (retention -1);
 - agreements: 1 partition (one ordered history of the agreement set), forever;
-- every topic: zstd compression, replication min(3, brokers), min ISR 2 when
-  replicated three times, else 1.
+- every topic: gzip compression (every client reads it without extra libraries),
+  replication min(3, brokers), min ISR 2 when replicated three times, else 1.
 """
 
 from __future__ import annotations
@@ -47,7 +47,10 @@ FEED_RETENTION_MS: Final = 35 * DAY_MS
 FOREVER: Final = -1
 PARTICIPANT_PARTITIONS: Final = 3
 HUB_LOG_PARTITIONS: Final = 3
-COMPRESSION: Final = "zstd"
+COMPRESSION: Final = "gzip"
+"""Compressed at rest and on the wire to posts on satellite links. gzip, because every
+aiokafka client can read it with the standard library; zstd or lz4 would make each
+consumer need an extra native library, or fail to decode the feed."""
 
 READ = AclOperation.READ
 WRITE = AclOperation.WRITE
@@ -322,8 +325,12 @@ def _acl_managed(binding: AclBinding, scope: frozenset[str] | None) -> bool:
         return False
     if scope is None or owner != HUB:
         return True
-    resource = naming.resource_owner(binding.name)
-    return resource == HUB or resource in scope
+    return naming.resource_owner(binding.name) in scope
+
+
+def _removable(owner: str | None, scope: frozenset[str] | None) -> bool:
+    # A scoped run adds the hub's principals and ACLs but removes only its participants'.
+    return owner is not None and (scope is None or owner in scope)
 
 
 def _removal_reason(principal: str, trust: TrustStore) -> str:
@@ -341,9 +348,10 @@ def _removal_reason(principal: str, trust: TrustStore) -> str:
 def plan(trust: TrustStore, state: ClusterState, scope: Iterable[str] | None = None) -> Plan:
     """The changes that make ``state`` match ``trust``; empty when it already does.
 
-    ``scope`` limits the run to some participants' principals and ACLs (the hub's
-    principals are always in scope), for a cluster shared with others' trials;
-    ``None`` manages every principal the provisioner could have made.
+    ``scope`` limits removals to some participants' principals and ACLs (the hub's
+    principals and ACLs are then only added, never removed, except those on the
+    scoped participants' resources), for a cluster shared with other trust
+    stores; ``None`` manages every principal the provisioner could have made.
     """
     within = None if scope is None else frozenset(scope)
     topics = desired_topics(trust, state.brokers)
@@ -381,11 +389,9 @@ def plan(trust: TrustStore, state: ClusterState, scope: Iterable[str] | None = N
     delete_users = tuple(
         UserChange(u, _removal_reason(u, trust))
         for u in sorted(state.users)
-        if u not in users and _owned(naming.principal_owner(u), within)
+        if u not in users and _removable(naming.principal_owner(u), within)
     )
     wanted = desired_acls(trust)
-    if within is not None:
-        wanted = frozenset(b for b in wanted if _acl_managed(b, within))
     held = frozenset(b for b in state.acls if _acl_managed(b, within))
     return Plan(
         create_topics=create,
