@@ -21,7 +21,9 @@ COMMANDS: tuple[str, ...] = (
     "border_exchange.cli.dev",
     "border_exchange.cli.keys",
     "border_exchange.cli.policy",
+    "border_exchange.cli.post",
     "border_exchange.cli.provision",
+    "border_exchange.cli.publish",
 )
 """Modules that add subcommands, in the order ``--help`` lists them."""
 

@@ -1,0 +1,233 @@
+"""``border-exchange post``: run a border post, and search its store offline.
+
+``post run`` keeps the store in step with the feeds; ``post check``, ``post list`` and
+``post status`` only read the SQLite store, so they answer while the link is down.
+Labels are in French or English (``--lang``, by default from the locale); alert
+content is printed as its origin wrote it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from border_exchange.adapters.post_store import PostStore, StoredAlert
+from border_exchange.adapters.trust_file import load_trust_store
+from border_exchange.cli.publish import kafka_settings
+from border_exchange.domain.catalog import is_participant_id
+from border_exchange.domain.labels import LANGUAGES, Lang, label, language_from_environment
+from border_exchange.domain.naming import is_role_name
+from border_exchange.errors import ConfigError
+from border_exchange.services.post import BorderPost, PostConfig
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``post run|status|check|list``."""
+    post = subparsers.add_parser("post", help="run a border post and search its alerts offline")
+    commands = post.add_subparsers(title="post commands", metavar="POST_COMMAND", required=True)
+
+    run = commands.add_parser("run", help="consume the participant's partner feeds into the store")
+    run.add_argument("--participant", required=True, help="the post's service, e.g. COD")
+    run.add_argument("--post", required=True, help="the post's name, e.g. kasindi")
+    run.add_argument("--db", required=True, type=Path, help="SQLite store file")
+    run.add_argument("--trust", required=True, type=Path, help="trust store YAML file")
+    run.add_argument("--from", dest="partners", help="only these partners' feeds, e.g. UGA,SSD")
+    run.add_argument(
+        "--config", type=Path, help="YAML file with a 'kafka' mapping (BX_KAFKA_* override it)"
+    )
+    run.set_defaults(handler=run_post)
+
+    status = commands.add_parser("status", help="last sync time and lag of every feed")
+    _store_options(status)
+    status.set_defaults(handler=show_status)
+
+    check = commands.add_parser(
+        "check", help="is this person, vehicle or document flagged? (exit 0: hit, 1: no hit)"
+    )
+    _store_options(check)
+    what = check.add_mutually_exclusive_group(required=True)
+    what.add_argument("--plate", help="registration plate (case, spaces and dashes ignored)")
+    what.add_argument("--vin", help="vehicle identification number")
+    what.add_argument("--name", help="a person's name, alias or transliteration")
+    what.add_argument("--document", help="identity document number")
+    check.add_argument("--dob", help="date of birth YYYY-MM-DD (with --name)")
+    check.set_defaults(handler=run_check)
+
+    listing = commands.add_parser("list", help="list the active alerts")
+    _store_options(listing)
+    listing.set_defaults(handler=run_list)
+
+
+def _store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", required=True, type=Path, help="SQLite store file")
+    parser.add_argument("--lang", choices=LANGUAGES, help="labels in fr or en (default: locale)")
+
+
+def _lang(args: argparse.Namespace) -> Lang:
+    chosen: Lang | None = args.lang
+    return chosen or language_from_environment(os.environ)
+
+
+def _open_existing(path: Path) -> PostStore:
+    if not path.exists():
+        raise ConfigError(f"no post store at {path} (run 'border-exchange post run' first)")
+    return PostStore.open(path)
+
+
+def run_post(args: argparse.Namespace) -> int:
+    """Consume until interrupted (SIGINT or SIGTERM)."""
+    participant: str = args.participant
+    if not is_participant_id(participant):
+        raise ConfigError(f"--participant: {participant!r} is not a participant id")
+    if not is_role_name(args.post):
+        raise ConfigError(f"--post: {args.post!r} must be lower-case letters, digits, hyphens")
+    partners = tuple(p.strip() for p in (args.partners or "").split(",") if p.strip())
+    for partner in partners:
+        if not is_participant_id(partner):
+            raise ConfigError(f"--from: {partner!r} is not a participant id")
+    trust = load_trust_store(args.trust)
+    settings = kafka_settings(args.config)
+    config = PostConfig(participant, args.post, partners)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(signum, stop.set)
+        with PostStore.open(args.db) as store:
+            await BorderPost(settings, config, store, trust).run(stop)
+
+    asyncio.run(run())
+    return 0
+
+
+def _when(value: datetime | None, lang: Lang) -> str:
+    if value is None:
+        return label(lang, "never")
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def show_status(args: argparse.Namespace) -> int:
+    """Print the last sync time, each feed's position and lag, and the counts."""
+    lang = _lang(args)
+    with _open_existing(args.db) as store:
+        status = store.status()
+    print(f"{label(lang, 'last_sync')}: {_when(status.last_sync, lang)}")
+    print(f"{label(lang, 'lag')}: {'-' if status.lag is None else status.lag}")
+    print(label(lang, "active_alerts", count=status.active))
+    print(f"{label(lang, 'rejected')}: {status.rejected}")
+    for feed in status.feeds:
+        end = "-" if feed.end_offset is None else str(feed.end_offset)
+        lag = "-" if feed.lag is None else str(feed.lag)
+        print(
+            f"  {label(lang, 'feed')} {feed.topic}/{feed.partition}: "
+            f"{label(lang, 'next_offset')} {feed.next_offset}, {label(lang, 'end_offset')} {end}, "
+            f"{label(lang, 'lag')} {lag}"
+        )
+    return 0
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}: {_value(v)}" for k, v in value.items() if v not in (None, [], ""))
+    if isinstance(value, list):
+        return "; ".join(_value(v) for v in value)
+    return str(value)
+
+
+def _section_lines(name: str, content: Mapping[str, Any]) -> list[str]:
+    if name == "photo":
+        size = len(str(content.get("data") or "")) * 3 // 4
+        return [f"      {content.get('media_type')}, ~{size} bytes"]
+    return [
+        f"      {field}: {_value(value)}"
+        for field, value in content.items()
+        if value not in (None, [], "")
+    ]
+
+
+def render(alert: StoredAlert, lang: Lang) -> list[str]:
+    """The lines describing one alert: labels in ``lang``, content as the origin wrote it."""
+    warnings = ", ".join(label(lang, m) for m in alert.warning_markers) or label(lang, "none")
+    lines = [
+        f"{label(lang, alert.alert_type.value)} ({alert.alert_type.value}) - "
+        f"{label(lang, 'origin')}: {alert.origin} - {label(lang, 'alert')} {alert.alert_id}, "
+        f"{label(lang, 'version')} {alert.version}",
+        f"  {label(lang, 'action_on_hit')}: {label(lang, alert.action_on_hit)} "
+        f"({alert.action_on_hit})",
+        f"  {label(lang, 'warnings')}: {warnings}",
+        f"  {label(lang, 'handling')}: {alert.handling_code}  "
+        f"{label(lang, 'priority')}: {label(lang, alert.priority)}",
+        f"  {label(lang, 'issued_at')}: {_when(alert.issued_at, lang)}  "
+        f"{label(lang, 'expires_at')}: {_when(alert.expires_at, lang)}",
+        f"  {label(lang, 'sections_received')}: "
+        + (", ".join(label(lang, s) for s in alert.sections) or label(lang, "none")),
+    ]
+    if alert.withheld:
+        lines.append(
+            f"  {label(lang, 'sections_withheld')}: "
+            + ", ".join(label(lang, s) for s in alert.withheld)
+        )
+    for name, content in alert.sections.items():
+        lines.append(f"    [{label(lang, name)}]")
+        lines.extend(_section_lines(name, content))
+    return lines
+
+
+def _print_alerts(alerts: Sequence[StoredAlert], lang: Lang) -> None:
+    for number, alert in enumerate(alerts, start=1):
+        lines = render(alert, lang)
+        print(f"[{number}] {lines[0]}")
+        for line in lines[1:]:
+            print(line)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """Look the person, vehicle or document up in the store; 0 on a hit, 1 otherwise."""
+    lang = _lang(args)
+    dob: date | None = None
+    if args.dob is not None:
+        if args.name is None:
+            raise ConfigError("--dob narrows a --name search")
+        try:
+            dob = date.fromisoformat(args.dob)
+        except ValueError:
+            raise ConfigError(f"--dob: not a date YYYY-MM-DD: {args.dob!r}") from None
+    with _open_existing(args.db) as store:
+        if args.plate is not None:
+            found = store.find_plate(args.plate)
+        elif args.vin is not None:
+            found = store.find_vin(args.vin)
+        elif args.document is not None:
+            found = store.find_document(args.document)
+        else:
+            found = store.find_name(args.name, dob)
+    if not found:
+        print(label(lang, "no_hit"))
+        return 1
+    print(f"{label(lang, 'hit')}: {label(lang, 'hits', count=len(found))}")
+    _print_alerts(found, lang)
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    """List every active alert, one line each."""
+    lang = _lang(args)
+    with _open_existing(args.db) as store:
+        alerts = store.active()
+    print(label(lang, "active_alerts", count=len(alerts)))
+    for alert in alerts:
+        warnings = ",".join(alert.warning_markers) or "-"
+        print(
+            f"{alert.origin}\t{alert.alert_id}\tv{alert.version}\t{alert.alert_type.value}\t"
+            f"{alert.action_on_hit}\t{warnings}\t{_when(alert.expires_at, lang)}"
+        )
+    return 0

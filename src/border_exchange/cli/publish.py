@@ -1,0 +1,207 @@
+"""``border-exchange publish`` and ``cancel``: a national service's gateway on the command line.
+
+Alerts come from JSON files (one alert or a list), YAML files (one or more documents,
+each an alert or a list) or JSON Lines files (``.jsonl``, one alert a line). A batch
+publishes nothing unless every alert passes, unless ``--skip-invalid`` is given; the
+key's passphrase comes from ``BX_KEY_PASSPHRASE`` or a prompt, never from the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from border_exchange.adapters.kafka_settings import KafkaSettings
+from border_exchange.adapters.keyfiles import load_private_key, passphrase_from_env_or_prompt
+from border_exchange.adapters.trust_file import load_trust_store
+from border_exchange.domain.alerts import AlertInput, parse_alert
+from border_exchange.domain.catalog import is_participant_id
+from border_exchange.domain.trust import TrustStore
+from border_exchange.errors import ConfigError, ValidationError
+from border_exchange.services.gateway import Gateway, Receipt
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``publish`` and ``cancel``."""
+    publish = subparsers.add_parser(
+        "publish",
+        help="sign and publish alerts from JSON, YAML or JSON Lines files",
+        description=(
+            "Publish alerts as one transaction: nothing is published unless every alert is "
+            "valid (or --skip-invalid). An alert with the id of an earlier one updates it. "
+            "The key passphrase is read from BX_KEY_PASSPHRASE or prompted for."
+        ),
+    )
+    _common(publish)
+    publish.add_argument("files", nargs="+", type=Path, metavar="FILE", help="alert files")
+    publish.add_argument(
+        "--skip-invalid", action="store_true", help="publish the valid alerts, report the others"
+    )
+    publish.add_argument("--report", type=Path, help="write a JSON report of the batch here")
+    publish.set_defaults(handler=run_publish)
+
+    cancel = subparsers.add_parser("cancel", help="publish the cancellation of an alert")
+    _common(cancel)
+    cancel.add_argument("alert_id", metavar="ALERT_ID")
+    cancel.add_argument("--reason", required=True, help="why the alert is withdrawn")
+    cancel.set_defaults(handler=run_cancel)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--as", dest="participant", required=True, help="participant id, e.g. CAF")
+    parser.add_argument("--key", required=True, type=Path, help="encrypted private key file")
+    parser.add_argument("--trust", required=True, type=Path, help="trust store YAML file")
+    parser.add_argument("--key-id", help="key id (default: the participant's current key)")
+    parser.add_argument(
+        "--config", type=Path, help="YAML file with a 'kafka' mapping (BX_KAFKA_* override it)"
+    )
+
+
+def kafka_settings(config: Path | None) -> KafkaSettings:
+    """Connection settings from ``config``'s ``kafka`` mapping and the ``BX_KAFKA_*`` variables."""
+    raw: Mapping[str, Any] = {}
+    if config is not None:
+        try:
+            document = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read {config}: {exc}") from exc
+        if not isinstance(document, Mapping) or not isinstance(document.get("kafka", {}), Mapping):
+            raise ConfigError(f"{config}: expected a mapping with a 'kafka' mapping")
+        raw = document.get("kafka", {})
+    return KafkaSettings.from_mapping(raw)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One alert read from a file, or the problems that kept it from being one."""
+
+    location: str
+    alert: AlertInput | None
+    problems: tuple[str, ...] = ()
+
+
+def _items_of(location: str, value: object) -> list[tuple[str, object]]:
+    if isinstance(value, list):
+        return [(f"{location}[{index}]", entry) for index, entry in enumerate(value)]
+    return [(location, value)]
+
+
+def read_alert_files(paths: list[Path]) -> list[Item]:
+    """Every alert in ``paths``, each validated, with its file location."""
+    raw: list[tuple[str, object]] = []
+    items: list[Item] = []
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+        try:
+            if path.suffix in (".jsonl", ".ndjson"):
+                for number, line in enumerate(text.splitlines(), start=1):
+                    if line.strip():
+                        raw.append((f"{path}:{number}", json.loads(line)))
+            elif path.suffix in (".yaml", ".yml"):
+                documents = [d for d in yaml.safe_load_all(text) if d is not None]
+                for index, document in enumerate(documents):
+                    where = f"{path}#{index + 1}" if len(documents) > 1 else str(path)
+                    raw.extend(_items_of(where, document))
+            else:
+                raw.extend(_items_of(str(path), json.loads(text)))
+        except (json.JSONDecodeError, yaml.YAMLError) as exc:
+            items.append(Item(str(path), None, (f"(file): not valid JSON or YAML: {exc}",)))
+    for location, value in raw:
+        if not isinstance(value, Mapping):
+            items.append(Item(location, None, ("(alert): must be a mapping",)))
+            continue
+        try:
+            items.append(Item(location, parse_alert(value)))
+        except ValidationError as exc:
+            items.append(Item(location, None, exc.problems or (str(exc),)))
+    return items
+
+
+def _signing(args: argparse.Namespace) -> tuple[Any, str, TrustStore]:
+    participant: str = args.participant
+    if not is_participant_id(participant):
+        raise ConfigError(f"--as: {participant!r} is not a participant id")
+    trust = load_trust_store(args.trust)
+    key_id: str = args.key_id or trust.current_key(participant, datetime.now(UTC)).key_id
+    key = load_private_key(args.key, passphrase_from_env_or_prompt())
+    return key, key_id, trust
+
+
+def _print_receipt(receipt: Receipt) -> None:
+    print(
+        f"{receipt.operation.value.lower()}d {receipt.alert_id} version {receipt.version}: "
+        f"message {receipt.message_id}, partition {receipt.partition}, offset {receipt.offset}"
+    )
+
+
+def run_publish(args: argparse.Namespace) -> int:
+    """Validate every alert, then publish them in one transaction; 1 if any was rejected."""
+    items = read_alert_files(args.files)
+    if not items:
+        raise ConfigError("no alert in the files given")
+    key, key_id, trust = _signing(args)
+    settings = kafka_settings(args.config)
+
+    async def publish() -> tuple[list[Receipt], list[Item]]:
+        async with Gateway(settings, args.participant, key, key_id, trust) as gateway:
+            parsed = [item for item in items if item.alert is not None]
+            checks = gateway.check([item.alert for item in parsed if item.alert is not None])
+            rejected = [item for item in items if item.alert is None]
+            rejected += [
+                Item(item.location, None, problems)
+                for item, problems in zip(parsed, checks, strict=True)
+                if problems
+            ]
+            if rejected and not args.skip_invalid:
+                return [], rejected
+            valid = [
+                item.alert
+                for item, problems in zip(parsed, checks, strict=True)
+                if not problems and item.alert is not None
+            ]
+            return await gateway.publish_batch(valid), rejected
+
+    receipts, rejected = asyncio.run(publish())
+    for receipt in receipts:
+        _print_receipt(receipt)
+    for item in rejected:
+        for problem in item.problems:
+            print(f"{item.location}: {problem}", file=sys.stderr)
+    if rejected and not args.skip_invalid:
+        print(
+            f"border-exchange: {len(rejected)} invalid alert(s); nothing published "
+            "(use --skip-invalid to publish the valid ones)",
+            file=sys.stderr,
+        )
+    if args.report is not None:
+        report = {
+            "published": [asdict(r) | {"operation": r.operation.value} for r in receipts],
+            "rejected": [{"location": i.location, "problems": list(i.problems)} for i in rejected],
+        }
+        args.report.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    return 1 if rejected else 0
+
+
+def run_cancel(args: argparse.Namespace) -> int:
+    """Publish the cancellation of ``ALERT_ID``."""
+    key, key_id, trust = _signing(args)
+    settings = kafka_settings(args.config)
+
+    async def cancel() -> Receipt:
+        async with Gateway(settings, args.participant, key, key_id, trust) as gateway:
+            return await gateway.cancel(args.alert_id, args.reason)
+
+    _print_receipt(asyncio.run(cancel()))
+    return 0
