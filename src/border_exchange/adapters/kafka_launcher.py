@@ -8,6 +8,10 @@ in a directory of its own and its log in a file. Every node has three listeners:
 - ``CLIENT``: SASL/SCRAM-SHA-512, checked by Kafka's StandardAuthorizer, where
   every participant uses its own principal;
 - ``CONTROLLER``: the KRaft quorum.
+
+With ``tls=True`` two more listeners serve certificates of a local CA (see
+``tls_ca``): ``SSL`` (mutual TLS, the principal is the client certificate's CN)
+and ``SASL_SSL`` (SCRAM-SHA-512 inside TLS), both under the same authorizer.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Final
 
@@ -49,6 +53,8 @@ class NodeInfo:
     controller_port: int
     data_dir: str
     log_file: str
+    ssl_port: int | None = None
+    sasl_ssl_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,10 @@ class ClusterInfo:
     admin_password: str
     nodes: tuple[NodeInfo, ...] = field(default_factory=tuple)
     kafka_version: str = KAFKA_VERSION
+    ca_file: str | None = None
+    """The local CA's certificate, when the cluster has TLS listeners."""
+    tls_dir: str | None = None
+    """Where the CA (with its key) and the broker certificate are kept."""
 
     @property
     def admin_bootstrap(self) -> str:
@@ -70,6 +80,16 @@ class ClusterInfo:
     def client_bootstrap(self) -> str:
         """Bootstrap servers of the SASL/SCRAM listener with the authorizer."""
         return ",".join(f"127.0.0.1:{n.client_port}" for n in self.nodes)
+
+    @property
+    def ssl_bootstrap(self) -> str:
+        """Bootstrap servers of the mutual-TLS listener ('' without TLS)."""
+        return ",".join(f"127.0.0.1:{n.ssl_port}" for n in self.nodes if n.ssl_port)
+
+    @property
+    def sasl_ssl_bootstrap(self) -> str:
+        """Bootstrap servers of the SASL/SCRAM-over-TLS listener ('' without TLS)."""
+        return ",".join(f"127.0.0.1:{n.sasl_ssl_port}" for n in self.nodes if n.sasl_ssl_port)
 
     def to_json(self) -> str:
         """Serialise for the state file that ``dev kafka stop|status`` reads."""
@@ -186,11 +206,36 @@ def _cluster_id() -> str:
             return text
 
 
+@dataclass(frozen=True)
+class _TlsListeners:
+    ssl_port: int
+    sasl_ssl_port: int
+    keystore: Path
+    truststore: Path
+
+
+def _tls_properties(tls: _TlsListeners) -> dict[str, str]:
+    return {
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(tls.keystore),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(tls.truststore),
+        "listener.name.ssl.ssl.client.auth": "required",
+        # ACL principals are the certificate's CN: O=...,CN=CAF.gateway -> User:CAF.gateway.
+        "ssl.principal.mapping.rules": "RULE:^(.*,)?CN=([^,]+)(,.*)?$/$2/,DEFAULT",
+        "listener.name.sasl_ssl.sasl.enabled.mechanisms": "SCRAM-SHA-512",
+        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        ),
+    }
+
+
 def _server_properties(
     node: int,
     ports: dict[int, tuple[int, int, int]],
     data_dir: Path,
     nodes: int,
+    tls: _TlsListeners | None = None,
 ) -> str:
     admin, client, controller = ports[node]
     voters = ",".join(f"{n}@127.0.0.1:{p[2]}" for n, p in sorted(ports.items()))
@@ -239,6 +284,12 @@ def _server_properties(
         "log.segment.bytes": str(64 * 1024 * 1024),
         "controlled.shutdown.enable": "true",
     }
+    if tls is not None:
+        extra = f",SSL://127.0.0.1:{tls.ssl_port},SASL_SSL://127.0.0.1:{tls.sasl_ssl_port}"
+        lines["listeners"] += extra
+        lines["advertised.listeners"] += extra
+        lines["listener.security.protocol.map"] += ",SSL:SSL,SASL_SSL:SASL_SSL"
+        lines.update(_tls_properties(tls))
     return "".join(f"{k}={v}\n" for k, v in lines.items())
 
 
@@ -334,11 +385,16 @@ def start_cluster(
     detach: bool = False,
     timeout: float = 90.0,
     client_ports: Sequence[int] | None = None,
+    tls: bool = False,
+    tls_dir: Path | None = None,
 ) -> ClusterInfo:
     """Start a local cluster of ``nodes`` combined broker+controller nodes and wait until ready.
 
     With ``detach`` the processes survive this one (for ``dev kafka start``);
-    otherwise Linux stops them when the starting process dies.
+    otherwise Linux stops them when the starting process dies. With ``tls`` the
+    nodes also listen with mutual TLS and with SASL_SSL, with certificates of a
+    local CA made in ``tls_dir`` (default ``<base_dir>/tls``); a CA already there
+    is reused, so client certificates issued by it stay valid.
     """
     if nodes not in (1, 3):
         raise LauncherError(f"a local cluster has 1 or 3 nodes, not {nodes}")
@@ -352,6 +408,15 @@ def start_cluster(
     for i, node in enumerate(range(1, nodes + 1)):
         client = client_ports[i] if client_ports else free_port()
         ports[node] = (free_port(), client, free_port())
+    tls_ports: dict[int, _TlsListeners] = {}
+    ca_file: str | None = None
+    tls_path: Path | None = None
+    if tls:
+        tls_path = Path(tls_dir) if tls_dir else base / "tls"
+        keystore, truststore = _broker_certificates(tls_path)
+        ca_file = str(truststore)
+        for node in ports:
+            tls_ports[node] = _TlsListeners(free_port(), free_port(), keystore, truststore)
     password = secrets.token_urlsafe(18)
     cluster_id = _cluster_id()
     infos: list[NodeInfo] = []
@@ -361,7 +426,8 @@ def start_cluster(
             node_dir = base / f"node-{node}"
             node_dir.mkdir(parents=True, exist_ok=True)
             config = node_dir / "server.properties"
-            config.write_text(_server_properties(node, ports, node_dir, nodes))
+            node_tls = tls_ports.get(node)
+            config.write_text(_server_properties(node, ports, node_dir, nodes, node_tls))
             log_file = node_dir / "kafka.log"
             log_config = node_dir / "log4j2.properties"
             log_config.write_text(_log4j_properties(log_file))
@@ -378,10 +444,16 @@ def start_cluster(
             stdout.close()
             procs.append(proc)
             admin, client, controller = ports[node]
-            infos.append(
-                NodeInfo(node, proc.pid, admin, client, controller, str(node_dir), str(log_file))
-            )
-        info = ClusterInfo(str(base), ADMIN_USER, password, tuple(infos))
+            node_info = NodeInfo(
+                node, proc.pid, admin, client, controller, str(node_dir), str(log_file),
+                node_tls.ssl_port if node_tls else None,
+                node_tls.sasl_ssl_port if node_tls else None,
+            )  # fmt: skip
+            infos.append(node_info)
+        info = ClusterInfo(
+            str(base), ADMIN_USER, password, tuple(infos),
+            ca_file=ca_file, tls_dir=str(tls_path) if tls_path else None,
+        )  # fmt: skip
         (base / _STATE_FILE).write_text(info.to_json())
         os.chmod(base / _STATE_FILE, 0o600)
         wait_ready(info, timeout=timeout)
@@ -390,6 +462,17 @@ def start_cluster(
             _terminate(proc.pid, grace=5.0)
         raise
     return info
+
+
+def _broker_certificates(directory: Path) -> tuple[Path, Path]:
+    """The broker's PEM keystore and the CA's certificate, made (or reused) in ``directory``."""
+    from border_exchange.adapters.tls_ca import Issued, create_ca, issue_server_cert
+
+    ca = Issued(directory / "ca.pem", directory / "ca-key.pem")
+    if not (ca.cert_file.exists() and ca.key_file.exists()):
+        ca = create_ca(directory)
+    server = issue_server_cert(ca, directory)
+    return server.bundle_file, ca.cert_file
 
 
 def _mkdtemp() -> str:
@@ -465,12 +548,9 @@ def restart_node(info: ClusterInfo, node: NodeInfo, heap: str = "768m") -> Clust
         preexec_fn=_die_with_parent,
     )
     stdout.close()
-    new = NodeInfo(
-        node.node_id, proc.pid, node.admin_port, node.client_port, node.controller_port,
-        node.data_dir, node.log_file,
-    )  # fmt: skip
+    new = replace(node, pid=proc.pid)
     nodes = tuple(new if n.node_id == node.node_id else n for n in info.nodes)
-    updated = ClusterInfo(info.base_dir, info.admin_user, info.admin_password, nodes)
+    updated = replace(info, nodes=nodes)
     (Path(info.base_dir) / _STATE_FILE).write_text(updated.to_json())
     return updated
 
