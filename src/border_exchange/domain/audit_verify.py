@@ -1,0 +1,1073 @@
+"""The auditor's verdict over a replayed period, computed from records alone (no I/O, no router).
+
+The inputs are the Kafka records an auditor read: every audit chain partition,
+the outbox partitions they audit, the partner feeds and the quarantine. The
+``Replay`` accumulator takes them as ``LogRecord`` values and ``Replay.verdict``
+checks, without trusting the router:
+
+- each chain links (``prev_hash`` is the chain hash of the record before, ``seq``
+  contiguous) and every checkpoint verifies with a hub key valid when it was written;
+  a deleted, inserted, reordered or altered record is located;
+- every outbox record in the period has exactly one DECISION or QUARANTINE record,
+  and every such record names an outbox record that exists and says what it holds;
+- every decision re-evaluates to the same outcomes under the agreement set it names
+  (looked up by digest), at its time, with the history it recorded;
+- every delivery has exactly one partner-feed copy with the permitted sections, and
+  every feed record is such a copy; every origin signature verifies on every copy.
+
+Signatures: a message's outbox copy is verified once, in full (``verify_trusted``).
+A feed copy is accepted when its header, section names, section digests and signature
+are byte-identical to the verified outbox copy and each section it carries matches
+its digest: the signing input of a redacted copy is the same bytes as the outbox
+copy's, so this is the same check as verifying the copy's signature again. A feed
+copy whose outbox copy was not replayed is verified in full.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from nacl.exceptions import BadSignatureError
+
+from border_exchange.domain.agreements import AgreementSet
+from border_exchange.domain.audit import (
+    GENESIS,
+    AuditKind,
+    chain_hash,
+    chain_id,
+    head_signing_input,
+)
+from border_exchange.domain.catalog import ActionOnHit, AlertType, HandlingCode, Operation
+from border_exchange.domain.encoding import decode_envelope, decode_record
+from border_exchange.domain.envelope import Envelope
+from border_exchange.domain.naming import parse_feed_topic, parse_outbox_topic
+from border_exchange.domain.policy import Deliver, Outcome, PolicyIndex, PolicyInput, decide
+from border_exchange.domain.signing import section_digest, verify_trusted
+from border_exchange.domain.trust import HUB, TrustStore
+from border_exchange.errors import BorderExchangeError, DecodeError, KeyNotValidError
+
+AUDIT_PREFIX: Final = "bx.hub.audit."
+
+
+class ViolationCode(StrEnum):
+    """What the replay found wrong; each violation is located at a topic, partition and offset."""
+
+    CHAIN_BROKEN = "CHAIN_BROKEN"
+    """A record does not link to its predecessor: one was altered, deleted, inserted or moved."""
+    SEQ_GAP = "SEQ_GAP"
+    """Records link by hash but their positions are not contiguous."""
+    CHAIN_FOREIGN = "CHAIN_FOREIGN"
+    """A record names another chain than the partition it sits in."""
+    CHECKPOINT_INVALID = "CHECKPOINT_INVALID"
+    """A checkpoint's signature does not verify with a hub key valid at its time."""
+    AUDIT_MALFORMED = "AUDIT_MALFORMED"
+    """An audit record cannot be decoded or lacks a field its kind requires."""
+    MISSING_AUDIT = "MISSING_AUDIT"
+    """An outbox record has neither a DECISION nor a QUARANTINE record."""
+    DUPLICATE_AUDIT = "DUPLICATE_AUDIT"
+    """An outbox record has more than one DECISION or QUARANTINE record."""
+    AUDIT_WITHOUT_SOURCE = "AUDIT_WITHOUT_SOURCE"
+    """An audit record names an outbox offset that holds no committed record."""
+    AUDIT_MISMATCH = "AUDIT_MISMATCH"
+    """A DECISION describes another message than the outbox record it names."""
+    ORIGIN_MISMATCH = "ORIGIN_MISMATCH"
+    """A message was decided (not quarantined) although it claims another origin than its outbox."""
+    DECISION_MISMATCH = "DECISION_MISMATCH"
+    """Re-evaluating a decision under its recorded agreement set gives another outcome."""
+    HISTORY_MISMATCH = "HISTORY_MISMATCH"
+    """The earlier recipients a decision used differ from what the chain shows."""
+    AGREEMENT_SET_UNKNOWN = "AGREEMENT_SET_UNKNOWN"
+    """The agreement set a decision names cannot be retrieved."""
+    FEED_MISSING = "FEED_MISSING"
+    """A delivery decision has no partner-feed record: permitted and lost."""
+    FEED_UNAUTHORISED = "FEED_UNAUTHORISED"
+    """A partner-feed record matches no delivery decision: delivered without permission."""
+    FEED_SECTIONS_MISMATCH = "FEED_SECTIONS_MISMATCH"
+    """A partner-feed record carries other sections than the decision permitted."""
+    FEED_DUPLICATE = "FEED_DUPLICATE"
+    """A delivery appears more than once in a partner feed."""
+    SIGNATURE_INVALID = "SIGNATURE_INVALID"
+    """The origin's signature or a section digest does not verify (outbox or feed copy)."""
+    QUARANTINE_MISSING = "QUARANTINE_MISSING"
+    """A QUARANTINE audit record has no record in the quarantine topic."""
+    QUARANTINE_UNAUDITED = "QUARANTINE_UNAUDITED"
+    """A quarantine record has no QUARANTINE audit record."""
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One thing found wrong, where it was found, and what exactly."""
+
+    code: ViolationCode
+    topic: str
+    partition: int
+    offset: int
+    detail: str
+
+    def as_json(self) -> dict[str, Any]:
+        """The violation as a JSON object."""
+        return {
+            "code": self.code.value,
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One committed Kafka record as read: where it is, its timestamp, key and value."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: datetime
+    value: bytes
+    key: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The replayed period: ``start`` inclusive, ``end`` exclusive."""
+
+    start: datetime
+    end: datetime
+
+    def __contains__(self, moment: object) -> bool:
+        return isinstance(moment, datetime) and self.start <= moment < self.end
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """A decoded audit record with its place in the log and its chain hash."""
+
+    log: LogRecord
+    record: Mapping[str, Any]
+    hash: bytes
+
+    @property
+    def seq(self) -> int:
+        """Position in the chain."""
+        return int(self.record["seq"])
+
+    @property
+    def kind(self) -> str:
+        """DECISION, QUARANTINE or CHECKPOINT."""
+        return str(self.record["kind"])
+
+    @property
+    def recorded_at(self) -> datetime:
+        """When the router wrote it."""
+        value: datetime = self.record["recorded_at"]
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class ChainSummary:
+    """What was replayed of one chain."""
+
+    chain: str
+    records: int
+    first_seq: int | None
+    last_seq: int | None
+    checkpoints: int
+    from_genesis: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Disclosure:
+    """One delivery of a participant's alert: to whom, which sections, under which agreement."""
+
+    message_id: str
+    alert_id: str
+    version: int
+    alert_type: str
+    operation: str
+    recipient: str
+    sections: tuple[str, ...]
+    agreement_id: str | None
+    basis: str | None
+    agreement_set: str
+    agreement_label: str
+    recorded_at: datetime
+    audit_topic: str
+    audit_partition: int
+    audit_offset: int
+
+    def as_json(self) -> dict[str, Any]:
+        """The disclosure as a JSON object."""
+        return {
+            "message_id": self.message_id,
+            "alert_id": self.alert_id,
+            "version": self.version,
+            "alert_type": self.alert_type,
+            "operation": self.operation,
+            "recipient": self.recipient,
+            "sections": list(self.sections),
+            "agreement_id": self.agreement_id,
+            "basis": self.basis,
+            "agreement_set": self.agreement_set,
+            "agreement_label": self.agreement_label,
+            "recorded_at": _iso(self.recorded_at),
+            "audit": f"{self.audit_topic}/{self.audit_partition}/{self.audit_offset}",
+        }
+
+
+@dataclass
+class Stats:
+    """Counters of a replay, for the report."""
+
+    audit_records: int = 0
+    decisions: int = 0
+    quarantined: int = 0
+    checkpoints: int = 0
+    outbox_records: int = 0
+    feed_records: int = 0
+    signatures_verified: int = 0
+    copies_checked: int = 0
+    delivered: dict[tuple[str, str], Counter[str]] = field(
+        default_factory=lambda: defaultdict(Counter)
+    )
+    """Per (origin, recipient): deliveries by alert type."""
+    denied: dict[tuple[str, str], Counter[str]] = field(
+        default_factory=lambda: defaultdict(Counter)
+    )
+    """Per (origin, recipient): denials by reason."""
+    quarantine_reasons: dict[str, Counter[str]] = field(
+        default_factory=lambda: defaultdict(Counter)
+    )
+    """Per origin: quarantined records by reason."""
+    agreement_sets: dict[str, tuple[str, int]] = field(default_factory=dict)
+    """Per agreement-set digest: its label and how many decisions named it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The result of a replay: every violation, the counters, and notes on what was assumed."""
+
+    window: Window
+    violations: tuple[Violation, ...]
+    stats: Stats
+    chains: tuple[ChainSummary, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def clean(self) -> bool:
+        """Whether nothing was found wrong."""
+        return not self.violations
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def audit_chain_of(audit_topic: str, partition: int) -> str:
+    """The chain id audited by partition ``partition`` of audit topic ``audit_topic``."""
+    return chain_id(f"bx.{audit_topic.removeprefix(AUDIT_PREFIX)}.outbox", partition)
+
+
+# --- the hash chain -------------------------------------------------------------------------
+
+
+def decode_audit(log: LogRecord) -> AuditEntry | Violation:
+    """The audit record in ``log``, or the violation saying why it is not one."""
+    try:
+        schema, record = decode_record(log.value)
+    except DecodeError as exc:
+        return Violation(
+            ViolationCode.AUDIT_MALFORMED, log.topic, log.partition, log.offset, str(exc)
+        )
+    if schema != "bx.AuditRecord":
+        return Violation(
+            ViolationCode.AUDIT_MALFORMED,
+            log.topic,
+            log.partition,
+            log.offset,
+            f"a {schema} record in an audit topic",
+        )
+    return AuditEntry(log, record, chain_hash(log.value))
+
+
+@dataclass(frozen=True, slots=True)
+class ChainCheck:
+    """The outcome of checking one chain partition: its decoded records, violations, summary."""
+
+    entries: tuple[AuditEntry, ...]
+    """The records that belong to the chain, in chain order (inserted ones left out)."""
+    violations: tuple[Violation, ...]
+    summary: ChainSummary
+
+
+def _at(entry: AuditEntry, code: ViolationCode, detail: str) -> Violation:
+    return Violation(code, entry.log.topic, entry.log.partition, entry.log.offset, detail)
+
+
+def _checkpoint_problem(entry: AuditEntry, trust: TrustStore) -> str | None:
+    record = entry.record
+    key_id = record.get("checkpoint_key_id")
+    signature = record.get("checkpoint_signature")
+    if not key_id or not signature:
+        return "a checkpoint without key id or signature"
+    try:
+        key = trust.key_for(HUB, str(key_id), entry.recorded_at)
+        message = head_signing_input(str(record["chain"]), entry.seq, bytes(record["prev_hash"]))
+        key.verify_key.verify(message, bytes(signature))
+    except KeyNotValidError as exc:
+        return f"hub key {key_id}: {exc}"
+    except (BadSignatureError, ValueError, TypeError):
+        return f"signature by hub key {key_id} does not verify over seq {entry.seq}"
+    return None
+
+
+def verify_chain(
+    topic: str, partition: int, logs: Sequence[LogRecord], trust: TrustStore
+) -> ChainCheck:
+    """Check one audit partition's records (in offset order) link into one chain, and locate breaks.
+
+    The first record replayed anchors the chain; when it is not seq 0 its predecessor
+    is taken as recorded. A break is classified by looking ahead: if a later record
+    names the expected predecessor, the records between were inserted (or, when that
+    later record carries the expected position and the ones between come after it,
+    moved); otherwise the expected position is missing (deleted) or, when the position
+    is right but the hash is not, the predecessor was altered.
+    """
+    expected_chain = audit_chain_of(topic, partition)
+    violations: list[Violation] = []
+    entries: list[AuditEntry] = []
+    for log in logs:
+        decoded = decode_audit(log)
+        if isinstance(decoded, Violation):
+            violations.append(decoded)
+            continue
+        entries.append(decoded)
+    for entry in entries:
+        if entry.record["chain"] != expected_chain:
+            violations.append(
+                _at(
+                    entry,
+                    ViolationCode.CHAIN_FOREIGN,
+                    f"names chain {entry.record['chain']!r}, this partition holds {expected_chain}",
+                )
+            )
+    checkpoints = 0
+    order = list(entries)
+    index = 0
+    previous: AuditEntry | None = None
+    while index < len(order):
+        entry = order[index]
+        prev_hash = bytes(entry.record["prev_hash"])
+        if previous is None:
+            if entry.seq == 0 and prev_hash != GENESIS:
+                violations.append(
+                    _at(entry, ViolationCode.CHAIN_BROKEN, "seq 0 does not start from genesis")
+                )
+        elif prev_hash != previous.hash:
+            violation, resume = _classify_break(order, index, previous)
+            violations.append(violation)
+            if resume is not None:  # re-check from where the chain goes on
+                order, index, previous = resume
+                continue
+        elif entry.seq != previous.seq + 1:
+            violations.append(
+                _at(
+                    entry,
+                    ViolationCode.SEQ_GAP,
+                    f"seq {entry.seq} links by hash to seq {previous.seq} "
+                    f"at offset {previous.log.offset}",
+                )
+            )
+        if entry.kind == AuditKind.CHECKPOINT:
+            checkpoints += 1
+            problem = _checkpoint_problem(entry, trust)
+            if problem is not None:
+                violations.append(_at(entry, ViolationCode.CHECKPOINT_INVALID, problem))
+        previous = entry
+        index += 1
+    summary = ChainSummary(
+        chain=expected_chain,
+        records=len(order),
+        first_seq=order[0].seq if order else None,
+        last_seq=order[-1].seq if order else None,
+        checkpoints=checkpoints,
+        from_genesis=bool(order) and order[0].seq == 0,
+    )
+    return ChainCheck(tuple(order), tuple(violations), summary)
+
+
+def _classify_break(
+    order: list[AuditEntry], index: int, previous: AuditEntry
+) -> tuple[Violation, tuple[list[AuditEntry], int, AuditEntry] | None]:
+    """Locate the break before ``order[index]``.
+
+    Returns the violation and, when the records are to be re-read differently (one
+    moved back into place, inserted ones left out), the order, the index and the
+    predecessor to go on from; None goes on from ``order[index]`` as it is.
+    """
+    entry = order[index]
+    expected = previous.seq + 1
+    resume = next(
+        (j for j in range(index + 1, len(order)) if order[j].record["prev_hash"] == previous.hash),
+        None,
+    )
+    if resume is not None:
+        between = order[index:resume]
+        successor = order[resume]
+        if successor.seq == expected and all(e.seq > expected for e in between):
+            moved = [*order[:index], successor, *between, *order[resume + 1 :]]
+            offsets = ", ".join(str(e.log.offset) for e in between)
+            return (
+                _at(
+                    entry,
+                    ViolationCode.CHAIN_BROKEN,
+                    f"reordered: seq {expected} is at offset {successor.log.offset}, "
+                    f"after the later record(s) at offset(s) {offsets}",
+                ),
+                (moved, index, previous),
+            )
+        offsets = ", ".join(str(e.log.offset) for e in between)
+        return (
+            _at(
+                entry,
+                ViolationCode.CHAIN_BROKEN,
+                f"inserted: record(s) at offset(s) {offsets} are not in the chain, which goes on "
+                f"from seq {previous.seq} (offset {previous.log.offset}) "
+                f"at offset {successor.log.offset}",
+            ),
+            ([*order[:index], *order[resume:]], index, previous),
+        )
+    earlier_at = next((j for j in range(index) if order[j].hash == entry.record["prev_hash"]), None)
+    if earlier_at is not None:
+        earlier = order[earlier_at]
+        first = order[earlier_at + 1]
+        return (
+            _at(
+                first,
+                ViolationCode.CHAIN_BROKEN,
+                f"inserted: the chain goes on from seq {earlier.seq} (offset {earlier.log.offset}) "
+                f"at offset {entry.log.offset}; record(s) from offset {first.log.offset} "
+                f"to {previous.log.offset} are not in it",
+            ),
+            ([*order[: earlier_at + 1], *order[index:]], earlier_at + 1, earlier),
+        )
+    if entry.seq == expected:
+        return (
+            _at(
+                previous,
+                ViolationCode.CHAIN_BROKEN,
+                f"altered: seq {previous.seq} does not hash to the prev_hash its successor "
+                f"(offset {entry.log.offset}) names",
+            ),
+            None,
+        )
+    if entry.seq > expected:
+        missing = (
+            f"seq {expected}" if entry.seq == expected + 1 else f"seq {expected}-{entry.seq - 1}"
+        )
+        return (
+            _at(
+                entry,
+                ViolationCode.CHAIN_BROKEN,
+                f"deleted: {missing} missing between offsets {previous.log.offset} "
+                f"and {entry.log.offset}",
+            ),
+            None,
+        )
+    return (
+        _at(
+            entry,
+            ViolationCode.CHAIN_BROKEN,
+            f"not linked: seq {entry.seq} after seq {previous.seq} names an unknown prev_hash "
+            "(inserted or altered)",
+        ),
+        None,
+    )
+
+
+# --- cross-checks over one period -----------------------------------------------------------
+
+_HEADER_FIELDS: Final = (
+    "message_id",
+    "alert_id",
+    "version",
+    "origin",
+    "alert_type",
+    "operation",
+    "handling_code",
+    "action_on_hit",
+    "issued_at",
+    "expires_at",
+)
+
+
+def _header_values(envelope: Envelope) -> dict[str, Any]:
+    header = envelope.header
+    return {
+        "message_id": header.message_id,
+        "alert_id": header.alert_id,
+        "version": header.version,
+        "origin": header.origin,
+        "alert_type": header.alert_type.value,
+        "operation": header.operation.value,
+        "handling_code": header.handling_code.value,
+        "action_on_hit": header.action_on_hit.value,
+        "issued_at": header.issued_at,
+        "expires_at": header.expires_at,
+    }
+
+
+def _outcome_key(
+    outcome: Outcome,
+) -> tuple[bool, tuple[str, ...], str | None, str | None, str | None]:
+    if isinstance(outcome, Deliver):
+        return (True, outcome.sections, None, outcome.agreement_id, outcome.basis.value)
+    return (False, (), outcome.reason.value, outcome.agreement_id, None)
+
+
+def _recorded_key(
+    outcome: Mapping[str, Any],
+) -> tuple[bool, tuple[str, ...], str | None, str | None, str | None]:
+    if outcome["delivered"]:
+        return (True, tuple(outcome["sections"]), None, outcome["agreement_id"], outcome["basis"])
+    return (False, (), outcome["reason"], outcome["agreement_id"], None)
+
+
+def _describe(key: tuple[bool, tuple[str, ...], str | None, str | None, str | None]) -> str:
+    delivered, sections, reason, agreement, basis = key
+    if delivered:
+        return f"deliver [{', '.join(sections)}] under {agreement} ({basis})"
+    return f"deny {reason}" + (f" under {agreement}" if agreement else "")
+
+
+def policy_input(record: Mapping[str, Any]) -> PolicyInput:
+    """The policy's view of the message an audit DECISION describes; ValueError when malformed."""
+    action = record.get("action_on_hit")
+    return PolicyInput(
+        origin=str(record["origin"]),
+        alert_type=AlertType(record["alert_type"]),
+        handling_code=HandlingCode(record["handling_code"]),
+        operation=Operation(record["operation"]),
+        alert_id=str(record["alert_id"]),
+        action_on_hit=None if action is None else ActionOnHit(action),
+    )
+
+
+class Reevaluator:
+    """Re-decides recorded decisions under their recorded agreement sets; indexes are cached."""
+
+    def __init__(self, agreement_sets: Mapping[str, AgreementSet]) -> None:
+        self.agreement_sets = agreement_sets
+        self._indexes: dict[tuple[str, frozenset[str]], PolicyIndex] = {}
+
+    def differences(self, record: Mapping[str, Any]) -> list[str] | None:
+        """How the recorded outcomes differ from a re-evaluation; None when the set is unknown."""
+        digest = record.get("agreement_set")
+        aset = self.agreement_sets.get(str(digest))
+        if aset is None:
+            return None
+        recorded = {str(o["participant"]): _recorded_key(o) for o in record["outcomes"]}
+        names = frozenset(recorded)
+        index = self._indexes.get((aset.digest, names))
+        if index is None:
+            index = self._indexes[(aset.digest, names)] = PolicyIndex.build(aset, names)
+        decision = decide(
+            policy_input(record), record["recorded_at"], index, record["earlier_recipients"]
+        )
+        problems = []
+        for name, outcome in decision.outcomes.items():
+            again = _outcome_key(outcome)
+            was = recorded.get(name)
+            if was != again:
+                was_text = "nothing" if was is None else _describe(was)
+                problems.append(f"{name}: recorded {was_text}, re-evaluated {_describe(again)}")
+        return problems
+
+
+def copy_problem(copy: Envelope, verified: Envelope) -> str | None:
+    """Why feed ``copy`` is not a redaction of ``verified`` (an outbox copy whose signature holds).
+
+    The signed bytes (header, section names and digests, signature) must be identical;
+    each section the copy carries must match its digest; redacted ones carry no salt.
+    """
+    if copy.header != verified.header:
+        return "header differs from the signed outbox copy"
+    if copy.signature != verified.signature:
+        return "signature differs from the outbox copy"
+    if len(copy.sections) != len(verified.sections):
+        return "section list differs from the outbox copy"
+    header = copy.header
+    for mine, signed in zip(copy.sections, verified.sections, strict=True):
+        if mine.name != signed.name or mine.digest != signed.digest:
+            return f"section {mine.name}: name or digest differs from the outbox copy"
+        if mine.content is None:
+            if mine.salt is not None:
+                return f"section {mine.name}: redacted but carries a salt"
+            continue
+        if mine.salt is None:
+            return f"section {mine.name}: content without a salt"
+        expected = section_digest(
+            header.alert_id, header.message_id, mine.name, mine.salt, mine.content
+        )
+        if expected != mine.digest:
+            return f"section {mine.name}: content does not match its signed digest"
+    return None
+
+
+def _signature_problem(envelope: Envelope, trust: TrustStore) -> str | None:
+    try:
+        verify_trusted(envelope, trust)
+    except BorderExchangeError as exc:
+        return str(exc)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Expected:
+    sections: frozenset[str]
+    entry: AuditEntry
+
+
+class Replay:
+    """Collects what an auditor read of one period and computes the verdict; does no I/O."""
+
+    def __init__(
+        self,
+        window: Window,
+        trust: TrustStore,
+        agreement_sets: Mapping[str, AgreementSet],
+    ) -> None:
+        self.window = window
+        self.trust = trust
+        self.reevaluator = Reevaluator(agreement_sets)
+        self._chains: dict[tuple[str, int], ChainCheck] = {}
+        self._outbox: dict[tuple[str, int], dict[int, LogRecord]] = {}
+        self._feeds: list[LogRecord] = []
+        self._quarantine: list[LogRecord] | None = None
+        self._notes: list[str] = []
+
+    def add_chain(self, topic: str, partition: int, logs: Sequence[LogRecord]) -> ChainCheck:
+        """Add one audit partition's records, in offset order, and check its chain."""
+        check = verify_chain(topic, partition, logs, self.trust)
+        self._chains[(topic, partition)] = check
+        return check
+
+    def add_outbox(self, topic: str, partition: int, logs: Iterable[LogRecord]) -> None:
+        """Add the outbox records read of one partition."""
+        self._outbox.setdefault((topic, partition), {}).update((log.offset, log) for log in logs)
+
+    def add_feed(self, logs: Iterable[LogRecord]) -> None:
+        """Add partner-feed records."""
+        self._feeds.extend(logs)
+
+    def add_quarantine(self, logs: Iterable[LogRecord]) -> None:
+        """Add quarantine records (without them, quarantines are not cross-checked)."""
+        if self._quarantine is None:
+            self._quarantine = []
+        self._quarantine.extend(logs)
+
+    def note(self, text: str) -> None:
+        """Record something the verdict assumed or could not check."""
+        self._notes.append(text)
+
+    def verdict(self) -> Verdict:
+        """Check everything added and return the verdict."""
+        return _Verdict(self).run()
+
+
+class _Verdict:
+    """One run of the cross-checks; split out of ``Replay`` to keep each step small."""
+
+    def __init__(self, replay: Replay) -> None:
+        self.replay = replay
+        self.window = replay.window
+        self.trust = replay.trust
+        self.stats = Stats()
+        self.violations: list[Violation] = []
+        self.notes: list[str] = list(replay._notes)
+        self.decisions: dict[tuple[str, str], tuple[AuditEntry, bool]] = {}
+        self.expected: dict[tuple[str, str, str], _Expected] = {}
+        self.verified: dict[tuple[str, str], Envelope] = {}
+        self.quarantine_expected: dict[tuple[str, int, int], AuditEntry] = {}
+        self.quarantine_audited: set[tuple[str, int, int]] = set()
+        self.origins: set[str] = set()
+
+    def run(self) -> Verdict:
+        chains = []
+        for (topic, partition), check in sorted(self.replay._chains.items()):
+            self.violations.extend(check.violations)
+            chains.append(check.summary)
+            self.stats.audit_records += len(check.entries)
+            self.stats.checkpoints += check.summary.checkpoints
+            self._chain(topic, partition, check)
+        self._feeds()
+        self._quarantine()
+        self.violations.sort(key=lambda v: (v.topic, v.partition, v.offset, v.code.value))
+        return Verdict(
+            self.window, tuple(self.violations), self.stats, tuple(chains), tuple(self.notes)
+        )
+
+    def _add(self, code: ViolationCode, log: LogRecord, detail: str) -> None:
+        self.violations.append(Violation(code, log.topic, log.partition, log.offset, detail))
+
+    def _chain(self, topic: str, partition: int, check: ChainCheck) -> None:
+        origin = topic.removeprefix(AUDIT_PREFIX)
+        self.origins.add(origin)
+        outbox_topic = f"bx.{origin}.outbox"
+        outbox = self.replay._outbox.get((outbox_topic, partition))
+        audited: dict[int, list[AuditEntry]] = defaultdict(list)
+        in_window: list[AuditEntry] = []
+        for entry in check.entries:
+            if entry.kind == AuditKind.CHECKPOINT:
+                continue
+            offset = entry.record.get("source_offset")
+            if offset is None or entry.kind not in (AuditKind.DECISION, AuditKind.QUARANTINE):
+                self._add(
+                    ViolationCode.AUDIT_MALFORMED,
+                    entry.log,
+                    f"a {entry.kind} record without a source offset",
+                )
+                continue
+            audited[int(offset)].append(entry)
+            if entry.kind == AuditKind.QUARANTINE:
+                self.quarantine_audited.add((outbox_topic, partition, int(offset)))
+            if entry.recorded_at in self.window:
+                in_window.append(entry)
+        for entries in audited.values():
+            for extra in entries[1:]:
+                if extra.recorded_at in self.window or entries[0].recorded_at in self.window:
+                    self._add(
+                        ViolationCode.DUPLICATE_AUDIT,
+                        extra.log,
+                        f"outbox offset {extra.record['source_offset']} is already audited "
+                        f"at offset {entries[0].log.offset}",
+                    )
+        if outbox is None:
+            if in_window:
+                self.notes.append(f"outbox {outbox_topic}/{partition} not replayed")
+        else:
+            self._coverage(outbox_topic, partition, outbox, audited, in_window)
+        self._decisions(outbox_topic, partition, outbox, check, set(map(id, in_window)))
+
+    def _coverage(
+        self,
+        outbox_topic: str,
+        partition: int,
+        outbox: Mapping[int, LogRecord],
+        audited: Mapping[int, list[AuditEntry]],
+        in_window: Sequence[AuditEntry],
+    ) -> None:
+        self.stats.outbox_records += sum(
+            1 for log in outbox.values() if log.offset in audited or log.timestamp in self.window
+        )
+        offsets = [int(e.record["source_offset"]) for e in in_window]
+        low, high = (min(offsets), max(offsets)) if offsets else (None, None)
+        for offset, log in sorted(outbox.items()):
+            if offset in audited:
+                continue
+            if (low is not None and high is not None and low <= offset <= high) or (
+                log.timestamp in self.window
+            ):
+                self._add(
+                    ViolationCode.MISSING_AUDIT,
+                    log,
+                    f"no DECISION or QUARANTINE record of {outbox_topic}/{partition} "
+                    f"offset {offset}",
+                )
+        for entry in in_window:
+            offset = int(entry.record["source_offset"])
+            if offset not in outbox:
+                self._add(
+                    ViolationCode.AUDIT_WITHOUT_SOURCE,
+                    entry.log,
+                    f"audits {outbox_topic}/{partition} offset {offset}, "
+                    "which holds no committed record",
+                )
+
+    def _decisions(
+        self,
+        outbox_topic: str,
+        partition: int,
+        outbox: Mapping[int, LogRecord] | None,
+        check: ChainCheck,
+        in_window: Collection[int],
+    ) -> None:
+        owner = parse_outbox_topic(outbox_topic) or ""
+        history: dict[str, set[str]] = defaultdict(set)
+        complete = check.summary.from_genesis
+        if not complete and in_window:
+            self.notes.append(
+                f"chain {check.summary.chain} replayed from seq {check.summary.first_seq}: "
+                "earlier recipients before it are taken as recorded"
+            )
+        for entry in check.entries:
+            record = entry.record
+            if entry.kind == AuditKind.DECISION:
+                alert_id = str(record.get("alert_id"))
+                seen = history[alert_id]
+                if id(entry) in in_window:
+                    self._decision(entry, outbox_topic, partition, owner, outbox, seen, complete)
+                else:
+                    key = (str(record.get("origin")), str(record.get("message_id")))
+                    self.decisions.setdefault(key, (entry, False))
+                for outcome in record.get("outcomes") or ():
+                    if outcome["delivered"]:
+                        seen.add(str(outcome["participant"]))
+            elif entry.kind == AuditKind.QUARANTINE and id(entry) in in_window:
+                self.stats.quarantined += 1
+                self.stats.quarantine_reasons[owner][str(record.get("quarantine_reason"))] += 1
+                offset = int(record["source_offset"])
+                self.quarantine_expected[(outbox_topic, partition, offset)] = entry
+
+    def _decision(
+        self,
+        entry: AuditEntry,
+        outbox_topic: str,
+        partition: int,
+        owner: str,
+        outbox: Mapping[int, LogRecord] | None,
+        seen: set[str],
+        complete: bool,
+    ) -> None:
+        record = entry.record
+        self.stats.decisions += 1
+        origin = str(record.get("origin"))
+        message_id = str(record.get("message_id"))
+        self.decisions[(origin, message_id)] = (entry, True)
+        digest = str(record.get("agreement_set"))
+        label, count = self.stats.agreement_sets.get(
+            digest, (str(record.get("agreement_label")), 0)
+        )
+        self.stats.agreement_sets[digest] = (label, count + 1)
+        if origin != owner:
+            self._add(
+                ViolationCode.ORIGIN_MISMATCH,
+                entry.log,
+                f"message {message_id} claims origin {origin} in the outbox of {owner} "
+                "and was decided instead of quarantined",
+            )
+        source = None if outbox is None else outbox.get(int(record["source_offset"]))
+        if source is not None:
+            self._outbox_copy(entry, source, origin, message_id)
+        try:
+            problems = self.replay.reevaluator.differences(record)
+        except (ValueError, KeyError, TypeError, BorderExchangeError) as exc:
+            self._add(ViolationCode.AUDIT_MALFORMED, entry.log, f"cannot re-evaluate: {exc}")
+            problems = []
+        if problems is None:
+            self._add(
+                ViolationCode.AGREEMENT_SET_UNKNOWN,
+                entry.log,
+                f"agreement set {digest} ({record.get('agreement_label')}) cannot be retrieved",
+            )
+        elif problems:
+            self._add(ViolationCode.DECISION_MISMATCH, entry.log, "; ".join(problems))
+        recorded = set(record.get("earlier_recipients") or ())
+        if (complete and recorded != seen) or not seen <= recorded:
+            self._add(
+                ViolationCode.HISTORY_MISMATCH,
+                entry.log,
+                f"alert {record.get('alert_id')}: recorded earlier recipients "
+                f"{sorted(recorded)}, the chain shows {sorted(seen)}",
+            )
+        alert_type = str(record.get("alert_type"))
+        for outcome in record.get("outcomes") or ():
+            recipient = str(outcome["participant"])
+            if recipient == origin:
+                continue
+            if outcome["delivered"]:
+                self.stats.delivered[(origin, recipient)][alert_type] += 1
+                self.expected[(recipient, origin, message_id)] = _Expected(
+                    frozenset(outcome["sections"]), entry
+                )
+            else:
+                self.stats.denied[(origin, recipient)][str(outcome["reason"])] += 1
+
+    def _outbox_copy(
+        self, entry: AuditEntry, source: LogRecord, origin: str, message_id: str
+    ) -> None:
+        try:
+            envelope = decode_envelope(source.value)
+        except DecodeError as exc:
+            self._add(
+                ViolationCode.AUDIT_MISMATCH,
+                source,
+                f"decided at audit offset {entry.log.offset} but is no envelope: {exc}",
+            )
+            return
+        actual = _header_values(envelope)
+        differing = [name for name in _HEADER_FIELDS if entry.record.get(name) != actual[name]]
+        if sorted(envelope.present_sections) != list(entry.record.get("sections") or ()):
+            differing.append("sections")
+        if differing:
+            self._add(
+                ViolationCode.AUDIT_MISMATCH,
+                entry.log,
+                f"describes another message than outbox offset {source.offset}: "
+                + ", ".join(differing),
+            )
+        problem = _signature_problem(envelope, self.trust)
+        self.stats.signatures_verified += 1
+        if problem is not None:
+            self._add(ViolationCode.SIGNATURE_INVALID, source, f"outbox copy: {problem}")
+        else:
+            self.verified[(origin, message_id)] = envelope
+
+    def _feeds(self) -> None:
+        matched: dict[tuple[str, str, str], LogRecord] = {}
+        for log in self.replay._feeds:
+            parsed = parse_feed_topic(log.topic)
+            if parsed is None:
+                continue
+            recipient, origin = parsed
+            self.stats.feed_records += 1
+            try:
+                envelope = decode_envelope(log.value)
+            except DecodeError as exc:
+                if log.timestamp in self.window:
+                    self._add(ViolationCode.FEED_UNAUTHORISED, log, f"not an envelope: {exc}")
+                continue
+            message_id = envelope.header.message_id
+            found = self.decisions.get((origin, message_id))
+            if found is None:
+                if log.timestamp in self.window:
+                    self._add(
+                        ViolationCode.FEED_UNAUTHORISED,
+                        log,
+                        f"message {message_id} of {origin}: no decision of the router delivers it",
+                    )
+                continue
+            entry, inside = found
+            if not inside:
+                continue
+            key = (recipient, origin, message_id)
+            expected = self.expected.get(key)
+            if expected is None:
+                self._add(
+                    ViolationCode.FEED_UNAUTHORISED,
+                    log,
+                    f"message {message_id} of {origin}: the decision at "
+                    f"{entry.log.topic}/{entry.log.partition}/{entry.log.offset} "
+                    f"does not deliver it to {recipient}",
+                )
+                continue
+            if key in matched:
+                self._add(
+                    ViolationCode.FEED_DUPLICATE,
+                    log,
+                    f"message {message_id} already delivered at offset {matched[key].offset}",
+                )
+                continue
+            matched[key] = log
+            present = envelope.present_sections
+            if present != expected.sections:
+                self._add(
+                    ViolationCode.FEED_SECTIONS_MISMATCH,
+                    log,
+                    f"message {message_id} carries [{', '.join(sorted(present))}], "
+                    f"permitted [{', '.join(sorted(expected.sections))}]",
+                )
+            self._feed_signature(log, envelope, origin, message_id)
+        for key, expected in self.expected.items():
+            if key not in matched:
+                recipient, origin, message_id = key
+                self._add(
+                    ViolationCode.FEED_MISSING,
+                    expected.entry.log,
+                    f"message {message_id} delivered to {recipient} has no record in "
+                    f"bx.{recipient}.from.{origin}",
+                )
+
+    def _feed_signature(
+        self, log: LogRecord, envelope: Envelope, origin: str, message_id: str
+    ) -> None:
+        outbox_copy = self.verified.get((origin, message_id))
+        if outbox_copy is not None:
+            self.stats.copies_checked += 1
+            problem = copy_problem(envelope, outbox_copy)
+        else:
+            self.stats.signatures_verified += 1
+            problem = _signature_problem(envelope, self.trust)
+        if problem is not None:
+            self._add(ViolationCode.SIGNATURE_INVALID, log, f"feed copy: {problem}")
+
+    def _quarantine(self) -> None:
+        logs = self.replay._quarantine
+        if logs is None:
+            if self.quarantine_expected:
+                self.notes.append("quarantine topic not replayed")
+            return
+        found: set[tuple[str, int, int]] = set()
+        for log in logs:
+            try:
+                schema, record = decode_record(log.value)
+            except DecodeError as exc:
+                self._add(ViolationCode.QUARANTINE_UNAUDITED, log, f"malformed: {exc}")
+                continue
+            if schema != "bx.QuarantineRecord":
+                self._add(ViolationCode.QUARANTINE_UNAUDITED, log, f"a {schema} record")
+                continue
+            source = (
+                str(record["source_topic"]),
+                int(record["source_partition"]),
+                int(record["source_offset"]),
+            )
+            found.add(source)
+            owner = parse_outbox_topic(source[0])
+            if (
+                owner in self.origins
+                and source not in self.quarantine_audited
+                and log.timestamp in self.window
+            ):
+                self._add(
+                    ViolationCode.QUARANTINE_UNAUDITED,
+                    log,
+                    f"quarantine of {source[0]}/{source[1]} offset {source[2]} "
+                    "has no QUARANTINE audit record",
+                )
+        for source, entry in self.quarantine_expected.items():
+            if source not in found:
+                self._add(
+                    ViolationCode.QUARANTINE_MISSING,
+                    entry.log,
+                    f"quarantine of {source[0]}/{source[1]} offset {source[2]} "
+                    "is not in the quarantine topic",
+                )
+
+
+def disclosures(entries: Iterable[AuditEntry], window: Window, origin: str) -> list[Disclosure]:
+    """Every delivery of ``origin``'s alerts decided in ``window``: to whom, what, under what."""
+    found = []
+    for entry in entries:
+        record = entry.record
+        if entry.kind != AuditKind.DECISION or entry.recorded_at not in window:
+            continue
+        if record.get("origin") != origin:
+            continue
+        for outcome in record.get("outcomes") or ():
+            if not outcome["delivered"] or outcome["participant"] == origin:
+                continue
+            found.append(
+                Disclosure(
+                    message_id=str(record["message_id"]),
+                    alert_id=str(record["alert_id"]),
+                    version=int(record["version"]),
+                    alert_type=str(record["alert_type"]),
+                    operation=str(record["operation"]),
+                    recipient=str(outcome["participant"]),
+                    sections=tuple(outcome["sections"]),
+                    agreement_id=outcome["agreement_id"],
+                    basis=outcome["basis"],
+                    agreement_set=str(record["agreement_set"]),
+                    agreement_label=str(record["agreement_label"]),
+                    recorded_at=entry.recorded_at,
+                    audit_topic=entry.log.topic,
+                    audit_partition=entry.log.partition,
+                    audit_offset=entry.log.offset,
+                )
+            )
+    return found

@@ -1,0 +1,577 @@
+"""The auditor's verdict: every tamper with the audit chain or the feeds is detected and located.
+
+``RoutedWorld`` plays the router honestly in memory with the domain functions (seal,
+decide, redact, audit chain, checkpoints), offsets spaced as transaction markers space
+them; each test then tampers with what an administrator could touch and replays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from nacl.signing import SigningKey
+
+from border_exchange.domain.agreements import AgreementSet, parse_agreement_set
+from border_exchange.domain.alerts import parse_alert
+from border_exchange.domain.audit import (
+    AuditKind,
+    ChainHead,
+    chain_hash,
+    checkpoint_record,
+    decision_record,
+    encode_audit,
+    head_signing_input,
+    quarantine_audit_record,
+)
+from border_exchange.domain.audit_verify import (
+    LogRecord,
+    Replay,
+    Verdict,
+    Violation,
+    ViolationCode,
+    Window,
+    disclosures,
+    verify_chain,
+)
+from border_exchange.domain.catalog import AlertType, Operation, ParticipantKind
+from border_exchange.domain.encoding import decode_record, encode_envelope, encode_record
+from border_exchange.domain.envelope import Envelope
+from border_exchange.domain.naming import audit_topic, feed_topic, outbox_topic
+from border_exchange.domain.policy import Deliver, PolicyIndex, PolicyInput, decide
+from border_exchange.domain.samples import sample_alert_data
+from border_exchange.domain.signing import redact, seal
+from border_exchange.domain.trust import Hub, Participant, PublicKey, TrustStore
+
+T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+KEYS = {name: SigningKey(bytes([i + 1]) * 32) for i, name in enumerate(("CAF", "COD", "SSD"))}
+HUB_KEY = SigningKey(bytes([9]) * 32)
+VALID = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
+PARTICIPANTS = ("CAF", "COD", "SSD")
+
+
+def _public(owner: str, key: SigningKey) -> PublicKey:
+    return PublicKey(owner, f"{owner}-2026", bytes(key.verify_key), *VALID)
+
+
+TRUST = TrustStore(
+    {
+        name: Participant(
+            name, name, ParticipantKind.NATIONAL_SERVICE, "active", (), (_public(name, key),)
+        )
+        for name, key in KEYS.items()
+    },
+    Hub(keys=(_public("hub", HUB_KEY),)),
+)
+
+AGREEMENTS = """
+version: "2026-03"
+agreements:
+  - id: CAF-COD
+    parties: [CAF, COD]
+    status: {status}
+    effective_from: 2026-01-01T00:00:00Z
+    flows:
+      - from: CAF
+        to: COD
+        types:
+          WANTED_PERSON: {{sections: [identity, offence], max_handling: H2}}
+  - id: CAF-SSD
+    parties: [CAF, SSD]
+    status: active
+    effective_from: 2026-01-01T00:00:00Z
+    flows:
+      - from: CAF
+        to: SSD
+        types:
+          WANTED_PERSON: {{sections: all, max_handling: H3}}
+"""
+SET_V1 = parse_agreement_set(AGREEMENTS.format(status="active"))
+SET_V2 = parse_agreement_set(AGREEMENTS.format(status="suspended").replace("2026-03", "2026-04"))
+
+
+class RoutedWorld:
+    """What an honest router leaves in Kafka after routing ``origin``'s alerts (one partition)."""
+
+    def __init__(self, origin: str = "CAF", aset: AgreementSet = SET_V1) -> None:
+        self.origin = origin
+        self.aset = aset
+        self.index = PolicyIndex.build(aset, PARTICIPANTS)
+        self.outbox: list[LogRecord] = []
+        self.audit: list[LogRecord] = []
+        self.feeds: dict[str, list[LogRecord]] = defaultdict(list)
+        self.quarantine: list[LogRecord] = []
+        self.head = ChainHead(f"{outbox_topic(origin)}/0")
+        self.history: dict[str, set[str]] = defaultdict(set)
+        self.clock = T0
+        self.count = 0
+
+    def _tick(self) -> datetime:
+        self.clock += timedelta(seconds=1)
+        return self.clock
+
+    @staticmethod
+    def _next_offset(logs: Sequence[LogRecord]) -> int:
+        return 0 if not logs else logs[-1].offset + 2  # a commit marker after every record
+
+    def _append_audit(self, record: dict[str, Any], at: datetime) -> None:
+        for outcome in record.get("outcomes", ()):
+            outcome.setdefault("feed_offset", None)  # nested defaults are not filled on encode
+        data = encode_audit(record)
+        self.audit.append(
+            LogRecord(audit_topic(self.origin), 0, self._next_offset(self.audit), at, data)
+        )
+        self.head = self.head.after(data, AuditKind(record["kind"]))
+
+    def seal(self, operation: Operation = Operation.CREATE, alert_id: str | None = None,
+             version: int = 1, handling: str = "H1") -> Envelope:  # fmt: skip
+        """A signed alert of this world's origin."""
+        self.count += 1
+        data = sample_alert_data(AlertType.WANTED_PERSON, origin=self.origin, alert_id=alert_id)
+        data |= {"operation": operation.value, "version": version, "handling_code": handling}
+        if operation is Operation.CANCEL:
+            data |= {"sections": {}, "cancel_reason": "arrested"}
+        return seal(
+            parse_alert(data),
+            signing_key=KEYS[self.origin],
+            key_id=f"{self.origin}-2026",
+            message_id=f"msg-{self.count}",
+            issued_at=self.clock,
+            alert_id=alert_id or f"alert-{self.count}",
+            salt=lambda n: bytes(n),
+        )
+
+    def route(self, envelope: Envelope) -> None:
+        """Publish ``envelope`` to the outbox and route it as the router would."""
+        at = self._tick()
+        source = LogRecord(
+            outbox_topic(self.origin), 0, self._next_offset(self.outbox), at,
+            encode_envelope(envelope), envelope.header.alert_id.encode(),
+        )  # fmt: skip
+        self.outbox.append(source)
+        header = envelope.header
+        alert = PolicyInput(
+            header.origin, header.alert_type, header.handling_code, header.operation,
+            header.alert_id, header.action_on_hit,
+        )  # fmt: skip
+        earlier = set(self.history[header.alert_id])
+        decision = decide(alert, at, self.index, earlier)
+        self._append_audit(
+            decision_record(
+                self.head, at, source.offset, header, envelope.present_sections, decision, earlier
+            ),
+            at,
+        )
+        for recipient, outcome in decision.outcomes.items():
+            if not isinstance(outcome, Deliver):
+                continue
+            topic = feed_topic(recipient, self.origin)
+            copy = redact(envelope, outcome.sections)
+            logs = self.feeds[topic]
+            logs.append(LogRecord(topic, 0, self._next_offset(logs), at, encode_envelope(copy)))
+            self.history[header.alert_id].add(recipient)
+
+    def refuse(self, value: bytes, reason: str = "MALFORMED") -> None:
+        """Publish ``value`` to the outbox and quarantine it."""
+        at = self._tick()
+        offset = self._next_offset(self.outbox)
+        self.outbox.append(LogRecord(outbox_topic(self.origin), 0, offset, at, value))
+        self._append_audit(
+            quarantine_audit_record(self.head, at, offset, reason, "not an envelope", None), at
+        )
+        record = {
+            "source_topic": outbox_topic(self.origin), "source_partition": 0,
+            "source_offset": offset, "reason": reason, "detail": "not an envelope",
+            "quarantined_at": at, "original_value": value,
+        }  # fmt: skip
+        self.quarantine.append(
+            LogRecord("bx.hub.quarantine", 0, self._next_offset(self.quarantine), at,
+                      encode_record("bx.QuarantineRecord", record))
+        )  # fmt: skip
+
+    def checkpoint(self) -> None:
+        """Append a checkpoint signed by the hub key."""
+        at = self._tick()
+        message = head_signing_input(self.head.chain, self.head.seq, self.head.head)
+        signature = HUB_KEY.sign(message).signature
+        self._append_audit(checkpoint_record(self.head, at, "hub-2026", signature), at)
+
+    def replay(
+        self,
+        *,
+        audit: Sequence[LogRecord] | None = None,
+        sets: Sequence[AgreementSet] = (SET_V1,),
+        window: Window | None = None,
+    ) -> Verdict:
+        """The auditor's verdict over everything this world holds."""
+        replay = Replay(
+            window or Window(T0, T0 + timedelta(days=1)),
+            TRUST,
+            {aset.digest: aset for aset in sets},
+        )
+        replay.add_chain(audit_topic(self.origin), 0, self.audit if audit is None else audit)
+        replay.add_outbox(outbox_topic(self.origin), 0, self.outbox)
+        for logs in self.feeds.values():
+            replay.add_feed(logs)
+        replay.add_quarantine(self.quarantine)
+        return replay.verdict()
+
+
+def routed_world(messages: int = 6) -> RoutedWorld:
+    """``messages`` routed alerts, then an update, a quarantine, a cancel and two checkpoints."""
+    world = RoutedWorld()
+    for _ in range(messages):
+        world.route(world.seal())
+    world.checkpoint()
+    world.route(world.seal(Operation.UPDATE, alert_id="alert-1", version=2))
+    world.refuse(b"not avro at all")
+    world.route(world.seal(Operation.CANCEL, alert_id="alert-2", version=2))
+    world.checkpoint()
+    return world
+
+
+def codes(verdict: Verdict) -> list[tuple[ViolationCode, int]]:
+    return [(v.code, v.offset) for v in verdict.violations]
+
+
+def only(verdict: Verdict) -> Violation:
+    assert len(verdict.violations) == 1, verdict.violations
+    return verdict.violations[0]
+
+
+def with_value(log: LogRecord, value: bytes) -> LogRecord:
+    return dataclasses.replace(log, value=value)
+
+
+def reencoded(log: LogRecord, **changes: Any) -> LogRecord:
+    _, record = decode_record(log.value)
+    return with_value(log, encode_audit(record | changes))
+
+
+# --- an honest router passes ----------------------------------------------------------------
+
+
+def test_an_honest_routing_verifies_clean_with_counts() -> None:
+    verdict = routed_world().replay()
+
+    assert verdict.clean, verdict.violations
+    stats = verdict.stats
+    assert stats.decisions == 8
+    assert stats.quarantined == 1
+    assert stats.checkpoints == 2
+    assert stats.delivered[("CAF", "COD")]["WANTED_PERSON"] == 8
+    assert stats.quarantine_reasons["CAF"] == {"MALFORMED": 1}
+    assert stats.signatures_verified == 8  # once per message; the 16 feed copies are compared
+    assert stats.copies_checked == 16
+    assert verdict.chains[0].from_genesis
+
+
+# --- the audit chain ------------------------------------------------------------------------
+
+
+def test_a_deleted_audit_record_is_located_at_the_record_after_the_gap() -> None:
+    world = routed_world()
+    audit = world.audit[:3] + world.audit[4:]
+
+    chain = verify_chain(audit_topic("CAF"), 0, audit, TRUST)
+
+    (violation,) = chain.violations
+    assert violation.code is ViolationCode.CHAIN_BROKEN
+    assert violation.offset == world.audit[4].offset
+    assert "deleted: seq 3 missing" in violation.detail
+    # and the replay says which outbox record lost its audit
+    assert (ViolationCode.MISSING_AUDIT, world.outbox[3].offset) in codes(world.replay(audit=audit))
+
+
+def test_an_inserted_audit_record_is_located() -> None:
+    world = routed_world()
+    forged = reencoded(world.audit[2], message_id="msg-forged")
+    audit = [*world.audit[:3], dataclasses.replace(forged, offset=5), *world.audit[3:]]
+
+    chain = verify_chain(audit_topic("CAF"), 0, audit, TRUST)
+
+    (violation,) = chain.violations
+    assert violation.code is ViolationCode.CHAIN_BROKEN
+    assert violation.offset == 5
+    assert violation.detail.startswith("inserted")
+
+
+def test_an_inserted_record_that_links_to_its_predecessor_is_located_all_the_same() -> None:
+    world = routed_world()
+    head = world.audit[2]
+    forged = reencoded(world.audit[3], prev_hash=chain_hash(head.value), message_id="msg-forged")
+    audit = [*world.audit[:3], dataclasses.replace(forged, offset=5), *world.audit[3:]]
+
+    (violation,) = verify_chain(audit_topic("CAF"), 0, audit, TRUST).violations
+
+    assert (violation.code, violation.offset) == (ViolationCode.CHAIN_BROKEN, 5)
+    assert violation.detail.startswith("inserted")
+
+
+def test_reordered_audit_records_are_located() -> None:
+    world = routed_world()
+    a, b = world.audit[2], world.audit[3]
+    audit = [
+        *world.audit[:2],
+        dataclasses.replace(b, offset=a.offset),
+        dataclasses.replace(a, offset=b.offset),
+        *world.audit[4:],
+    ]
+
+    (violation,) = verify_chain(audit_topic("CAF"), 0, audit, TRUST).violations
+
+    assert (violation.code, violation.offset) == (ViolationCode.CHAIN_BROKEN, a.offset)
+    assert violation.detail.startswith("reordered: seq 2")
+
+
+def test_an_altered_audit_record_is_located() -> None:
+    world = routed_world()
+    audit = list(world.audit)
+    audit[1] = reencoded(audit[1], earlier_recipients=["SSD"])
+
+    (violation,) = verify_chain(audit_topic("CAF"), 0, audit, TRUST).violations
+
+    assert (violation.code, violation.offset) == (ViolationCode.CHAIN_BROKEN, audit[1].offset)
+    assert violation.detail.startswith("altered: seq 1")
+
+
+def test_an_altered_last_record_is_caught_by_the_checkpoint_after_it() -> None:
+    world = routed_world()
+    audit = list(world.audit)
+    last = len(audit) - 1  # the final checkpoint; alter the record it covers
+    audit[last - 1] = reencoded(audit[last - 1], agreement_label="edited")
+
+    violations = verify_chain(audit_topic("CAF"), 0, audit, TRUST).violations
+
+    assert [(v.code, v.offset) for v in violations] == [
+        (ViolationCode.CHAIN_BROKEN, audit[last - 1].offset)
+    ]
+
+
+def test_a_checkpoint_with_a_forged_signature_is_located() -> None:
+    world = routed_world()
+    audit = list(world.audit)
+    position = next(i for i, log in enumerate(audit) if b"hub-2026" in log.value)
+    forger = SigningKey(bytes([7]) * 32)
+    _, record = decode_record(audit[position].value)
+    signature = forger.sign(head_signing_input(record["chain"], record["seq"], record["prev_hash"]))
+    audit[position] = reencoded(audit[position], checkpoint_signature=signature.signature)
+
+    violations = verify_chain(audit_topic("CAF"), 0, audit, TRUST).violations
+
+    # the forged checkpoint is located; its successor no longer links to it either
+    assert [(v.code, v.offset) for v in violations] == [
+        (ViolationCode.CHECKPOINT_INVALID, audit[position].offset),
+        (ViolationCode.CHAIN_BROKEN, audit[position].offset),
+    ]
+
+
+# --- the decisions --------------------------------------------------------------------------
+
+
+def test_a_decision_under_an_agreement_set_changed_since_verifies_under_its_recorded_version() -> (
+    None
+):
+    world = routed_world()  # decided under SET_V1; CAF-COD has been suspended since (SET_V2)
+
+    assert world.replay(sets=(SET_V1, SET_V2)).clean
+    again = routed_world()
+    again.aset = SET_V2
+    assert again.replay(sets=(SET_V2,)).violations[0].code is ViolationCode.AGREEMENT_SET_UNKNOWN
+
+
+def test_a_decision_whose_recorded_outcome_the_agreements_do_not_give_is_a_mismatch() -> None:
+    world = RoutedWorld()
+    world.index = PolicyIndex.build(SET_V2, PARTICIPANTS)  # decides under V2 ...
+    envelope = world.seal()
+    world.route(envelope)
+    audit = [reencoded(world.audit[0], agreement_set=SET_V1.digest)]  # ... but names V1
+
+    verdict = world.replay(audit=audit, sets=(SET_V1, SET_V2))
+
+    violation = next(v for v in verdict.violations if v.code is ViolationCode.DECISION_MISMATCH)
+    assert violation.offset == 0
+    assert "COD: recorded deny SUSPENDED" in violation.detail
+
+
+def test_an_unknown_agreement_set_is_reported() -> None:
+    verdict = routed_world().replay(sets=())
+
+    assert {v.code for v in verdict.violations} == {ViolationCode.AGREEMENT_SET_UNKNOWN}
+
+
+def test_a_missing_outbox_audit_is_reported_at_the_outbox_offset() -> None:
+    world = routed_world()
+    extra = world.seal()
+    world.outbox.append(
+        LogRecord(outbox_topic("CAF"), 0, world.outbox[-1].offset + 2, world._tick(),
+                  encode_envelope(extra))
+    )  # fmt: skip
+
+    violation = only(world.replay())
+
+    assert (violation.code, violation.topic) == (ViolationCode.MISSING_AUDIT, "bx.CAF.outbox")
+    assert violation.offset == world.outbox[-1].offset
+
+
+def test_a_decision_describing_another_message_is_a_mismatch() -> None:
+    world = routed_world()
+    audit = list(world.audit)
+    audit[-1] = reencoded(audit[-1], handling_code="H0")  # the final checkpoint covers it...
+    audit[0] = reencoded(audit[0], handling_code="H0")  # ...the first record is not covered
+
+    verdict = world.replay(audit=audit)
+
+    assert (ViolationCode.AUDIT_MISMATCH, audit[0].offset) in codes(verdict)
+
+
+# --- the feeds ------------------------------------------------------------------------------
+
+
+def test_a_record_written_straight_into_a_partner_feed_is_unauthorised() -> None:
+    world = routed_world()
+    forged = world.seal()  # a genuine CAF message the router never saw
+    topic = feed_topic("COD", "CAF")
+    offset = world.feeds[topic][-1].offset + 2
+    world.feeds[topic].append(LogRecord(topic, 0, offset, world._tick(), encode_envelope(forged)))
+
+    violation = only(world.replay())
+
+    assert (violation.code, violation.topic, violation.offset) == (
+        ViolationCode.FEED_UNAUTHORISED,
+        topic,
+        offset,
+    )
+
+
+def test_a_copy_of_a_denied_message_in_a_feed_is_unauthorised() -> None:
+    world = RoutedWorld()
+    world.route(world.seal(handling="H3"))  # above CAF-COD's limit: COD is denied
+    topic = feed_topic("COD", "CAF")
+    ssd_copy = world.feeds[feed_topic("SSD", "CAF")][0]
+    world.feeds[topic].append(dataclasses.replace(ssd_copy, topic=topic))
+
+    violation = only(world.replay())
+
+    assert (violation.code, violation.topic) == (ViolationCode.FEED_UNAUTHORISED, topic)
+    assert "does not deliver it to COD" in violation.detail
+
+
+def test_a_delivery_without_its_feed_record_is_missing() -> None:
+    world = routed_world()
+    topic = feed_topic("SSD", "CAF")
+    dropped = world.feeds[topic].pop(2)
+
+    violation = only(world.replay())
+
+    assert violation.code is ViolationCode.FEED_MISSING
+    assert (violation.topic, violation.offset) == ("bx.hub.audit.CAF", world.audit[2].offset)
+    assert dropped.topic in violation.detail
+
+
+def test_a_feed_copy_with_more_sections_than_permitted_is_reported() -> None:
+    world = RoutedWorld()
+    envelope = world.seal()
+    world.route(envelope)
+    topic = feed_topic("COD", "CAF")
+    world.feeds[topic][0] = with_value(world.feeds[topic][0], encode_envelope(envelope))
+
+    violation = only(world.replay())
+
+    assert (violation.code, violation.topic) == (ViolationCode.FEED_SECTIONS_MISMATCH, topic)
+
+
+def test_a_duplicated_feed_record_is_reported() -> None:
+    world = routed_world()
+    topic = feed_topic("COD", "CAF")
+    world.feeds[topic].append(dataclasses.replace(world.feeds[topic][0], offset=999))
+
+    violation = only(world.replay())
+
+    assert (violation.code, violation.offset) == (ViolationCode.FEED_DUPLICATE, 999)
+
+
+def test_a_feed_copy_with_altered_content_fails_its_signature() -> None:
+    world = RoutedWorld()
+    envelope = world.seal()
+    world.route(envelope)
+    topic = feed_topic("SSD", "CAF")
+    section = envelope.sections[0]
+    assert section.content is not None
+    altered = dataclasses.replace(
+        section, content=section.content[:-1] + bytes([section.content[-1] ^ 1])
+    )
+    tampered = dataclasses.replace(envelope, sections=(altered, *envelope.sections[1:]))
+    world.feeds[topic][0] = with_value(world.feeds[topic][0], encode_envelope(tampered))
+
+    violation = only(world.replay())
+
+    assert (violation.code, violation.topic) == (ViolationCode.SIGNATURE_INVALID, topic)
+    assert "does not match its signed digest" in violation.detail
+
+
+def test_an_outbox_copy_with_a_bad_signature_that_was_delivered_is_reported() -> None:
+    world = RoutedWorld()
+    envelope = world.seal()
+    bad = dataclasses.replace(envelope, signature=bytes(64))
+    world.route(bad)
+
+    verdict = world.replay()
+
+    assert (ViolationCode.SIGNATURE_INVALID, 0) in codes(verdict)
+    assert all(v.code is ViolationCode.SIGNATURE_INVALID for v in verdict.violations)
+
+
+# --- quarantine, history, window, disclosures -----------------------------------------------
+
+
+def test_a_quarantine_audit_without_its_quarantine_record_is_reported() -> None:
+    world = routed_world()
+    world.quarantine.clear()
+
+    violation = only(world.replay())
+
+    assert violation.code is ViolationCode.QUARANTINE_MISSING
+
+
+def test_earlier_recipients_are_checked_against_the_chain() -> None:
+    world = RoutedWorld()
+    for _ in range(3):
+        world.route(world.seal())
+    world.history.clear()  # a router that forgot who received alert-1 before its cancel
+    world.route(world.seal(Operation.CANCEL, alert_id="alert-1", version=2))
+
+    violation = only(world.replay())
+
+    assert (violation.code, violation.offset) == (
+        ViolationCode.HISTORY_MISMATCH,
+        world.audit[-1].offset,
+    )
+    assert "the chain shows ['COD', 'SSD']" in violation.detail
+
+
+def test_a_window_later_than_the_start_takes_history_as_recorded_and_says_so() -> None:
+    world = routed_world()
+    later = Window(world.audit[3].timestamp, T0 + timedelta(days=1))
+
+    verdict = world.replay(audit=world.audit[3:], window=later)
+
+    assert verdict.clean, verdict.violations
+    assert any("taken as recorded" in note for note in verdict.notes)
+
+
+def test_disclosures_list_what_each_recipient_received_and_under_which_agreement() -> None:
+    world = routed_world(2)
+    chain = verify_chain(audit_topic("CAF"), 0, world.audit, TRUST)
+
+    found = disclosures(chain.entries, Window(T0, T0 + timedelta(days=1)), "CAF")
+
+    first = [(d.message_id, d.recipient, d.sections, d.agreement_id) for d in found][:2]
+    assert first == [
+        ("msg-1", "COD", ("identity", "offence"), "CAF-COD"),
+        ("msg-1", "SSD", ("identity", "documents", "description", "photo", "offence", "remarks",
+                          "contact"), "CAF-SSD"),
+    ]  # fmt: skip
