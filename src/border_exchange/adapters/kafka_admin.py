@@ -28,7 +28,7 @@ from aiokafka.protocol.types import (
 )
 
 from border_exchange.adapters.kafka_security import (
-    admin_session,
+    connected_admin,
     check_error,
     create_acls,
     delete_acls,
@@ -122,7 +122,7 @@ async def _topics(client: AIOKafkaAdminClient) -> dict[str, TopicState]:
 
 async def read_state(settings: KafkaSettings) -> ClusterState:
     """The cluster's brokers, ``bx.`` topics, SCRAM users and ACLs, as the planner sees them."""
-    async with admin_session(settings) as client:
+    async with connected_admin(settings) as client:
         try:
             cluster = await client.describe_cluster()
             topics = await _topics(client)
@@ -171,7 +171,7 @@ async def apply_plan(
     missing = [u.principal for u in plan.create_users if u.principal not in passwords]
     if missing:
         raise KafkaError(f"no password for the users to create: {', '.join(missing)}")
-    async with admin_session(settings) as client:
+    async with connected_admin(settings) as client:
         if plan.create_topics:
             await _create_topics(client, plan)
         if plan.alter_topics:

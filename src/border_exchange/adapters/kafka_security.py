@@ -267,7 +267,7 @@ class _Prebuilt(Request[RequestStruct]):  # type: ignore[misc]  # aiokafka is un
 
 
 @asynccontextmanager
-async def admin_session(settings: KafkaSettings) -> AsyncIterator[AIOKafkaAdminClient]:
+async def connected_admin(settings: KafkaSettings) -> AsyncIterator[AIOKafkaAdminClient]:
     """A started aiokafka admin client for ``settings``, closed on exit."""
     client = AIOKafkaAdminClient(**settings.client_kwargs())
     try:
@@ -325,7 +325,7 @@ async def upsert_scram_user(settings: KafkaSettings, user: str, password: str) -
         salted_password(password, salt),
         {},
     )
-    async with admin_session(settings) as client:
+    async with connected_admin(settings) as client:
         response = await send_struct(client, _AlterScramRequestV0([], [upsertion], {}))
     for name, code, message, _tags in response.results:
         check_error(code, message, f"setting the SCRAM credential of {name!r}")
@@ -333,7 +333,7 @@ async def upsert_scram_user(settings: KafkaSettings, user: str, password: str) -
 
 async def delete_scram_user(settings: KafkaSettings, user: str) -> bool:
     """Delete ``user``'s SCRAM-SHA-512 credential; False when it had none."""
-    async with admin_session(settings) as client:
+    async with connected_admin(settings) as client:
         response = await send_struct(
             client, _AlterScramRequestV0([(user, SCRAM_MECHANISM, {})], [], {})
         )
@@ -346,7 +346,7 @@ async def delete_scram_user(settings: KafkaSettings, user: str) -> bool:
 
 async def list_scram_users(settings: KafkaSettings) -> frozenset[str]:
     """Every user that has a SCRAM-SHA-512 credential."""
-    async with admin_session(settings) as client:
+    async with connected_admin(settings) as client:
         # A null user list asks for every user.
         response = await send_struct(client, _DescribeScramRequestV0(None, {}))
     check_error(response.error_code, response.error_message, "listing SCRAM users")
@@ -379,7 +379,7 @@ async def create_acls(settings: KafkaSettings, bindings: Iterable[AclBinding]) -
     wanted = sorted(set(bindings))
     if not wanted:
         return
-    async with admin_session(settings) as client:
+    async with connected_admin(settings) as client:
         response = await send_struct(
             client, _CreateAclsRequestV3([_as_filter(b) for b in wanted], {})
         )
@@ -392,7 +392,7 @@ async def delete_acls(settings: KafkaSettings, bindings: Iterable[AclBinding]) -
     doomed = sorted(set(bindings))
     if not doomed:
         return 0
-    async with admin_session(settings) as client:
+    async with connected_admin(settings) as client:
         response = await send_struct(
             client, _DeleteAclsRequestV3([_as_filter(b) for b in doomed], {})
         )
@@ -415,7 +415,7 @@ async def describe_acls(
         int(ResourceType.ANY), None, int(PatternType.ANY), principal, None,
         int(AclOperation.ANY), int(AclPermission.ANY), {},
     )  # fmt: skip
-    async with admin_session(settings) as client:
+    async with connected_admin(settings) as client:
         response = await send_struct(client, request)
     check_error(response.error_code, response.error_message, "describing ACLs")
     found: set[AclBinding] = set()
