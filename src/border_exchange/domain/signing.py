@@ -12,16 +12,27 @@ from __future__ import annotations
 
 import hashlib
 import os
+import struct
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey
 
 from border_exchange.domain.alerts import AlertInput
-from border_exchange.domain.catalog import SECTIONS, Operation
+from border_exchange.domain.catalog import (
+    SECTIONS,
+    ActionOnHit,
+    AlertType,
+    HandlingCode,
+    InformationReliability,
+    Operation,
+    Priority,
+    SourceReliability,
+    WarningMarker,
+)
 from border_exchange.domain.encoding import (
     ENVELOPE_SCHEMA,
     decode_record,
@@ -56,10 +67,27 @@ def _optional(value: str | None) -> bytes:
     return b"\x00" if value is None else b"\x01" + _text(value)
 
 
-def _micros(value: datetime) -> bytes:
-    delta = value - _EPOCH
-    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    return micros.to_bytes(8, "big", signed=True)
+_MICROSECOND: Final = timedelta(microseconds=1)
+_I32: Final = struct.Struct(">i").pack
+_I64: Final = struct.Struct(">q").pack
+_U32: Final = struct.Struct(">I").pack
+_sha256: Final = hashlib.sha256
+_LP16: Final = SALT_SIZE.to_bytes(4, "big")
+_CODED: Final[dict[str, bytes]] = {
+    str(value): _text(str(value))
+    for vocabulary in (
+        AlertType,
+        Operation,
+        HandlingCode,
+        SourceReliability,
+        InformationReliability,
+        Priority,
+        ActionOnHit,
+        WarningMarker,
+    )
+    for value in vocabulary
+} | {name: _text(name) for names in SECTIONS.values() for name in names}
+"""Length-prefixed UTF-8 of every code and section name, computed once."""
 
 
 def section_digest(alert_id: str, message_id: str, name: str, salt: bytes, content: bytes) -> bytes:
@@ -71,31 +99,34 @@ def section_digest(alert_id: str, message_id: str, name: str, salt: bytes, conte
 
 def signing_input(header: Header, sections: Sequence[Section]) -> bytes:
     """The exact bytes the origin signs (layout in ``docs/contract.md``)."""
+    coded = _CODED
+    markers = header.warning_markers
     parts = [
         SIGNING_TAG,
         _text(header.origin),
-        _text(header.alert_type.value),
+        coded[header.alert_type],
         _text(header.alert_id),
-        header.version.to_bytes(4, "big", signed=True),
+        _I32(header.version),
         _text(header.message_id),
-        _text(header.operation.value),
-        _micros(header.issued_at),
-        _micros(header.expires_at),
-        _text(header.handling_code.value),
-        _text(header.source_reliability.value),
-        _text(header.information_reliability.value),
-        _text(header.priority.value),
-        _text(header.action_on_hit.value),
-        len(header.warning_markers).to_bytes(4, "big"),
-        *(_text(marker.value) for marker in header.warning_markers),
+        coded[header.operation],
+        _I64((header.issued_at - _EPOCH) // _MICROSECOND),
+        _I64((header.expires_at - _EPOCH) // _MICROSECOND),
+        coded[header.handling_code],
+        coded[header.source_reliability],
+        coded[header.information_reliability],
+        coded[header.priority],
+        coded[header.action_on_hit],
+        _U32(len(markers)),
+        *(coded[marker] for marker in markers),
         _optional(header.cancel_reason),
         _optional(header.language),
         _text(header.key_id),
         _lp(header.schema_fingerprint),
-        len(sections).to_bytes(4, "big"),
+        _U32(len(sections)),
     ]
     for section in sections:
-        parts.append(_text(section.name))
+        name = section.name
+        parts.append(coded[name] if name in coded else _text(name))
         parts.append(section.digest)
     return b"".join(parts)
 
@@ -217,6 +248,7 @@ def verify(envelope: Envelope, public_key: PublicKey) -> None:
         )
     sections = envelope.sections
     _check_layout(header, sections)
+    prefix = SECTION_TAG + _text(header.alert_id) + _text(header.message_id)
     for section in sections:
         if len(section.digest) != DIGEST_SIZE:
             raise SignatureError(
@@ -235,16 +267,29 @@ def verify(envelope: Envelope, public_key: PublicKey) -> None:
                 f"section {section.name}: content without a {SALT_SIZE}-byte salt",
                 SignatureProblem.DIGEST_MISMATCH,
             )
-        expected = section_digest(
-            header.alert_id, header.message_id, section.name, section.salt, section.content
-        )
+        name = section.name
+        expected = _sha256(
+            prefix
+            + (_CODED[name] if name in _CODED else _text(name))
+            + _LP16
+            + section.salt
+            + _U32(len(section.content))
+            + section.content
+        ).digest()
         if expected != section.digest:
             raise SignatureError(
                 f"section {section.name}: content does not match its signed digest",
                 SignatureProblem.DIGEST_MISMATCH,
             )
     try:
-        public_key.verify_key.verify(signing_input(header, sections), envelope.signature)
+        message = signing_input(header, sections)
+    except (KeyError, TypeError, ValueError, OverflowError, struct.error) as exc:
+        raise SignatureError(
+            f"header of message {header.message_id} cannot be put in signing form: {exc}",
+            SignatureProblem.BAD_SIGNATURE,
+        ) from exc
+    try:
+        public_key.verify_key.verify(message, envelope.signature)
     except (BadSignatureError, ValueError, TypeError) as exc:
         raise SignatureError(
             f"signature of {header.origin} (key {header.key_id}) does not verify on message "
