@@ -28,8 +28,8 @@ from aiokafka.protocol.types import (
 )
 
 from border_exchange.adapters.kafka_security import (
-    connected_admin,
     check_error,
+    connected_admin,
     create_acls,
     delete_acls,
     delete_scram_user,
