@@ -83,6 +83,18 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+async def _partitions(consumer: AIOKafkaConsumer, topic: str, wait: float = 10.0) -> set[int]:
+    """The partitions of ``topic``, waiting a little for a topic just created to appear."""
+    deadline = time.monotonic() + wait
+    while True:
+        # aiokafka's public metadata calls do not refresh what partitions_for_topic reads
+        cluster = await consumer._client.fetch_all_metadata()
+        partitions: set[int] | None = cluster.partitions_for_topic(topic)
+        if partitions or time.monotonic() > deadline:
+            return partitions or set()
+        await asyncio.sleep(0.5)
+
+
 class Gateway:
     """Publishes ``participant``'s alerts, signed with ``signing_key`` (key ``key_id``).
 
@@ -177,7 +189,7 @@ class Gateway:
         history: dict[str, AlertHistory] = {}
         try:
             await consumer.start()
-            partitions = await consumer.partitions_for_topic(self.topic)
+            partitions = await _partitions(consumer, self.topic)
             if not partitions:
                 raise KafkaError(f"outbox {self.topic} does not exist or is not readable")
             tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
@@ -331,6 +343,7 @@ class Gateway:
         async with self._lock:
             working = dict(self._history)
             envelope = self._cancel_envelope(alert_id, reason, working, self._clock())
+            working[alert_id] = AlertHistory(envelope.header)
             return (await self._send([envelope], working))[0]
 
     async def publish_batch(self, alerts: Sequence[AlertInput]) -> list[Receipt]:
