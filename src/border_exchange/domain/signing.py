@@ -202,8 +202,25 @@ def seal(
     return sign(header, contents, signing_key, salt=salt)
 
 
+def _layouts() -> frozenset[tuple[AlertType, Operation, tuple[str, ...]]]:
+    """Every valid (type, operation, section names): ordered subsets; none for a CANCEL."""
+    valid: set[tuple[AlertType, Operation, tuple[str, ...]]] = set()
+    for alert_type, names in SECTIONS.items():
+        valid.add((alert_type, Operation.CANCEL, ()))
+        for mask in range(1 << len(names)):
+            subset = tuple(name for i, name in enumerate(names) if mask >> i & 1)
+            valid.add((alert_type, Operation.CREATE, subset))
+            valid.add((alert_type, Operation.UPDATE, subset))
+    return frozenset(valid)
+
+
+_LAYOUTS: Final = _layouts()
+
+
 def _check_layout(header: Header, sections: Sequence[Section]) -> None:
     """Section names are known for the type, unique and in canonical order; CANCEL has none."""
+    if (header.alert_type, header.operation, tuple(s.name for s in sections)) in _LAYOUTS:
+        return
     if header.operation is Operation.CANCEL:
         if sections:
             raise SignatureError("a CANCEL carries no sections", SignatureProblem.SECTION_LAYOUT)
