@@ -171,7 +171,11 @@ class RoutedWorld:
             topic = feed_topic(recipient, self.origin)
             copy = redact(envelope, outcome.sections)
             logs = self.feeds[topic]
-            logs.append(LogRecord(topic, 0, self._next_offset(logs), at, encode_envelope(copy)))
+            hint = f"{source.topic}/0/{source.offset}".encode()
+            logs.append(
+                LogRecord(topic, 0, self._next_offset(logs), at, encode_envelope(copy),
+                          headers=(("bx-source", hint),))
+            )  # fmt: skip
             self.history[header.alert_id].add(recipient)
 
     def refuse(self, value: bytes, reason: str = "MALFORMED") -> None:

@@ -130,6 +130,14 @@ class LogRecord:
     timestamp: datetime
     value: bytes
     key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    def header(self, name: str) -> bytes | None:
+        """The first Kafka header called ``name``, or None."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -618,6 +626,61 @@ def copy_problem(copy: Envelope, verified: Envelope) -> str | None:
     return None
 
 
+def _zigzag_long(value: int) -> bytes:
+    """Avro's variable-length zigzag encoding of a long."""
+    number = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while number > 0x7F:
+        out.append((number & 0x7F) | 0x80)
+        number >>= 7
+    out.append(number)
+    return bytes(out)
+
+
+_ZIGZAG: Final = tuple(_zigzag_long(value) for value in range(4096))
+
+
+def _zigzag(value: int) -> bytes:
+    """The zigzag encoding of a length, from a table for the usual small ones."""
+    return _ZIGZAG[value] if 0 <= value < 4096 else _zigzag_long(value)
+
+
+def _sections_tail(envelope: Envelope, keep: Collection[str] | None) -> bytes:
+    """The Avro bytes of the sections array and signature, keeping ``keep`` (None: as they are)."""
+    parts = [_zigzag(len(envelope.sections))] if envelope.sections else []
+    for section in envelope.sections:
+        name = section.name.encode()
+        parts.append(_zigzag(len(name)) + name + section.digest)
+        content = section.content
+        if (
+            content is None
+            or section.salt is None
+            or (keep is not None and section.name not in keep)
+        ):
+            parts.append(b"\x00\x00")
+        else:
+            parts.append(b"\x02" + section.salt + b"\x02" + _zigzag(len(content)) + content)
+    parts.append(b"\x00")
+    parts.append(_zigzag(len(envelope.signature)) + envelope.signature)
+    return b"".join(parts)
+
+
+def redacted_bytes(value: bytes, envelope: Envelope, keep: Collection[str]) -> bytes | None:
+    """The exact record value of ``envelope`` (decoded from ``value``) redacted to ``keep``.
+
+    Built by splicing ``value``: its header bytes are kept and the section list is
+    re-encoded without the withheld contents and salts, which is what
+    ``encode_envelope(redact(envelope, keep))`` writes. None when ``value`` is not laid
+    out as expected (the caller then compares decoded values instead).
+    """
+    if frozenset(keep) >= envelope.present_sections:
+        return value
+    tail = _sections_tail(envelope, None)
+    if not value.endswith(tail):
+        return None
+    return value[: len(value) - len(tail)] + _sections_tail(envelope, keep)
+
+
 def _signature_problem(envelope: Envelope, trust: TrustStore) -> str | None:
     try:
         verify_trusted(envelope, trust)
@@ -630,6 +693,8 @@ def _signature_problem(envelope: Envelope, trust: TrustStore) -> str | None:
 class _Expected:
     sections: frozenset[str]
     entry: AuditEntry
+    value: bytes | None
+    """The exact bytes of the permitted copy, when the outbox copy verified."""
 
 
 class Replay:
@@ -691,7 +756,8 @@ class _Verdict:
         self.notes: list[str] = list(replay._notes)
         self.decisions: dict[tuple[str, str], tuple[AuditEntry, bool]] = {}
         self.expected: dict[tuple[str, str, str], _Expected] = {}
-        self.verified: dict[tuple[str, str], Envelope] = {}
+        self.verified: dict[tuple[str, str], tuple[Envelope, bytes]] = {}
+        self.by_source: dict[bytes, tuple[str, str]] = {}
         self.quarantine_expected: dict[tuple[str, int, int], AuditEntry] = {}
         self.quarantine_audited: set[tuple[str, int, int]] = set()
         self.origins: set[str] = set()
@@ -853,6 +919,11 @@ class _Verdict:
         source = None if outbox is None else outbox.get(int(record["source_offset"]))
         if source is not None:
             self._outbox_copy(entry, source, origin, message_id)
+            self.by_source[f"{outbox_topic}/{partition}/{source.offset}".encode()] = (
+                origin,
+                message_id,
+            )
+        verified = self.verified.get((origin, message_id))
         try:
             problems = self.replay.reevaluator.differences(record)
         except (ValueError, KeyError, TypeError, BorderExchangeError) as exc:
@@ -881,9 +952,11 @@ class _Verdict:
                 continue
             if outcome["delivered"]:
                 self.stats.delivered[(origin, recipient)][alert_type] += 1
-                self.expected[(recipient, origin, message_id)] = _Expected(
-                    frozenset(outcome["sections"]), entry
+                sections = frozenset(outcome["sections"])
+                value = (
+                    None if verified is None else redacted_bytes(verified[1], verified[0], sections)
                 )
+                self.expected[(recipient, origin, message_id)] = _Expected(sections, entry, value)
             else:
                 self.stats.denied[(origin, recipient)][str(outcome["reason"])] += 1
 
@@ -915,7 +988,7 @@ class _Verdict:
         if problem is not None:
             self._add(ViolationCode.SIGNATURE_INVALID, source, f"outbox copy: {problem}")
         else:
-            self.verified[(origin, message_id)] = envelope
+            self.verified[(origin, message_id)] = (envelope, source.value)
 
     def _feeds(self) -> None:
         matched: dict[tuple[str, str, str], LogRecord] = {}
@@ -925,6 +998,8 @@ class _Verdict:
                 continue
             recipient, origin = parsed
             self.stats.feed_records += 1
+            if self._permitted_copy(log, recipient, origin, matched):
+                continue
             try:
                 envelope = decode_envelope(log.value)
             except DecodeError as exc:
@@ -982,13 +1057,38 @@ class _Verdict:
                     f"bx.{recipient}.from.{origin}",
                 )
 
+    def _permitted_copy(
+        self,
+        log: LogRecord,
+        recipient: str,
+        origin: str,
+        matched: dict[tuple[str, str, str], LogRecord],
+    ) -> bool:
+        """Whether ``log`` is byte for byte the permitted copy of a verified message.
+
+        The ``bx-source`` header only says where to look; the byte comparison decides.
+        """
+        hint = log.header("bx-source")
+        found = None if hint is None else self.by_source.get(hint)
+        if found is None or found[0] != origin:
+            return False
+        key = (recipient, origin, found[1])
+        expected = self.expected.get(key)
+        if expected is None or expected.value is None or key in matched:
+            return False
+        if log.value != expected.value:
+            return False
+        matched[key] = log
+        self.stats.copies_checked += 1
+        return True
+
     def _feed_signature(
         self, log: LogRecord, envelope: Envelope, origin: str, message_id: str
     ) -> None:
-        outbox_copy = self.verified.get((origin, message_id))
-        if outbox_copy is not None:
+        verified = self.verified.get((origin, message_id))
+        if verified is not None:
             self.stats.copies_checked += 1
-            problem = copy_problem(envelope, outbox_copy)
+            problem = copy_problem(envelope, verified[0])
         else:
             self.stats.signatures_verified += 1
             problem = _signature_problem(envelope, self.trust)
