@@ -173,11 +173,10 @@ class PartitionWorker:
         state = PartitionState()
         head = ChainHead(chain_id(self.tp.topic, self.tp.partition))
         try:
-            partitions = await reader.partitions_for_topic(self.audit_tp.topic)
-            if not partitions or self.audit_tp.partition not in partitions:
+            if self.audit_tp.topic not in await reader.topics():
                 raise ConfigError(
-                    f"audit topic {self.audit_tp.topic} partition {self.audit_tp.partition} does "
-                    f"not exist for outbox {self.tp.topic}: run 'border-exchange provision'"
+                    f"audit topic {self.audit_tp.topic} of outbox {self.tp.topic} does not "
+                    "exist: run 'border-exchange provision'"
                 )
             reader.assign([self.audit_tp])
             await reader.seek_to_beginning(self.audit_tp)
@@ -382,7 +381,11 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka i
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         async with self.router.lock:
-            await self.router.assign(assigned)
+            try:
+                await self.router.assign(assigned)
+            except Exception as exc:
+                # aiokafka only logs a listener's error; the run loop must stop on it.
+                self.router.fatal = exc
 
 
 class Router:
@@ -412,6 +415,7 @@ class Router:
         self.workers: dict[TopicPartition, PartitionWorker] = {}
         self.consumer: AIOKafkaConsumer | None = None
         self._published: set[str] = set()
+        self.fatal: Exception | None = None
         self._describe_metrics()
 
     def _describe_metrics(self) -> None:
@@ -513,6 +517,8 @@ class Router:
         last_refresh = time.monotonic()
         try:
             while not stop.is_set():
+                if self.fatal is not None:
+                    raise self.fatal
                 batches = await consumer.getmany(timeout_ms=200, max_records=self.tuning.batch_size)
                 async with self.lock:
                     await self._process(batches)

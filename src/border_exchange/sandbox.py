@@ -1,0 +1,160 @@
+"""A self-contained exchange for the demo, the tests and the benchmarks.
+
+It makes fresh Ed25519 keys for a set of participants and the hub, the trust store
+that lists them, and an agreement set; and it can write them as the files each
+component loads (trust store YAML, encrypted key files, agreements YAML).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+from nacl.signing import SigningKey
+
+from border_exchange.adapters.keyfiles import write_private_key
+from border_exchange.domain.agreements import AgreementSet, parse_agreement_set
+from border_exchange.domain.catalog import ParticipantKind
+from border_exchange.domain.trust import HUB, Hub, Participant, PublicKey, TrustStore, key_entry
+
+NAMES: Mapping[str, str] = {
+    "CAF": "Police nationale centrafricaine",
+    "COD": "Police nationale congolaise",
+    "SSD": "South Sudan National Police Service",
+    "UGA": "Uganda Police Force",
+    "CMR": "Police nationale du Cameroun",
+    "TCD": "Police nationale tchadienne",
+    "UN-MINUSCA": "UN Police, MINUSCA",
+    "UN-MONUSCO": "UN Police, MONUSCO",
+    "UN-UNMISS": "UN Police, UNMISS",
+}
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """Participants with their private keys, the hub key, the trust store and agreements."""
+
+    trust: TrustStore
+    keys: Mapping[str, SigningKey]
+    key_ids: Mapping[str, str]
+    agreements_text: str
+    agreements: AgreementSet
+
+    @property
+    def hub_key(self) -> SigningKey:
+        """The hub's signing key (audit chain checkpoints)."""
+        return self.keys[HUB]
+
+    def write(self, directory: Path, passphrase: bytes) -> Mapping[str, Path]:
+        """Write the trust store, agreements and encrypted key files; return their paths."""
+        directory.mkdir(parents=True, exist_ok=True)
+        paths: dict[str, Path] = {
+            "trust": directory / "trust.yaml",
+            "agreements": directory / "agreements.yaml",
+        }
+        paths["trust"].write_text(trust_store_yaml(self.trust))
+        paths["agreements"].write_text(self.agreements_text)
+        for owner, key in self.keys.items():
+            path = directory / "keys" / f"{self.key_ids[owner]}.pem"
+            path.parent.mkdir(exist_ok=True)
+            write_private_key(path, key, passphrase)
+            paths[f"key:{owner}"] = path
+        return paths
+
+
+def _public(owner: str, key_id: str, key: SigningKey, start: datetime) -> PublicKey:
+    return PublicKey(owner, key_id, bytes(key.verify_key), start, start + timedelta(days=730))
+
+
+def make_sandbox(
+    participants: Sequence[str],
+    agreements_text: str,
+    *,
+    posts: Mapping[str, Sequence[str]] | None = None,
+    auditors: Sequence[str] = ("oversight",),
+    start: datetime | None = None,
+) -> Sandbox:
+    """A sandbox of ``participants`` (ids) under the agreement set in ``agreements_text``."""
+    start = start or datetime(2026, 1, 1, tzinfo=UTC)
+    keys: dict[str, SigningKey] = {}
+    key_ids: dict[str, str] = {}
+    members: dict[str, Participant] = {}
+    for pid in participants:
+        key = SigningKey.generate()
+        key_id = f"{pid}-{start:%Y}-01"
+        keys[pid], key_ids[pid] = key, key_id
+        kind = (
+            ParticipantKind.UN_COMPONENT
+            if pid.startswith("UN-")
+            else ParticipantKind.NATIONAL_SERVICE
+        )
+        members[pid] = Participant(
+            pid,
+            NAMES.get(pid, f"Police service {pid}"),
+            kind,
+            "active",
+            tuple((posts or {}).get(pid, ())),
+            (_public(pid, key_id, key, start),),
+        )
+    hub_key = SigningKey.generate()
+    keys[HUB], key_ids[HUB] = hub_key, f"hub-{start:%Y}-01"
+    hub = Hub((_public(HUB, key_ids[HUB], hub_key, start),), tuple(auditors))
+    trust = TrustStore(MappingProxyType(members), hub)
+    return Sandbox(
+        trust,
+        MappingProxyType(keys),
+        MappingProxyType(key_ids),
+        agreements_text,
+        parse_agreement_set(agreements_text),
+    )
+
+
+def trust_store_yaml(trust: TrustStore) -> str:
+    """The YAML document of ``trust``, as ``parse_trust_store`` reads it."""
+    document: dict[str, Any] = {
+        "version": 1,
+        "hub": {
+            "keys": [key_entry(k) for k in trust.hub.keys],
+            "auditors": list(trust.hub.auditors),
+        },
+        "participants": [
+            {
+                "id": p.id,
+                "name": p.name,
+                "kind": p.kind.value,
+                "status": p.status,
+                "posts": list(p.posts),
+                "keys": [key_entry(k) for k in p.keys],
+            }
+            for p in trust.participants.values()
+        ],
+    }
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+
+
+def open_agreements(pairs: Sequence[tuple[str, str]], label: str = "sandbox") -> str:
+    """An agreement set in which each ``(a, b)`` pair exchanges every type in full, both ways."""
+    lines = [f'version: "{label}"', "agreements:"]
+    for a, b in pairs:
+        lines += [
+            f"  - id: {a}-{b}",
+            f"    parties: [{a}, {b}]",
+            "    status: active",
+            "    effective_from: 2026-01-01T00:00:00Z",
+            "    flows:",
+        ]
+        for src, dst in ((a, b), (b, a)):
+            lines += [
+                f"      - from: {src}",
+                f"        to: {dst}",
+                "        types:",
+                "          WANTED_PERSON: {sections: all, max_handling: H3}",
+                "          VEHICLE_NOTICE: {sections: all, max_handling: H3}",
+                "          BORDER_INCIDENT: {sections: all, max_handling: H3}",
+            ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,197 @@
+"""Test support: a sandbox exchange on the session cluster, isolated by random participant ids."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import string
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from nacl.signing import SigningKey
+
+from border_exchange.adapters.kafka_settings import KafkaSettings
+from border_exchange.domain import naming
+from border_exchange.domain.alerts import AlertInput
+from border_exchange.domain.catalog import AlertType
+from border_exchange.domain.encoding import decode_envelope, encode_envelope
+from border_exchange.domain.envelope import Envelope
+from border_exchange.domain.samples import sample_alert
+from border_exchange.domain.signing import seal
+from border_exchange.sandbox import Sandbox, make_sandbox
+from border_exchange.services.router import PolicyView, Router, RouterTuning
+from tests.conftest import KafkaCluster
+
+PARTITIONS = 3
+
+
+def random_ids(count: int) -> list[str]:
+    """``count`` distinct three-letter participant ids, unlikely to meet another test's."""
+    ids: set[str] = set()
+    while len(ids) < count:
+        ids.add("".join(random.choices(string.ascii_uppercase, k=3)))
+    return sorted(ids)
+
+
+async def create_topics(settings: KafkaSettings, ids: Sequence[str]) -> None:
+    """Outboxes, feeds and audit trails of ``ids``, and the hub's shared topics."""
+    names = [(naming.QUARANTINE_TOPIC, 3), (naming.AGREEMENTS_TOPIC, 1)]
+    for p in ids:
+        names += [(naming.outbox_topic(p), PARTITIONS), (naming.audit_topic(p), PARTITIONS)]
+        names += [(naming.feed_topic(p, q), PARTITIONS) for q in ids if q != p]
+    admin = AIOKafkaAdminClient(**settings.client_kwargs())
+    await admin.start()
+    try:
+        for name, partitions in names:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics([NewTopic(name, partitions, 1)])
+    finally:
+        await admin.close()
+
+
+@dataclass
+class Exchange:
+    """A sandbox whose topics exist on the cluster, with a router that can be started."""
+
+    kafka: KafkaCluster
+    sandbox: Sandbox
+    ids: list[str]
+    group: str = field(default_factory=lambda: f"{naming.ROUTER_GROUP}.test.{uuid.uuid4().hex[:8]}")
+
+    @property
+    def settings(self) -> KafkaSettings:
+        """The administrator's settings (the tests play every role)."""
+        return self.kafka.admin
+
+    def tuning(self, **overrides: object) -> RouterTuning:
+        """Router settings confined to this exchange's outboxes and its own group."""
+        pattern = r"^bx\.(?:" + "|".join(self.ids) + r")\.outbox$"
+        values: dict[str, object] = {
+            "group_id": self.group,
+            "outbox_pattern": pattern,
+            "topic_refresh": 1.0,
+            "checkpoint_interval": 1.0,
+        }
+        values.update(overrides)
+        return RouterTuning(**values)  # type: ignore[arg-type]
+
+    def router(self, **overrides: object) -> Router:
+        """A router for this exchange (not started)."""
+        view = PolicyView.build(self.sandbox.trust, self.sandbox.agreements)
+        return Router(
+            self.settings,
+            view,
+            self.sandbox.hub_key,
+            self.sandbox.key_ids["hub"],
+            tuning=self.tuning(**overrides),
+        )
+
+    def seal(
+        self,
+        alert: AlertInput,
+        *,
+        issued_at: datetime | None = None,
+        key: SigningKey | None = None,
+        key_id: str | None = None,
+    ) -> Envelope:
+        """``alert`` signed by its origin's sandbox key."""
+        origin = alert.origin
+        return seal(
+            alert,
+            signing_key=key or self.sandbox.keys[origin],
+            key_id=key_id or self.sandbox.key_ids[origin],
+            message_id=uuid.uuid4().hex,
+            issued_at=issued_at or datetime.now(UTC),
+        )
+
+    def alert(self, alert_type: AlertType, origin: str, **changes: object) -> AlertInput:
+        """A sample alert from ``origin`` expiring in a year, with ``changes`` applied."""
+        base = sample_alert(alert_type, origin=origin, alert_id=uuid.uuid4().hex)
+        values: dict[str, object] = {"expires_at": datetime.now(UTC) + timedelta(days=365)}
+        values.update(changes)
+        return type(base).model_validate({**base.model_dump(), **values})
+
+    async def publish(
+        self, *envelopes: Envelope, raw: Sequence[tuple[str, bytes | None, bytes]] = ()
+    ) -> None:
+        """Write envelopes to their origin's outbox (key = alert id), and ``raw`` records."""
+        producer = AIOKafkaProducer(**self.settings.client_kwargs(), acks="all")
+        await producer.start()
+        try:
+            for envelope in envelopes:
+                header = envelope.header
+                await producer.send_and_wait(
+                    naming.outbox_topic(header.origin),
+                    encode_envelope(envelope),
+                    key=header.alert_id.encode(),
+                )
+            for topic, key, value in raw:
+                await producer.send_and_wait(topic, value, key=key)
+        finally:
+            await producer.stop()
+
+    async def read(self, topic: str, expect: int | None = None, wait: float = 30.0) -> list[bytes]:
+        """Every committed value of ``topic``; waits until ``expect`` values are there."""
+        consumer = AIOKafkaConsumer(
+            topic,
+            **self.settings.client_kwargs(),
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            group_id=None,
+        )
+        await consumer.start()
+        try:
+            values: list[bytes] = []
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + wait
+            while True:
+                batch = await consumer.getmany(timeout_ms=300)
+                for records in batch.values():
+                    values.extend(r.value for r in records if r.value is not None)
+                tps = list(consumer.assignment())
+                if expect is None and tps:
+                    ends = await consumer.end_offsets(tps)
+                    positions = [await consumer.position(tp) for tp in tps]
+                    if all(pos >= ends[tp] for pos, tp in zip(positions, tps, strict=True)):
+                        return values
+                elif expect is not None and (len(values) >= expect or loop.time() > deadline):
+                    return values
+        finally:
+            await consumer.stop()
+
+    async def feed(self, recipient: str, origin: str, expect: int | None = None) -> list[Envelope]:
+        """The envelopes in ``recipient``'s feed of ``origin``'s alerts."""
+        values = await self.read(naming.feed_topic(recipient, origin), expect)
+        return [decode_envelope(v) for v in values]
+
+
+async def make_exchange(
+    kafka: KafkaCluster, count: int, agreements: str | None = None, **kwargs: object
+) -> Exchange:
+    """An exchange of ``count`` fresh participants; ``agreements`` may use P0, P1, ... for ids."""
+    ids = random_ids(count)
+    text = agreements or ""
+    for i, pid in enumerate(ids):
+        text = text.replace(f"P{i}", pid)
+    sandbox = make_sandbox(ids, text, **kwargs)  # type: ignore[arg-type]
+    await create_topics(kafka.admin, ids)
+    return Exchange(kafka, sandbox, ids)
+
+
+@contextlib.asynccontextmanager
+async def running(router: Router) -> AsyncIterator[Router]:
+    """Run ``router`` in the background for the duration of the block, then stop it cleanly."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(router.run(stop))
+    try:
+        yield router
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
