@@ -118,8 +118,6 @@ class RoutedWorld:
         return 0 if not logs else logs[-1].offset + 2  # a commit marker after every record
 
     def _append_audit(self, record: dict[str, Any], at: datetime) -> None:
-        for outcome in record.get("outcomes", ()):
-            outcome.setdefault("feed_offset", None)  # nested defaults are not filled on encode
         data = encode_audit(record)
         self.audit.append(
             LogRecord(audit_topic(self.origin), 0, self._next_offset(self.audit), at, data)

@@ -376,7 +376,7 @@ def verify_chain(
                     _at(entry, ViolationCode.CHAIN_BROKEN, "seq 0 does not start from genesis")
                 )
         elif prev_hash != previous.hash:
-            violation, resume = _classify_break(order, index, previous)
+            violation, resume = _classify_break(order, index, previous, trust)
             violations.append(violation)
             if resume is not None:  # re-check from where the chain goes on
                 order, index, previous = resume
@@ -409,7 +409,7 @@ def verify_chain(
 
 
 def _classify_break(
-    order: list[AuditEntry], index: int, previous: AuditEntry
+    order: list[AuditEntry], index: int, previous: AuditEntry, trust: TrustStore
 ) -> tuple[Violation, tuple[list[AuditEntry], int, AuditEntry] | None]:
     """Locate the break before ``order[index]``.
 
@@ -463,7 +463,8 @@ def _classify_break(
             ),
             ([*order[: earlier_at + 1], *order[index:]], earlier_at + 1, earlier),
         )
-    if entry.seq == expected:
+    genuine = previous.kind == AuditKind.CHECKPOINT and _checkpoint_problem(previous, trust) is None
+    if entry.seq == expected and not genuine:
         return (
             _at(
                 previous,
@@ -491,7 +492,11 @@ def _classify_break(
             entry,
             ViolationCode.CHAIN_BROKEN,
             f"not linked: seq {entry.seq} after seq {previous.seq} names an unknown prev_hash "
-            "(inserted or altered)",
+            + (
+                "while its predecessor is a valid checkpoint (inserted or altered)"
+                if genuine
+                else "(inserted or altered)"
+            ),
         ),
         None,
     )

@@ -109,6 +109,7 @@ class KafkaReader:
         self.settings = settings
         self.progress = progress or Progress()
         self._consumer: AIOKafkaConsumer | None = None
+        self._cluster: Any = None
 
     async def __aenter__(self) -> KafkaReader:
         self._consumer = AIOKafkaConsumer(
@@ -137,15 +138,16 @@ class KafkaReader:
         return self._consumer
 
     async def topics(self) -> set[str]:
-        """Every topic this principal may describe."""
-        return set(await self.consumer.topics())
+        """Every topic this principal may describe (and their partitions, for ``partitions``)."""
+        # The consumer's own ``topics()`` fetches this too but keeps the partitions to itself.
+        self._cluster = await self.consumer._client.fetch_all_metadata()
+        return set(self._cluster.topics())
 
     async def partitions(self, topic: str) -> list[TopicPartition]:
         """The partitions of ``topic``."""
-        found = self.consumer.partitions_for_topic(topic)
-        if found is None:
-            await self.consumer.topics()
-            found = self.consumer.partitions_for_topic(topic)
+        if self._cluster is None or self._cluster.partitions_for_topic(topic) is None:
+            await self.topics()
+        found = self._cluster.partitions_for_topic(topic) if self._cluster is not None else None
         return [TopicPartition(topic, p) for p in sorted(found or ())]
 
     async def offset_at(self, tp: TopicPartition, moment: datetime) -> int:
