@@ -62,7 +62,7 @@ def test_first_run_creates_topics_users_and_acls_and_the_second_changes_nothing(
     first = plan(trust, EMPTY)
     names = {t.name for t in first.create_topics}
     assert names == {
-        "bx.hub.audit", "bx.hub.quarantine", "bx.hub.agreements",
+        "bx.hub.audit.CAF", "bx.hub.audit.COD", "bx.hub.quarantine", "bx.hub.agreements",
         "bx.CAF.outbox", "bx.COD.outbox", "bx.CAF.from.COD", "bx.COD.from.CAF",
     }  # fmt: skip
     assert {u.principal for u in first.create_users} == {
@@ -81,7 +81,8 @@ def test_feeds_and_outboxes_outlast_thirty_days_offline_and_the_audit_trail_neve
     }
     assert int(specs["bx.CAF.from.COD"].configs["retention.ms"]) > 30 * 24 * 3600 * 1000
     assert specs["bx.CAF.outbox"].configs["retention.ms"] == str(FEED_RETENTION_MS)
-    assert specs["bx.hub.audit"].configs["retention.ms"] == "-1"
+    assert specs["bx.hub.audit.CAF"].configs["retention.ms"] == "-1"
+    assert specs["bx.hub.audit.CAF"].partitions == specs["bx.CAF.outbox"].partitions
     assert specs["bx.hub.quarantine"].configs["retention.ms"] == "-1"
     for spec in specs.values():
         assert spec.configs["compression.type"] == "gzip"
@@ -106,7 +107,7 @@ def test_a_gateway_writes_only_its_own_outbox_and_only_the_router_writes_feeds()
         ("User:COD.gateway", "bx.COD.outbox", PatternType.LITERAL),
         ("User:hub.router", "bx.CAF.from.", PatternType.PREFIXED),
         ("User:hub.router", "bx.COD.from.", PatternType.PREFIXED),
-        ("User:hub.router", "bx.hub.audit", PatternType.LITERAL),
+        ("User:hub.router", "bx.hub.audit.", PatternType.PREFIXED),
         ("User:hub.router", "bx.hub.quarantine", PatternType.LITERAL),
         ("User:hub.router", "bx.hub.agreements", PatternType.LITERAL),
     }

@@ -15,8 +15,6 @@ from border_exchange.domain.catalog import is_participant_id
 TOPIC_PREFIX: Final = "bx."
 HUB_PREFIX: Final = "bx.hub."
 AUDIT_PREFIX: Final = "bx.hub.audit."
-AUDIT_TOPIC: Final = "bx.hub.audit"
-"""Deprecated single audit topic name; audit trails are per origin, see ``audit_topic``."""
 QUARANTINE_TOPIC: Final = "bx.hub.quarantine"
 AGREEMENTS_TOPIC: Final = "bx.hub.agreements"
 ROUTER_GROUP: Final = "bx.hub.router"

@@ -14,7 +14,9 @@ Topic layout (see ``docs/onboarding.md``):
 
 - outboxes and feeds: 3 partitions, 35 days retention (a post may be offline
   for 30 days and still catch up);
-- audit and quarantine: 3 partitions, kept forever (retention -1);
+- audit trails, one per origin (``bx.hub.audit.<P>``, partition i auditing outbox
+  partition i, so as many partitions as the outbox) and quarantine: kept forever
+  (retention -1);
 - agreements: 1 partition (one ordered history of the agreement set), forever;
 - every topic: gzip compression (every client reads it without extra libraries),
   replication min(3, brokers), min ISR 2 when replicated three times, else 1.
@@ -186,7 +188,6 @@ def desired_topics(trust: TrustStore, brokers: int) -> dict[str, TopicSpec]:
     """Every topic of the trust store: outboxes, a feed per ordered pair, the hub's logs."""
     ids = sorted(trust.participants)
     specs = [
-        _topic(naming.AUDIT_TOPIC, HUB_LOG_PARTITIONS, brokers, FOREVER),
         _topic(naming.QUARANTINE_TOPIC, HUB_LOG_PARTITIONS, brokers, FOREVER),
         _topic(naming.AGREEMENTS_TOPIC, 1, brokers, FOREVER),
     ]
@@ -194,6 +195,7 @@ def desired_topics(trust: TrustStore, brokers: int) -> dict[str, TopicSpec]:
         specs.append(
             _topic(naming.outbox_topic(p), PARTICIPANT_PARTITIONS, brokers, FEED_RETENTION_MS)
         )
+        specs.append(_topic(naming.audit_topic(p), PARTICIPANT_PARTITIONS, brokers, FOREVER))
         specs.extend(
             _topic(naming.feed_topic(p, q), PARTICIPANT_PARTITIONS, brokers, FEED_RETENTION_MS)
             for q in ids
@@ -256,7 +258,10 @@ def _post_acls(p: str, post: str) -> list[AclBinding]:
 def _router_acls(ids: Iterable[str]) -> list[AclBinding]:
     who = user(naming.ROUTER_PRINCIPAL)
     acls = [
-        topic_acl(who, WRITE, naming.AUDIT_TOPIC),
+        topic_acl(who, WRITE, naming.AUDIT_PREFIX, PREFIXED),
+        # The router reads its own audit chains back on start: its memory (routed ids,
+        # who received each alert, the chain heads) is rebuilt from them, not from disk.
+        topic_acl(who, READ, naming.AUDIT_PREFIX, PREFIXED),
         topic_acl(who, WRITE, naming.QUARANTINE_TOPIC),
         topic_acl(who, WRITE, naming.AGREEMENTS_TOPIC),
         topic_acl(who, READ, naming.AGREEMENTS_TOPIC),
@@ -273,7 +278,7 @@ def _router_acls(ids: Iterable[str]) -> list[AclBinding]:
 def _auditor_acls(name: str, ids: Iterable[str]) -> list[AclBinding]:
     who = user(naming.auditor_principal(name))
     acls = [
-        topic_acl(who, READ, naming.AUDIT_TOPIC),
+        topic_acl(who, READ, naming.AUDIT_PREFIX, PREFIXED),
         topic_acl(who, READ, naming.QUARANTINE_TOPIC),
         topic_acl(who, READ, naming.AGREEMENTS_TOPIC),
         group_acl(who, READ, naming.auditor_group_prefix(name), PREFIXED),
