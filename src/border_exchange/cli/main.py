@@ -19,6 +19,7 @@ from border_exchange.errors import BorderExchangeError
 COMMANDS: tuple[str, ...] = (
     "border_exchange.cli.audit",
     "border_exchange.cli.demo",
+    "border_exchange.cli.deploy",
     "border_exchange.cli.dev",
     "border_exchange.cli.keys",
     "border_exchange.cli.policy",
