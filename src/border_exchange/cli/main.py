@@ -26,6 +26,7 @@ COMMANDS: tuple[str, ...] = (
     "border_exchange.cli.post",
     "border_exchange.cli.provision",
     "border_exchange.cli.publish",
+    "border_exchange.cli.router",
 )
 """Modules that add subcommands, in the order ``--help`` lists them."""
 

@@ -1,0 +1,165 @@
+"""Where the parts are wired together: configuration files in, running services out."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from border_exchange.adapters.agreement_files import AgreementSource
+from border_exchange.adapters.config_file import kafka_settings_from, read_config_file
+from border_exchange.adapters.kafka_settings import KafkaSettings
+from border_exchange.adapters.keyfiles import load_private_key, passphrase_from_env_or_prompt
+from border_exchange.adapters.trust_file import load_trust_store
+from border_exchange.domain.routing import RoutingRules
+from border_exchange.domain.trust import HUB, TrustStore
+from border_exchange.errors import BorderExchangeError, ConfigError
+from border_exchange.services.router import PolicyView, Router, RouterTuning, utc_now
+
+log = structlog.get_logger("border_exchange.bootstrap")
+
+
+def configure_logging(level: str = "INFO", json: bool = True) -> None:
+    """Structured logs on stderr: JSON lines for machines, or readable for a terminal."""
+    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+class RouterConfig(BaseModel):
+    """The router's configuration file (besides its ``kafka`` section)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    trust_store: Path
+    agreements: Path
+    agreement_history: Path = Path("agreement-history")
+    signing_key: Path = Field(description="the hub's encrypted private key (audit checkpoints)")
+    signing_key_id: str | None = None
+    batch_size: int = Field(500, ge=1, le=10_000)
+    checkpoint_every: int = Field(1000, ge=1)
+    checkpoint_interval: float = Field(10.0, gt=0)
+    max_clock_skew: float = Field(300.0, ge=0, description="seconds")
+    topic_refresh: float = Field(5.0, gt=0, description="seconds between outbox/policy scans")
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(9464, ge=0, le=65535, description="0 turns the endpoint off")
+
+
+ROUTER_ENV_PREFIX = "BX_ROUTER_"
+
+
+def _router_config(raw: Mapping[str, Any], base: Path, env: Mapping[str, str]) -> RouterConfig:
+    values = {k: v for k, v in raw.items() if k != "kafka"}
+    for name in RouterConfig.model_fields:
+        override = env.get(ROUTER_ENV_PREFIX + name.upper())
+        if override:
+            values[name] = override
+    try:
+        config = RouterConfig.model_validate(values)
+    except PydanticValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid router configuration: {problems}") from exc
+    paths = ("trust_store", "agreements", "agreement_history", "signing_key")
+    return config.model_copy(update={name: base / getattr(config, name) for name in paths})
+
+
+class PolicySource:
+    """Watches the trust store and agreement files; yields a new policy view when either changes."""
+
+    def __init__(self, trust_path: Path, agreements: AgreementSource, trust: TrustStore) -> None:
+        self.trust_path = trust_path
+        self.agreements = agreements
+        self.trust = trust
+        self._trust_stamp = self._stamp()
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            stat = self.trust_path.stat()
+        except OSError:
+            return None
+        return (stat.st_mtime_ns, stat.st_size)
+
+    def __call__(self) -> PolicyView | None:
+        """The new view when a file changed and still validates; None otherwise."""
+        trust_changed = False
+        stamp = self._stamp()
+        if stamp != self._trust_stamp:
+            self._trust_stamp = stamp
+            try:
+                self.trust = load_trust_store(self.trust_path)
+                self.agreements.participants = frozenset(self.trust.participants)
+                trust_changed = True
+                log.info("trust.loaded", path=str(self.trust_path))
+            except BorderExchangeError as exc:
+                log.error("trust.rejected", path=str(self.trust_path), error=str(exc))
+        new_set = self.agreements.poll()
+        current = self.agreements.current
+        if current is None or not (trust_changed or new_set is not None):
+            return None
+        return PolicyView.build(self.trust, current)
+
+
+@dataclass(frozen=True)
+class RouterApp:
+    """A configured router and what it needs to run."""
+
+    router: Router
+    config: RouterConfig
+
+
+def build_router(config_path: Path, env: Mapping[str, str] | None = None) -> RouterApp:
+    """Read the router's config file, load its keys and policy, and build the router."""
+    env = os.environ if env is None else env
+    raw = read_config_file(config_path)
+    kafka: KafkaSettings = kafka_settings_from(raw, str(config_path), env)
+    config = _router_config(raw, config_path.parent, env)
+    trust = load_trust_store(config.trust_store)
+    agreements = AgreementSource(config.agreements, trust.participants, config.agreement_history)
+    aset = agreements.load()
+    key = load_private_key(config.signing_key, passphrase_from_env_or_prompt())
+    key_id = config.signing_key_id
+    if key_id is None:
+        key_id = trust.current_key(HUB, utc_now()).key_id
+    hub_key = trust.key_for(HUB, key_id, utc_now())
+    if hub_key.raw != bytes(key.verify_key):
+        raise ConfigError(
+            f"{config.signing_key} is not the private half of hub key {key_id} in the trust store"
+        )
+    tuning = RouterTuning(
+        batch_size=config.batch_size,
+        checkpoint_every=config.checkpoint_every,
+        checkpoint_interval=config.checkpoint_interval,
+        topic_refresh=config.topic_refresh,
+        rules=RoutingRules(max_clock_skew=timedelta(seconds=config.max_clock_skew)),
+    )
+    router = Router(
+        kafka,
+        PolicyView.build(trust, aset),
+        key,
+        key_id,
+        tuning=tuning,
+        sources=(PolicySource(config.trust_store, agreements, trust),),
+    )
+    return RouterApp(router, config)

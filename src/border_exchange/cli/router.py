@@ -1,0 +1,71 @@
+"""``border-exchange router run``: route every outbox to the partner feeds until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from pathlib import Path
+
+import structlog
+
+from border_exchange.adapters.metrics import serve_metrics
+from border_exchange.bootstrap import build_router, configure_logging
+
+log = structlog.get_logger("border_exchange.router")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``router run``."""
+    router = subparsers.add_parser("router", help="the policy engine that routes alerts (hub)")
+    router_sub = router.add_subparsers(title="router commands", metavar="COMMAND")
+    run = router_sub.add_parser(
+        "run",
+        help="route outboxes to partner feeds, exactly once, until SIGTERM",
+        description=(
+            "Reads every participant's outbox (read_committed), checks each record (format, "
+            "origin, signature with a key valid at issue time, expiry, clock skew, replay, "
+            "lifecycle), applies the agreements in force and writes each permitted partner's "
+            "redacted copy, the quarantine and the audit chain with the consumed offsets in one "
+            "transaction. The config file is YAML: a 'kafka' mapping (bootstrap, "
+            "security_protocol, username, password) and trust_store, agreements, "
+            "agreement_history, signing_key, signing_key_id, batch_size, checkpoint_every, "
+            "checkpoint_interval, max_clock_skew, topic_refresh, metrics_host, metrics_port. "
+            "BX_KAFKA_* and BX_ROUTER_* variables override it; the signing key's passphrase "
+            "comes from BX_KEY_PASSPHRASE or a prompt. SIGTERM finishes the current "
+            "transaction and exits."
+        ),
+    )
+    run.add_argument("--config", required=True, type=Path, help="router configuration (YAML)")
+    run.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    run.add_argument("--console-log", action="store_true", help="readable logs instead of JSON")
+    run.set_defaults(handler=_run)
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    app = build_router(args.config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    server = None
+    if app.config.metrics_port:
+        server = await serve_metrics(
+            app.router.metrics, app.config.metrics_host, app.config.metrics_port
+        )
+        log.info(
+            "router.metrics",
+            url=f"http://{app.config.metrics_host}:{app.config.metrics_port}/metrics",
+        )
+    try:
+        await app.router.run(stop)
+    finally:
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level, json=not args.console_log)
+    return asyncio.run(_serve(args))
