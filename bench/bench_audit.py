@@ -24,7 +24,7 @@ from nacl.signing import SigningKey
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.unit.test_audit_verify import RoutedWorld  # noqa: E402  # the honest router of the tests
+from tests.unit.test_audit_verify import RoutedWorld  # the honest router of the tests
 
 GOAL = 0.7
 
