@@ -33,7 +33,7 @@ BENCH_DIR = ROOT / "bench"
 DEFAULT_OUT = ROOT / "docs" / "benchmarks.md"
 DEFAULT_TIMEOUT = 1200.0
 LIBRARIES = ("aiokafka", "fastavro", "PyNaCl", "cryptography", "pydantic")
-KEY_LINE = re.compile(r"\bratio\b|\bgoal\b|\d(?:\.\d+)?x\b", re.IGNORECASE)
+KEY_LINE = re.compile(r"\bratio\b|\bgoal\b|\bmissed\b|\d(?:\.\d+)?x\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -89,8 +89,9 @@ def run(script: Path, timeout: float) -> Result:
             timeout=timeout,
             check=False,
         )
-        output = done.stdout + (f"\n[stderr]\n{done.stderr}" if done.returncode else "")
-        status = "ok" if done.returncode == 0 else f"failed (exit code {done.returncode})"
+        failed = done.returncode != 0 and done.stderr.strip()
+        output = done.stdout + (f"\n[stderr]\n{done.stderr}" if failed else "")
+        status = "ok" if done.returncode == 0 else f"exit code {done.returncode}"
     except subprocess.TimeoutExpired as exc:
         partial = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
         output = partial
@@ -136,6 +137,7 @@ def machine() -> list[tuple[str, str]]:
         ("Python", f"{platform.python_implementation()} {platform.python_version()}"),
         ("Kafka", f"Apache Kafka {KAFKA_VERSION} (official jars, KRaft, Java {_java()})"),
         ("libraries", ", ".join(versions)),
+        ("load average at start", " ".join(f"{x:.2f}" for x in os.getloadavg())),
         ("commit", commit or "unknown"),
         ("date", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
     ]
@@ -173,6 +175,9 @@ def render(results: list[Result], facts: list[tuple[str, str]], timeout: float) 
         "## Summary",
         "",
         "Every line a benchmark printed that states a ratio, a speed-up or a goal.",
+        "",
+        "A status other than ok is the script's exit code: it failed, or (as its docstring",
+        "says) it missed its goal.",
         "",
         "| benchmark | status | time | key figures |",
         "|---|---|---|---|",
