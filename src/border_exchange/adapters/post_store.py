@@ -77,7 +77,7 @@ CREATE TABLE IF NOT EXISTS names (
     alert INTEGER NOT NULL, name_no INTEGER NOT NULL, token TEXT NOT NULL, dob TEXT
 );
 CREATE INDEX IF NOT EXISTS names_token ON names (token, alert, name_no);
-CREATE INDEX IF NOT EXISTS names_alert ON names (alert);
+CREATE INDEX IF NOT EXISTS names_member ON names (alert, name_no, token);
 CREATE TABLE IF NOT EXISTS offsets (
     topic TEXT NOT NULL,
     partition INTEGER NOT NULL,
@@ -521,17 +521,28 @@ class PostStore:
         tokens = sorted(name_tokens(name))
         if not tokens:
             return []
-        marks = ", ".join("?" for _ in tokens)
-        born = "" if dob is None else "AND (dob IS NULL OR dob = ?) "
-        params: list[object] = [*tokens]
+        # Start from the rarest token, then require each other token in the same name.
+        counts = {
+            token: self._db.execute(
+                "SELECT COUNT(*) FROM names WHERE token = ?", (token,)
+            ).fetchone()[0]
+            for token in tokens
+        }
+        rarest, *others = sorted(tokens, key=lambda token: counts[token])
+        if counts[rarest] == 0:
+            return []
+        where = "n.token = ?"
+        params: list[object] = [rarest]
         if dob is not None:
+            where += " AND (n.dob IS NULL OR n.dob = ?)"
             params.append(dob.isoformat())
-        params.append(len(tokens))
-        return self._alerts(
-            f"a.id IN (SELECT alert FROM names WHERE token IN ({marks}) {born}"
-            "GROUP BY alert, name_no HAVING COUNT(*) = ?)",
-            params,
-        )
+        for token in others:
+            where += (
+                " AND EXISTS (SELECT 1 FROM names m WHERE m.alert = n.alert "
+                "AND m.name_no = n.name_no AND m.token = ?)"
+            )
+            params.append(token)
+        return self._alerts(f"a.id IN (SELECT n.alert FROM names n WHERE {where})", params)
 
 
 def _stored(row: Sequence[Any]) -> StoredAlert:

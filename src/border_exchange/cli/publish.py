@@ -24,7 +24,7 @@ from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.adapters.keyfiles import load_private_key, passphrase_from_env_or_prompt
 from border_exchange.adapters.trust_file import load_trust_store
 from border_exchange.domain.alerts import AlertInput, parse_alert
-from border_exchange.domain.catalog import is_participant_id
+from border_exchange.domain.catalog import Operation, is_participant_id
 from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import ConfigError, ValidationError
 from border_exchange.services.gateway import Gateway, Receipt
@@ -139,9 +139,12 @@ def _signing(args: argparse.Namespace) -> tuple[Any, str, TrustStore]:
     return key, key_id, trust
 
 
+_DONE = {Operation.CREATE: "created", Operation.UPDATE: "updated", Operation.CANCEL: "cancelled"}
+
+
 def _print_receipt(receipt: Receipt) -> None:
     print(
-        f"{receipt.operation.value.lower()}d {receipt.alert_id} version {receipt.version}: "
+        f"{_DONE[receipt.operation]} {receipt.alert_id} version {receipt.version}: "
         f"message {receipt.message_id}, partition {receipt.partition}, offset {receipt.offset}"
     )
 

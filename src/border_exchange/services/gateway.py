@@ -209,7 +209,6 @@ class Gateway:
             raise KafkaError(f"cannot read the history of outbox {self.topic}: {exc}") from exc
         finally:
             await consumer.stop()
-        log.info("gateway.history", participant=self.participant, alerts=len(history))
         return history
 
     @staticmethod
