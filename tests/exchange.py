@@ -8,8 +8,9 @@ import random
 import string
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -24,6 +25,7 @@ from border_exchange.domain.encoding import decode_envelope, encode_envelope
 from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.samples import sample_alert
 from border_exchange.domain.signing import seal
+from border_exchange.domain.trust import PublicKey
 from border_exchange.sandbox import Sandbox, make_sandbox
 from border_exchange.services.router import PolicyView, Router, RouterTuning
 from tests.conftest import KafkaCluster
@@ -195,3 +197,25 @@ async def running(router: Router) -> AsyncIterator[Router]:
     finally:
         stop.set()
         await asyncio.wait_for(task, 60)
+
+
+def with_extra_key(
+    ex: Exchange, participant: str, key_id: str, *, revoked_at: datetime | None = None
+) -> SigningKey:
+    """Give ``participant`` another key in the exchange's trust store; return its private half."""
+    key = SigningKey.generate()
+    member = ex.sandbox.trust.participants[participant]
+    public = PublicKey(
+        participant,
+        key_id,
+        bytes(key.verify_key),
+        datetime(2026, 1, 1, tzinfo=UTC),
+        datetime(2028, 1, 1, tzinfo=UTC),
+        revoked_at=revoked_at,
+        revocation_reason="key file lost" if revoked_at else None,
+    )
+    members = dict(ex.sandbox.trust.participants)
+    members[participant] = replace(member, keys=(*member.keys, public))
+    trust = replace(ex.sandbox.trust, participants=MappingProxyType(members))
+    ex.sandbox = replace(ex.sandbox, trust=trust)
+    return key

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-import pytest
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
+import pytest
+from nacl.signing import SigningKey
+
+from border_exchange.domain import naming
+from border_exchange.domain.agreements import parse_agreement_set
 from border_exchange.domain.catalog import AlertType
+from border_exchange.domain.encoding import decode_record, encode_envelope
+from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.signing import verify_trusted
+from border_exchange.sandbox import open_agreements
+from border_exchange.services.router import PolicyView
 from tests.conftest import KafkaCluster
-from tests.exchange import make_exchange, running
+from tests.exchange import make_exchange, running, with_extra_key
 
 pytestmark = pytest.mark.kafka
 
@@ -58,3 +68,125 @@ async def test_a_withheld_section_is_absent_and_the_copy_still_verifies(
     assert to_c[0].present_sections == envelope.present_sections
     verify_trusted(to_c[0], ex.sandbox.trust)
     assert await ex.feed(a, b) == []  # nothing flows back to the origin
+
+
+async def test_every_refused_record_is_quarantined_with_its_reason_and_the_stream_goes_on(
+    kafka: KafkaCluster,
+) -> None:
+    ex = await make_exchange(kafka, 2, open_agreements([("P0", "P1")]))
+    a, b = ex.ids
+    revoked = with_extra_key(ex, a, f"{a}-lost", revoked_at=datetime(2026, 6, 1, tzinfo=UTC))
+    stranger = SigningKey.generate()
+    now = datetime.now(UTC)
+
+    def good() -> Envelope:
+        return ex.seal(ex.alert(AlertType.VEHICLE_NOTICE, a))
+
+    signed = good()
+    tampered = replace(signed, signature=bytes([signed.signature[0] ^ 1]) + signed.signature[1:])
+    expired = ex.seal(
+        ex.alert(AlertType.VEHICLE_NOTICE, a, expires_at=now - timedelta(days=1)),
+        issued_at=now - timedelta(days=2),
+    )
+    future = ex.seal(ex.alert(AlertType.VEHICLE_NOTICE, a), issued_at=now + timedelta(hours=1))
+    replayed = good()
+    bad = {
+        "MALFORMED": ("raw", b"not an alert"),
+        "UNKNOWN_KEY": (
+            "env",
+            ex.seal(ex.alert(AlertType.VEHICLE_NOTICE, a), key=stranger, key_id=f"{a}-nope"),
+        ),
+        "BAD_SIGNATURE": ("env", tampered),
+        "ORIGIN_MISMATCH": ("foreign", good()),
+        "EXPIRED": ("env", expired),
+        "FUTURE_DATED": ("env", future),
+        "REPLAYED": ("env", replayed),
+        "KEY_REVOKED": (
+            "env",
+            ex.seal(ex.alert(AlertType.VEHICLE_NOTICE, a), key=revoked, key_id=f"{a}-lost"),
+        ),
+    }
+    goods: list[Envelope] = []
+    async with running(ex.router()):
+        await ex.publish(replayed)
+        for kind, item in bad.values():
+            if kind == "raw":
+                await ex.publish(raw=[(naming.outbox_topic(a), b"k", item)])  # type: ignore[list-item]
+            elif kind == "foreign":
+                envelope = item
+                assert isinstance(envelope, Envelope)
+                await ex.publish(
+                    raw=[
+                        (
+                            naming.outbox_topic(b),
+                            envelope.header.alert_id.encode(),
+                            encode_envelope(envelope),
+                        )
+                    ]
+                )
+            else:
+                assert isinstance(item, Envelope)
+                await ex.publish(item)
+            goods.append(good())
+            await ex.publish(goods[-1])
+        delivered = await ex.feed(b, a, expect=len(goods) + 1)
+        quarantined = await ex.read(naming.QUARANTINE_TOPIC)
+
+    expected = {replayed.header.message_id} | {g.header.message_id for g in goods}
+    assert {e.header.message_id for e in delivered} == expected
+    assert len(delivered) == len(expected)  # the replay was not delivered twice
+    ours = [
+        record
+        for _, record in map(decode_record, quarantined)
+        if record["source_topic"] in {naming.outbox_topic(a), naming.outbox_topic(b)}
+    ]
+    assert sorted(r["reason"] for r in ours) == sorted(bad), [(r["reason"], r["source_topic"], r["source_offset"], r["detail"]) for r in ours]
+    assert all(r["original_value"] for r in ours)  # the original bytes are kept
+
+
+async def test_updates_follow_the_agreements_and_a_cancel_reaches_every_earlier_recipient(
+    kafka: KafkaCluster,
+) -> None:
+    ex = await make_exchange(kafka, 3, open_agreements([("P0", "P1"), ("P0", "P2")]))
+    a, b, c = ex.ids
+    create = ex.alert(AlertType.WANTED_PERSON, a)
+    alert_id = create.alert_id
+    assert alert_id is not None
+    router = ex.router()
+    async with running(router):
+        await ex.publish(ex.seal(create))
+        assert len(await ex.feed(b, a, expect=1)) == 1
+        assert len(await ex.feed(c, a, expect=1)) == 1
+
+        # The agreement with C is suspended: the update goes to B only.
+        suspended = ex.sandbox.agreements_text.replace(
+            f"id: {a}-{c}\n    parties: [{a}, {c}]\n    status: active",
+            f"id: {a}-{c}\n    parties: [{a}, {c}]\n    status: suspended",
+        )
+        assert suspended != ex.sandbox.agreements_text
+        router.view = PolicyView.build(ex.sandbox.trust, parse_agreement_set(suspended))
+        await ex.publish(
+            ex.seal(
+                ex.alert(
+                    AlertType.WANTED_PERSON, a, alert_id=alert_id, version=2, operation="UPDATE"
+                )
+            )
+        )
+        to_b = await ex.feed(b, a, expect=2)
+        cancel = ex.alert(
+            AlertType.WANTED_PERSON,
+            a,
+            alert_id=alert_id,
+            version=3,
+            operation="CANCEL",
+            cancel_reason="arrested in Bangui",
+            sections={},
+        )
+        await ex.publish(ex.seal(cancel))
+        to_b = await ex.feed(b, a, expect=3)
+        to_c = await ex.feed(c, a, expect=2)
+
+    assert [e.header.version for e in to_b] == [1, 2, 3]
+    assert [e.header.version for e in to_c] == [1, 3]  # no update, but the cancel
+    assert to_c[-1].header.operation.value == "CANCEL"
+    assert to_c[-1].header.cancel_reason == "arrested in Bangui"

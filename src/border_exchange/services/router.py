@@ -140,6 +140,8 @@ class PartitionWorker:
         self.head = ChainHead(chain_id(tp.topic, tp.partition))
         self.last_checkpoint = time.monotonic()
         self.producer: AIOKafkaProducer | None = None
+        self.next_offset = 0
+        """The first offset not yet routed: records below it were fetched before a rebalance."""
 
     async def start(self) -> None:
         """Fence any earlier owner of this partition, then rebuild state from the audit chain."""
@@ -320,6 +322,9 @@ class PartitionWorker:
     async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Route ``records`` and commit their outputs and offset in one transaction."""
         assert self.producer is not None
+        records = [r for r in records if r.offset >= self.next_offset]
+        if not records:
+            return
         now = self.router.clock()
         outputs: list[_Output] = []
         head_before = self.head
@@ -333,6 +338,7 @@ class PartitionWorker:
         except BaseException:
             self.head = head_before
             raise
+        self.next_offset = records[-1].offset + 1
 
     async def checkpoint_if_due(self) -> None:
         """Sign the chain head when records were added and the interval has passed."""
@@ -456,11 +462,7 @@ class Router:
             worker = PartitionWorker(self, tp, len(partitions))
             await worker.start()
             self.workers[tp] = worker
-            committed = await consumer.committed(tp)
-            if committed is None:
-                await consumer.seek_to_beginning(tp)
-            else:
-                consumer.seek(tp, committed)
+            await self._resume(worker)
         log.info("router.assigned", partitions=[f"{tp.topic}/{tp.partition}" for tp in assigned])
 
     async def publish_agreements(self, aset: AgreementSet) -> None:
@@ -491,8 +493,9 @@ class Router:
         consumer = self.consumer
         if consumer is None:
             return
+        assigned = consumer.assignment()
         for tp in list(self.workers):
-            highwater = consumer.highwater(tp)
+            highwater = consumer.highwater(tp) if tp in assigned else None
             if highwater is not None:
                 lag = highwater - await consumer.position(tp)
                 self.metrics.set(
@@ -569,10 +572,16 @@ class Router:
             )
             await worker.stop()
             await worker.start()
-            consumer = self.consumer
-            assert consumer is not None
-            committed = await consumer.committed(worker.tp)
-            if committed is None:
-                await consumer.seek_to_beginning(worker.tp)
-            else:
-                consumer.seek(worker.tp, committed)
+            await self._resume(worker)
+
+    async def _resume(self, worker: PartitionWorker) -> None:
+        """Seek ``worker``'s partition to the group's committed offset (after fencing)."""
+        consumer = self.consumer
+        assert consumer is not None
+        committed = await consumer.committed(worker.tp)
+        if committed is None:
+            await consumer.seek_to_beginning(worker.tp)
+            worker.next_offset = 0
+        else:
+            consumer.seek(worker.tp, committed)
+            worker.next_offset = committed
