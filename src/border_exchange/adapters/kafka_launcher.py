@@ -312,7 +312,7 @@ def _log4j_properties(log_file: Path) -> str:
 # ----------------------------------------------------------------------- process
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     """Ask Linux to SIGTERM this child when its parent dies (no broker outlives a test run)."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -439,7 +439,7 @@ def start_cluster(
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=detach,
-                preexec_fn=None if detach else _die_with_parent,
+                preexec_fn=None if detach else die_with_parent,
             )
             stdout.close()
             procs.append(proc)
@@ -545,7 +545,7 @@ def restart_node(info: ClusterInfo, node: NodeInfo, heap: str = "768m") -> Clust
         stdout=stdout,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
     stdout.close()
     new = replace(node, pid=proc.pid)

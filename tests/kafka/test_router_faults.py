@@ -1,0 +1,178 @@
+"""Exactly once through crashes and rebalances: every permitted copy once, and nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+import yaml
+from aiokafka import AIOKafkaProducer
+
+from border_exchange.adapters.kafka_launcher import die_with_parent
+from border_exchange.domain import naming
+from border_exchange.domain.catalog import AlertType
+from border_exchange.domain.encoding import decode_record, encode_envelope
+from border_exchange.domain.envelope import Envelope
+from border_exchange.sandbox import open_agreements
+from tests.conftest import KafkaCluster
+from tests.exchange import Exchange, make_exchange, running
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+TYPES = (AlertType.WANTED_PERSON, AlertType.VEHICLE_NOTICE, AlertType.BORDER_INCIDENT)
+
+
+def _messages(ex: Exchange, count: int) -> list[Envelope]:
+    return [
+        ex.seal(ex.alert(TYPES[i % 3], ex.ids[i % len(ex.ids)], language="en"))
+        for i in range(count)
+    ]
+
+
+async def _publish_steadily(ex: Exchange, envelopes: Sequence[Envelope], seconds: float) -> None:
+    producer = AIOKafkaProducer(**ex.settings.client_kwargs(), acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        chunk = 250
+        pause = seconds / max(1, len(envelopes) // chunk)
+        for start in range(0, len(envelopes), chunk):
+            for envelope in envelopes[start : start + chunk]:
+                header = envelope.header
+                await producer.send(
+                    naming.outbox_topic(header.origin),
+                    encode_envelope(envelope),
+                    key=header.alert_id.encode(),
+                )
+            await producer.flush()
+            await asyncio.sleep(pause)
+    finally:
+        await producer.stop()
+
+
+async def _feeds_hold_exactly(ex: Exchange, envelopes: Sequence[Envelope]) -> None:
+    expected: dict[tuple[str, str], Counter[str]] = {}
+    for envelope in envelopes:
+        origin = envelope.header.origin
+        for recipient in ex.ids:
+            if recipient != origin:
+                expected.setdefault((recipient, origin), Counter())[envelope.header.message_id] += 1
+    for (recipient, origin), want in expected.items():
+        got = Counter(e.header.message_id for e in await ex.feed(recipient, origin))
+        assert got == want, (
+            f"{recipient} from {origin}: {sum((got - want).values())} extra, "
+            f"{sum((want - got).values())} missing"
+        )
+    quarantined = [
+        record
+        for _, record in map(decode_record, await ex.read(naming.QUARANTINE_TOPIC))
+        if naming.parse_outbox_topic(record["source_topic"]) in ex.ids
+    ]
+    assert quarantined == []
+
+
+async def _wait_for_feeds(ex: Exchange, envelopes: Sequence[Envelope], within: float) -> None:
+    """Wait until the last message of each origin is in one of its partners' feeds."""
+    last: dict[str, Envelope] = {e.header.origin: e for e in envelopes}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    for origin, envelope in last.items():
+        recipient = next(p for p in ex.ids if p != origin)
+        while True:
+            ids = {e.header.message_id for e in await ex.feed(recipient, origin)}
+            if envelope.header.message_id in ids:
+                break
+            assert loop.time() < deadline, f"{origin}'s messages did not all arrive"
+            await asyncio.sleep(2)
+
+
+def _router_config(ex: Exchange, directory: Path) -> Path:
+    paths = ex.sandbox.write(directory, b"crash-test")
+    config = {
+        "kafka": {
+            "bootstrap": ex.settings.bootstrap,
+            "security_protocol": ex.settings.security_protocol,
+            "username": ex.settings.username,
+            "password": ex.settings.password,
+        },
+        "trust_store": str(paths["trust"]),
+        "agreements": str(paths["agreements"]),
+        "agreement_history": str(directory / "history"),
+        "signing_key": str(paths["key:hub"]),
+        "group_id": ex.group,
+        "outbox_pattern": ex.tuning().outbox_pattern,
+        "batch_size": 300,
+        "checkpoint_every": 500,
+        "metrics_port": 0,
+    }
+    path = directory / "router.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _start_router(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "BX_KEY_PASSPHRASE": "crash-test"}
+    with log.open("ab") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "border_exchange", "router", "run", "--config", str(config),
+             "--log-level", "WARNING"],
+            env=env, stdout=sink, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
+        )  # fmt: skip
+
+
+async def test_kill_9_at_random_points_neither_loses_nor_duplicates(
+    kafka: KafkaCluster, tmp_path: Path
+) -> None:
+    ex = await make_exchange(kafka, 3, open_agreements([("P0", "P1"), ("P0", "P2"), ("P1", "P2")]))
+    envelopes = _messages(ex, 20_000)
+    config = _router_config(ex, tmp_path)
+    log = tmp_path / "router.log"
+    rng = random.Random(20261129)
+
+    publishing = asyncio.create_task(_publish_steadily(ex, envelopes, seconds=20))
+    kills = 0
+    router = _start_router(config, log)
+    try:
+        while kills < 4:
+            await asyncio.sleep(rng.uniform(2.0, 7.0))
+            assert router.poll() is None, log.read_text()[-3000:]
+            router.send_signal(signal.SIGKILL)
+            router.wait()
+            kills += 1
+            router = _start_router(config, log)
+        await publishing
+        await _wait_for_feeds(ex, envelopes, within=240)
+    finally:
+        publishing.cancel()
+        router.send_signal(signal.SIGTERM)
+        try:
+            router.wait(60)
+        except subprocess.TimeoutExpired:
+            router.kill()
+    assert router.returncode == 0, log.read_text()[-3000:]
+    await _feeds_hold_exactly(ex, envelopes)
+
+
+async def test_two_routers_share_the_work_across_a_stop_and_a_start(
+    kafka: KafkaCluster,
+) -> None:
+    ex = await make_exchange(kafka, 3, open_agreements([("P0", "P1"), ("P0", "P2"), ("P1", "P2")]))
+    envelopes = _messages(ex, 6_000)
+    publishing = asyncio.create_task(_publish_steadily(ex, envelopes, seconds=12))
+    async with running(ex.router(batch_size=200)):
+        async with running(ex.router(batch_size=200)) as second:
+            await asyncio.sleep(4)
+            assert second.workers, "the second router was given no partition"
+        # The second router stopped cleanly mid-stream; now it comes back.
+        await asyncio.sleep(3)
+        async with running(ex.router(batch_size=200)):
+            await publishing
+            await _wait_for_feeds(ex, envelopes, within=180)
+    await _feeds_hold_exactly(ex, envelopes)
