@@ -14,7 +14,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 
 from border_exchange.domain.agreements import AgreementSet, parse_agreement_set
 from border_exchange.domain.audit_verify import LogRecord, Verdict, ViolationCode, Window
@@ -178,3 +178,16 @@ async def test_a_delivery_whose_feed_record_is_missing_is_located(
     assert violation.code is ViolationCode.FEED_MISSING
     assert violation.topic == audit_topic(origin)
     assert dropped.topic in violation.detail
+
+
+async def test_a_read_leaves_no_partition_assigned(kafka: KafkaCluster) -> None:
+    # An assigned partition keeps a fetch long-polling, and every offset lookup of the
+    # replay would queue behind it on the broker connection.
+    world, _ = await _routed(kafka)
+    async with auditor.KafkaReader(kafka.admin, Progress(every=1e9)) as reader:
+        tp = TopicPartition(audit_topic(world.origin), 0)
+
+        records = await reader.read(tp, 0, await reader.end(tp))
+
+        assert len(records) == len(world.audit)
+        assert reader.consumer.assignment() == set()

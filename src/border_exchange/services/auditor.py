@@ -171,12 +171,18 @@ class KafkaReader:
         consumer.seek(tp, start)
         records: list[LogRecord] = []
         idle = 0
-        while await consumer.position(tp) < end and idle < 5:
-            batch = await consumer.getmany(tp, timeout_ms=1000)
-            got = [r for r in batch.get(tp, []) if r.offset < end]
-            idle = 0 if got else idle + 1
-            records.extend(_log(r) for r in got)
-            self.progress.add(len(got), f"{tp.topic}/{tp.partition}")
+        try:
+            while await consumer.position(tp) < end and idle < 5:
+                batch = await consumer.getmany(tp, timeout_ms=1000)
+                got = [r for r in batch.get(tp, []) if r.offset < end]
+                idle = 0 if got else idle + 1
+                records.extend(_log(r) for r in got)
+                self.progress.add(len(got), f"{tp.topic}/{tp.partition}")
+        finally:
+            # An assigned partition keeps a fetch long-polling on the connection, and the
+            # broker answers each connection's requests in order: every offset lookup
+            # would wait behind it (about a second per partition of a replay).
+            consumer.unsubscribe()
         return records
 
     async def read_between(
