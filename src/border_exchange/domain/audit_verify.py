@@ -36,17 +36,20 @@ from nacl.exceptions import BadSignatureError
 
 from border_exchange.domain.agreements import AgreementSet
 from border_exchange.domain.audit import (
+    AUDIT_SCHEMA,
     GENESIS,
     AuditKind,
     chain_hash,
     chain_id,
     head_signing_input,
 )
+from border_exchange.domain.audit_reader import AUDIT_FINGERPRINT, read_audit
 from border_exchange.domain.catalog import ActionOnHit, AlertType, HandlingCode, Operation
-from border_exchange.domain.encoding import decode_envelope, decode_record
+from border_exchange.domain.encoding import PREFIX_SIZE, decode_envelope, decode_record
 from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.naming import parse_feed_topic, parse_outbox_topic
 from border_exchange.domain.policy import Deliver, Outcome, PolicyIndex, PolicyInput, decide
+from border_exchange.domain.schemas import SINGLE_OBJECT_MAGIC as MAGIC
 from border_exchange.domain.signing import section_digest, verify_trusted
 from border_exchange.domain.trust import HUB, TrustStore
 from border_exchange.errors import BorderExchangeError, DecodeError, KeyNotValidError
@@ -285,13 +288,17 @@ def audit_chain_of(audit_topic: str, partition: int) -> str:
 
 def decode_audit(log: LogRecord) -> AuditEntry | Violation:
     """The audit record in ``log``, or the violation saying why it is not one."""
+    value = log.value
     try:
-        schema, record = decode_record(log.value)
+        if type(value) is bytes and value[2:10] == AUDIT_FINGERPRINT and value[:2] == MAGIC:
+            schema, record = AUDIT_SCHEMA, read_audit(value, PREFIX_SIZE)
+        else:
+            schema, record = decode_record(value)
     except DecodeError as exc:
         return Violation(
             ViolationCode.AUDIT_MALFORMED, log.topic, log.partition, log.offset, str(exc)
         )
-    if schema != "bx.AuditRecord":
+    if schema != AUDIT_SCHEMA:
         return Violation(
             ViolationCode.AUDIT_MALFORMED,
             log.topic,
@@ -299,7 +306,7 @@ def decode_audit(log: LogRecord) -> AuditEntry | Violation:
             log.offset,
             f"a {schema} record in an audit topic",
         )
-    return AuditEntry(log, record, chain_hash(log.value))
+    return AuditEntry(log, record, chain_hash(value))
 
 
 @dataclass(frozen=True, slots=True)
