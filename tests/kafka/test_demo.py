@@ -1,0 +1,47 @@
+"""``border-exchange demo`` runs the whole story on its own Kafka and every check passes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+def test_the_demo_tells_the_whole_story_and_stops_everything(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+
+    done = subprocess.run(
+        [sys.executable, "-m", "border_exchange", "demo", "--dir", str(workdir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    output = done.stdout
+    assert done.returncode == 0, output[-3000:] + done.stderr[-3000:]
+    assert "audit replay: 0 violations" in output
+    assert "offline lookup at COD's post (Kafka stopped): hit" in output
+    assert "photo withheld at CAF's post: yes" in output
+    assert "cancellation reached every earlier recipient: yes" in output
+    assert "CAF        delivered under COD-CAF-2026" in output
+    assert "UN-MONUSCO denied SUSPENDED (COD-MONUSCO-2026)" in output
+    assert not workdir.exists(), "without --keep the demo removes its directory"
+    assert not _processes_mentioning(str(workdir)), "a broker or the router outlived the demo"
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    """Command lines of running processes that contain ``text``."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            command = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # the process ended while we looked
+        if text in command:
+            found.append(command)
+    return found
