@@ -564,17 +564,41 @@ def _describe(key: tuple[bool, tuple[str, ...], str | None, str | None, str | No
     return f"deny {reason}" + (f" under {agreement}" if agreement else "")
 
 
+_TYPES: Final = {member.value: member for member in AlertType}
+_HANDLING: Final = {member.value: member for member in HandlingCode}
+_OPERATIONS: Final = {member.value: member for member in Operation}
+_ACTIONS: Final = {member.value: member for member in ActionOnHit}
+
+
 def policy_input(record: Mapping[str, Any]) -> PolicyInput:
     """The policy's view of the message an audit DECISION describes; ValueError when malformed."""
+    alert_type = _TYPES.get(record["alert_type"])
+    handling = _HANDLING.get(record["handling_code"])
+    operation = _OPERATIONS.get(record["operation"])
     action = record.get("action_on_hit")
+    on_hit = None if action is None else _ACTIONS.get(action)
+    if (
+        alert_type is None
+        or handling is None
+        or operation is None
+        or (on_hit is None) != (action is None)
+    ):  # the enum constructors name the value that is not a code
+        alert_type = AlertType(record["alert_type"])
+        handling = HandlingCode(record["handling_code"])
+        operation = Operation(record["operation"])
+        on_hit = None if action is None else ActionOnHit(action)
     return PolicyInput(
         origin=str(record["origin"]),
-        alert_type=AlertType(record["alert_type"]),
-        handling_code=HandlingCode(record["handling_code"]),
-        operation=Operation(record["operation"]),
+        alert_type=alert_type,
+        handling_code=handling,
+        operation=operation,
         alert_id=str(record["alert_id"]),
-        action_on_hit=None if action is None else ActionOnHit(action),
+        action_on_hit=on_hit,
     )
+
+
+_COMPARED_KEPT: Final = 4096
+_ComparedKey = tuple[int, tuple[Any, ...]]
 
 
 class Reevaluator:
@@ -583,6 +607,7 @@ class Reevaluator:
     def __init__(self, agreement_sets: Mapping[str, AgreementSet]) -> None:
         self.agreement_sets = agreement_sets
         self._indexes: dict[tuple[str, frozenset[str]], PolicyIndex] = {}
+        self._compared: dict[_ComparedKey, tuple[Mapping[str, Outcome], tuple[str, ...]]] = {}
 
     def differences(self, record: Mapping[str, Any]) -> list[str] | None:
         """How the recorded outcomes differ from a re-evaluation; None when the set is unknown."""
@@ -598,8 +623,26 @@ class Reevaluator:
         decision = decide(
             policy_input(record), record["recorded_at"], index, record["earlier_recipients"]
         )
+        outcomes = decision.outcomes
+        # Decisions without history share their outcome mapping (one per time segment and
+        # handling code): compare each shared mapping with each recorded list once.
+        key = (id(outcomes), tuple(recorded.items()))
+        known = self._compared.get(key)
+        if known is not None and known[0] is outcomes:
+            return list(known[1])
+        problems = self._compare(outcomes, recorded)
+        if len(self._compared) >= _COMPARED_KEPT:
+            self._compared.clear()
+        self._compared[key] = (outcomes, tuple(problems))
+        return problems
+
+    @staticmethod
+    def _compare(
+        outcomes: Mapping[str, Outcome],
+        recorded: Mapping[str, tuple[bool, tuple[str, ...], str | None, str | None, str | None]],
+    ) -> list[str]:
         problems = []
-        for name, outcome in decision.outcomes.items():
+        for name, outcome in outcomes.items():
             again = _outcome_key(outcome)
             was = recorded.get(name)
             if was != again:
@@ -685,12 +728,32 @@ def redacted_bytes(value: bytes, envelope: Envelope, keep: Collection[str]) -> b
     ``encode_envelope(redact(envelope, keep))`` writes. None when ``value`` is not laid
     out as expected (the caller then compares decoded values instead).
     """
-    if frozenset(keep) >= envelope.present_sections:
-        return value
-    tail = _sections_tail(envelope, None)
-    if not value.endswith(tail):
-        return None
-    return value[: len(value) - len(tail)] + _sections_tail(envelope, keep)
+    return _Splice.of(value, envelope).redacted(keep)
+
+
+@dataclass(frozen=True, slots=True)
+class _Splice:
+    """A verified outbox copy ready to be redacted: its bytes, sections and header bytes."""
+
+    value: bytes
+    envelope: Envelope
+    present: frozenset[str]
+    head: bytes | None
+    """The bytes before the section list; None when ``value`` is not laid out as expected."""
+
+    @classmethod
+    def of(cls, value: bytes, envelope: Envelope) -> _Splice:
+        tail = _sections_tail(envelope, None)
+        head = value[: len(value) - len(tail)] if value.endswith(tail) else None
+        return cls(value, envelope, envelope.present_sections, head)
+
+    def redacted(self, keep: Collection[str]) -> bytes | None:
+        """The exact record value redacted to ``keep`` (see ``redacted_bytes``)."""
+        if self.present.issubset(keep):
+            return self.value
+        if self.head is None:
+            return None
+        return self.head + _sections_tail(self.envelope, keep)
 
 
 def _signature_problem(envelope: Envelope, trust: TrustStore) -> str | None:
@@ -768,7 +831,7 @@ class _Verdict:
         self.notes: list[str] = list(replay._notes)
         self.decisions: dict[tuple[str, str], tuple[AuditEntry, bool]] = {}
         self.expected: dict[tuple[str, str, str], _Expected] = {}
-        self.verified: dict[tuple[str, str], tuple[Envelope, bytes]] = {}
+        self.verified: dict[tuple[str, str], _Splice] = {}
         self.by_source: dict[bytes, tuple[str, str]] = {}
         self.quarantine_expected: dict[tuple[str, int, int], AuditEntry] = {}
         self.quarantine_audited: set[tuple[str, int, int]] = set()
@@ -965,9 +1028,7 @@ class _Verdict:
             if outcome["delivered"]:
                 self.stats.delivered[(origin, recipient)][alert_type] += 1
                 sections = frozenset(outcome["sections"])
-                value = (
-                    None if verified is None else redacted_bytes(verified[1], verified[0], sections)
-                )
+                value = None if verified is None else verified.redacted(sections)
                 self.expected[(recipient, origin, message_id)] = _Expected(sections, entry, value)
             else:
                 self.stats.denied[(origin, recipient)][str(outcome["reason"])] += 1
@@ -1000,7 +1061,7 @@ class _Verdict:
         if problem is not None:
             self._add(ViolationCode.SIGNATURE_INVALID, source, f"outbox copy: {problem}")
         else:
-            self.verified[(origin, message_id)] = (envelope, source.value)
+            self.verified[(origin, message_id)] = _Splice.of(source.value, envelope)
 
     def _feeds(self) -> None:
         matched: dict[tuple[str, str, str], LogRecord] = {}
@@ -1100,7 +1161,7 @@ class _Verdict:
         verified = self.verified.get((origin, message_id))
         if verified is not None:
             self.stats.copies_checked += 1
-            problem = copy_problem(envelope, verified[0])
+            problem = copy_problem(envelope, verified.envelope)
         else:
             self.stats.signatures_verified += 1
             problem = _signature_problem(envelope, self.trust)

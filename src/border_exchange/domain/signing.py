@@ -90,6 +90,20 @@ _CODED: Final[dict[str, bytes]] = {
 """Length-prefixed UTF-8 of every code and section name, computed once."""
 
 
+_STAMPS: Final[dict[datetime, bytes]] = {}
+_STAMPS_KEPT: Final = 4096
+
+
+def _stamp(moment: datetime) -> bytes:
+    """``i64`` of the microseconds since the epoch; recent ones (expiry dates repeat) kept."""
+    found = _STAMPS.get(moment)
+    if found is None:
+        if len(_STAMPS) >= _STAMPS_KEPT:
+            _STAMPS.clear()
+        found = _STAMPS[moment] = _I64((moment - _EPOCH) // _MICROSECOND)
+    return found
+
+
 def section_digest(alert_id: str, message_id: str, name: str, salt: bytes, content: bytes) -> bytes:
     """SHA-256 binding a section's bytes to its message, name and salt."""
     return hashlib.sha256(
@@ -109,8 +123,8 @@ def signing_input(header: Header, sections: Sequence[Section]) -> bytes:
         _I32(header.version),
         _text(header.message_id),
         coded[header.operation],
-        _I64((header.issued_at - _EPOCH) // _MICROSECOND),
-        _I64((header.expires_at - _EPOCH) // _MICROSECOND),
+        _stamp(header.issued_at),
+        _stamp(header.expires_at),
         coded[header.handling_code],
         coded[header.source_reliability],
         coded[header.information_reliability],
@@ -285,13 +299,18 @@ def verify(envelope: Envelope, public_key: PublicKey) -> None:
                 SignatureProblem.DIGEST_MISMATCH,
             )
         name = section.name
+        content = section.content
         expected = _sha256(
-            prefix
-            + (_CODED[name] if name in _CODED else _text(name))
-            + _LP16
-            + section.salt
-            + _U32(len(section.content))
-            + section.content
+            b"".join(
+                (
+                    prefix,
+                    _CODED[name] if name in _CODED else _text(name),
+                    _LP16,
+                    section.salt,
+                    _U32(len(content)),
+                    content,
+                )
+            )
         ).digest()
         if expected != section.digest:
             raise SignatureError(
