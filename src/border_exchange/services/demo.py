@@ -483,10 +483,13 @@ class RunningPost:
         """Stop consuming (the store stays on disk, searchable offline)."""
         self.stop.set()
         if not self.task.done():
-            try:
-                await asyncio.wait_for(self.task, 30)
-            except TimeoutError:
+            # It ends within a second with Kafka up; with Kafka gone (Ctrl-C reaches the
+            # brokers too) it may sit in a reconnect: then it is cancelled.
+            done, _ = await asyncio.wait({self.task}, timeout=5)
+            if not done:
                 self.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self.task
         self.store.close()
 
 
@@ -544,7 +547,7 @@ class Router:
         return lines[-1] if lines else "(no log)"
 
     async def stop(self) -> int | None:
-        """SIGTERM (it finishes its transaction), SIGKILL after 30 s; the exit code."""
+        """SIGTERM (it finishes its transaction), SIGKILL after 15 s; the exit code."""
         process, self.process = self.process, None
         if process is None:
             return None
@@ -552,7 +555,7 @@ class Router:
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(process.wait(), 30)
+                await asyncio.wait_for(process.wait(), 15)
             except TimeoutError:
                 process.kill()
                 await process.wait()
@@ -631,12 +634,11 @@ class Story:
 
     async def close(self) -> None:
         """Stop the posts and the router if they still run."""
-        for post in self.posts.values():
-            await post.close()
-        self.posts.clear()
-        if self.router is not None:
-            await self.router.stop()
-            self.router = None
+        posts, self.posts = list(self.posts.values()), {}
+        router, self.router = self.router, None
+        await asyncio.gather(
+            *(post.close() for post in posts), *([router.stop()] if router is not None else [])
+        )
 
 
 async def tell(story: Story) -> DemoResult:
@@ -974,7 +976,7 @@ def run_demo(options: DemoOptions, out: TextIO | None = None) -> DemoResult:
     narrator.say("border-exchange demo: the whole exchange on a local Kafka", 0)
     narrator.say(f"working directory: {directory}", 0)
     handler = _log_to(directory / "logs" / "demo.log")
-    succeeded = False
+    succeeded = interrupted = False
     kafka: KafkaHandle | None = None
     try:
         with narrator.step("Start a local Kafka (the first run fetches its jars)"):
@@ -997,15 +999,19 @@ def run_demo(options: DemoOptions, out: TextIO | None = None) -> DemoResult:
         kafka.stop()
         result = replace(result, timings=tuple(narrator.timings))
         succeeded = True
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
         if kafka is not None:
             kafka.stop()
         _unlog(handler)
-        keep = options.keep or not succeeded
-        if not keep:
+        # After an error the files stay, for its logs; after Ctrl-C or success, only on --keep.
+        if options.keep or not (succeeded or interrupted):
+            if not succeeded:
+                print(f"border-exchange demo: files and logs kept in {directory}", file=sys.stderr)
+        else:
             shutil.rmtree(directory, ignore_errors=True)
-        elif not succeeded:
-            print(f"border-exchange demo: files and logs kept in {directory}", file=sys.stderr)
     final = replace(result, elapsed=time.monotonic() - started)
     _print_summary(narrator, final)
     return final
