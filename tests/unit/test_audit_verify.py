@@ -34,11 +34,18 @@ from border_exchange.domain.audit_verify import (
     Violation,
     ViolationCode,
     Window,
+    _Splice,
     disclosures,
+    redacted_bytes,
     verify_chain,
 )
 from border_exchange.domain.catalog import AlertType, Operation, ParticipantKind
-from border_exchange.domain.encoding import decode_record, encode_envelope, encode_record
+from border_exchange.domain.encoding import (
+    decode_envelope_split,
+    decode_record,
+    encode_envelope,
+    encode_record,
+)
 from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.naming import audit_topic, feed_topic, outbox_topic
 from border_exchange.domain.policy import Deliver, PolicyIndex, PolicyInput, decide
@@ -269,6 +276,21 @@ def test_an_honest_routing_verifies_clean_with_counts() -> None:
     assert stats.signatures_verified == 8  # once per message; the 16 feed copies are compared
     assert stats.copies_checked == 16
     assert verdict.chains[0].from_genesis
+
+
+def test_the_permitted_copy_is_spliced_byte_for_byte_as_the_router_encodes_it() -> None:
+    envelope = RoutedWorld().seal()
+    value = encode_envelope(envelope)
+    decoded, sections_at = decode_envelope_split(value)
+    assert sections_at is not None
+    assert (
+        value[:sections_at]
+        == encode_envelope(dataclasses.replace(envelope, sections=()))[:sections_at]
+    )
+    for keep in ({"identity", "offence"}, {"contact"}, set(), set(envelope.section_names)):
+        routed = encode_envelope(redact(envelope, keep))
+        assert redacted_bytes(value, decoded, keep) == routed  # header bytes found from the end
+        assert _Splice.of(value, decoded, sections_at).redacted(keep) == routed
 
 
 # --- the audit chain ------------------------------------------------------------------------

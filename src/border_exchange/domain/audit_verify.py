@@ -45,7 +45,12 @@ from border_exchange.domain.audit import (
 )
 from border_exchange.domain.audit_reader import AUDIT_FINGERPRINT, read_audit
 from border_exchange.domain.catalog import ActionOnHit, AlertType, HandlingCode, Operation
-from border_exchange.domain.encoding import PREFIX_SIZE, decode_envelope, decode_record
+from border_exchange.domain.encoding import (
+    PREFIX_SIZE,
+    decode_envelope,
+    decode_envelope_split,
+    decode_record,
+)
 from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.naming import parse_feed_topic, parse_outbox_topic
 from border_exchange.domain.policy import Deliver, Outcome, PolicyIndex, PolicyInput, decide
@@ -742,9 +747,18 @@ class _Splice:
     """The bytes before the section list; None when ``value`` is not laid out as expected."""
 
     @classmethod
-    def of(cls, value: bytes, envelope: Envelope) -> _Splice:
-        tail = _sections_tail(envelope, None)
-        head = value[: len(value) - len(tail)] if value.endswith(tail) else None
+    def of(cls, value: bytes, envelope: Envelope, sections_at: int | None = None) -> _Splice:
+        """``value`` decoded as ``envelope``; ``sections_at`` where its section list starts.
+
+        Without the position, the header bytes are found by encoding the section list
+        and finding it at the end of ``value``. Either way a copy spliced from them
+        decodes to the same header: the reader reads those bytes the same way.
+        """
+        if sections_at is not None:
+            head: bytes | None = value[:sections_at]
+        else:
+            tail = _sections_tail(envelope, None)
+            head = value[: len(value) - len(tail)] if value.endswith(tail) else None
         return cls(value, envelope, envelope.present_sections, head)
 
     def redacted(self, keep: Collection[str]) -> bytes | None:
@@ -1037,7 +1051,7 @@ class _Verdict:
         self, entry: AuditEntry, source: LogRecord, origin: str, message_id: str
     ) -> None:
         try:
-            envelope = decode_envelope(source.value)
+            envelope, sections_at = decode_envelope_split(source.value)
         except DecodeError as exc:
             self._add(
                 ViolationCode.AUDIT_MISMATCH,
@@ -1061,7 +1075,7 @@ class _Verdict:
         if problem is not None:
             self._add(ViolationCode.SIGNATURE_INVALID, source, f"outbox copy: {problem}")
         else:
-            self.verified[(origin, message_id)] = _Splice.of(source.value, envelope)
+            self.verified[(origin, message_id)] = _Splice.of(source.value, envelope, sections_at)
 
     def _feeds(self) -> None:
         matched: dict[tuple[str, str, str], LogRecord] = {}

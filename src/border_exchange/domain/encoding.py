@@ -26,7 +26,7 @@ from border_exchange.domain.catalog import (
     WarningMarker,
 )
 from border_exchange.domain.envelope import Envelope, Header, Section
-from border_exchange.domain.envelope_reader import FAST_FINGERPRINT, read_envelope
+from border_exchange.domain.envelope_reader import FAST_FINGERPRINT, read_envelope_split
 from border_exchange.domain.schemas import SINGLE_OBJECT_MAGIC, Schema, registry
 from border_exchange.errors import DecodeError, SchemaError
 
@@ -191,9 +191,19 @@ def _header(record: Mapping[str, Any]) -> Header:
 
 def decode_envelope(data: bytes) -> Envelope:
     """The envelope carried by ``data``; raises only ``DecodeError``."""
+    return decode_envelope_split(data)[0]
+
+
+def decode_envelope_split(data: bytes) -> tuple[Envelope, int | None]:
+    """``decode_envelope`` and where the section list starts in ``data``.
+
+    The position is known when the current writer version was read directly (None for
+    older versions): ``data`` up to it is the header's encoding, from it the sections
+    and the signature.
+    """
     if type(data) is bytes and data[:2] == SINGLE_OBJECT_MAGIC and data[2:10] == FAST_FINGERPRINT:
-        return read_envelope(data, PREFIX_SIZE)
-    return decode_envelope_generic(data)
+        return read_envelope_split(data, PREFIX_SIZE)
+    return decode_envelope_generic(data), None
 
 
 def decode_envelope_generic(data: bytes) -> Envelope:

@@ -139,6 +139,11 @@ _SECOND: Final = 0x02  # zigzag varint of union branch 1
 
 def read_envelope(data: bytes, pos: int) -> Envelope:
     """The envelope whose Avro body starts at ``pos`` of ``data`` (current schema only)."""
+    return read_envelope_split(data, pos)[0]
+
+
+def read_envelope_split(data: bytes, pos: int) -> tuple[Envelope, int]:
+    """``read_envelope`` and the position in ``data`` where the section list starts."""
     try:
         return _read(data, pos)
     except DecodeError:
@@ -192,7 +197,7 @@ def _text(data: bytes, pos: int) -> tuple[str, int]:
     return _str(data, pos)
 
 
-def _read(data: bytes, pos: int) -> Envelope:
+def _read(data: bytes, pos: int) -> tuple[Envelope, int]:
     # The usual one-byte lengths, enum indexes and union branches are read inline; any
     # other encoding goes through the general helpers above. Every inline read is
     # followed by another read, so a value cut short by the end of the data surfaces as
@@ -293,6 +298,7 @@ def _read(data: bytes, pos: int) -> Envelope:
     )
     sections: list[Section] = []
     append = sections.append
+    sections_at = pos
     count, pos = _block(data, pos)
     while count:
         for _ in range(count):
@@ -345,4 +351,4 @@ def _read(data: bytes, pos: int) -> Envelope:
     signature, pos = _raw(data, pos)
     if pos != len(data):
         raise DecodeError(f"malformed envelope: {len(data) - pos} trailing bytes")
-    return Envelope(header, tuple(sections), signature)
+    return Envelope(header, tuple(sections), signature), sections_at
