@@ -159,7 +159,7 @@ def _cod_wanted_person(data: dict[str, Any]) -> None:
             "number": "OB0412957",
             "issuing_country": "COD",
             "issued_on": "2021-05-03",
-            "expires_on": "2026-05-02",
+            "expires_on": "2031-05-02",
         }
     ]
     sections["description"]["distinguishing_marks"] = ["tatouage d'un lion sur l'avant-bras droit"]
@@ -246,7 +246,7 @@ def story_alerts() -> tuple[DemoAlert, ...]:
             "COD",
             "fr",
             _cod_wanted_person,
-            "MUKENDI Patrick, armed robbery in Gbadolite (with photo)",
+            "MUKENDI Patrick, armed robbery in Gbadolite, with photo",
         ),
         (AlertType.VEHICLE_NOTICE, "COD", "fr", _cod_vehicle, "Land Cruiser 4127 AB 19"),
         (AlertType.BORDER_INCIDENT, "COD", "fr", _cod_incident, "fuel smuggling at Zongo"),
@@ -319,6 +319,14 @@ def type_name(alert_type: str) -> str:
 def default_agreements() -> Path:
     """The example agreements of the source tree (COD to CAF without photo, ...)."""
     return Path(__file__).resolve().parents[3] / "examples" / "agreements.yaml"
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the current directory when it is under it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _work_directory(options: DemoOptions) -> Path:
@@ -671,7 +679,7 @@ async def tell(story: Story) -> DemoResult:
             say(f"{pid:<10} {member.name}: key {sandbox.key_ids[pid]}; posts: {posts}")
         say(f"{'hub':<10} router's checkpoint key {sandbox.key_ids[HUB]}; auditor: {AUDITOR}")
         say(f"private keys encrypted in {config / 'keys'}")
-        say(f"agreements from {agreements_path} (set {sandbox.agreements.digest[:12]}):")
+        say(f"agreements from {_shown(agreements_path)} (set {sandbox.agreements.digest[:12]}):")
         say("\n".join(_describe_agreements(sandbox.agreements)), indent=6)
 
     with step("Provisioning: topics, one Kafka user per role, ACLs"):
