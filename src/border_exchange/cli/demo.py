@@ -42,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     demo.add_argument(
         "--agreements",
         type=Path,
+        metavar="FILE",
         help=f"agreement set to run under (default {default_agreements().name} of the examples)",
     )
     demo.set_defaults(handler=_run)

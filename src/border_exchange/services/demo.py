@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -487,6 +487,11 @@ class RunningPost:
         """``CAF bangui-port``."""
         return f"{self.post.config.participant} {self.post.config.post}"
 
+    @property
+    def principal(self) -> str:
+        """The post's Kafka user."""
+        return naming.post_principal(self.post.config.participant, self.post.config.post)
+
     async def close(self) -> None:
         """Stop consuming (the store stays on disk, searchable offline)."""
         self.stop.set()
@@ -501,7 +506,7 @@ class RunningPost:
         self.store.close()
 
 
-class Router:
+class RouterProcess:
     """``border-exchange router run`` as a process of its own, logging to a file."""
 
     def __init__(self, config: Path, log_file: Path, passphrase: str) -> None:
@@ -590,7 +595,7 @@ async def post_check(db: Path, lang: Lang, *query: str) -> tuple[int, str]:
     return int(process.returncode or 0), output.decode("utf-8", errors="replace")
 
 
-async def _wait_until(what: str, ready: Any) -> None:
+async def _wait_until(what: str, ready: Callable[[], bool]) -> None:
     deadline = time.monotonic() + WAIT
     while not ready():
         if time.monotonic() > deadline:
@@ -626,7 +631,7 @@ class Story:
     passwords: dict[str, str] = field(default_factory=dict)
     trust: TrustStore | None = None
     posts: dict[str, RunningPost] = field(default_factory=dict)
-    router: Router | None = None
+    router: RouterProcess | None = None
 
     @property
     def admin(self) -> KafkaSettings:
@@ -724,7 +729,7 @@ async def tell(story: Story) -> DemoResult:
         )
         log_dir = directory / "logs"
         log_dir.mkdir(exist_ok=True)
-        story.router = Router(router_config, log_dir / "router.log", passphrase)
+        story.router = RouterProcess(router_config, log_dir / "router.log", passphrase)
         await story.router.start()
         assert story.router.process is not None
         say(f"border-exchange router run --config {router_config}")
@@ -748,7 +753,7 @@ async def tell(story: Story) -> DemoResult:
             async with asyncio.timeout(WAIT):
                 await running.post.connected.wait()
             say(
-                f"{running.name}: user {naming.post_principal(*running.name.split())}, "
+                f"{running.name}: user {running.principal}, "
                 f"reads every feed {naming.feed_prefix(running.post.config.participant)}*, "
                 f"store {running.path}"
             )
