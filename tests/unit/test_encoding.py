@@ -20,6 +20,7 @@ from border_exchange.domain.encoding import (
     encode_record,
     envelope_fingerprint,
 )
+from border_exchange.domain.envelope import Envelope, Section
 from border_exchange.domain.envelope_reader import FAST_FINGERPRINT
 from border_exchange.domain.samples import sample_alert
 from border_exchange.domain.schemas import build_registry, registry, schema_fingerprint
@@ -124,3 +125,30 @@ def test_trailing_bytes_are_a_decode_error() -> None:
 def test_a_record_of_another_schema_is_not_an_envelope() -> None:
     with pytest.raises(DecodeError, match=r"expected a bx\.AlertEnvelope"):
         decode_envelope(encode_record("bx.AlertRemarks", {"text": "x"}))
+
+
+@pytest.mark.parametrize(
+    ("sizes", "signature"),
+    [
+        ((0, None, 40), b""),  # empty content, a redacted one, a one-byte length; no signature
+        ((63, 64, 8191, 8192), bytes(64)),  # around the one-, two- and three-byte lengths
+        ((None, None), b"\x01"),  # only redacted sections, close to the end of the data
+        ((100_000,), bytes(64)),
+    ],
+)
+def test_both_envelope_readers_agree_on_unusual_section_sizes(
+    sizes: tuple[int | None, ...], signature: bytes
+) -> None:
+    header = decode_envelope(envelope_bytes()).header
+    sections = tuple(
+        Section(f"s{i}", bytes([i]) * 32, None, None)
+        if size is None
+        else Section(f"s{i}", bytes([i]) * 32, bytes([i]) * 16, bytes([i % 251]) * size)
+        for i, size in enumerate(sizes)
+    )
+    envelope = Envelope(header, sections, signature)
+    data = encode_envelope(envelope)
+    assert decode_envelope(data) == decode_envelope_generic(data) == envelope
+    for cut in range(len(data) - 120, len(data)):
+        with pytest.raises(DecodeError):
+            decode_envelope(data[:cut])

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey
 
@@ -63,10 +64,6 @@ def _text(value: str) -> bytes:
     return len(data).to_bytes(4, "big") + data
 
 
-def _optional(value: str | None) -> bytes:
-    return b"\x00" if value is None else b"\x01" + _text(value)
-
-
 _MICROSECOND: Final = timedelta(microseconds=1)
 _I32: Final = struct.Struct(">i").pack
 _I64: Final = struct.Struct(">q").pack
@@ -90,18 +87,9 @@ _CODED: Final[dict[str, bytes]] = {
 """Length-prefixed UTF-8 of every code and section name, computed once."""
 
 
-_STAMPS: Final[dict[datetime, bytes]] = {}
-_STAMPS_KEPT: Final = 4096
-
-
 def _stamp(moment: datetime) -> bytes:
-    """``i64`` of the microseconds since the epoch; recent ones (expiry dates repeat) kept."""
-    found = _STAMPS.get(moment)
-    if found is None:
-        if len(_STAMPS) >= _STAMPS_KEPT:
-            _STAMPS.clear()
-        found = _STAMPS[moment] = _I64((moment - _EPOCH) // _MICROSECOND)
-    return found
+    """``i64`` of the microseconds since the epoch."""
+    return _I64((moment - _EPOCH) // _MICROSECOND)
 
 
 def section_digest(alert_id: str, message_id: str, name: str, salt: bytes, content: bytes) -> bytes:
@@ -111,11 +99,16 @@ def section_digest(alert_id: str, message_id: str, name: str, salt: bytes, conte
     ).digest()
 
 
-def signing_input(header: Header, sections: Sequence[Section]) -> bytes:
-    """The exact bytes the origin signs (layout in ``docs/contract.md``)."""
+def _header_input(header: Header, section_count: int) -> list[bytes]:
+    """The signing input up to the section list: tag, header fields and the section count.
+
+    Items 3 and 5 are the length-prefixed alert and message ids (``verify`` reuses them).
+    """
     coded = _CODED
     markers = header.warning_markers
-    parts = [
+    cancel_reason = header.cancel_reason
+    language = header.language
+    return [
         SIGNING_TAG,
         _text(header.origin),
         coded[header.alert_type],
@@ -131,13 +124,19 @@ def signing_input(header: Header, sections: Sequence[Section]) -> bytes:
         coded[header.priority],
         coded[header.action_on_hit],
         _U32(len(markers)),
-        *(coded[marker] for marker in markers),
-        _optional(header.cancel_reason),
-        _optional(header.language),
+        *[coded[marker] for marker in markers],
+        b"\x00" if cancel_reason is None else b"\x01" + _text(cancel_reason),
+        b"\x00" if language is None else b"\x01" + _text(language),
         _text(header.key_id),
         _lp(header.schema_fingerprint),
-        _U32(len(sections)),
+        _U32(section_count),
     ]
+
+
+def signing_input(header: Header, sections: Sequence[Section]) -> bytes:
+    """The exact bytes the origin signs (layout in ``docs/contract.md``)."""
+    parts = _header_input(header, len(sections))
+    coded = _CODED
     for section in sections:
         name = section.name
         parts.append(coded[name] if name in coded else _text(name))
@@ -279,53 +278,58 @@ def verify(envelope: Envelope, public_key: PublicKey) -> None:
         )
     sections = envelope.sections
     _check_layout(header, sections)
-    prefix = SECTION_TAG + _text(header.alert_id) + _text(header.message_id)
-    for section in sections:
-        if len(section.digest) != DIGEST_SIZE:
-            raise SignatureError(
-                f"section {section.name}: digest must have {DIGEST_SIZE} bytes",
-                SignatureProblem.DIGEST_MISMATCH,
-            )
-        if section.content is None:
-            if section.salt is not None:
-                raise SignatureError(
-                    f"section {section.name}: redacted but carries a salt",
-                    SignatureProblem.DIGEST_MISMATCH,
-                )
-            continue
-        if section.salt is None or len(section.salt) != SALT_SIZE:
-            raise SignatureError(
-                f"section {section.name}: content without a {SALT_SIZE}-byte salt",
-                SignatureProblem.DIGEST_MISMATCH,
-            )
-        name = section.name
-        content = section.content
-        expected = _sha256(
-            b"".join(
-                (
-                    prefix,
-                    _CODED[name] if name in _CODED else _text(name),
-                    _LP16,
-                    section.salt,
-                    _U32(len(content)),
-                    content,
-                )
-            )
-        ).digest()
-        if expected != section.digest:
-            raise SignatureError(
-                f"section {section.name}: content does not match its signed digest",
-                SignatureProblem.DIGEST_MISMATCH,
-            )
     try:
-        message = signing_input(header, sections)
+        parts = _header_input(header, len(sections))
+        prefix = SECTION_TAG + parts[3] + parts[5]  # the length-prefixed alert and message ids
     except (KeyError, TypeError, ValueError, OverflowError, struct.error) as exc:
         raise SignatureError(
             f"header of message {header.message_id} cannot be put in signing form: {exc}",
             SignatureProblem.BAD_SIGNATURE,
         ) from exc
+    # The section list of the signing input is built while each digest is checked; the
+    # result is ``signing_input(header, sections)`` (the test vector holds both to its bytes).
+    append = parts.append
+    for section in sections:
+        name = section.name
+        coded_name = _CODED[name] if name in _CODED else _text(name)
+        digest = section.digest
+        append(coded_name)
+        append(digest)
+        if len(digest) != DIGEST_SIZE:
+            raise SignatureError(
+                f"section {name}: digest must have {DIGEST_SIZE} bytes",
+                SignatureProblem.DIGEST_MISMATCH,
+            )
+        content = section.content
+        salt = section.salt
+        if content is None:
+            if salt is not None:
+                raise SignatureError(
+                    f"section {name}: redacted but carries a salt",
+                    SignatureProblem.DIGEST_MISMATCH,
+                )
+            continue
+        if salt is None or len(salt) != SALT_SIZE:
+            raise SignatureError(
+                f"section {name}: content without a {SALT_SIZE}-byte salt",
+                SignatureProblem.DIGEST_MISMATCH,
+            )
+        expected = _sha256(
+            b"".join((prefix, coded_name, _LP16, salt, _U32(len(content)), content))
+        ).digest()
+        if expected != digest:
+            raise SignatureError(
+                f"section {name}: content does not match its signed digest",
+                SignatureProblem.DIGEST_MISMATCH,
+            )
+    message = b"".join(parts)
+    signature = envelope.signature
     try:
-        public_key.verify_key.verify(message, envelope.signature)
+        # What VerifyKey.verify does, without its argument decoding: libsodium's
+        # crypto_sign_open over signature || message.
+        if type(signature) is not bytes or len(signature) != SIGNATURE_SIZE:
+            raise ValueError(f"a signature has {SIGNATURE_SIZE} bytes")
+        crypto_sign_open(signature + message, public_key.raw)
     except (BadSignatureError, ValueError, TypeError) as exc:
         raise SignatureError(
             f"signature of {header.origin} (key {header.key_id}) does not verify on message "
