@@ -20,10 +20,17 @@ from border_exchange.adapters.config_file import kafka_settings_from, read_confi
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.adapters.keyfiles import load_private_key, passphrase_from_env_or_prompt
 from border_exchange.adapters.trust_file import load_trust_store
+from border_exchange.domain.naming import ROUTER_GROUP
 from border_exchange.domain.routing import RoutingRules
 from border_exchange.domain.trust import HUB, TrustStore
 from border_exchange.errors import BorderExchangeError, ConfigError
-from border_exchange.services.router import PolicyView, Router, RouterTuning, utc_now
+from border_exchange.services.router import (
+    OUTBOX_PATTERN,
+    PolicyView,
+    Router,
+    RouterTuning,
+    utc_now,
+)
 
 log = structlog.get_logger("border_exchange.bootstrap")
 
@@ -56,13 +63,15 @@ class RouterConfig(BaseModel):
     agreement_history: Path = Path("agreement-history")
     signing_key: Path = Field(description="the hub's encrypted private key (audit checkpoints)")
     signing_key_id: str | None = None
-    batch_size: int = Field(500, ge=1, le=10_000)
+    batch_size: int = Field(2000, ge=1, le=10_000)
     checkpoint_every: int = Field(1000, ge=1)
     checkpoint_interval: float = Field(10.0, gt=0)
     max_clock_skew: float = Field(300.0, ge=0, description="seconds")
     topic_refresh: float = Field(5.0, gt=0, description="seconds between outbox/policy scans")
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9464, ge=0, le=65535, description="0 turns the endpoint off")
+    group_id: str = Field(ROUTER_GROUP, description="consumer group shared by the replicas")
+    outbox_pattern: str = Field(OUTBOX_PATTERN, description="regular expression of outboxes")
 
 
 ROUTER_ENV_PREFIX = "BX_ROUTER_"
@@ -153,6 +162,8 @@ def build_router(config_path: Path, env: Mapping[str, str] | None = None) -> Rou
         checkpoint_interval=config.checkpoint_interval,
         topic_refresh=config.topic_refresh,
         rules=RoutingRules(max_clock_skew=timedelta(seconds=config.max_clock_skew)),
+        group_id=config.group_id,
+        outbox_pattern=config.outbox_pattern,
     )
     router = Router(
         kafka,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from border_exchange.adapters.kafka_launcher import die_with_parent
 from border_exchange.domain import naming
@@ -79,18 +79,24 @@ async def _feeds_hold_exactly(ex: Exchange, envelopes: Sequence[Envelope]) -> No
 
 
 async def _wait_for_feeds(ex: Exchange, envelopes: Sequence[Envelope], within: float) -> None:
-    """Wait until the last message of each origin is in one of its partners' feeds."""
-    last: dict[str, Envelope] = {e.header.origin: e for e in envelopes}
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    for origin, envelope in last.items():
-        recipient = next(p for p in ex.ids if p != origin)
+    """Wait until the routers' group has committed every outbox record of the exchange."""
+    consumer = AIOKafkaConsumer(
+        **ex.settings.client_kwargs(), group_id=ex.group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(naming.outbox_topic(p), i) for p in ex.ids for i in range(3)]
+        ends = await consumer.end_offsets(tps)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
         while True:
-            ids = {e.header.message_id for e in await ex.feed(recipient, origin)}
-            if envelope.header.message_id in ids:
-                break
-            assert loop.time() < deadline, f"{origin}'s messages did not all arrive"
-            await asyncio.sleep(2)
+            committed = {tp: await consumer.committed(tp) or 0 for tp in tps}
+            if all(committed[tp] >= ends[tp] for tp in tps):
+                return
+            assert loop.time() < deadline, f"not everything was routed: {committed} < {ends}"
+            await asyncio.sleep(1)
+    finally:
+        await consumer.stop()
 
 
 def _router_config(ex: Exchange, directory: Path) -> Path:

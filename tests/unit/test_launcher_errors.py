@@ -53,7 +53,7 @@ def test_jars_that_cannot_be_fetched_report_what_maven_said(
     monkeypatch.setenv("BX_CACHE_DIR", str(tmp_path / "cache"))
     with pytest.raises(LauncherError, match=r"could not fetch the Kafka jars.*Maven said"):
         kafka_launcher.resolve_jars()
-    assert not (tmp_path / "cache" / f"kafka-{kafka_launcher.KAFKA_VERSION}" / "lib").exists()
+    assert not (kafka_launcher.cache_dir() / "lib").exists()
 
 
 def test_the_cli_prints_one_line_instead_of_a_trace(

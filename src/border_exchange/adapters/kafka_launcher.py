@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import ctypes
+import hashlib
 import json
 import os
 import secrets
@@ -114,12 +115,21 @@ def project_root() -> Path:
     return Path(__file__).resolve().parents[3]
 
 
+def pom_file() -> Path:
+    """The Maven project that names the broker's jars."""
+    return project_root() / "deploy" / "kafka" / "pom.xml"
+
+
 def cache_dir() -> Path:
-    """Where resolved Kafka jars are kept between runs."""
+    """Where resolved Kafka jars are kept between runs, one folder per version and pom."""
     base = os.environ.get("BX_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "border-exchange"
     )
-    return Path(base) / f"kafka-{KAFKA_VERSION}"
+    try:
+        pom = hashlib.sha256(pom_file().read_bytes()).hexdigest()[:10]
+    except OSError:
+        pom = "nopom"
+    return Path(base) / f"kafka-{KAFKA_VERSION}-{pom}"
 
 
 def _require_tool(name: str, hint: str) -> str:
@@ -147,7 +157,7 @@ def resolve_jars() -> Path:
     marker = lib / ".complete"
     if marker.exists():
         return lib
-    pom = project_root() / "deploy" / "kafka" / "pom.xml"
+    pom = pom_file()
     if not pom.exists():
         raise LauncherError(
             f"cannot find {pom}: run from a source checkout or set BX_PROJECT_ROOT to one."

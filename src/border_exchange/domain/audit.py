@@ -17,9 +17,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
+from border_exchange.domain.audit_writer import write_audit_body
 from border_exchange.domain.encoding import encode_record
 from border_exchange.domain.envelope import Header
 from border_exchange.domain.policy import Decision, Deliver
+from border_exchange.domain.schemas import SINGLE_OBJECT_MAGIC, registry
 
 AUDIT_SCHEMA: Final = "bx.AuditRecord"
 QUARANTINE_SCHEMA: Final = "bx.QuarantineRecord"
@@ -169,6 +171,13 @@ def checkpoint_record(
     }
 
 
+DIRECT_WRITER_FINGERPRINT: Final = bytes.fromhex("9eba8176729c68b8")
+"""The schema version ``audit_writer`` implements; another version uses the generic writer."""
+
+
 def encode_audit(record: Mapping[str, Any]) -> bytes:
     """Single-object bytes of an audit record."""
+    schema = registry().schema(AUDIT_SCHEMA)
+    if schema.fingerprint == DIRECT_WRITER_FINGERPRINT:
+        return SINGLE_OBJECT_MAGIC + schema.fingerprint + write_audit_body(record)
     return encode_record(AUDIT_SCHEMA, record)

@@ -13,8 +13,9 @@ quarantine records, audit records and consumed offset go in one transaction.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -70,11 +71,15 @@ OUTBOX_PATTERN: Final = r"^bx\.(?:[A-Z]{3}|UN-[A-Z]{3,12})\.outbox$"
 """The outboxes the router subscribes to; new participants' outboxes match as they appear."""
 
 
+def key_hash(key: bytes | None) -> int | None:
+    """The hash Kafka's default partitioner takes of ``key`` (murmur2, positive)."""
+    return None if key is None else int(murmur2(key) & 0x7FFFFFFF)
+
+
 def expected_partition(key: bytes | None, partitions: int) -> int | None:
     """The partition Kafka's default partitioner gives ``key`` among ``partitions``."""
-    if key is None or partitions <= 0:
-        return None
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+    hashed = key_hash(key)
+    return None if hashed is None or partitions <= 0 else hashed % partitions
 
 
 def transactional_id(tp: TopicPartition) -> str:
@@ -86,7 +91,7 @@ def transactional_id(tp: TopicPartition) -> str:
 class RouterTuning:
     """Operator settings of the router's loop."""
 
-    batch_size: int = 500
+    batch_size: int = 2000
     checkpoint_every: int = 1000
     checkpoint_interval: float = 10.0
     topic_refresh: float = 5.0
@@ -142,6 +147,8 @@ class PartitionWorker:
         self.producer: AIOKafkaProducer | None = None
         self.next_offset = 0
         """The first offset not yet routed: records below it were fetched before a rebalance."""
+        self.queue: asyncio.Queue[Sequence[ConsumerRecord[bytes, bytes]] | None] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Fence any earlier owner of this partition, then rebuild state from the audit chain."""
@@ -157,11 +164,82 @@ class PartitionWorker:
         self.producer = producer
         await self.rebuild()
 
-    async def stop(self) -> None:
+    async def stop_producer(self) -> None:
         """Close the producer (no transaction is open between batches)."""
         if self.producer is not None:
             await self.producer.stop()
             self.producer = None
+
+    def launch(self) -> None:
+        """Start routing this partition's batches in a task of its own.
+
+        Each partition commits on its own: while one waits for the broker to commit a
+        transaction, the others route.
+        """
+        self.task = asyncio.create_task(
+            self._loop(), name=f"route {self.tp.topic}/{self.tp.partition}"
+        )
+
+    async def close(self) -> None:
+        """Drop queued batches, let the batch in hand finish its transaction, and stop."""
+        self._drain()
+        self.queue.put_nowait(None)
+        if self.task is not None:
+            try:
+                await self.task
+            except Exception as exc:  # already reported by the run loop, which stops on it
+                log.debug("router.worker_ended", error=repr(exc))
+        await self.stop_producer()
+
+    def _drain(self) -> None:
+        while not self.queue.empty():
+            self.queue.get_nowait()
+            self.queue.task_done()
+
+    async def _loop(self) -> None:
+        interval = self.router.tuning.checkpoint_interval
+        while True:
+            try:
+                records = await asyncio.wait_for(self.queue.get(), timeout=interval)
+            except TimeoutError:
+                await self._guarded(self.checkpoint_if_due)
+                continue
+            try:
+                if records is None:
+                    return
+                await self._guarded(functools.partial(self.process, records))
+                await self._guarded(self.checkpoint_if_due)
+            finally:
+                self.queue.task_done()
+
+    async def _guarded(self, step: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await step()
+        except ProducerFenced as exc:
+            raise KafkaError(
+                f"another router took over {self.tp.topic}/{self.tp.partition}; "
+                "this process must not route it any more"
+            ) from exc
+        except AioKafkaError as exc:
+            await self._recover(exc)
+
+    async def _recover(self, exc: Exception) -> None:
+        """After an aborted transaction: rebuild from the audit chain, resume at the commit."""
+        consumer = self.router.consumer
+        assert consumer is not None
+        # Nothing fetched from here on may be routed before the seek below.
+        consumer.pause(self.tp)
+        self._drain()
+        log.error(
+            "router.batch_aborted",
+            partition=f"{self.tp.topic}/{self.tp.partition}",
+            error=repr(exc),
+        )
+        await self.stop_producer()
+        await self.start()
+        self._drain()
+        await self.router.resume_at_commit(self)
+        consumer.resume(self.tp)
 
     async def rebuild(self) -> None:
         """Read this partition's audit chain to its end and rebuild the routing memory."""
@@ -222,9 +300,10 @@ class PartitionWorker:
         router = self.router
         view = router.view
         inbound = Inbound(record.topic, record.partition, record.offset, record.key, record.value)
+        hashed = key_hash(record.key)
         result = route(
             inbound,
-            expected_partition=expected_partition(record.key, self.partitions),
+            expected_partition=None if hashed is None else hashed % self.partitions,
             trust=view.trust,
             policy=view.index,
             now=now,
@@ -243,11 +322,15 @@ class PartitionWorker:
                     # A copy that keeps every section is the origin's bytes, unchanged.
                     value = record.value if kept == present else encode_envelope(copy)
                     encoded[kept] = value or b""
+                topic = feed_topic(recipient, header.origin)
+                partitions = router.partition_count(topic)
                 out.append(
                     _Output(
-                        feed_topic(recipient, header.origin),
+                        topic,
                         encoded[kept],
                         record.key,
+                        # The default partitioner's choice, computed once for every copy.
+                        None if hashed is None or not partitions else hashed % partitions,
                         headers=[("bx-source", source)],
                     )
                 )
@@ -380,18 +463,22 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka i
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         async with self.router.lock:
             for tp in revoked:
+                self.router.pending.discard(tp)
                 worker = self.router.workers.pop(tp, None)
                 if worker is not None:
-                    await worker.stop()
+                    await worker.close()
             log.info("router.revoked", partitions=[f"{tp.topic}/{tp.partition}" for tp in revoked])
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        async with self.router.lock:
-            try:
-                await self.router.assign(assigned)
-            except Exception as exc:
-                # aiokafka only logs a listener's error; the run loop must stop on it.
-                self.router.fatal = exc
+        # aiokafka sends no heartbeat until this returns, so the slow part (fencing,
+        # rebuilding from the audit chain) happens in the run loop: hold the
+        # partitions paused until their workers are ready.
+        consumer = self.router.consumer
+        assert consumer is not None
+        fresh = [tp for tp in assigned if tp not in self.router.workers]
+        if fresh:
+            consumer.pause(*fresh)
+            self.router.pending.update(fresh)
 
 
 class Router:
@@ -421,7 +508,8 @@ class Router:
         self.workers: dict[TopicPartition, PartitionWorker] = {}
         self.consumer: AIOKafkaConsumer | None = None
         self._published: set[str] = set()
-        self.fatal: Exception | None = None
+        self.pending: set[TopicPartition] = set()
+        """Partitions assigned whose workers are not started yet (kept paused)."""
         self._describe_metrics()
 
     def _describe_metrics(self) -> None:
@@ -451,19 +539,30 @@ class Router:
             recipients=list(routed.decision.recipients),
         )
 
-    async def assign(self, assigned: Sequence[TopicPartition]) -> None:
-        """Start a worker for each newly assigned outbox partition and seek it to its offset."""
+    def partition_count(self, topic: str) -> int:
+        """How many partitions ``topic`` has (0 when unknown) from the consumer's metadata."""
+        consumer = self.consumer
+        partitions = consumer.partitions_for_topic(topic) if consumer is not None else None
+        return len(partitions) if partitions else 0
+
+    async def start_pending(self) -> None:
+        """Start workers for newly assigned partitions (fence, rebuild, seek), then resume them."""
         consumer = self.consumer
         assert consumer is not None
-        for tp in assigned:
-            if tp in self.workers:
-                continue
-            partitions = consumer.partitions_for_topic(tp.topic) or set()
-            worker = PartitionWorker(self, tp, len(partitions))
-            await worker.start()
-            self.workers[tp] = worker
-            await self._resume(worker)
-        log.info("router.assigned", partitions=[f"{tp.topic}/{tp.partition}" for tp in assigned])
+        assigned = consumer.assignment()
+        ready = [tp for tp in self.pending if tp in assigned and tp not in self.workers]
+        self.pending.clear()
+        workers = [
+            PartitionWorker(self, tp, len(consumer.partitions_for_topic(tp.topic) or ()))
+            for tp in ready
+        ]
+        await asyncio.gather(*(worker.start() for worker in workers))
+        for worker in workers:
+            self.workers[worker.tp] = worker
+            await self.resume_at_commit(worker)
+            worker.launch()
+            consumer.resume(worker.tp)
+        log.info("router.assigned", partitions=[f"{tp.topic}/{tp.partition}" for tp in ready])
 
     async def publish_agreements(self, aset: AgreementSet) -> None:
         """Keep ``aset`` in the agreements topic so an auditor can re-check its decisions."""
@@ -512,6 +611,8 @@ class Router:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             metadata_max_age_ms=int(self.tuning.topic_refresh * 1000),
+            session_timeout_ms=30_000,
+            heartbeat_interval_ms=3_000,
             max_poll_records=self.tuning.batch_size,
         )
         self.consumer = consumer
@@ -520,13 +621,11 @@ class Router:
         last_refresh = time.monotonic()
         try:
             while not stop.is_set():
-                if self.fatal is not None:
-                    raise self.fatal
+                if self.pending:
+                    async with self.lock:
+                        await self.start_pending()
                 batches = await consumer.getmany(timeout_ms=200, max_records=self.tuning.batch_size)
-                async with self.lock:
-                    await self._process(batches)
-                    for worker in list(self.workers.values()):
-                        await worker.checkpoint_if_due()
+                await self._dispatch(batches)
                 if time.monotonic() - last_refresh >= self.tuning.topic_refresh:
                     last_refresh = time.monotonic()
                     await self._refresh_sources()
@@ -534,47 +633,30 @@ class Router:
         finally:
             async with self.lock:
                 for worker in self.workers.values():
-                    await worker.stop()
+                    await worker.close()
                 self.workers.clear()
             await consumer.stop()
             self.consumer = None
             log.info("router.stopped")
 
-    async def _process(
+    async def _dispatch(
         self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> None:
-        jobs = []
+        """Hand each partition's records to its worker; wait for workers two batches behind."""
         for tp, records in batches.items():
             worker = self.workers.get(tp)
-            if worker is None or not records:
-                continue  # revoked between fetch and processing: the new owner resumes it
-            jobs.append(self._process_partition(worker, records))
-        if jobs:
-            await asyncio.gather(*jobs)
+            if worker is not None and records:
+                worker.queue.put_nowait(records)
+            # else: revoked between fetch and dispatch; the new owner resumes it
+        for worker in list(self.workers.values()):
+            task = worker.task
+            if task is not None and task.done():
+                failure = task.exception() if not task.cancelled() else None
+                raise failure or KafkaError(f"routing of {worker.tp} stopped")
+            if worker.queue.qsize() >= 2:
+                await worker.queue.join()
 
-    async def _process_partition(
-        self, worker: PartitionWorker, records: list[ConsumerRecord[bytes, bytes]]
-    ) -> None:
-        try:
-            await worker.process(records)
-        except ProducerFenced as exc:
-            raise KafkaError(
-                f"another router took over {worker.tp.topic}/{worker.tp.partition}; "
-                "this process must not route it any more"
-            ) from exc
-        except AioKafkaError as exc:
-            # The transaction was aborted: nothing of the batch is visible. Rebuild the
-            # memory from the audit chain and resume at the committed offset.
-            log.error(
-                "router.batch_aborted",
-                partition=f"{worker.tp.topic}/{worker.tp.partition}",
-                error=repr(exc),
-            )
-            await worker.stop()
-            await worker.start()
-            await self._resume(worker)
-
-    async def _resume(self, worker: PartitionWorker) -> None:
+    async def resume_at_commit(self, worker: PartitionWorker) -> None:
         """Seek ``worker``'s partition to the group's committed offset (after fencing)."""
         consumer = self.consumer
         assert consumer is not None

@@ -1,0 +1,397 @@
+"""Router benchmark: throughput against a bare transactional pass-through, latency, memory.
+
+Starts its own one-node Kafka with the project's launcher and measures, in one run:
+
+(a) a raw aiokafka consume-to-produce pass-through in transactions, same message sizes;
+(b) the router (decode, verify, policy, fan-out to 3 partners, audit, quarantine checks);
+the bare Ed25519 verify rate of the library the router uses; p50/p99 latency from
+publish to partner feed at a steady rate; and the router process's RSS while a
+backlog drains.
+
+Usage: python bench/bench_router.py [--messages 20000] [--backlog 100000] [--rate 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from border_exchange.adapters import kafka_launcher
+from border_exchange.adapters.kafka_settings import KafkaSettings
+from border_exchange.bootstrap import configure_logging
+from border_exchange.domain import naming
+from border_exchange.domain.catalog import AlertType
+from border_exchange.domain.encoding import decode_envelope, encode_envelope
+from border_exchange.domain.samples import sample_alert
+from border_exchange.domain.signing import seal
+from border_exchange.sandbox import Sandbox, make_sandbox, open_agreements
+from border_exchange.services.router import PolicyView, Router, RouterTuning
+
+IDS = ("CAF", "COD", "SSD", "UGA")
+ORIGIN = "CAF"
+PARTITIONS = 3
+PASSPHRASE = b"bench-passphrase"
+
+
+def _sandbox() -> Sandbox:
+    pairs = [(a, b) for i, a in enumerate(IDS) for b in IDS[i + 1 :]]
+    return make_sandbox(IDS, open_agreements(pairs))
+
+
+def _seal_many(box: Sandbox, count: int, origin: str = ORIGIN) -> list[tuple[bytes, bytes, str]]:
+    """``count`` signed, encoded wanted-person alerts from ``origin``: (key, value, message id)."""
+    template = sample_alert(AlertType.WANTED_PERSON, origin=origin, language="en")
+    template = type(template).model_validate(
+        {**template.model_dump(), "expires_at": datetime.now(UTC) + timedelta(days=30)}
+    )
+    out = []
+    now = datetime.now(UTC)
+    for _ in range(count):
+        envelope = seal(
+            template,
+            signing_key=box.keys[origin],
+            key_id=box.key_ids[origin],
+            message_id=uuid.uuid4().hex,
+            issued_at=now,
+            alert_id=uuid.uuid4().hex,
+        )
+        out.append(
+            (
+                envelope.header.alert_id.encode(),
+                encode_envelope(envelope),
+                envelope.header.message_id,
+            )
+        )
+    return out
+
+
+async def _create_topics(settings: KafkaSettings, extra: Sequence[str] = ()) -> None:
+    names = [(naming.QUARANTINE_TOPIC, 3), (naming.AGREEMENTS_TOPIC, 1)]
+    for p in IDS:
+        names += [(naming.outbox_topic(p), PARTITIONS), (naming.audit_topic(p), PARTITIONS)]
+        names += [(naming.feed_topic(p, q), PARTITIONS) for q in IDS if q != p]
+    names += [(name, PARTITIONS) for name in extra]
+    admin = AIOKafkaAdminClient(**settings.client_kwargs())
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, p, 1) for n, p in names])
+    finally:
+        await admin.close()
+
+
+async def _produce(
+    settings: KafkaSettings, topic: str, records: Sequence[tuple[bytes, bytes, str]]
+) -> None:
+    producer = AIOKafkaProducer(
+        **settings.client_kwargs(), acks="all", linger_ms=10, max_batch_size=512 * 1024
+    )
+    await producer.start()
+    try:
+        for key, value, _ in records:
+            await producer.send(topic, value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def _committed(settings: KafkaSettings, group: str, topic: str) -> int:
+    consumer = AIOKafkaConsumer(
+        **settings.client_kwargs(), group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        total = 0
+        for partition in range(PARTITIONS):
+            total += await consumer.committed(TopicPartition(topic, partition)) or 0
+        return total
+    finally:
+        await consumer.stop()
+
+
+async def _wait_committed(settings: KafkaSettings, group: str, topic: str, target: int) -> None:
+    while True:
+        if await _committed(settings, group, topic) >= target:
+            return
+        await asyncio.sleep(0.2)
+
+
+async def passthrough(
+    settings: KafkaSettings, source: str, sink: str, count: int, batch: int
+) -> float:
+    """(a) read ``source`` and copy every record to ``sink`` in transactions; records per second."""
+    group = f"bench.passthrough.{uuid.uuid4().hex[:6]}"
+    consumer = AIOKafkaConsumer(
+        source, **settings.client_kwargs(), group_id=group, isolation_level="read_committed",
+        enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=batch,
+    )  # fmt: skip
+    producers: dict[TopicPartition, AIOKafkaProducer] = {}
+    await consumer.start()
+    done = 0
+    started = time.perf_counter()
+    try:
+        while done < count:
+            batches = await consumer.getmany(timeout_ms=200, max_records=batch)
+            jobs = []
+            for tp, records in batches.items():
+                producer = producers.get(tp)
+                if producer is None:
+                    producer = AIOKafkaProducer(
+                        **settings.client_kwargs(), transactional_id=f"{group}.{tp.partition}",
+                        acks="all", linger_ms=2, max_batch_size=512 * 1024,
+                    )  # fmt: skip
+                    await producer.start()
+                    producers[tp] = producer
+                jobs.append(_copy(producer, consumer, group, tp, records, sink))
+                done += len(records)
+            await asyncio.gather(*jobs)
+        return count / (time.perf_counter() - started)
+    finally:
+        for producer in producers.values():
+            await producer.stop()
+        await consumer.stop()
+
+
+async def _copy(
+    producer: AIOKafkaProducer,
+    consumer: AIOKafkaConsumer,
+    group: str,
+    tp: TopicPartition,
+    records: list[Any],
+    sink: str,
+) -> None:
+    async with producer.transaction():
+        for record in records:
+            await producer.send(sink, record.value, key=record.key)
+        await producer.send_offsets_to_transaction({tp: records[-1].offset + 1}, group)
+
+
+def _pattern(origin: str) -> str:
+    """Each phase routes one origin's outbox, so no phase replays another's messages."""
+    return rf"^bx\.{origin}\.outbox$"
+
+
+def _router(settings: KafkaSettings, box: Sandbox, group: str, origin: str = ORIGIN) -> Router:
+    view = PolicyView.build(box.trust, box.agreements)
+    tuning = RouterTuning(group_id=group, checkpoint_interval=5.0, outbox_pattern=_pattern(origin))
+    return Router(settings, view, box.hub_key, box.key_ids["hub"], tuning=tuning)
+
+
+async def routed(settings: KafkaSettings, box: Sandbox, count: int) -> float:
+    """(b) drain ``count`` outbox records through the router; messages per second."""
+    group = f"{naming.ROUTER_GROUP}.bench.{uuid.uuid4().hex[:6]}"
+    router = _router(settings, box, group)
+    stop = asyncio.Event()
+    started = time.perf_counter()
+    task = asyncio.create_task(router.run(stop))
+    await _wait_committed(settings, group, naming.outbox_topic(ORIGIN), count)
+    elapsed = time.perf_counter() - started
+    stop.set()
+    await task
+    return count / elapsed
+
+
+async def latency(
+    settings: KafkaSettings, box: Sandbox, rate: int, seconds: float
+) -> tuple[float, float, int]:
+    """p50 and p99 ms from publish to a partner feed at a steady ``rate`` per second."""
+    group = f"{naming.ROUTER_GROUP}.bench.{uuid.uuid4().hex[:6]}"
+    origin = "COD"
+    feed = naming.feed_topic(ORIGIN, origin)
+    consumer = AIOKafkaConsumer(
+        feed, **settings.client_kwargs(), group_id=None, isolation_level="read_committed",
+        auto_offset_reset="latest", enable_auto_commit=False,
+    )  # fmt: skip
+    await consumer.start()
+    await consumer.seek_to_end()
+    records = _seal_many(box, int(rate * seconds), origin)
+
+    sent: dict[str, float] = {}
+    arrived: dict[str, float] = {}
+    router = _router(settings, box, group, origin)
+    stop = asyncio.Event()
+    task = asyncio.create_task(router.run(stop))
+    await asyncio.sleep(3)  # joined and assigned before the clock starts
+
+    async def receive() -> None:
+        while len(arrived) < len(records):
+            batch = await consumer.getmany(timeout_ms=500)
+            now = time.perf_counter()
+            for recs in batch.values():
+                for r in recs:
+                    arrived[decode_envelope(r.value).header.message_id] = now
+
+    receiver = asyncio.create_task(receive())
+    producer = AIOKafkaProducer(**settings.client_kwargs(), acks="all", linger_ms=0)
+    await producer.start()
+    start = time.perf_counter()
+    for i, (key, value, message_id) in enumerate(records):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        sent[message_id] = time.perf_counter()
+        await producer.send(naming.outbox_topic(origin), value, key=key)
+    await producer.flush()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(receiver, 60)
+    await producer.stop()
+    stop.set()
+    await task
+    await consumer.stop()
+    lat = sorted((arrived[m] - sent[m]) * 1000 for m in sent if m in arrived)
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+    return statistics.median(lat), p99, len(lat)
+
+
+def _rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def backlog_rss(
+    settings: KafkaSettings, box: Sandbox, count: int, directory: Path
+) -> tuple[list[int], float]:
+    """Drain a backlog of ``count`` messages with ``router run``; RSS samples (kB) and rate."""
+    origin = "SSD"
+    paths = box.write(directory, PASSPHRASE)
+    group = f"{naming.ROUTER_GROUP}.bench.{uuid.uuid4().hex[:6]}"
+    config = {
+        "kafka": {"bootstrap": settings.bootstrap, "security_protocol": settings.security_protocol,
+                  "username": settings.username, "password": settings.password},
+        "trust_store": str(paths["trust"]), "agreements": str(paths["agreements"]),
+        "agreement_history": str(directory / "history"), "signing_key": str(paths["key:hub"]),
+        "group_id": group, "metrics_port": 0, "outbox_pattern": _pattern(origin),
+    }  # fmt: skip
+    (directory / "router.yaml").write_text(yaml.safe_dump(config))
+    before = await _committed(settings, group, naming.outbox_topic(origin))
+    for start in range(0, count, 20_000):
+        await _produce(
+            settings,
+            naming.outbox_topic(origin),
+            _seal_many(box, min(20_000, count - start), origin),
+        )
+    total = before + count
+    env = {**os.environ, "BX_KEY_PASSPHRASE": PASSPHRASE.decode()}
+    log = (directory / "router.log").open("wb")
+    proc = subprocess.Popen(  # noqa: ASYNC220  # the router under test is a child process
+        [sys.executable, "-m", "border_exchange", "router", "run", "--config",
+         str(directory / "router.yaml"), "--log-level", "WARNING"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=kafka_launcher.die_with_parent,
+    )  # fmt: skip
+    samples: list[int] = []
+    started = time.perf_counter()
+    try:
+        existing = await _committed(settings, group, naming.outbox_topic(origin))
+        while existing < total:
+            samples.append(_rss_kb(proc.pid))
+            await asyncio.sleep(0.5)
+            existing = await _committed(settings, group, naming.outbox_topic(origin))
+            if proc.poll() is not None:
+                raise RuntimeError(f"router exited: see {directory / 'router.log'}")
+        elapsed = time.perf_counter() - started
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        log.close()
+    return samples, total / elapsed
+
+
+def bare_verify_rate(box: Sandbox, seconds: float = 2.0) -> float:
+    """Ed25519 verifications per second with the library the router uses (PyNaCl)."""
+    key = box.keys[ORIGIN]
+    message = os.urandom(300)
+    signed = key.sign(message)
+    verify = key.verify_key.verify
+    count = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        for _ in range(500):
+            verify(message, signed.signature)
+        count += 500
+    return count / (time.perf_counter() - started)
+
+
+def main(args: argparse.Namespace) -> None:
+    """Start Kafka, run every measurement, stop Kafka."""
+    configure_logging("WARNING")
+    print(f"starting a local Kafka {kafka_launcher.KAFKA_VERSION} ...", flush=True)
+    info = kafka_launcher.start_cluster(1)
+    settings = KafkaSettings(
+        info.client_bootstrap, "SASL_PLAINTEXT", info.admin_user, info.admin_password
+    )
+    try:
+        asyncio.run(measure(settings, args))
+    finally:
+        kafka_launcher.stop_cluster(info, remove=True)
+
+
+async def measure(settings: KafkaSettings, args: argparse.Namespace) -> None:
+    """Every measurement, on the cluster of ``settings``."""
+    box = _sandbox()
+    raw_in, raw_out = "bench.raw.in", "bench.raw.out"
+    await _create_topics(settings, (raw_in, raw_out))
+    print(f"sealing {args.messages} wanted-person alerts ...", flush=True)
+    records = _seal_many(box, args.messages)
+    size = statistics.mean(len(v) for _, v, _ in records)
+    await _produce(settings, raw_in, records)
+    await _produce(settings, naming.outbox_topic(ORIGIN), records)
+
+    verify = bare_verify_rate(box)
+    a = await passthrough(settings, raw_in, raw_out, len(records), 500)
+    b = await routed(settings, box, len(records))
+    verify_after = bare_verify_rate(box)
+    verify = (verify + verify_after) / 2
+    print()
+    print(f"message size (mean): {size:.0f} bytes, {len(records)} messages, 3 partitions")
+    print(f"(a) transactional pass-through: {a:,.0f} msg/s")
+    print(f"(b) router, verify + policy + fan-out to 3: {b:,.0f} msg/s ({3 * b:,.0f} copies/s)")
+    print(f"bare Ed25519 verify (PyNaCl): {verify:,.0f}/s")
+    print(f"ratio b/a: {b / a:.2f} (goal >= 0.5)")
+    print(f"ratio b/verify: {b / verify:.2f} (verification is the floor of the cost)")
+
+    p50, p99, n = await latency(settings, box, args.rate, args.seconds)
+    print(
+        f"latency publish->feed at {args.rate}/s over {n} messages: "
+        f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (goal p99 <= 100 ms)"
+    )
+
+    with tempfile.TemporaryDirectory(prefix="bx-bench-") as tmp:
+        samples, rate = await backlog_rss(settings, box, args.backlog, Path(tmp))
+    peak = max(samples) / 1024
+    quarter = max(1, len(samples) // 4)
+    early = max(samples[:quarter]) / 1024
+    late = max(samples[-quarter:]) / 1024
+    print(
+        f"backlog of {args.backlog:,}: drained at {rate:,.0f} msg/s by 'router run'; "
+        f"RSS peak {peak:.0f} MB, "
+        f"first quarter {early:.0f} MB, last quarter {late:.0f} MB (goal < 300 MB and flat)"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--backlog", type=int, default=100_000)
+    parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    main(parser.parse_args())
