@@ -140,7 +140,7 @@ async def test_every_refused_record_is_quarantined_with_its_reason_and_the_strea
         for _, record in map(decode_record, quarantined)
         if record["source_topic"] in {naming.outbox_topic(a), naming.outbox_topic(b)}
     ]
-    assert sorted(r["reason"] for r in ours) == sorted(bad), [(r["reason"], r["source_topic"], r["source_offset"], r["detail"]) for r in ours]
+    assert sorted(r["reason"] for r in ours) == sorted(bad), [r["detail"] for r in ours]
     assert all(r["original_value"] for r in ours)  # the original bytes are kept
 
 

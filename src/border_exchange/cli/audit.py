@@ -5,15 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from border_exchange.adapters.agreement_files import AgreementHistory
-from border_exchange.adapters.kafka_settings import KafkaSettings
+from border_exchange.adapters.config_file import kafka_settings_from_file
 from border_exchange.adapters.trust_file import load_trust_store
 from border_exchange.domain.audit_verify import Window
 from border_exchange.errors import ConfigError
@@ -89,22 +85,6 @@ def _window(args: argparse.Namespace) -> Window:
     return Window(start, end)
 
 
-def _settings(path: Path | None) -> KafkaSettings:
-    raw: dict[str, Any] = {}
-    if path is not None:
-        try:
-            document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except OSError as exc:
-            raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
-        kafka = document.get("kafka", {}) if isinstance(document, dict) else None
-        if not isinstance(kafka, dict):
-            raise ConfigError(f"{path}: 'kafka' must be a mapping")
-        raw = kafka
-    return KafkaSettings.from_mapping(raw, os.environ)
-
-
 def replay_command(args: argparse.Namespace) -> int:
     """Run ``audit replay``."""
     window = _window(args)
@@ -113,7 +93,7 @@ def replay_command(args: argparse.Namespace) -> int:
     progress = Progress(every=1e9) if args.quiet else Progress()
     verdict = asyncio.run(
         replay(
-            _settings(args.config),
+            kafka_settings_from_file(args.config),
             trust,
             ReplayRequest(window, participant=args.participant),
             history=history,
@@ -131,7 +111,7 @@ def disclosures_command(args: argparse.Namespace) -> int:
     window = _window(args)
     trust = load_trust_store(args.trust)
     found, problems = asyncio.run(
-        audit_entries(_settings(args.config), trust, args.participant, window)
+        audit_entries(kafka_settings_from_file(args.config), trust, args.participant, window)
     )
     if args.format == "json":
         print(

@@ -18,9 +18,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from border_exchange.adapters.config_file import kafka_settings_from_file
 from border_exchange.adapters.post_store import PostStore, StoredAlert
 from border_exchange.adapters.trust_file import load_trust_store
-from border_exchange.cli.publish import kafka_settings
 from border_exchange.domain.catalog import is_participant_id
 from border_exchange.domain.labels import LANGUAGES, Lang, label, language_from_environment
 from border_exchange.domain.naming import is_role_name
@@ -93,7 +93,7 @@ def run_post(args: argparse.Namespace) -> int:
         if not is_participant_id(partner):
             raise ConfigError(f"--from: {partner!r} is not a participant id")
     trust = load_trust_store(args.trust)
-    settings = kafka_settings(args.config)
+    settings = kafka_settings_from_file(args.config)
     config = PostConfig(participant, args.post, partners)
 
     async def run() -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from border_exchange.adapters.kafka_settings import KafkaSettings
+from border_exchange.adapters.config_file import kafka_settings_from_file
 from border_exchange.adapters.keyfiles import load_private_key, passphrase_from_env_or_prompt
 from border_exchange.adapters.trust_file import load_trust_store
 from border_exchange.domain.alerts import AlertInput, parse_alert
@@ -64,20 +64,6 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", type=Path, help="YAML file with a 'kafka' mapping (BX_KAFKA_* override it)"
     )
-
-
-def kafka_settings(config: Path | None) -> KafkaSettings:
-    """Connection settings from ``config``'s ``kafka`` mapping and the ``BX_KAFKA_*`` variables."""
-    raw: Mapping[str, Any] = {}
-    if config is not None:
-        try:
-            document = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read {config}: {exc}") from exc
-        if not isinstance(document, Mapping) or not isinstance(document.get("kafka", {}), Mapping):
-            raise ConfigError(f"{config}: expected a mapping with a 'kafka' mapping")
-        raw = document.get("kafka", {})
-    return KafkaSettings.from_mapping(raw)
 
 
 @dataclass(frozen=True)
@@ -155,7 +141,7 @@ def run_publish(args: argparse.Namespace) -> int:
     if not items:
         raise ConfigError("no alert in the files given")
     key, key_id, trust = _signing(args)
-    settings = kafka_settings(args.config)
+    settings = kafka_settings_from_file(args.config)
 
     async def publish() -> tuple[list[Receipt], list[Item]]:
         async with Gateway(settings, args.participant, key, key_id, trust) as gateway:
@@ -200,7 +186,7 @@ def run_publish(args: argparse.Namespace) -> int:
 def run_cancel(args: argparse.Namespace) -> int:
     """Publish the cancellation of ``ALERT_ID``."""
     key, key_id, trust = _signing(args)
-    settings = kafka_settings(args.config)
+    settings = kafka_settings_from_file(args.config)
 
     async def cancel() -> Receipt:
         async with Gateway(settings, args.participant, key, key_id, trust) as gateway:

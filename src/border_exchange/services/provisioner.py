@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from border_exchange.adapters.config_file import kafka_settings_from, read_config_file
 from border_exchange.adapters.kafka_admin import apply_plan, read_state
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.domain.provisioning import Plan, plan
@@ -38,15 +39,10 @@ class ProvisionResult:
 
 def load_admin_settings(path: str | Path, env: Mapping[str, str] | None = None) -> KafkaSettings:
     """The administrator's connection from a YAML file ``{kafka: {bootstrap, ...}}``."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read admin config {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"admin config {path} is not valid YAML: {exc}") from exc
-    if not isinstance(raw, Mapping) or not isinstance(raw.get("kafka"), Mapping):
+    config = read_config_file(path)
+    if not isinstance(config.get("kafka"), Mapping):
         raise ConfigError(f"admin config {path}: expected a mapping with a 'kafka' section")
-    return KafkaSettings.from_mapping(raw["kafka"], env)
+    return kafka_settings_from(config, str(path), env)
 
 
 def read_secrets(path: Path) -> dict[str, str]:
