@@ -428,6 +428,7 @@ class PartitionWorker:
         due = time.monotonic() - self.last_checkpoint >= self.router.tuning.checkpoint_interval
         if self.head.since_checkpoint == 0 or not due:
             return
+        self.state.prune(self.router.clock(), self.router.tuning.rules)
         outputs: list[_Output] = []
         head_before = self.head
         self.head = self._checkpoint(self.head, self.router.clock(), outputs)

@@ -1,0 +1,221 @@
+"""The router's per-record function: each refusal has its reason, the memory rebuilds exactly."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from nacl.signing import SigningKey
+
+from border_exchange.domain import naming
+from border_exchange.domain.alerts import AlertInput
+from border_exchange.domain.audit import (
+    AuditKind,
+    ChainHead,
+    decision_record,
+    encode_audit,
+    quarantine_audit_record,
+)
+from border_exchange.domain.catalog import AlertType
+from border_exchange.domain.encoding import decode_record, encode_envelope
+from border_exchange.domain.envelope import Envelope
+from border_exchange.domain.policy import PolicyIndex
+from border_exchange.domain.routing import (
+    Inbound,
+    PartitionState,
+    QuarantineReason,
+    Refused,
+    Routed,
+    RoutingRules,
+    replay_audit,
+    route,
+)
+from border_exchange.domain.samples import sample_alert
+from border_exchange.domain.signing import seal, verify_trusted
+from border_exchange.sandbox import Sandbox, make_sandbox, open_agreements
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+AGREEMENTS = """
+version: "unit"
+agreements:
+  - id: CAF-COD
+    parties: [CAF, COD]
+    status: active
+    effective_from: 2026-01-01T00:00:00Z
+    flows:
+      - from: CAF
+        to: COD
+        types:
+          WANTED_PERSON: {sections: [identity, offence, contact], max_handling: H3}
+"""
+
+
+@pytest.fixture(scope="module")
+def box() -> Sandbox:
+    return make_sandbox(["CAF", "COD", "SSD"], AGREEMENTS)
+
+
+def _alert(box: Sandbox, **changes: Any) -> AlertInput:
+    base = sample_alert(AlertType.WANTED_PERSON, origin="CAF", alert_id=uuid.uuid4().hex)
+    values = {"expires_at": NOW + timedelta(days=30), **changes}
+    return type(base).model_validate({**base.model_dump(), **values})
+
+
+def _seal(box: Sandbox, alert: AlertInput, issued_at: datetime = NOW, **kw: Any) -> Envelope:
+    return seal(
+        alert,
+        signing_key=kw.get("key", box.keys[alert.origin]),
+        key_id=kw.get("key_id", box.key_ids[alert.origin]),
+        message_id=uuid.uuid4().hex,
+        issued_at=issued_at,
+    )
+
+
+def _route(
+    box: Sandbox,
+    envelope: Envelope | None,
+    state: PartitionState,
+    *,
+    topic: str = "bx.CAF.outbox",
+    key: bytes | None = None,
+    value: bytes | None = None,
+    partition: int = 0,
+) -> Routed | Refused:
+    if envelope is not None:
+        key = key if key is not None else envelope.header.alert_id.encode()
+        value = encode_envelope(envelope)
+    return route(
+        Inbound(topic, partition, 7, key, value),
+        expected_partition=0,
+        trust=box.trust,
+        policy=PolicyIndex.build(box.agreements, box.trust.participants),
+        now=NOW,
+        rules=RoutingRules(),
+        state=state,
+    )
+
+
+def _reason(result: Routed | Refused) -> QuarantineReason:
+    assert isinstance(result, Refused), result
+    return result.reason
+
+
+def test_a_permitted_partner_gets_only_its_sections_and_the_copy_verifies(box: Sandbox) -> None:
+    envelope = _seal(box, _alert(box))
+    result = _route(box, envelope, PartitionState())
+    assert isinstance(result, Routed)
+    assert [name for name, _ in result.copies] == ["COD"]
+    copy = result.copies[0][1]
+    assert copy.present_sections == {"identity", "offence", "contact"}
+    verify_trusted(copy, box.trust)
+    assert result.decision.outcomes["SSD"].delivered is False
+
+
+def test_each_refusal_names_its_reason(box: Sandbox) -> None:
+    good = _seal(box, _alert(box))
+    stranger = SigningKey.generate()
+    cases = {
+        QuarantineReason.MALFORMED: _route(box, None, PartitionState(), key=b"k", value=b"junk"),
+        QuarantineReason.KEY_MISMATCH: _route(box, good, PartitionState(), key=b"other"),
+        QuarantineReason.ORIGIN_MISMATCH: _route(
+            box, good, PartitionState(), topic="bx.SSD.outbox"
+        ),
+        QuarantineReason.UNKNOWN_KEY: _route(
+            box, _seal(box, _alert(box), key=stranger, key_id="CAF-x"), PartitionState()
+        ),
+        QuarantineReason.BAD_SIGNATURE: _route(
+            box, replace(good, signature=bytes(64)), PartitionState()
+        ),
+        QuarantineReason.EXPIRED: _route(
+            box,
+            _seal(box, _alert(box, expires_at=NOW - timedelta(hours=1)), NOW - timedelta(days=1)),
+            PartitionState(),
+        ),
+        QuarantineReason.FUTURE_DATED: _route(
+            box, _seal(box, _alert(box), NOW + timedelta(minutes=6)), PartitionState()
+        ),
+    }
+    for reason, result in cases.items():
+        assert _reason(result) is reason
+
+
+def test_a_record_on_the_wrong_partition_is_refused(box: Sandbox) -> None:
+    envelope = _seal(box, _alert(box))
+    assert _reason(_route(box, envelope, PartitionState(), partition=1)) is (
+        QuarantineReason.WRONG_PARTITION
+    )
+
+
+def test_a_replay_a_stale_version_and_anything_after_a_cancel_are_refused(box: Sandbox) -> None:
+    state = PartitionState()
+    first = _seal(box, _alert(box))
+    routed = _route(box, first, state)
+    assert isinstance(routed, Routed)
+    state.apply_routed(first.header, routed.decision.recipients)
+    assert _reason(_route(box, first, state)) is QuarantineReason.REPLAYED
+
+    alert_id = first.header.alert_id
+    again = _seal(box, _alert(box, alert_id=alert_id, version=1))  # a new message, old version
+    assert _reason(_route(box, again, state)) is QuarantineReason.STALE_VERSION
+
+    cancel = _seal(
+        box,
+        _alert(
+            box, alert_id=alert_id, version=3, operation="CANCEL", cancel_reason="x", sections={}
+        ),
+    )
+    routed = _route(box, cancel, state)
+    assert isinstance(routed, Routed)
+    assert routed.decision.recipients == ("COD",)  # every earlier recipient
+    state.apply_routed(cancel.header, routed.decision.recipients)
+    later = _seal(box, _alert(box, alert_id=alert_id, version=4, operation="UPDATE"))
+    assert _reason(_route(box, later, state)) is QuarantineReason.ALERT_CANCELLED
+
+
+def test_the_memory_rebuilt_from_the_audit_chain_equals_the_live_one() -> None:
+    box = make_sandbox(["CAF", "COD", "SSD"], open_agreements([("CAF", "COD"), ("CAF", "SSD")]))
+    live = PartitionState()
+    head = ChainHead(naming.outbox_topic("CAF") + "/0")
+    chain: list[bytes] = []
+    alert_id = uuid.uuid4().hex
+    messages = [
+        _seal(box, _alert(box, alert_id=alert_id)),
+        _seal(box, _alert(box, alert_id=alert_id, version=2, operation="UPDATE")),
+        _seal(box, _alert(box)),
+    ]
+    messages.append(messages[0])  # a replay, quarantined
+    for offset, envelope in enumerate(messages):
+        result = _route(box, envelope, live)
+        if isinstance(result, Routed):
+            record = decision_record(
+                head, NOW, offset, envelope.header, envelope.present_sections,
+                result.decision, result.earlier_recipients,
+            )  # fmt: skip
+            live.apply_routed(envelope.header, result.decision.recipients)
+            kind = AuditKind.DECISION
+        else:
+            record = quarantine_audit_record(
+                head, NOW, offset, result.reason.value, result.detail, result.header
+            )
+            live.apply_refused(result.header, result.reason.value)
+            kind = AuditKind.QUARANTINE
+        data = encode_audit(record)
+        chain.append(data)
+        head = head.after(data, kind)
+
+    rebuilt = PartitionState()
+    for data in chain:
+        replay_audit(rebuilt, decode_record(data)[1])
+    assert rebuilt.alerts == live.alerts
+    assert rebuilt.seen == live.seen
+    assert live.alerts[alert_id].recipients == {"COD", "SSD"}
+    assert live.alerts[alert_id].last_version == 2
+
+
+def test_expired_message_ids_are_forgotten() -> None:
+    state = PartitionState(seen={"old": NOW - timedelta(days=1), "new": NOW + timedelta(days=1)})
+    assert state.prune(NOW, RoutingRules()) == 1
+    assert set(state.seen) == {"new"}
