@@ -8,6 +8,7 @@ them; each test then tampers with what an administrator could touch and replays.
 from __future__ import annotations
 
 import dataclasses
+import gc
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -599,3 +600,16 @@ def test_disclosures_list_what_each_recipient_received_and_under_which_agreement
         ("msg-1", "SSD", ("identity", "documents", "description", "photo", "offence", "remarks",
                           "contact"), "CAF-SSD"),
     ]  # fmt: skip
+
+
+def test_a_replay_leaves_the_cycle_collector_as_it_found_it() -> None:
+    world = routed_world()
+    assert gc.isenabled()
+    assert world.replay().clean
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert world.replay().clean
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

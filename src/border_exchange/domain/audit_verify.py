@@ -25,8 +25,10 @@ copy whose outbox copy was not replayed is verified in full.
 
 from __future__ import annotations
 
+import gc
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -806,7 +808,8 @@ class Replay:
 
     def add_chain(self, topic: str, partition: int, logs: Sequence[LogRecord]) -> ChainCheck:
         """Add one audit partition's records, in offset order, and check its chain."""
-        check = verify_chain(topic, partition, logs, self.trust)
+        with _cyclic_gc_paused():
+            check = verify_chain(topic, partition, logs, self.trust)
         self._chains[(topic, partition)] = check
         return check
 
@@ -830,7 +833,26 @@ class Replay:
 
     def verdict(self) -> Verdict:
         """Check everything added and return the verdict."""
-        return _Verdict(self).run()
+        with _cyclic_gc_paused():
+            return _Verdict(self).run()
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while a replay builds its (acyclic) values.
+
+    A replay keeps every decoded record and verified copy until the verdict, so the
+    collector's full passes, which grow with everything alive, took about a quarter of
+    the replay's time while finding nothing to free; reference counting still frees
+    everything as usual. The previous state is restored on the way out.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class _Verdict:
