@@ -81,7 +81,8 @@ def _base(head: ChainHead, kind: AuditKind, recorded_at: datetime) -> dict[str, 
     }
 
 
-def _header_fields(header: Header) -> dict[str, Any]:
+def header_fields(header: Header) -> dict[str, Any]:
+    """The header fields an audit record repeats, as the record holds them."""
     return {
         "message_id": header.message_id,
         "alert_id": header.alert_id,
@@ -132,7 +133,7 @@ def decision_record(
             )
     return {
         **_base(head, AuditKind.DECISION, recorded_at),
-        **_header_fields(header),
+        **header_fields(header),
         "source_offset": source_offset,
         "sections": sorted(present_sections),
         "agreement_set": decision.agreement_set,
@@ -153,7 +154,7 @@ def quarantine_audit_record(
     """The audit record of a refused outbox record."""
     return {
         **_base(head, AuditKind.QUARANTINE, recorded_at),
-        **(_header_fields(header) if header is not None else {}),
+        **(header_fields(header) if header is not None else {}),
         "source_offset": source_offset,
         "quarantine_reason": reason,
         "quarantine_detail": detail,

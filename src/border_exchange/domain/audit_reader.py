@@ -12,60 +12,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from border_exchange.domain.avro_binary import read_block as _block
+from border_exchange.domain.avro_binary import read_bytes as _bytes
+from border_exchange.domain.avro_binary import read_long as _long
+from border_exchange.domain.avro_binary import read_string as _string
 from border_exchange.errors import DecodeError
 
 AUDIT_FINGERPRINT: Final = bytes.fromhex("9eba8176729c68b8")
 """Fingerprint of the audit record schema this reader implements (checked by a test)."""
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_MAX_SHIFT: Final = 63
-
-
-def _long(data: bytes, pos: int) -> tuple[int, int]:
-    """A zigzag varint at ``pos``: its value and the position after it."""
-    byte = data[pos]
-    if byte < 0x80:
-        return (byte >> 1) ^ -(byte & 1), pos + 1
-    result = byte & 0x7F
-    shift = 7
-    pos += 1
-    while True:
-        if shift > _MAX_SHIFT:
-            raise DecodeError("malformed audit record: varint longer than 10 bytes")
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return (result >> 1) ^ -(result & 1), pos
-        shift += 7
-
-
-def _bytes(data: bytes, pos: int) -> tuple[bytes, int]:
-    """Length-prefixed bytes at ``pos`` and the position after them."""
-    size = data[pos]
-    if size < 0x80 and not size & 1:
-        size >>= 1
-        pos += 1
-    else:
-        size, pos = _long(data, pos)
-    end = pos + size
-    if size < 0 or end > len(data):
-        raise DecodeError("malformed audit record: length beyond the end of the data")
-    return data[pos:end], end
-
-
-def _string(data: bytes, pos: int) -> tuple[str, int]:
-    """A length-prefixed UTF-8 string at ``pos`` and the position after it."""
-    size = data[pos]
-    if size < 0x80 and not size & 1:
-        size >>= 1
-        pos += 1
-    else:
-        size, pos = _long(data, pos)
-    end = pos + size
-    if size < 0 or end > len(data):
-        raise DecodeError("malformed audit record: length beyond the end of the data")
-    return data[pos:end].decode("utf-8"), end
 
 
 def _branch(data: bytes, pos: int, field: str) -> bool:
@@ -99,15 +55,6 @@ def _optional_time(data: bytes, pos: int, field: str) -> tuple[datetime | None, 
         micros, pos = _long(data, pos + 1)
         return _time(micros), pos
     return None, pos + 1
-
-
-def _block(data: bytes, pos: int) -> tuple[int, int]:
-    """The item count of the next array block (skipping its byte size when given)."""
-    count, pos = _long(data, pos)
-    if count < 0:
-        _, pos = _long(data, pos)
-        count = -count
-    return count, pos
 
 
 def _strings(data: bytes, pos: int) -> tuple[list[str], int]:

@@ -44,6 +44,7 @@ from border_exchange.domain.audit import (
     chain_hash,
     chain_id,
     head_signing_input,
+    header_fields,
 )
 from border_exchange.domain.audit_reader import AUDIT_FINGERPRINT, read_audit
 from border_exchange.domain.catalog import ActionOnHit, AlertType, HandlingCode, Operation
@@ -530,22 +531,6 @@ _HEADER_FIELDS: Final = (
     "issued_at",
     "expires_at",
 )
-
-
-def _header_values(envelope: Envelope) -> dict[str, Any]:
-    header = envelope.header
-    return {
-        "message_id": header.message_id,
-        "alert_id": header.alert_id,
-        "version": header.version,
-        "origin": header.origin,
-        "alert_type": header.alert_type.value,
-        "operation": header.operation.value,
-        "handling_code": header.handling_code.value,
-        "action_on_hit": header.action_on_hit.value,
-        "issued_at": header.issued_at,
-        "expires_at": header.expires_at,
-    }
 
 
 def _outcome_key(
@@ -1081,7 +1066,7 @@ class _Verdict:
                 f"decided at audit offset {entry.log.offset} but is no envelope: {exc}",
             )
             return
-        actual = _header_values(envelope)
+        actual = header_fields(envelope.header)
         differing = [name for name in _HEADER_FIELDS if entry.record.get(name) != actual[name]]
         if sorted(envelope.present_sections) != list(entry.record.get("sections") or ()):
             differing.append("sections")

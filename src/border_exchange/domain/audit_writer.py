@@ -11,25 +11,12 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from border_exchange.domain.avro_binary import write_bytes as _bytes
+from border_exchange.domain.avro_binary import write_long as _long
+from border_exchange.domain.avro_binary import write_string as _string
+
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO: Final = timedelta(microseconds=1)
-
-
-def _long(value: int, out: bytearray) -> None:
-    n = (value << 1) ^ (value >> 63)
-    while n & ~0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-
-
-def _bytes(value: bytes, out: bytearray) -> None:
-    _long(len(value), out)
-    out += value
-
-
-def _string(value: str, out: bytearray) -> None:
-    _bytes(value.encode(), out)
 
 
 def _micros(value: datetime) -> int:

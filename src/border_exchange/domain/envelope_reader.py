@@ -13,6 +13,10 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Final, TypeVar
 
+from border_exchange.domain.avro_binary import read_block as _block
+from border_exchange.domain.avro_binary import read_bytes as _raw
+from border_exchange.domain.avro_binary import read_long as _long
+from border_exchange.domain.avro_binary import read_string as _str
 from border_exchange.domain.catalog import (
     ActionOnHit,
     AlertType,
@@ -42,53 +46,6 @@ _FINGERPRINT_SIZE: Final = 8
 _T = TypeVar("_T")
 
 
-def _long(data: bytes, pos: int) -> tuple[int, int]:
-    """A zigzag varint at ``pos``: its value and the position after it."""
-    byte = data[pos]
-    if byte < 0x80:
-        return (byte >> 1) ^ -(byte & 1), pos + 1
-    result = byte & 0x7F
-    shift = 7
-    pos += 1
-    while True:
-        if shift > 63:
-            raise DecodeError("malformed envelope: varint longer than 10 bytes")
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return (result >> 1) ^ -(result & 1), pos
-        shift += 7
-
-
-def _raw(data: bytes, pos: int) -> tuple[bytes, int]:
-    """Length-prefixed bytes at ``pos`` and the position after them."""
-    size = data[pos]
-    if size < 0x80:
-        size = (size >> 1) ^ -(size & 1)
-        pos += 1
-    else:
-        size, pos = _long(data, pos)
-    end = pos + size
-    if size < 0 or end > len(data):
-        raise DecodeError("malformed envelope: length beyond the end of the data")
-    return data[pos:end], end
-
-
-def _str(data: bytes, pos: int) -> tuple[str, int]:
-    """A length-prefixed UTF-8 string at ``pos`` and the position after it."""
-    size = data[pos]
-    if size < 0x80:
-        size = (size >> 1) ^ -(size & 1)
-        pos += 1
-    else:
-        size, pos = _long(data, pos)
-    end = pos + size
-    if size < 0 or end > len(data):
-        raise DecodeError("malformed envelope: length beyond the end of the data")
-    return data[pos:end].decode("utf-8"), end
-
-
 def _symbol(data: bytes, pos: int, symbols: tuple[_T, ...]) -> tuple[_T, int]:
     """An enum symbol (or union branch) of ``symbols`` at ``pos``."""
     index = data[pos]
@@ -107,15 +64,6 @@ def _fixed(data: bytes, pos: int, size: int) -> tuple[bytes, int]:
     if end > len(data):
         raise DecodeError("malformed envelope: fixed value beyond the end of the data")
     return data[pos:end], end
-
-
-def _block(data: bytes, pos: int) -> tuple[int, int]:
-    """The item count of the next array block (skipping its byte size when given)."""
-    count, pos = _long(data, pos)
-    if count < 0:
-        _, pos = _long(data, pos)
-        count = -count
-    return count, pos
 
 
 _BRANCH: Final = (False, True)
