@@ -14,6 +14,7 @@ import string
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 
@@ -37,7 +38,9 @@ from border_exchange.adapters.kafka_security import (
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.domain import naming
 from border_exchange.domain.acl import user
+from border_exchange.domain.audit import QUARANTINE_SCHEMA
 from border_exchange.domain.catalog import ParticipantKind
+from border_exchange.domain.encoding import encode_record
 from border_exchange.domain.trust import Hub, Participant, TrustStore
 from border_exchange.services.provisioner import provision, read_secrets
 from tests.conftest import KafkaCluster
@@ -118,6 +121,7 @@ async def produce(
     transactional_id: str | None = None,
     *,
     idempotent: bool = True,
+    value: bytes = b"record",
 ) -> None:
     """Write one record to ``topic`` (in a transaction when ``transactional_id`` is given)."""
     producer = AIOKafkaProducer(
@@ -130,12 +134,26 @@ async def produce(
         try:
             await producer.start()
             if transactional_id is None:
-                await producer.send_and_wait(topic, b"record", key=b"k")
+                await producer.send_and_wait(topic, value, key=b"k")
             else:
                 async with producer.transaction():
-                    await producer.send(topic, b"record", key=b"k")
+                    await producer.send(topic, value, key=b"k")
         finally:
             await producer.stop()
+
+
+def _quarantine_record(participant: str) -> bytes:
+    return encode_record(
+        QUARANTINE_SCHEMA,
+        {
+            "source_topic": naming.outbox_topic(participant),
+            "source_partition": 0,
+            "source_offset": 0,
+            "reason": "MALFORMED",
+            "detail": "written by the ACL test",
+            "quarantined_at": datetime.now(UTC),
+        },
+    )
 
 
 async def read(settings: KafkaSettings, topic: str) -> int:
@@ -252,7 +270,9 @@ async def test_each_permitted_action_works(world: World) -> None:
     await produce(router, naming.feed_topic(b, a), naming.ROUTER_TXN_PREFIX + "0")
     await produce(router, naming.audit_topic(a))
     assert await read(router, naming.audit_topic(a)) >= 1  # to rebuild its memory on start
-    await produce(router, naming.QUARANTINE_TOPIC)
+    # The quarantine is shared with every other test: write a well-formed record that
+    # names this test's own outbox, which other readers pass over.
+    await produce(router, naming.QUARANTINE_TOPIC, value=_quarantine_record(a))
     assert await read_in_group(post_b, naming.feed_topic(b, a), naming.post_group(b, "beta")) >= 1
     assert await read(world.login(naming.gateway_principal(b)), naming.feed_topic(b, a)) >= 0
     assert await read(auditor, naming.audit_topic(a)) >= 1

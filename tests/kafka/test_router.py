@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 from nacl.signing import SigningKey
 
+from border_exchange.adapters.agreement_files import AgreementSource
+from border_exchange.bootstrap import PolicySource
 from border_exchange.domain import naming
 from border_exchange.domain.agreements import parse_agreement_set
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import decode_record, encode_envelope
 from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.signing import verify_trusted
-from border_exchange.sandbox import open_agreements
+from border_exchange.sandbox import make_sandbox, open_agreements, trust_store_yaml
 from border_exchange.services.router import PolicyView
 from tests.conftest import KafkaCluster
-from tests.exchange import make_exchange, running, with_extra_key
+from tests.exchange import (
+    Exchange,
+    create_topics,
+    make_exchange,
+    random_ids,
+    running,
+    with_extra_key,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -190,3 +202,37 @@ async def test_updates_follow_the_agreements_and_a_cancel_reaches_every_earlier_
     assert [e.header.version for e in to_c] == [1, 3]  # no update, but the cancel
     assert to_c[-1].header.operation.value == "CANCEL"
     assert to_c[-1].header.cancel_reason == "arrested in Bangui"
+
+
+async def test_a_participant_added_to_the_trust_store_is_routed_without_a_restart(
+    kafka: KafkaCluster, tmp_path: Path
+) -> None:
+    ids = random_ids(3)
+    a, b, c = ids
+    full = make_sandbox(ids, open_agreements([(a, b), (a, c)]))
+    before = replace(
+        full.trust,
+        participants=MappingProxyType({p: full.trust.participants[p] for p in (a, b)}),
+    )
+    trust_file, agreements_file = tmp_path / "trust.yaml", tmp_path / "agreements.yaml"
+    trust_file.write_text(trust_store_yaml(before))
+    agreements_file.write_text(open_agreements([(a, b)]))
+    await create_topics(kafka.admin, [a, b])
+    source = AgreementSource(agreements_file, before.participants, tmp_path / "history")
+    ex = Exchange(kafka, replace(full, trust=before, agreements=source.load()), ids)
+    router = ex.router(topic_refresh=0.5)
+    router.sources = (PolicySource(trust_file, source, before),)
+
+    async with running(router):
+        await asyncio.sleep(2)
+        # Onboarding: its topics are provisioned, then the trust store and agreements change.
+        await create_topics(kafka.admin, ids)
+        trust_file.write_text(trust_store_yaml(full.trust))
+        agreements_file.write_text(open_agreements([(a, b), (a, c)]))
+        ex.sandbox = full
+        envelope = ex.seal(ex.alert(AlertType.BORDER_INCIDENT, c))
+        await asyncio.sleep(3)
+        await ex.publish(envelope)
+        delivered = await ex.feed(a, c, expect=1)
+
+    assert [e.header.message_id for e in delivered] == [envelope.header.message_id]

@@ -174,8 +174,12 @@ async def test_two_routers_share_the_work_across_a_stop_and_a_start(
     publishing = asyncio.create_task(_publish_steadily(ex, envelopes, seconds=12))
     async with running(ex.router(batch_size=200)):
         async with running(ex.router(batch_size=200)) as second:
-            await asyncio.sleep(4)
+            for _ in range(60):
+                await asyncio.sleep(0.5)
+                if second.workers:
+                    break
             assert second.workers, "the second router was given no partition"
+            await asyncio.sleep(2)
         # The second router stopped cleanly mid-stream; now it comes back.
         await asyncio.sleep(3)
         async with running(ex.router(batch_size=200)):

@@ -113,7 +113,7 @@ def test_explain_honours_handling_and_time(trust: Path, capsys: pytest.CaptureFi
     argv += ["--from", "COD", "--type", "WANTED_PERSON", "--handling", "H3"]
     assert main([*argv, "--at", "2026-06-01T00:00:00Z"]) == 0
     assert "CAF         deny     HANDLING_ABOVE_LIMIT" in capsys.readouterr().out
-    assert main([*argv, "--at", "2027-01-01T00:00:00+00:00"]) == 0
+    assert main([*argv, "--at", "2031-01-01T00:00:00+00:00"]) == 0
     assert "CAF         deny     EXPIRED" in capsys.readouterr().out
 
 

@@ -23,8 +23,8 @@ from typing import Any, Final
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import IllegalStateError, ProducerFenced
 from aiokafka.errors import KafkaError as AioKafkaError
-from aiokafka.errors import ProducerFenced
 from aiokafka.partitioner import murmur2
 from nacl.signing import SigningKey
 
@@ -558,12 +558,20 @@ class Router:
             for tp in ready
         ]
         await asyncio.gather(*(worker.start() for worker in workers))
+        started = []
         for worker in workers:
+            try:
+                await self.resume_at_commit(worker)
+                consumer.resume(worker.tp)
+            except (AssertionError, IllegalStateError):
+                # The subscription changed meanwhile (a new outbox appeared): the next
+                # assignment brings this partition back, with a fresh worker.
+                await worker.stop_producer()
+                continue
             self.workers[worker.tp] = worker
-            await self.resume_at_commit(worker)
             worker.launch()
-            consumer.resume(worker.tp)
-        log.info("router.assigned", partitions=[f"{tp.topic}/{tp.partition}" for tp in ready])
+            started.append(worker.tp)
+        log.info("router.assigned", partitions=[f"{tp.topic}/{tp.partition}" for tp in started])
 
     async def publish_agreements(self, aset: AgreementSet) -> None:
         """Keep ``aset`` in the agreements topic so an auditor can re-check its decisions."""
@@ -597,7 +605,10 @@ class Router:
         for tp in list(self.workers):
             highwater = consumer.highwater(tp) if tp in assigned else None
             if highwater is not None:
-                lag = highwater - await consumer.position(tp)
+                try:
+                    lag = highwater - await consumer.position(tp)
+                except (AssertionError, IllegalStateError):
+                    continue  # reassigned while asking: the next round measures it
                 self.metrics.set(
                     "consumer_lag", lag, labels={"partition": f"{tp.topic}/{tp.partition}"}
                 )
