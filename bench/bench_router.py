@@ -207,10 +207,43 @@ async def routed(settings: KafkaSettings, box: Sandbox, count: int) -> float:
     return count / elapsed
 
 
+def _router_process(
+    settings: KafkaSettings, box: Sandbox, directory: Path, origin: str, group: str
+) -> subprocess.Popen[bytes]:
+    """``border-exchange router run`` for ``origin``'s outbox, as the router runs for real."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = box.write(directory, PASSPHRASE)
+    config = {
+        "kafka": {"bootstrap": settings.bootstrap, "security_protocol": settings.security_protocol,
+                  "username": settings.username, "password": settings.password},
+        "trust_store": str(paths["trust"]), "agreements": str(paths["agreements"]),
+        "agreement_history": str(directory / "history"), "signing_key": str(paths["key:hub"]),
+        "group_id": group, "metrics_port": 0, "outbox_pattern": _pattern(origin),
+    }  # fmt: skip
+    (directory / "router.yaml").write_text(yaml.safe_dump(config))
+    env = {**os.environ, "BX_KEY_PASSPHRASE": PASSPHRASE.decode()}
+    with (directory / "router.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "border_exchange", "router", "run", "--config",
+             str(directory / "router.yaml"), "--log-level", "WARNING"],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=kafka_launcher.die_with_parent,
+        )  # fmt: skip
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(60)
+
+
 async def latency(
-    settings: KafkaSettings, box: Sandbox, rate: int, seconds: float
+    settings: KafkaSettings, box: Sandbox, rate: int, seconds: float, directory: Path
 ) -> tuple[float, float, int]:
-    """p50 and p99 ms from publish to a partner feed at a steady ``rate`` per second."""
+    """p50 and p99 ms from publish to a partner feed at a steady ``rate`` per second.
+
+    The router runs as its own process, as in production; this process publishes and
+    receives.
+    """
     group = f"{naming.ROUTER_GROUP}.bench.{uuid.uuid4().hex[:6]}"
     origin = "COD"
     feed = naming.feed_topic(ORIGIN, origin)
@@ -224,10 +257,8 @@ async def latency(
 
     sent: dict[str, float] = {}
     arrived: dict[str, float] = {}
-    router = _router(settings, box, group, origin)
-    stop = asyncio.Event()
-    task = asyncio.create_task(router.run(stop))
-    await asyncio.sleep(3)  # joined and assigned before the clock starts
+    router = _router_process(settings, box, directory, origin, group)
+    await asyncio.sleep(8)  # started, joined and assigned before the clock starts
 
     async def receive() -> None:
         while len(arrived) < len(records):
@@ -251,8 +282,7 @@ async def latency(
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(receiver, 60)
     await producer.stop()
-    stop.set()
-    await task
+    _stop(router)
     await consumer.stop()
     lat = sorted((arrived[m] - sent[m]) * 1000 for m in sent if m in arrived)
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
@@ -271,16 +301,7 @@ async def backlog_rss(
 ) -> tuple[list[int], float]:
     """Drain a backlog of ``count`` messages with ``router run``; RSS samples (kB) and rate."""
     origin = "SSD"
-    paths = box.write(directory, PASSPHRASE)
     group = f"{naming.ROUTER_GROUP}.bench.{uuid.uuid4().hex[:6]}"
-    config = {
-        "kafka": {"bootstrap": settings.bootstrap, "security_protocol": settings.security_protocol,
-                  "username": settings.username, "password": settings.password},
-        "trust_store": str(paths["trust"]), "agreements": str(paths["agreements"]),
-        "agreement_history": str(directory / "history"), "signing_key": str(paths["key:hub"]),
-        "group_id": group, "metrics_port": 0, "outbox_pattern": _pattern(origin),
-    }  # fmt: skip
-    (directory / "router.yaml").write_text(yaml.safe_dump(config))
     before = await _committed(settings, group, naming.outbox_topic(origin))
     for start in range(0, count, 20_000):
         await _produce(
@@ -289,13 +310,7 @@ async def backlog_rss(
             _seal_many(box, min(20_000, count - start), origin),
         )
     total = before + count
-    env = {**os.environ, "BX_KEY_PASSPHRASE": PASSPHRASE.decode()}
-    log = (directory / "router.log").open("wb")
-    proc = subprocess.Popen(  # noqa: ASYNC220  # the router under test is a child process
-        [sys.executable, "-m", "border_exchange", "router", "run", "--config",
-         str(directory / "router.yaml"), "--log-level", "WARNING"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=kafka_launcher.die_with_parent,
-    )  # fmt: skip
+    proc = _router_process(settings, box, directory, origin, group)
     samples: list[int] = []
     started = time.perf_counter()
     try:
@@ -308,9 +323,7 @@ async def backlog_rss(
                 raise RuntimeError(f"router exited: see {directory / 'router.log'}")
         elapsed = time.perf_counter() - started
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
-        log.close()
+        _stop(proc)
     return samples, total / elapsed
 
 
@@ -367,7 +380,8 @@ async def measure(settings: KafkaSettings, args: argparse.Namespace) -> None:
     print(f"ratio b/a: {b / a:.2f} (goal >= 0.5)")
     print(f"ratio b/verify: {b / verify:.2f} (verification is the floor of the cost)")
 
-    p50, p99, n = await latency(settings, box, args.rate, args.seconds)
+    with tempfile.TemporaryDirectory(prefix="bx-bench-") as tmp:
+        p50, p99, n = await latency(settings, box, args.rate, args.seconds, Path(tmp))
     print(
         f"latency publish->feed at {args.rate}/s over {n} messages: "
         f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (goal p99 <= 100 ms)"

@@ -200,17 +200,25 @@ class PartitionWorker:
         interval = self.router.tuning.checkpoint_interval
         while True:
             try:
-                records = await asyncio.wait_for(self.queue.get(), timeout=interval)
+                first = await asyncio.wait_for(self.queue.get(), timeout=interval)
             except TimeoutError:
                 await self._guarded(self.checkpoint_if_due)
                 continue
+            # Everything queued while the last transaction committed goes in the next one:
+            # the busier the partition, the fewer commits per record.
+            batches = [first]
+            while batches[-1] is not None and not self.queue.empty():
+                batches.append(self.queue.get_nowait())
+            records = [r for batch in batches if batch is not None for r in batch]
             try:
-                if records is None:
+                if records:
+                    await self._guarded(functools.partial(self.process, records))
+                    await self._guarded(self.checkpoint_if_due)
+                if batches[-1] is None:
                     return
-                await self._guarded(functools.partial(self.process, records))
-                await self._guarded(self.checkpoint_if_due)
             finally:
-                self.queue.task_done()
+                for _ in batches:
+                    self.queue.task_done()
 
     async def _guarded(self, step: Callable[[], Awaitable[None]]) -> None:
         try:
