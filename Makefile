@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 .PHONY: setup demo test lint typecheck unit bench kafka-start kafka-stop clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml setup.py src/border_exchange/_native.c
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "border-exchange needs Python 3.11 or newer (set PYTHON=...)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip

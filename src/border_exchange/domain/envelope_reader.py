@@ -3,14 +3,16 @@
 fastavro's generic reader spends most of its time dispatching on schema nodes; this
 reader walks the one layout of ``bx.AlertEnvelope`` (the version whose fingerprint is
 ``FAST_FINGERPRINT``) and builds the values directly. Any other writer version goes
-through fastavro's schema resolution. Tests check both paths agree.
+through fastavro's schema resolution. The usual message is read by the compiled
+reader of ``fastpath``; this Python reader is its reference and reads everything else.
+Tests check all three agree.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final, TypeVar
 
 from border_exchange.domain.avro_binary import read_block as _block
@@ -28,12 +30,13 @@ from border_exchange.domain.catalog import (
     WarningMarker,
 )
 from border_exchange.domain.envelope import DIGEST_SIZE, SALT_SIZE, Envelope, Header, Section
+from border_exchange.domain.fastpath import EPOCH as _EPOCH
+from border_exchange.domain.fastpath import read_envelope as native_read
 from border_exchange.errors import DecodeError
 
 FAST_FINGERPRINT: Final = bytes.fromhex("01da03a26df693d6")
 """Fingerprint of the envelope schema this reader implements (checked by a test)."""
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ALERT_TYPES: Final = tuple(AlertType)
 _OPERATIONS: Final = tuple(Operation)
 _HANDLING: Final = tuple(HandlingCode)
@@ -134,7 +137,19 @@ def read_envelope(data: bytes, pos: int) -> Envelope:
 
 
 def read_envelope_split(data: bytes, pos: int) -> tuple[Envelope, int]:
-    """``read_envelope`` and the position in ``data`` where the section list starts."""
+    """``read_envelope`` and the position in ``data`` where the section list starts.
+
+    The compiled reader takes the usual well-formed message; anything else, and every
+    error, is read here by ``read_envelope_python``.
+    """
+    read = native_read(data, pos)
+    if read is not None:
+        return read
+    return read_envelope_python(data, pos)
+
+
+def read_envelope_python(data: bytes, pos: int) -> tuple[Envelope, int]:
+    """``read_envelope_split`` in Python only: the reference of the compiled reader."""
     try:
         return _read(data, pos)
     except DecodeError:

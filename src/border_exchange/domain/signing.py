@@ -42,6 +42,8 @@ from border_exchange.domain.encoding import (
     section_schema_name,
 )
 from border_exchange.domain.envelope import DIGEST_SIZE, SALT_SIZE, Envelope, Header, Section
+from border_exchange.domain.fastpath import EPOCH as _EPOCH
+from border_exchange.domain.fastpath import checked_signing_input
 from border_exchange.domain.schemas import registry
 from border_exchange.domain.trust import PublicKey, TrustStore
 from border_exchange.errors import DecodeError, SignatureError, SignatureProblem, ValidationError
@@ -49,7 +51,6 @@ from border_exchange.errors import DecodeError, SignatureError, SignatureProblem
 SIGNING_TAG: Final = b"border-exchange/alert/v1\x00"
 SECTION_TAG: Final = b"border-exchange/section/v1\x00"
 SIGNATURE_SIZE: Final = 64
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 Salt = Callable[[int], bytes]
 """A source of salt bytes: ``os.urandom`` in production, fixed bytes in test vectors."""
@@ -278,6 +279,32 @@ def verify(envelope: Envelope, public_key: PublicKey) -> None:
         )
     sections = envelope.sections
     _check_layout(header, sections)
+    message = checked_signing_input(envelope)
+    if message is None:
+        message = _checked_signing_input_python(envelope)
+    signature = envelope.signature
+    try:
+        # What VerifyKey.verify does, without its argument decoding: libsodium's
+        # crypto_sign_open over signature || message.
+        if type(signature) is not bytes or len(signature) != SIGNATURE_SIZE:
+            raise ValueError(f"a signature has {SIGNATURE_SIZE} bytes")
+        crypto_sign_open(signature + message, public_key.raw)
+    except (BadSignatureError, ValueError, TypeError) as exc:
+        raise SignatureError(
+            f"signature of {header.origin} (key {header.key_id}) does not verify on message "
+            f"{header.message_id}",
+            SignatureProblem.BAD_SIGNATURE,
+        ) from exc
+
+
+def _checked_signing_input_python(envelope: Envelope) -> bytes:
+    """The signing input of ``envelope``, checking every present section against its digest.
+
+    The reference of the compiled ``checked_signing_input``, and the path of every message
+    it declines: this one raises ``SignatureError`` with the precise reason.
+    """
+    header = envelope.header
+    sections = envelope.sections
     try:
         parts = _header_input(header, len(sections))
         prefix = SECTION_TAG + parts[3] + parts[5]  # the length-prefixed alert and message ids
@@ -322,20 +349,7 @@ def verify(envelope: Envelope, public_key: PublicKey) -> None:
                 f"section {name}: content does not match its signed digest",
                 SignatureProblem.DIGEST_MISMATCH,
             )
-    message = b"".join(parts)
-    signature = envelope.signature
-    try:
-        # What VerifyKey.verify does, without its argument decoding: libsodium's
-        # crypto_sign_open over signature || message.
-        if type(signature) is not bytes or len(signature) != SIGNATURE_SIZE:
-            raise ValueError(f"a signature has {SIGNATURE_SIZE} bytes")
-        crypto_sign_open(signature + message, public_key.raw)
-    except (BadSignatureError, ValueError, TypeError) as exc:
-        raise SignatureError(
-            f"signature of {header.origin} (key {header.key_id}) does not verify on message "
-            f"{header.message_id}",
-            SignatureProblem.BAD_SIGNATURE,
-        ) from exc
+    return b"".join(parts)
 
 
 def verify_trusted(envelope: Envelope, trust: TrustStore) -> PublicKey:

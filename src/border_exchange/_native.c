@@ -1,0 +1,818 @@
+/*
+ * The compiled fast path of the alert contract: reading the current envelope layout and
+ * building the signing input with its section digests checked.
+ *
+ * Both functions are shortcuts for Python code that stays the reference
+ * (domain/envelope_reader.py and domain/signing.py). They never raise on bad input:
+ * whenever anything is not exactly the usual, well-formed case (a malformed byte, an
+ * unexpected type, a digest that does not match) they return None, and the caller runs
+ * the Python code, which gives the precise error. So a message is either handled here
+ * with the same result as the Python code, or handled by the Python code; tests hold the
+ * two to the same values on valid and on mutated messages.
+ *
+ * Every read is bounds-checked against the buffer's length before it happens.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <datetime.h>
+#include <structmember.h>
+#include <stdint.h>
+#include <string.h>
+#include <openssl/evp.h>
+
+/* ---- configuration, set once by configure() ---------------------------------------- */
+
+enum { HEADER_FIELDS = 18, SECTION_FIELDS = 4, ENVELOPE_FIELDS = 3, ENUMS = 8 };
+
+/* Field order of Header, Section and Envelope as configure() receives their names. */
+enum {
+    H_ORIGIN, H_ALERT_TYPE, H_ALERT_ID, H_VERSION, H_MESSAGE_ID, H_OPERATION, H_ISSUED_AT,
+    H_EXPIRES_AT, H_HANDLING_CODE, H_SOURCE_RELIABILITY, H_INFORMATION_RELIABILITY,
+    H_PRIORITY, H_ACTION_ON_HIT, H_WARNING_MARKERS, H_CANCEL_REASON, H_KEY_ID,
+    H_SCHEMA_FINGERPRINT, H_LANGUAGE
+};
+enum { S_NAME, S_DIGEST, S_SALT, S_CONTENT };
+enum { E_HEADER, E_SECTIONS, E_SIGNATURE };
+/* Enum vocabularies, in the order configure() receives them. */
+enum { V_ALERT_TYPE, V_OPERATION, V_HANDLING, V_SOURCE, V_INFORMATION, V_PRIORITY, V_ACTION,
+       V_MARKER };
+
+typedef struct {
+    PyTypeObject *type;
+    Py_ssize_t offsets[HEADER_FIELDS];
+    int count;
+} Layout;
+
+static int configured = 0;
+static Layout header_layout, section_layout, envelope_layout;
+static PyObject *vocabularies[ENUMS]; /* tuples of enum members */
+static PyObject *epoch;               /* datetime(1970, 1, 1, tzinfo=UTC) */
+static EVP_MD *sha256;
+static EVP_MD_CTX *digest_ctx;
+
+#define DIGEST_SIZE 32
+#define SALT_SIZE 16
+#define FINGERPRINT_SIZE 8
+#define MAX_MARKERS 64
+
+static const char SIGNING_TAG[] = "border-exchange/alert/v1"; /* + NUL */
+static const char SECTION_TAG[] = "border-exchange/section/v1"; /* + NUL */
+
+/* The slot offsets of a frozen slotted dataclass, so values are set as its __init__ would
+   (object.__setattr__ through the member descriptor) without the per-field calls. */
+static int
+layout_of(Layout *layout, PyObject *type, PyObject *names, int expected)
+{
+    if (!PyType_Check(type) || !PyTuple_Check(names) || PyTuple_GET_SIZE(names) != expected) {
+        PyErr_SetString(PyExc_TypeError, "configure: a class and a tuple of its field names");
+        return -1;
+    }
+    for (int i = 0; i < expected; i++) {
+        PyObject *descr = PyObject_GetAttr(type, PyTuple_GET_ITEM(names, i));
+        if (descr == NULL) {
+            return -1;
+        }
+        if (!Py_IS_TYPE(descr, &PyMemberDescr_Type) ||
+            ((PyMemberDescrObject *)descr)->d_member->type != T_OBJECT_EX) {
+            Py_DECREF(descr);
+            PyErr_SetString(PyExc_TypeError, "configure: every field must be a slot");
+            return -1;
+        }
+        layout->offsets[i] = ((PyMemberDescrObject *)descr)->d_member->offset;
+        Py_DECREF(descr);
+    }
+    Py_INCREF(type);
+    layout->type = (PyTypeObject *)type;
+    layout->count = expected;
+    return 0;
+}
+
+static PyObject *
+configure(PyObject *self, PyObject *args)
+{
+    PyObject *header_type, *header_names, *section_type, *section_names, *envelope_type,
+        *envelope_names, *vocab, *epoch_value;
+    if (!PyArg_ParseTuple(args, "OOOOOOOO", &header_type, &header_names, &section_type,
+                          &section_names, &envelope_type, &envelope_names, &vocab,
+                          &epoch_value)) {
+        return NULL;
+    }
+    if (configured) {
+        Py_RETURN_NONE;
+    }
+    if (!PyTuple_Check(vocab) || PyTuple_GET_SIZE(vocab) != ENUMS) {
+        PyErr_SetString(PyExc_TypeError, "configure: eight vocabularies");
+        return NULL;
+    }
+    if (layout_of(&header_layout, header_type, header_names, HEADER_FIELDS) < 0 ||
+        layout_of(&section_layout, section_type, section_names, SECTION_FIELDS) < 0 ||
+        layout_of(&envelope_layout, envelope_type, envelope_names, ENVELOPE_FIELDS) < 0) {
+        return NULL;
+    }
+    for (int i = 0; i < ENUMS; i++) {
+        PyObject *members = PyTuple_GET_ITEM(vocab, i);
+        if (!PyTuple_Check(members) || PyTuple_GET_SIZE(members) == 0) {
+            PyErr_SetString(PyExc_TypeError, "configure: a vocabulary is a tuple of members");
+            return NULL;
+        }
+        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(members); j++) {
+            if (!PyUnicode_Check(PyTuple_GET_ITEM(members, j))) {
+                PyErr_SetString(PyExc_TypeError, "configure: members must be strings");
+                return NULL;
+            }
+        }
+        Py_INCREF(members);
+        vocabularies[i] = members;
+    }
+    if (!PyDateTime_Check(epoch_value)) {
+        PyErr_SetString(PyExc_TypeError, "configure: the epoch is a datetime");
+        return NULL;
+    }
+    Py_INCREF(epoch_value);
+    epoch = epoch_value;
+    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    digest_ctx = EVP_MD_CTX_new();
+    if (sha256 == NULL || digest_ctx == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "configure: OpenSSL has no SHA-256");
+        return NULL;
+    }
+    configured = 1;
+    Py_RETURN_NONE;
+}
+
+/* A new instance of ``layout``'s class with its slots set to ``values`` (references
+   stolen). NULL with an exception only when memory runs out. */
+static PyObject *
+build(const Layout *layout, PyObject **values)
+{
+    PyObject *obj = layout->type->tp_alloc(layout->type, 0);
+    if (obj == NULL) {
+        for (int i = 0; i < layout->count; i++) {
+            Py_DECREF(values[i]);
+        }
+        return NULL;
+    }
+    for (int i = 0; i < layout->count; i++) {
+        *(PyObject **)((char *)obj + layout->offsets[i]) = values[i];
+    }
+    return obj;
+}
+
+/* ---- reading ------------------------------------------------------------------------ */
+
+typedef struct {
+    const uint8_t *data;
+    Py_ssize_t pos, len;
+} Cursor;
+
+/* A zigzag varint of at most 9 bytes (every value the layout can hold in range). */
+static int
+read_long(Cursor *c, int64_t *out)
+{
+    uint64_t value = 0;
+    for (int shift = 0; shift < 63; shift += 7) {
+        if (c->pos >= c->len) {
+            return -1;
+        }
+        uint8_t byte = c->data[c->pos++];
+        value |= (uint64_t)(byte & 0x7F) << shift;
+        if (byte < 0x80) {
+            *out = (int64_t)(value >> 1) ^ -(int64_t)(value & 1);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int
+read_span(Cursor *c, const uint8_t **start, Py_ssize_t *size)
+{
+    int64_t n;
+    if (read_long(c, &n) < 0 || n < 0 || n > c->len - c->pos) {
+        return -1;
+    }
+    *start = c->data + c->pos;
+    *size = (Py_ssize_t)n;
+    c->pos += (Py_ssize_t)n;
+    return 0;
+}
+
+static PyObject *
+read_text(Cursor *c)
+{
+    const uint8_t *start;
+    Py_ssize_t size;
+    if (read_span(c, &start, &size) < 0) {
+        return NULL;
+    }
+    PyObject *text = PyUnicode_DecodeUTF8((const char *)start, size, NULL);
+    if (text == NULL) {
+        PyErr_Clear();
+    }
+    return text;
+}
+
+static PyObject *
+read_raw(Cursor *c)
+{
+    const uint8_t *start;
+    Py_ssize_t size;
+    if (read_span(c, &start, &size) < 0) {
+        return NULL;
+    }
+    return PyBytes_FromStringAndSize((const char *)start, size);
+}
+
+static PyObject *
+read_fixed(Cursor *c, Py_ssize_t size)
+{
+    if (size > c->len - c->pos) {
+        return NULL;
+    }
+    PyObject *value = PyBytes_FromStringAndSize((const char *)c->data + c->pos, size);
+    c->pos += size;
+    return value;
+}
+
+static PyObject *
+read_symbol(Cursor *c, int vocabulary)
+{
+    int64_t index;
+    PyObject *members = vocabularies[vocabulary];
+    if (read_long(c, &index) < 0 || index < 0 || index >= PyTuple_GET_SIZE(members)) {
+        return NULL;
+    }
+    PyObject *member = PyTuple_GET_ITEM(members, index);
+    Py_INCREF(member);
+    return member;
+}
+
+/* A union of null and one branch: 0 for null, 1 for the value, -1 for anything else. */
+static int
+read_branch(Cursor *c)
+{
+    if (c->pos >= c->len) {
+        return -1;
+    }
+    uint8_t byte = c->data[c->pos++];
+    return byte == 0x00 ? 0 : byte == 0x02 ? 1 : -1;
+}
+
+#define MICROS_PER_DAY 86400000000LL
+
+/* ``epoch + timedelta(microseconds=n)``, as the Python reader computes it. */
+static PyObject *
+read_time(Cursor *c)
+{
+    int64_t micros;
+    if (read_long(c, &micros) < 0) {
+        return NULL;
+    }
+    int64_t days = micros / MICROS_PER_DAY;
+    int64_t rest = micros % MICROS_PER_DAY;
+    if (rest < 0) {
+        rest += MICROS_PER_DAY;
+        days -= 1;
+    }
+    if (days > 3000000 || days < -3000000) { /* far beyond datetime's years 1 to 9999 */
+        return NULL;
+    }
+    PyObject *delta = PyDelta_FromDSU((int)days, (int)(rest / 1000000), (int)(rest % 1000000));
+    if (delta == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    PyObject *moment = PyNumber_Add(epoch, delta);
+    Py_DECREF(delta);
+    if (moment == NULL) {
+        PyErr_Clear();
+    }
+    return moment;
+}
+
+/* The count of the next array block, skipping its byte size when given. */
+static int
+read_block(Cursor *c, int64_t *count)
+{
+    if (read_long(c, count) < 0) {
+        return -1;
+    }
+    if (*count < 0) {
+        int64_t size;
+        if (read_long(c, &size) < 0 || *count == INT64_MIN) {
+            return -1;
+        }
+        *count = -*count;
+    }
+    return 0;
+}
+
+static void
+release(PyObject **values, int count)
+{
+    for (int i = 0; i < count; i++) {
+        Py_XDECREF(values[i]);
+    }
+}
+
+static PyObject *
+read_section(Cursor *c)
+{
+    PyObject *values[SECTION_FIELDS] = {NULL, NULL, NULL, NULL};
+    int branch;
+    if ((values[S_NAME] = read_text(c)) == NULL ||
+        (values[S_DIGEST] = read_fixed(c, DIGEST_SIZE)) == NULL) {
+        goto fail;
+    }
+    branch = read_branch(c);
+    if (branch < 0) {
+        goto fail;
+    }
+    if (branch == 0) {
+        values[S_SALT] = Py_NewRef(Py_None);
+    }
+    else if ((values[S_SALT] = read_fixed(c, SALT_SIZE)) == NULL) {
+        goto fail;
+    }
+    branch = read_branch(c);
+    if (branch < 0) {
+        goto fail;
+    }
+    if (branch == 0) {
+        values[S_CONTENT] = Py_NewRef(Py_None);
+    }
+    else if ((values[S_CONTENT] = read_raw(c)) == NULL) {
+        goto fail;
+    }
+    return build(&section_layout, values);
+fail:
+    release(values, SECTION_FIELDS);
+    return NULL;
+}
+
+static int
+read_optional_text(Cursor *c, PyObject **out)
+{
+    int branch = read_branch(c);
+    if (branch < 0) {
+        return -1;
+    }
+    if (branch == 0) {
+        *out = Py_NewRef(Py_None);
+        return 0;
+    }
+    *out = read_text(c);
+    return *out == NULL ? -1 : 0;
+}
+
+static PyObject *
+read_markers(Cursor *c)
+{
+    PyObject *markers = PyList_New(0);
+    int64_t count;
+    if (markers == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (read_block(c, &count) < 0) {
+        goto fail;
+    }
+    while (count) {
+        for (int64_t i = 0; i < count; i++) {
+            PyObject *marker = read_symbol(c, V_MARKER);
+            if (marker == NULL || PyList_GET_SIZE(markers) >= MAX_MARKERS) {
+                Py_XDECREF(marker);
+                goto fail;
+            }
+            int failed = PyList_Append(markers, marker);
+            Py_DECREF(marker);
+            if (failed) {
+                PyErr_Clear();
+                goto fail;
+            }
+        }
+        if (read_block(c, &count) < 0) {
+            goto fail;
+        }
+    }
+    PyObject *result = PyList_AsTuple(markers);
+    Py_DECREF(markers);
+    return result;
+fail:
+    Py_DECREF(markers);
+    return NULL;
+}
+
+static PyObject *
+read_sections(Cursor *c)
+{
+    PyObject *sections = PyList_New(0);
+    int64_t count;
+    if (sections == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (read_block(c, &count) < 0) {
+        goto fail;
+    }
+    while (count) {
+        for (int64_t i = 0; i < count; i++) {
+            PyObject *section = read_section(c);
+            if (section == NULL || PyList_GET_SIZE(sections) >= 64) {
+                Py_XDECREF(section);
+                goto fail;
+            }
+            int failed = PyList_Append(sections, section);
+            Py_DECREF(section);
+            if (failed) {
+                goto fail;
+            }
+        }
+        if (read_block(c, &count) < 0) {
+            goto fail;
+        }
+    }
+    PyObject *result = PyList_AsTuple(sections);
+    Py_DECREF(sections);
+    return result;
+fail:
+    PyErr_Clear();
+    Py_DECREF(sections);
+    return NULL;
+}
+
+/* read_envelope(data, pos) -> (Envelope, sections_at) | None */
+static PyObject *
+read_envelope(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyLong_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "read_envelope(data: bytes, pos: int)");
+        return NULL;
+    }
+    if (!configured) {
+        PyErr_SetString(PyExc_RuntimeError, "read_envelope: configure() first");
+        return NULL;
+    }
+    Cursor c = {(const uint8_t *)PyBytes_AS_STRING(args[0]), PyLong_AsSsize_t(args[1]),
+                PyBytes_GET_SIZE(args[0])};
+    if (c.pos == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    if (c.pos < 0 || c.pos > c.len) {
+        Py_RETURN_NONE;
+    }
+    PyObject *h[HEADER_FIELDS] = {NULL};
+    PyObject *e[ENVELOPE_FIELDS] = {NULL};
+    int64_t version;
+    Py_ssize_t sections_at;
+    if ((h[H_ORIGIN] = read_text(&c)) == NULL ||
+        (h[H_ALERT_TYPE] = read_symbol(&c, V_ALERT_TYPE)) == NULL ||
+        (h[H_ALERT_ID] = read_text(&c)) == NULL) {
+        goto fail;
+    }
+    if (read_long(&c, &version) < 0 || version < INT32_MIN || version > INT32_MAX ||
+        (h[H_VERSION] = PyLong_FromLongLong(version)) == NULL) {
+        goto fail;
+    }
+    if ((h[H_MESSAGE_ID] = read_text(&c)) == NULL ||
+        (h[H_OPERATION] = read_symbol(&c, V_OPERATION)) == NULL ||
+        (h[H_ISSUED_AT] = read_time(&c)) == NULL ||
+        (h[H_EXPIRES_AT] = read_time(&c)) == NULL ||
+        (h[H_HANDLING_CODE] = read_symbol(&c, V_HANDLING)) == NULL ||
+        (h[H_SOURCE_RELIABILITY] = read_symbol(&c, V_SOURCE)) == NULL ||
+        (h[H_INFORMATION_RELIABILITY] = read_symbol(&c, V_INFORMATION)) == NULL ||
+        (h[H_PRIORITY] = read_symbol(&c, V_PRIORITY)) == NULL ||
+        (h[H_ACTION_ON_HIT] = read_symbol(&c, V_ACTION)) == NULL ||
+        (h[H_WARNING_MARKERS] = read_markers(&c)) == NULL ||
+        read_optional_text(&c, &h[H_CANCEL_REASON]) < 0 ||
+        read_optional_text(&c, &h[H_LANGUAGE]) < 0 ||
+        (h[H_KEY_ID] = read_text(&c)) == NULL ||
+        (h[H_SCHEMA_FINGERPRINT] = read_fixed(&c, FINGERPRINT_SIZE)) == NULL) {
+        goto fail;
+    }
+    sections_at = c.pos;
+    if ((e[E_SECTIONS] = read_sections(&c)) == NULL ||
+        (e[E_SIGNATURE] = read_raw(&c)) == NULL || c.pos != c.len) {
+        goto fail;
+    }
+    e[E_HEADER] = build(&header_layout, h);
+    if (e[E_HEADER] == NULL) {
+        release(e, ENVELOPE_FIELDS);
+        return NULL;
+    }
+    PyObject *envelope = build(&envelope_layout, e);
+    if (envelope == NULL) {
+        return NULL;
+    }
+    PyObject *at = PyLong_FromSsize_t(sections_at);
+    if (at == NULL) {
+        Py_DECREF(envelope);
+        return NULL;
+    }
+    PyObject *result = PyTuple_Pack(2, envelope, at);
+    Py_DECREF(envelope);
+    Py_DECREF(at);
+    return result;
+fail:
+    PyErr_Clear();
+    release(h, HEADER_FIELDS);
+    release(e, ENVELOPE_FIELDS);
+    Py_RETURN_NONE;
+}
+
+/* ---- the signing input -------------------------------------------------------------- */
+
+typedef struct {
+    uint8_t *data;
+    Py_ssize_t len, cap;
+} Buffer;
+
+static int
+put(Buffer *b, const void *data, Py_ssize_t size)
+{
+    if (b->len + size > b->cap) {
+        Py_ssize_t cap = b->cap * 2 > b->len + size ? b->cap * 2 : b->len + size;
+        uint8_t *grown = PyMem_Realloc(b->data, cap);
+        if (grown == NULL) {
+            return -1;
+        }
+        b->data = grown;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, data, size);
+    b->len += size;
+    return 0;
+}
+
+static void
+be32(uint8_t *out, uint32_t value)
+{
+    out[0] = value >> 24;
+    out[1] = value >> 16;
+    out[2] = value >> 8;
+    out[3] = value;
+}
+
+static int
+put_u32(Buffer *b, uint32_t value)
+{
+    uint8_t raw[4];
+    be32(raw, value);
+    return put(b, raw, 4);
+}
+
+/* 4-byte big-endian length and the bytes */
+static int
+put_lp(Buffer *b, const char *data, Py_ssize_t size)
+{
+    if (size > UINT32_MAX) {
+        return -1;
+    }
+    return put_u32(b, (uint32_t)size) < 0 ? -1 : put(b, data, size);
+}
+
+static int
+utf8_of(PyObject *text, const char **data, Py_ssize_t *size)
+{
+    if (!PyUnicode_Check(text)) {
+        return -1;
+    }
+    *data = PyUnicode_AsUTF8AndSize(text, size);
+    if (*data == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    return 0;
+}
+
+static int
+put_text(Buffer *b, PyObject *text)
+{
+    const char *data;
+    Py_ssize_t size;
+    return utf8_of(text, &data, &size) < 0 ? -1 : put_lp(b, data, size);
+}
+
+/* A member of ``vocabulary`` (its exact enum class), as length-prefixed UTF-8. */
+static int
+put_code(Buffer *b, PyObject *value, int vocabulary)
+{
+    if (Py_TYPE(value) != Py_TYPE(PyTuple_GET_ITEM(vocabularies[vocabulary], 0))) {
+        return -1;
+    }
+    return put_text(b, value);
+}
+
+/* ``i64`` of the microseconds from the epoch to an aware datetime. */
+static int
+put_stamp(Buffer *b, PyObject *moment)
+{
+    if (!PyDateTime_Check(moment)) {
+        return -1;
+    }
+    PyObject *delta = PyNumber_Subtract(moment, epoch);
+    if (delta == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    int64_t micros = ((int64_t)PyDateTime_DELTA_GET_DAYS(delta) * 86400 +
+                      PyDateTime_DELTA_GET_SECONDS(delta)) * 1000000 +
+                     PyDateTime_DELTA_GET_MICROSECONDS(delta);
+    Py_DECREF(delta);
+    uint8_t raw[8];
+    be32(raw, (uint32_t)((uint64_t)micros >> 32));
+    be32(raw + 4, (uint32_t)micros);
+    return put(b, raw, 8);
+}
+
+static int
+put_optional_text(Buffer *b, PyObject *text)
+{
+    if (text == Py_None) {
+        return put(b, "\x00", 1);
+    }
+    return put(b, "\x01", 1) < 0 ? -1 : put_text(b, text);
+}
+
+#define FIELD(obj, layout, i) (*(PyObject **)((char *)(obj) + (layout).offsets[i]))
+
+static int
+put_header(Buffer *b, PyObject *header, Py_ssize_t section_count)
+{
+    PyObject *version = FIELD(header, header_layout, H_VERSION);
+    PyObject *markers = FIELD(header, header_layout, H_WARNING_MARKERS);
+    PyObject *fingerprint = FIELD(header, header_layout, H_SCHEMA_FINGERPRINT);
+    if (!PyLong_CheckExact(version) || !PyTuple_Check(markers) || !PyBytes_Check(fingerprint)) {
+        return -1;
+    }
+    int overflow;
+    long long number = PyLong_AsLongLongAndOverflow(version, &overflow);
+    if (overflow || number < INT32_MIN || number > INT32_MAX) {
+        return -1;
+    }
+    if (put(b, SIGNING_TAG, sizeof SIGNING_TAG) < 0 ||
+        put_text(b, FIELD(header, header_layout, H_ORIGIN)) < 0 ||
+        put_code(b, FIELD(header, header_layout, H_ALERT_TYPE), V_ALERT_TYPE) < 0 ||
+        put_text(b, FIELD(header, header_layout, H_ALERT_ID)) < 0 ||
+        put_u32(b, (uint32_t)(int32_t)number) < 0 ||
+        put_text(b, FIELD(header, header_layout, H_MESSAGE_ID)) < 0 ||
+        put_code(b, FIELD(header, header_layout, H_OPERATION), V_OPERATION) < 0 ||
+        put_stamp(b, FIELD(header, header_layout, H_ISSUED_AT)) < 0 ||
+        put_stamp(b, FIELD(header, header_layout, H_EXPIRES_AT)) < 0 ||
+        put_code(b, FIELD(header, header_layout, H_HANDLING_CODE), V_HANDLING) < 0 ||
+        put_code(b, FIELD(header, header_layout, H_SOURCE_RELIABILITY), V_SOURCE) < 0 ||
+        put_code(b, FIELD(header, header_layout, H_INFORMATION_RELIABILITY), V_INFORMATION) <
+            0 ||
+        put_code(b, FIELD(header, header_layout, H_PRIORITY), V_PRIORITY) < 0 ||
+        put_code(b, FIELD(header, header_layout, H_ACTION_ON_HIT), V_ACTION) < 0 ||
+        put_u32(b, (uint32_t)PyTuple_GET_SIZE(markers)) < 0) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(markers); i++) {
+        if (put_code(b, PyTuple_GET_ITEM(markers, i), V_MARKER) < 0) {
+            return -1;
+        }
+    }
+    if (put_optional_text(b, FIELD(header, header_layout, H_CANCEL_REASON)) < 0 ||
+        put_optional_text(b, FIELD(header, header_layout, H_LANGUAGE)) < 0 ||
+        put_text(b, FIELD(header, header_layout, H_KEY_ID)) < 0 ||
+        put_lp(b, PyBytes_AS_STRING(fingerprint), PyBytes_GET_SIZE(fingerprint)) < 0 ||
+        section_count > UINT32_MAX || put_u32(b, (uint32_t)section_count) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/* SHA-256 over the section tag, the length-prefixed alert id, message id and name, and
+   the length-prefixed salt and content; compared with the signed digest. */
+static int
+digest_matches(PyObject *alert_id, PyObject *message_id, PyObject *section)
+{
+    PyObject *name = FIELD(section, section_layout, S_NAME);
+    PyObject *digest = FIELD(section, section_layout, S_DIGEST);
+    PyObject *salt = FIELD(section, section_layout, S_SALT);
+    PyObject *content = FIELD(section, section_layout, S_CONTENT);
+    const char *parts[3];
+    Py_ssize_t sizes[3];
+    uint8_t length[4], computed[EVP_MAX_MD_SIZE];
+    unsigned int computed_size = 0;
+    if (!PyBytes_Check(salt) || PyBytes_GET_SIZE(salt) != SALT_SIZE ||
+        !PyBytes_Check(content) || PyBytes_GET_SIZE(content) > UINT32_MAX ||
+        utf8_of(alert_id, &parts[0], &sizes[0]) < 0 ||
+        utf8_of(message_id, &parts[1], &sizes[1]) < 0 ||
+        utf8_of(name, &parts[2], &sizes[2]) < 0 ||
+        !EVP_DigestInit_ex2(digest_ctx, sha256, NULL) ||
+        !EVP_DigestUpdate(digest_ctx, SECTION_TAG, sizeof SECTION_TAG)) {
+        return 0;
+    }
+    for (int i = 0; i < 3; i++) {
+        be32(length, (uint32_t)sizes[i]);
+        if (!EVP_DigestUpdate(digest_ctx, length, 4) ||
+            !EVP_DigestUpdate(digest_ctx, parts[i], sizes[i])) {
+            return 0;
+        }
+    }
+    be32(length, SALT_SIZE);
+    if (!EVP_DigestUpdate(digest_ctx, length, 4) ||
+        !EVP_DigestUpdate(digest_ctx, PyBytes_AS_STRING(salt), SALT_SIZE)) {
+        return 0;
+    }
+    be32(length, (uint32_t)PyBytes_GET_SIZE(content));
+    if (!EVP_DigestUpdate(digest_ctx, length, 4) ||
+        !EVP_DigestUpdate(digest_ctx, PyBytes_AS_STRING(content), PyBytes_GET_SIZE(content)) ||
+        !EVP_DigestFinal_ex(digest_ctx, computed, &computed_size)) {
+        return 0;
+    }
+    return computed_size == DIGEST_SIZE &&
+           memcmp(computed, PyBytes_AS_STRING(digest), DIGEST_SIZE) == 0;
+}
+
+/* checked_signing_input(envelope) -> bytes | None
+
+   The signing input of ``envelope``, when every present section matches its signed
+   digest and every value has its usual type; None otherwise. */
+static PyObject *
+checked_signing_input(PyObject *self, PyObject *envelope)
+{
+    if (!configured) {
+        PyErr_SetString(PyExc_RuntimeError, "checked_signing_input: configure() first");
+        return NULL;
+    }
+    if (Py_TYPE(envelope) != envelope_layout.type) {
+        Py_RETURN_NONE;
+    }
+    PyObject *header = FIELD(envelope, envelope_layout, E_HEADER);
+    PyObject *sections = FIELD(envelope, envelope_layout, E_SECTIONS);
+    if (Py_TYPE(header) != header_layout.type || !PyTuple_Check(sections)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *alert_id = FIELD(header, header_layout, H_ALERT_ID);
+    PyObject *message_id = FIELD(header, header_layout, H_MESSAGE_ID);
+    Buffer b = {PyMem_Malloc(1024), 0, 1024};
+    if (b.data == NULL) {
+        return PyErr_NoMemory();
+    }
+    if (put_header(&b, header, PyTuple_GET_SIZE(sections)) < 0) {
+        goto none;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(sections); i++) {
+        PyObject *section = PyTuple_GET_ITEM(sections, i);
+        if (Py_TYPE(section) != section_layout.type) {
+            goto none;
+        }
+        PyObject *digest = FIELD(section, section_layout, S_DIGEST);
+        PyObject *salt = FIELD(section, section_layout, S_SALT);
+        PyObject *content = FIELD(section, section_layout, S_CONTENT);
+        if (!PyBytes_Check(digest) || PyBytes_GET_SIZE(digest) != DIGEST_SIZE ||
+            put_text(&b, FIELD(section, section_layout, S_NAME)) < 0 ||
+            put(&b, PyBytes_AS_STRING(digest), DIGEST_SIZE) < 0) {
+            goto none;
+        }
+        if (content == Py_None) {
+            if (salt != Py_None) {
+                goto none;
+            }
+        }
+        else if (!digest_matches(alert_id, message_id, section)) {
+            goto none;
+        }
+    }
+    PyObject *result = PyBytes_FromStringAndSize((const char *)b.data, b.len);
+    PyMem_Free(b.data);
+    return result;
+none:
+    PyErr_Clear();
+    PyMem_Free(b.data);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"configure", configure, METH_VARARGS,
+     "configure(header_type, header_fields, section_type, section_fields, envelope_type, "
+     "envelope_fields, vocabularies, epoch): set once before use."},
+    {"read_envelope", (PyCFunction)(void (*)(void))read_envelope, METH_FASTCALL,
+     "read_envelope(data, pos) -> (Envelope, sections_at) | None"},
+    {"checked_signing_input", checked_signing_input, METH_O,
+     "checked_signing_input(envelope) -> bytes | None"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "border_exchange._native",
+    .m_doc = "Compiled fast path for reading envelopes and building the signing input.",
+    .m_size = -1,
+    .m_methods = methods,
+};
+
+PyMODINIT_FUNC
+PyInit__native(void)
+{
+    PyDateTime_IMPORT;
+    if (PyDateTimeAPI == NULL) {
+        return NULL;
+    }
+    return PyModule_Create(&module);
+}

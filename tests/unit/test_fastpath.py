@@ -1,0 +1,238 @@
+"""The compiled fast path gives the Python reference's results, or declines.
+
+``fastpath.read_envelope`` and ``fastpath.checked_signing_input`` may answer None for
+anything unusual (the Python code then runs), but whenever they answer, the answer must
+be the Python code's, byte for byte and value for value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from nacl.signing import SigningKey
+
+from border_exchange.domain import fastpath
+from border_exchange.domain.catalog import AlertType, Operation, WarningMarker
+from border_exchange.domain.encoding import PREFIX_SIZE, decode_envelope_generic, encode_envelope
+from border_exchange.domain.envelope import Envelope, Section
+from border_exchange.domain.envelope_reader import read_envelope_python
+from border_exchange.domain.samples import sample_alert
+from border_exchange.domain.signing import (
+    _checked_signing_input_python,
+    redact,
+    seal,
+    sign,
+    signing_input,
+)
+from border_exchange.errors import DecodeError, SignatureError
+
+KEY = SigningKey(bytes(range(32)))
+PROPERTY = settings(
+    max_examples=1500,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+def _sealed(alert_type: AlertType, **changes: object) -> Envelope:
+    envelope = seal(
+        sample_alert(alert_type, language="fr"),
+        signing_key=KEY,
+        key_id="CAF-2026-01",
+        message_id="m-fast",
+        issued_at=datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC),
+    )
+    if not changes:
+        return envelope
+    header = dataclasses.replace(envelope.header, **changes)  # type: ignore[arg-type]
+    contents = [(s.name, s.content or b"") for s in envelope.sections]
+    if header.operation is Operation.CANCEL:
+        contents = []
+    return sign(header, contents, KEY)
+
+
+VALID = [
+    envelope
+    for alert_type in AlertType
+    for full in (_sealed(alert_type),)
+    for envelope in (full, redact(full, {"contact"}), redact(full, ()))
+]
+VALID_BYTES = [encode_envelope(envelope) for envelope in VALID]
+
+
+def _python(data: bytes) -> tuple[Envelope, int] | DecodeError:
+    try:
+        return read_envelope_python(data, PREFIX_SIZE)
+    except DecodeError as exc:
+        return exc
+
+
+@pytest.mark.parametrize("data", VALID_BYTES)
+def test_the_compiled_reader_reads_every_valid_message_as_the_python_reader(data: bytes) -> None:
+    native = fastpath.read_envelope(data, PREFIX_SIZE)
+    assert native is not None
+    assert native == read_envelope_python(data, PREFIX_SIZE)
+    assert native[0] == decode_envelope_generic(data)
+    assert type(native[0].header.issued_at) is datetime
+    assert native[0].header.issued_at.tzinfo is UTC
+
+
+def _agrees(data: bytes) -> None:
+    native = fastpath.read_envelope(data, PREFIX_SIZE)
+    if native is not None:
+        assert native == _python(data)
+
+
+@PROPERTY
+@given(st.sampled_from(VALID_BYTES), st.lists(st.integers(min_value=0), min_size=1, max_size=3))
+def test_on_bit_flips_the_compiled_reader_declines_or_agrees(data: bytes, flips: list[int]) -> None:
+    mutated = bytearray(data)
+    for flip in flips:
+        position = PREFIX_SIZE * 8 + flip % ((len(data) - PREFIX_SIZE) * 8)
+        mutated[position // 8] ^= 1 << (position % 8)
+    _agrees(bytes(mutated))
+
+
+@PROPERTY
+@given(st.sampled_from(VALID_BYTES), st.integers(min_value=0), st.binary(max_size=8))
+def test_on_cuts_and_appends_the_compiled_reader_declines_or_agrees(
+    data: bytes, cut: int, tail: bytes
+) -> None:
+    _agrees(data[: PREFIX_SIZE + cut % (len(data) - PREFIX_SIZE)] + tail)
+
+
+@PROPERTY
+@given(st.binary(max_size=400))
+def test_on_random_bytes_the_compiled_reader_declines_or_agrees(body: bytes) -> None:
+    _agrees(VALID_BYTES[0][:PREFIX_SIZE] + body)
+
+
+def test_the_compiled_reader_declines_any_position_outside_the_data() -> None:
+    data = VALID_BYTES[0]
+    for pos in (-1, len(data) + 1, 2**70):
+        assert fastpath.read_envelope(data, pos) is None
+
+
+_TEXT = st.text(max_size=300)
+_MOMENT = st.datetimes(
+    min_value=datetime(1, 1, 2),
+    max_value=datetime(9999, 12, 30),
+    timezones=st.just(UTC),
+)
+
+
+@PROPERTY
+@given(
+    alert_type=st.sampled_from(list(AlertType)),
+    operation=st.sampled_from(list(Operation)),
+    origin=_TEXT,
+    alert_id=_TEXT,
+    message_id=_TEXT,
+    key_id=_TEXT,
+    version=st.integers(min_value=-(2**31), max_value=2**31 - 1),
+    issued_at=_MOMENT,
+    expires_at=_MOMENT,
+    markers=st.lists(st.sampled_from(list(WarningMarker)), max_size=70),
+    cancel_reason=st.none() | _TEXT,
+    language=st.none() | _TEXT,
+)
+def test_for_any_header_both_paths_read_and_sign_the_same(
+    alert_type: AlertType,
+    operation: Operation,
+    origin: str,
+    alert_id: str,
+    message_id: str,
+    key_id: str,
+    version: int,
+    issued_at: datetime,
+    expires_at: datetime,
+    markers: list[WarningMarker],
+    cancel_reason: str | None,
+    language: str | None,
+) -> None:
+    envelope = _sealed(
+        alert_type,
+        operation=operation,
+        origin=origin,
+        alert_id=alert_id,
+        message_id=message_id,
+        key_id=key_id,
+        version=version,
+        issued_at=issued_at,
+        expires_at=expires_at,
+        warning_markers=tuple(markers),
+        cancel_reason=cancel_reason,
+        language=language,
+    )
+    data = encode_envelope(envelope)
+    native = fastpath.read_envelope(data, PREFIX_SIZE)
+    python = read_envelope_python(data, PREFIX_SIZE)
+    assert python[0] == envelope
+    if len(markers) <= 64:  # the compiled reader declines longer lists
+        assert native == python
+    message = signing_input(envelope.header, envelope.sections)
+    assert fastpath.checked_signing_input(envelope) == message
+    assert _checked_signing_input_python(envelope) == message
+
+
+@pytest.mark.parametrize("envelope", VALID)
+def test_the_compiled_signing_input_is_the_python_one(envelope: Envelope) -> None:
+    expected = signing_input(envelope.header, envelope.sections)
+    assert fastpath.checked_signing_input(envelope) == expected
+    assert _checked_signing_input_python(envelope) == expected
+
+
+def _tampered(envelope: Envelope) -> list[Envelope]:
+    first = envelope.sections[0]
+    assert first.content is not None
+    assert first.salt is not None
+    rest = envelope.sections[1:]
+
+    def with_first(section: Section) -> Envelope:
+        return dataclasses.replace(envelope, sections=(section, *rest))
+
+    other = dataclasses.replace(envelope.header, message_id="another")
+    return [
+        with_first(dataclasses.replace(first, content=first.content + b"\x00")),
+        with_first(dataclasses.replace(first, salt=bytes(16))),
+        with_first(dataclasses.replace(first, salt=first.salt[:15])),
+        with_first(dataclasses.replace(first, digest=bytes(32))),
+        with_first(dataclasses.replace(first, digest=first.digest[:31])),
+        with_first(dataclasses.replace(first, content=None)),  # a salt without content
+        with_first(dataclasses.replace(first, salt=None)),  # content without a salt
+        dataclasses.replace(envelope, header=other),  # sections of another message
+    ]
+
+
+@pytest.mark.parametrize("alert_type", list(AlertType))
+def test_the_compiled_signing_input_declines_every_section_mismatch(
+    alert_type: AlertType,
+) -> None:
+    for envelope in _tampered(_sealed(alert_type)):
+        assert fastpath.checked_signing_input(envelope) is None
+        with pytest.raises(SignatureError):
+            _checked_signing_input_python(envelope)
+
+
+def test_the_compiled_signing_input_declines_values_of_unusual_types() -> None:
+    envelope = _sealed(AlertType.VEHICLE_NOTICE)
+    header = envelope.header
+    odd = [
+        # a str, not the enum member
+        dataclasses.replace(header, alert_type="VEHICLE_NOTICE"),  # type: ignore[arg-type]
+        dataclasses.replace(header, version=True),
+        dataclasses.replace(header, version=2**31),
+        dataclasses.replace(header, issued_at=datetime(2026, 1, 1)),  # naive
+    ]
+    for changed in odd:
+        assert fastpath.checked_signing_input(dataclasses.replace(envelope, header=changed)) is None
+    # The same moment in another time zone signs the same: both paths count microseconds.
+    elsewhere = header.issued_at.astimezone(timezone(timedelta(hours=2)))
+    moved = dataclasses.replace(envelope, header=dataclasses.replace(header, issued_at=elsewhere))
+    assert fastpath.checked_signing_input(moved) == signing_input(header, envelope.sections)
+    assert fastpath.checked_signing_input(moved) == _checked_signing_input_python(moved)
