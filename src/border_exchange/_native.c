@@ -166,16 +166,19 @@ typedef struct {
     Py_ssize_t pos, len;
 } Cursor;
 
-/* A zigzag varint of at most 9 bytes (every value the layout can hold in range). */
+/* A zigzag varint of any 64-bit value (the longer ones Python reads are declined). */
 static int
 read_long(Cursor *c, int64_t *out)
 {
     uint64_t value = 0;
-    for (int shift = 0; shift < 63; shift += 7) {
+    for (int shift = 0; shift <= 63; shift += 7) {
         if (c->pos >= c->len) {
             return -1;
         }
         uint8_t byte = c->data[c->pos++];
+        if (shift == 63 && byte > 1) {
+            return -1;
+        }
         value |= (uint64_t)(byte & 0x7F) << shift;
         if (byte < 0x80) {
             *out = (int64_t)(value >> 1) ^ -(int64_t)(value & 1);
@@ -788,7 +791,394 @@ none:
     Py_RETURN_NONE;
 }
 
+/* ---- the section list re-encoded for a redacted copy -------------------------------- */
+
+static int
+put_varint(Buffer *b, int64_t value)
+{
+    uint64_t n = ((uint64_t)value << 1) ^ (uint64_t)(value >> 63);
+    uint8_t raw[10];
+    int size = 0;
+    while (n & ~(uint64_t)0x7F) {
+        raw[size++] = (uint8_t)((n & 0x7F) | 0x80);
+        n >>= 7;
+    }
+    raw[size++] = (uint8_t)n;
+    return put(b, raw, size);
+}
+
+static int
+put_avro_bytes(Buffer *b, PyObject *value)
+{
+    return put_varint(b, PyBytes_GET_SIZE(value)) < 0
+               ? -1
+               : put(b, PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value));
+}
+
+/* sections_tail(sections, signature, keep) -> bytes | None
+
+   The Avro bytes of the section array and the signature, with the salt and content of
+   every section whose name is not in ``keep`` withheld (``keep`` None: all kept); None
+   when a value is not of its usual type. */
+static PyObject *
+sections_tail(PyObject *self, PyObject *args)
+{
+    PyObject *sections, *signature, *keep;
+    if (!PyArg_ParseTuple(args, "O!O!O", &PyTuple_Type, &sections, &PyBytes_Type, &signature,
+                          &keep)) {
+        return NULL;
+    }
+    if (!configured) {
+        PyErr_SetString(PyExc_RuntimeError, "sections_tail: configure() first");
+        return NULL;
+    }
+    Buffer b = {PyMem_Malloc(2048), 0, 2048};
+    if (b.data == NULL) {
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(sections);
+    if (count && put_varint(&b, count) < 0) {
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *section = PyTuple_GET_ITEM(sections, i);
+        if (Py_TYPE(section) != section_layout.type) {
+            goto none;
+        }
+        PyObject *name = FIELD(section, section_layout, S_NAME);
+        PyObject *digest = FIELD(section, section_layout, S_DIGEST);
+        PyObject *salt = FIELD(section, section_layout, S_SALT);
+        PyObject *content = FIELD(section, section_layout, S_CONTENT);
+        const char *text;
+        Py_ssize_t size;
+        if (utf8_of(name, &text, &size) < 0 || !PyBytes_Check(digest)) {
+            goto none;
+        }
+        if (put_varint(&b, size) < 0 || put(&b, text, size) < 0 ||
+            put(&b, PyBytes_AS_STRING(digest), PyBytes_GET_SIZE(digest)) < 0) {
+            goto fail;
+        }
+        int kept = content != Py_None && salt != Py_None;
+        if (kept && keep != Py_None) {
+            kept = PySequence_Contains(keep, name);
+            if (kept < 0) {
+                goto none;
+            }
+        }
+        if (!kept) {
+            if (put(&b, "\x00\x00", 2) < 0) {
+                goto fail;
+            }
+            continue;
+        }
+        if (!PyBytes_Check(salt) || !PyBytes_Check(content)) {
+            goto none;
+        }
+        if (put(&b, "\x02", 1) < 0 ||
+            put(&b, PyBytes_AS_STRING(salt), PyBytes_GET_SIZE(salt)) < 0 ||
+            put(&b, "\x02", 1) < 0 || put_avro_bytes(&b, content) < 0) {
+            goto fail;
+        }
+    }
+    if (put(&b, "\x00", 1) < 0 || put_avro_bytes(&b, signature) < 0) {
+        goto fail;
+    }
+    PyObject *result = PyBytes_FromStringAndSize((const char *)b.data, b.len);
+    PyMem_Free(b.data);
+    return result;
+none:
+    PyErr_Clear();
+    PyMem_Free(b.data);
+    Py_RETURN_NONE;
+fail:
+    PyMem_Free(b.data);
+    return PyErr_NoMemory();
+}
+
+/* ---- audit records ------------------------------------------------------------------ */
+
+static PyObject *audit_keys; /* interned field names, in the record's order */
+static PyObject *outcome_keys;
+
+enum {
+    A_CHAIN, A_SEQ, A_PREV_HASH, A_KIND, A_RECORDED_AT, A_SOURCE_OFFSET, A_MESSAGE_ID,
+    A_ALERT_ID, A_VERSION, A_ORIGIN, A_ALERT_TYPE, A_OPERATION, A_HANDLING_CODE,
+    A_ACTION_ON_HIT, A_ISSUED_AT, A_EXPIRES_AT, A_SECTIONS, A_AGREEMENT_SET,
+    A_AGREEMENT_LABEL, A_EARLIER_RECIPIENTS, A_OUTCOMES, A_QUARANTINE_REASON,
+    A_QUARANTINE_DETAIL, A_CHECKPOINT_KEY_ID, A_CHECKPOINT_SIGNATURE, AUDIT_FIELDS
+};
+enum { O_PARTICIPANT, O_DELIVERED, O_SECTIONS, O_REASON, O_AGREEMENT_ID, O_BASIS,
+       OUTCOME_FIELDS };
+
+static int
+read_int(Cursor *c, PyObject **out)
+{
+    int64_t value;
+    if (read_long(c, &value) < 0) {
+        return -1;
+    }
+    *out = PyLong_FromLongLong(value);
+    return *out == NULL ? -1 : 0;
+}
+
+/* An optional value: null, or what ``read`` reads. */
+static int
+read_optional(Cursor *c, PyObject **out, PyObject *(*read)(Cursor *))
+{
+    int branch = read_branch(c);
+    if (branch < 0) {
+        return -1;
+    }
+    if (branch == 0) {
+        *out = Py_NewRef(Py_None);
+        return 0;
+    }
+    *out = read(c);
+    return *out == NULL ? -1 : 0;
+}
+
+static PyObject *
+read_long_value(Cursor *c)
+{
+    PyObject *value = NULL;
+    return read_int(c, &value) < 0 ? NULL : value;
+}
+
+/* An array of ``read`` items, as a list. */
+static PyObject *
+read_list(Cursor *c, PyObject *(*read)(Cursor *))
+{
+    PyObject *items = PyList_New(0);
+    int64_t count;
+    if (items == NULL) {
+        return NULL;
+    }
+    if (read_block(c, &count) < 0) {
+        goto fail;
+    }
+    while (count) {
+        if (count > c->len - c->pos) { /* every item takes a byte at least */
+            goto fail;
+        }
+        for (int64_t i = 0; i < count; i++) {
+            PyObject *item = read(c);
+            if (item == NULL) {
+                goto fail;
+            }
+            int failed = PyList_Append(items, item);
+            Py_DECREF(item);
+            if (failed) {
+                goto fail;
+            }
+        }
+        if (read_block(c, &count) < 0) {
+            goto fail;
+        }
+    }
+    return items;
+fail:
+    Py_DECREF(items);
+    return NULL;
+}
+
+static PyObject *
+read_strings(Cursor *c)
+{
+    return read_list(c, read_text);
+}
+
+static PyObject *
+dict_of(PyObject *keys, PyObject **values, int count)
+{
+    PyObject *dict = PyDict_New();
+    if (dict == NULL) {
+        return NULL;
+    }
+    for (int i = 0; i < count; i++) {
+        if (PyDict_SetItem(dict, PyTuple_GET_ITEM(keys, i), values[i]) < 0) {
+            Py_DECREF(dict);
+            return NULL;
+        }
+    }
+    return dict;
+}
+
+static PyObject *
+read_outcome(Cursor *c)
+{
+    PyObject *v[OUTCOME_FIELDS] = {NULL};
+    PyObject *result = NULL;
+    if ((v[O_PARTICIPANT] = read_text(c)) == NULL || c->pos >= c->len) {
+        goto done;
+    }
+    v[O_DELIVERED] = Py_NewRef(c->data[c->pos++] != 0 ? Py_True : Py_False);
+    if ((v[O_SECTIONS] = read_strings(c)) == NULL ||
+        read_optional(c, &v[O_REASON], read_text) < 0 ||
+        read_optional(c, &v[O_AGREEMENT_ID], read_text) < 0 ||
+        read_optional(c, &v[O_BASIS], read_text) < 0) {
+        goto done;
+    }
+    result = dict_of(outcome_keys, v, OUTCOME_FIELDS);
+done:
+    release(v, OUTCOME_FIELDS);
+    return result;
+}
+
+/* read_audit(data, pos) -> dict | None: an audit record of the current layout, as the
+   Python reader builds it; None for anything else (read in Python). */
+static PyObject *
+read_audit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyLong_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "read_audit(data: bytes, pos: int)");
+        return NULL;
+    }
+    if (!configured || audit_keys == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "read_audit: configure_audit() first");
+        return NULL;
+    }
+    Cursor c = {(const uint8_t *)PyBytes_AS_STRING(args[0]), PyLong_AsSsize_t(args[1]),
+                PyBytes_GET_SIZE(args[0])};
+    if (c.pos == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    if (c.pos < 0 || c.pos > c.len) {
+        Py_RETURN_NONE;
+    }
+    PyObject *v[AUDIT_FIELDS] = {NULL};
+    PyObject *result = NULL;
+    if ((v[A_CHAIN] = read_text(&c)) == NULL || read_int(&c, &v[A_SEQ]) < 0 ||
+        (v[A_PREV_HASH] = read_raw(&c)) == NULL || (v[A_KIND] = read_text(&c)) == NULL ||
+        (v[A_RECORDED_AT] = read_time(&c)) == NULL ||
+        read_optional(&c, &v[A_SOURCE_OFFSET], read_long_value) < 0 ||
+        read_optional(&c, &v[A_MESSAGE_ID], read_text) < 0 ||
+        read_optional(&c, &v[A_ALERT_ID], read_text) < 0 ||
+        read_optional(&c, &v[A_VERSION], read_long_value) < 0 ||
+        read_optional(&c, &v[A_ORIGIN], read_text) < 0 ||
+        read_optional(&c, &v[A_ALERT_TYPE], read_text) < 0 ||
+        read_optional(&c, &v[A_OPERATION], read_text) < 0 ||
+        read_optional(&c, &v[A_HANDLING_CODE], read_text) < 0 ||
+        read_optional(&c, &v[A_ACTION_ON_HIT], read_text) < 0 ||
+        read_optional(&c, &v[A_ISSUED_AT], read_time) < 0 ||
+        read_optional(&c, &v[A_EXPIRES_AT], read_time) < 0 ||
+        (v[A_SECTIONS] = read_strings(&c)) == NULL ||
+        read_optional(&c, &v[A_AGREEMENT_SET], read_text) < 0 ||
+        read_optional(&c, &v[A_AGREEMENT_LABEL], read_text) < 0 ||
+        (v[A_EARLIER_RECIPIENTS] = read_strings(&c)) == NULL ||
+        (v[A_OUTCOMES] = read_list(&c, read_outcome)) == NULL ||
+        read_optional(&c, &v[A_QUARANTINE_REASON], read_text) < 0 ||
+        read_optional(&c, &v[A_QUARANTINE_DETAIL], read_text) < 0 ||
+        read_optional(&c, &v[A_CHECKPOINT_KEY_ID], read_text) < 0 ||
+        read_optional(&c, &v[A_CHECKPOINT_SIGNATURE], read_raw) < 0 || c.pos != c.len) {
+        goto done;
+    }
+    result = dict_of(audit_keys, v, AUDIT_FIELDS);
+done:
+    release(v, AUDIT_FIELDS);
+    if (result == NULL) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    return result;
+}
+
+/* configure_audit(record_fields, outcome_fields): the dict keys, in the record's order. */
+static PyObject *
+configure_audit(PyObject *self, PyObject *args)
+{
+    PyObject *record_fields, *outcome_fields;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyTuple_Type, &record_fields, &PyTuple_Type,
+                          &outcome_fields)) {
+        return NULL;
+    }
+    if (PyTuple_GET_SIZE(record_fields) != AUDIT_FIELDS ||
+        PyTuple_GET_SIZE(outcome_fields) != OUTCOME_FIELDS) {
+        PyErr_SetString(PyExc_ValueError, "configure_audit: the fields of this layout");
+        return NULL;
+    }
+    if (audit_keys == NULL) {
+        audit_keys = Py_NewRef(record_fields);
+        outcome_keys = Py_NewRef(outcome_fields);
+    }
+    Py_RETURN_NONE;
+}
+
+/* ---- signature checks in batches --------------------------------------------------- */
+
+typedef int (*sign_open_fn)(unsigned char *, unsigned long long *, const unsigned char *,
+                            unsigned long long, const unsigned char *);
+
+#define SIGNATURE_SIZE 64
+#define PUBLIC_KEY_SIZE 32
+
+/* verify_batch(address, signed, keys) -> bytes
+
+   ``address`` is libsodium's crypto_sign_open as PyNaCl links it; ``signed`` a tuple of
+   signature || message, ``keys`` a tuple of 32-byte public keys. Answers one byte per
+   item, 1 when the signature verifies. The checks run without the GIL, so a worker
+   thread verifies while the caller goes on in Python. */
+static PyObject *
+verify_batch(PyObject *self, PyObject *args)
+{
+    unsigned long long address;
+    PyObject *signed_items, *keys;
+    if (!PyArg_ParseTuple(args, "KO!O!", &address, &PyTuple_Type, &signed_items, &PyTuple_Type,
+                          &keys)) {
+        return NULL;
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(signed_items);
+    if (address == 0 || PyTuple_GET_SIZE(keys) != count) {
+        PyErr_SetString(PyExc_ValueError, "verify_batch: a function and as many keys as items");
+        return NULL;
+    }
+    Py_ssize_t longest = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyTuple_GET_ITEM(signed_items, i);
+        PyObject *key = PyTuple_GET_ITEM(keys, i);
+        if (!PyBytes_Check(item) || !PyBytes_Check(key)) {
+            PyErr_SetString(PyExc_TypeError, "verify_batch: items and keys are bytes");
+            return NULL;
+        }
+        if (PyBytes_GET_SIZE(item) > longest) {
+            longest = PyBytes_GET_SIZE(item);
+        }
+    }
+    PyObject *results = PyBytes_FromStringAndSize(NULL, count);
+    unsigned char *scratch = PyMem_RawMalloc(longest + 1);
+    if (results == NULL || scratch == NULL) {
+        Py_XDECREF(results);
+        PyMem_RawFree(scratch);
+        return PyErr_NoMemory();
+    }
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(results);
+    sign_open_fn sign_open = (sign_open_fn)(uintptr_t)address;
+    /* The tuples, and the bytes they hold, are immutable and kept alive by the caller. */
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyTuple_GET_ITEM(signed_items, i);
+        PyObject *key = PyTuple_GET_ITEM(keys, i);
+        unsigned long long size = 0;
+        out[i] = PyBytes_GET_SIZE(item) >= SIGNATURE_SIZE &&
+                 PyBytes_GET_SIZE(key) == PUBLIC_KEY_SIZE &&
+                 sign_open(scratch, &size, (const unsigned char *)PyBytes_AS_STRING(item),
+                           (unsigned long long)PyBytes_GET_SIZE(item),
+                           (const unsigned char *)PyBytes_AS_STRING(key)) == 0;
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(scratch);
+    return results;
+}
+
 static PyMethodDef methods[] = {
+    {"sections_tail", sections_tail, METH_VARARGS,
+     "sections_tail(sections, signature, keep) -> bytes | None"},
+    {"configure_audit", configure_audit, METH_VARARGS,
+     "configure_audit(record_fields, outcome_fields): set once before read_audit."},
+    {"read_audit", (PyCFunction)(void (*)(void))read_audit, METH_FASTCALL,
+     "read_audit(data, pos) -> dict | None"},
+    {"verify_batch", verify_batch, METH_VARARGS,
+     "verify_batch(address, signed, keys) -> bytes: 1 per verified item, without the GIL"},
     {"configure", configure, METH_VARARGS,
      "configure(header_type, header_fields, section_type, section_fields, envelope_type, "
      "envelope_fields, vocabularies, epoch): set once before use."},

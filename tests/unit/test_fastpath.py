@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
-from border_exchange.domain import fastpath
+from border_exchange import _native
+from border_exchange.domain import fastpath, signature_batch
+from border_exchange.domain.audit import encode_audit
+from border_exchange.domain.audit_reader import read_audit_python
+from border_exchange.domain.audit_verify import _sections_tail, _sections_tail_python
 from border_exchange.domain.catalog import AlertType, Operation, WarningMarker
 from border_exchange.domain.encoding import PREFIX_SIZE, decode_envelope_generic, encode_envelope
 from border_exchange.domain.envelope import Envelope, Section
 from border_exchange.domain.envelope_reader import read_envelope_python
 from border_exchange.domain.samples import sample_alert
+from border_exchange.domain.signature_batch import SignatureChecks, signature_checks
 from border_exchange.domain.signing import (
     _checked_signing_input_python,
     redact,
@@ -29,6 +35,8 @@ from border_exchange.domain.signing import (
     signing_input,
 )
 from border_exchange.errors import DecodeError, SignatureError
+from tests.unit.test_audit_reader import decision
+from tests.unit.test_audit_reader import records as audit_records
 
 KEY = SigningKey(bytes(range(32)))
 PROPERTY = settings(
@@ -236,3 +244,98 @@ def test_the_compiled_signing_input_declines_values_of_unusual_types() -> None:
     moved = dataclasses.replace(envelope, header=dataclasses.replace(header, issued_at=elsewhere))
     assert fastpath.checked_signing_input(moved) == signing_input(header, envelope.sections)
     assert fastpath.checked_signing_input(moved) == _checked_signing_input_python(moved)
+
+
+# --- audit records ----------------------------------------------------------------------------
+
+AUDIT_VALID = encode_audit(decision())
+
+
+def _audit_python(data: bytes) -> dict[str, Any] | DecodeError:
+    try:
+        return read_audit_python(data, PREFIX_SIZE)
+    except DecodeError as exc:
+        return exc
+
+
+@PROPERTY
+@given(audit_records)
+def test_the_compiled_audit_reader_reads_any_record_as_the_python_reader(
+    record: dict[str, Any],
+) -> None:
+    data = encode_audit(record)
+    assert fastpath.read_audit(data, PREFIX_SIZE) == read_audit_python(data, PREFIX_SIZE) == record
+
+
+@PROPERTY
+@given(st.lists(st.integers(min_value=0), min_size=1, max_size=3), st.integers(min_value=0))
+def test_on_damaged_audit_records_the_compiled_reader_declines_or_agrees(
+    flips: list[int], cut: int
+) -> None:
+    data = bytearray(AUDIT_VALID)
+    for flip in flips:
+        position = PREFIX_SIZE * 8 + flip % ((len(data) - PREFIX_SIZE) * 8)
+        data[position // 8] ^= 1 << (position % 8)
+    for damaged in (bytes(data), AUDIT_VALID[: PREFIX_SIZE + cut % (len(data) - PREFIX_SIZE)]):
+        native = fastpath.read_audit(damaged, PREFIX_SIZE)
+        if native is not None:
+            assert native == _audit_python(damaged)
+
+
+# --- redacted section lists -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("envelope", VALID)
+def test_the_compiled_section_list_is_the_python_one(envelope: Envelope) -> None:
+    names = [section.name for section in envelope.sections]
+    for keep in (None, frozenset(), frozenset(names[:2]), set(names), tuple(names[1:])):
+        native = fastpath.sections_tail(envelope.sections, envelope.signature, keep)
+        assert native == _sections_tail_python(envelope, keep)
+    assert encode_envelope(envelope).endswith(_sections_tail(envelope, None))
+
+
+# --- signature checks in batches --------------------------------------------------------------
+
+
+def _signed_items() -> list[tuple[int, bytes, bytes, bool]]:
+    """(token, signature || message, public key, whether it verifies), good and bad mixed."""
+    key = KEY.verify_key.encode()
+    other = SigningKey(bytes(32)).verify_key.encode()
+    items = []
+    for index in range(700):
+        message = index.to_bytes(4, "big") * (index % 50)
+        signed = KEY.sign(message)
+        kind = index % 7
+        if kind == 1:  # a flipped signature bit
+            items.append((index, bytes([signed[0] ^ 1]) + signed[1:], key, False))
+        elif kind == 2:  # another key
+            items.append((index, bytes(signed), other, False))
+        elif kind == 3:  # a key of the wrong size
+            items.append((index, bytes(signed), key[:31], False))
+        elif kind == 4:  # shorter than a signature
+            items.append((index, bytes(signed)[:63], key, False))
+        else:
+            items.append((index, bytes(signed), key, True))
+    return items
+
+
+@pytest.mark.parametrize("threaded", [True, False])
+def test_batched_signature_checks_fail_exactly_the_bad_signatures(threaded: bool) -> None:
+    items = _signed_items()
+    checks: SignatureChecks[int]
+    with signature_checks(threaded=threaded) as checks:  # type: ignore[assignment]
+        for token, signed, key, _ in items:
+            checks.add(token, signed, key)
+        failed = checks.failed()
+    assert failed == [token for token, _, _, good in items if not good]
+    assert checks.count == len(items)
+
+
+def test_the_compiled_batch_check_answers_as_pynacl() -> None:
+    items = _signed_items()
+    signed = tuple(item[1] for item in items)
+    keys = tuple(item[2] for item in items)
+    assert signature_batch._ADDRESS is not None  # PyNaCl's binding offers crypto_sign_open
+    native = _native.verify_batch(signature_batch._ADDRESS, signed, keys)
+    assert native == signature_batch._check_here(signed, keys)
+    assert list(native) == [int(good) for *_, good in items]

@@ -9,19 +9,19 @@ checks both paths give identical records. Malformed bytes raise only ``DecodeErr
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from border_exchange.domain.avro_binary import read_block as _block
 from border_exchange.domain.avro_binary import read_bytes as _bytes
 from border_exchange.domain.avro_binary import read_long as _long
 from border_exchange.domain.avro_binary import read_string as _string
+from border_exchange.domain.fastpath import EPOCH as _EPOCH
+from border_exchange.domain.fastpath import read_audit as native_read
 from border_exchange.errors import DecodeError
 
 AUDIT_FINGERPRINT: Final = bytes.fromhex("9eba8176729c68b8")
 """Fingerprint of the audit record schema this reader implements (checked by a test)."""
-
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _branch(data: bytes, pos: int, field: str) -> bool:
@@ -89,7 +89,19 @@ def _outcome(data: bytes, pos: int) -> tuple[dict[str, Any], int]:
 
 
 def read_audit(data: bytes, pos: int) -> dict[str, Any]:
-    """The audit record whose Avro body starts at ``pos`` of ``data`` (current schema only)."""
+    """The audit record whose Avro body starts at ``pos`` of ``data`` (current schema only).
+
+    The compiled reader takes the usual well-formed record; anything else, and every
+    error, is read here by ``read_audit_python``.
+    """
+    record = native_read(data, pos)
+    if record is not None:
+        return record
+    return read_audit_python(data, pos)
+
+
+def read_audit_python(data: bytes, pos: int) -> dict[str, Any]:
+    """``read_audit`` in Python only: the reference of the compiled reader."""
     try:
         return _read(data, pos)
     except DecodeError:

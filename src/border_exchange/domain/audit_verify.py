@@ -55,10 +55,17 @@ from border_exchange.domain.encoding import (
     decode_record,
 )
 from border_exchange.domain.envelope import Envelope
+from border_exchange.domain.fastpath import sections_tail as native_sections_tail
 from border_exchange.domain.naming import parse_feed_topic, parse_outbox_topic
 from border_exchange.domain.policy import Deliver, Outcome, PolicyIndex, PolicyInput, decide
 from border_exchange.domain.schemas import SINGLE_OBJECT_MAGIC as MAGIC
-from border_exchange.domain.signing import section_digest, verify_trusted
+from border_exchange.domain.signature_batch import SignatureChecks, signature_checks
+from border_exchange.domain.signing import (
+    bad_signature,
+    section_digest,
+    signed_message,
+    verify_trusted,
+)
 from border_exchange.domain.trust import HUB, TrustStore
 from border_exchange.errors import BorderExchangeError, DecodeError, KeyNotValidError
 
@@ -693,7 +700,19 @@ def _zigzag(value: int) -> bytes:
 
 
 def _sections_tail(envelope: Envelope, keep: Collection[str] | None) -> bytes:
-    """The Avro bytes of the sections array and signature, keeping ``keep`` (None: as they are)."""
+    """The Avro bytes of the sections array and signature, keeping ``keep`` (None: as they are).
+
+    Built by the compiled ``sections_tail`` when the values have their usual types.
+    """
+    if type(envelope.sections) is tuple and type(envelope.signature) is bytes:
+        tail = native_sections_tail(envelope.sections, envelope.signature, keep)
+        if tail is not None:
+            return tail
+    return _sections_tail_python(envelope, keep)
+
+
+def _sections_tail_python(envelope: Envelope, keep: Collection[str] | None) -> bytes:
+    """``_sections_tail`` in Python only: the reference of the compiled one."""
     parts = [_zigzag(len(envelope.sections))] if envelope.sections else []
     for section in envelope.sections:
         name = section.name.encode()
@@ -857,15 +876,18 @@ class _Verdict:
         self.quarantine_expected: dict[tuple[str, int, int], AuditEntry] = {}
         self.quarantine_audited: set[tuple[str, int, int]] = set()
         self.origins: set[str] = set()
+        self.checks: SignatureChecks[tuple[str, str, LogRecord, _Splice]]
 
     def run(self) -> Verdict:
         chains = []
-        for (topic, partition), check in sorted(self.replay._chains.items()):
-            self.violations.extend(check.violations)
-            chains.append(check.summary)
-            self.stats.audit_records += len(check.entries)
-            self.stats.checkpoints += check.summary.checkpoints
-            self._chain(topic, partition, check)
+        with signature_checks() as self.checks:
+            for (topic, partition), check in sorted(self.replay._chains.items()):
+                self.violations.extend(check.violations)
+                chains.append(check.summary)
+                self.stats.audit_records += len(check.entries)
+                self.stats.checkpoints += check.summary.checkpoints
+                self._chain(topic, partition, check)
+            self._settle_signatures()
         self._feeds()
         self._quarantine()
         self.violations.sort(key=lambda v: (v.topic, v.partition, v.offset, v.code.value))
@@ -1077,12 +1099,33 @@ class _Verdict:
                 f"describes another message than outbox offset {source.offset}: "
                 + ", ".join(differing),
             )
-        problem = _signature_problem(envelope, self.trust)
         self.stats.signatures_verified += 1
-        if problem is not None:
-            self._add(ViolationCode.SIGNATURE_INVALID, source, f"outbox copy: {problem}")
-        else:
-            self.verified[(origin, message_id)] = _Splice.of(source.value, envelope, sections_at)
+        header = envelope.header
+        try:
+            key = self.trust.key_for(header.origin, header.key_id, header.issued_at)
+            signed = signed_message(envelope, key)
+        except BorderExchangeError as exc:
+            self._add(ViolationCode.SIGNATURE_INVALID, source, f"outbox copy: {exc}")
+            return
+        # Taken as verified until the signature check, done on the side, says otherwise
+        # (``_settle_signatures``, before any feed copy is compared with it).
+        splice = _Splice.of(source.value, envelope, sections_at)
+        self.verified[(origin, message_id)] = splice
+        self.checks.add((origin, message_id, source, splice), signed, key.raw)
+
+    def _settle_signatures(self) -> None:
+        """Withdraw every outbox copy whose signature failed, and what was expected of it."""
+        failed = set()
+        for origin, message_id, source, splice in self.checks.failed():
+            error = bad_signature(splice.envelope.header)
+            self._add(ViolationCode.SIGNATURE_INVALID, source, f"outbox copy: {error}")
+            if self.verified.get((origin, message_id)) is splice:
+                del self.verified[(origin, message_id)]
+                failed.add((origin, message_id))
+        if failed:
+            for key, expected in self.expected.items():
+                if key[1:] in failed and expected.value is not None:
+                    self.expected[key] = _Expected(expected.sections, expected.entry, None)
 
     def _feeds(self) -> None:
         matched: dict[tuple[str, str, str], LogRecord] = {}

@@ -1,11 +1,14 @@
-"""The compiled fast path of the contract: envelope reading and the checked signing input.
+"""The compiled fast path: reading envelopes and audit records, the checked signing input.
 
-``_native.c`` does, in C, what ``envelope_reader._read`` and ``signing.verify`` do
-before the signature check, for the usual well-formed message only: whenever anything
-is unusual it answers None and the Python code runs, which stays the reference and
-gives the precise error. Verification is the router's and the auditor's main cost; the
-Python code around it cost about as much again, and this brings it to a few percent
-(``bench/bench_contract.py``).
+``_native.c`` does, in C, what ``envelope_reader._read``, ``audit_reader._read``,
+``audit_verify._sections_tail`` and ``signing.verify`` do before the signature check,
+for the usual well-formed value only: whenever anything is unusual it answers None and
+the Python code runs, which stays the reference and gives the precise error.
+
+Verification is the router's and the auditor's main cost; the Python code around it
+cost about as much again, and this brings it to a few percent
+(``bench/bench_contract.py``). ``_native.c`` also checks signatures in batches without
+the GIL, for ``signature_batch``.
 """
 
 from __future__ import annotations
@@ -88,3 +91,40 @@ checked_signing_input: Final = _native.checked_signing_input
 """The signing input when every present section matches its digest, else None.
 
 On None, ``signing.verify`` runs its Python path, which raises the precise error."""
+
+sections_tail: Final = _native.sections_tail
+"""The Avro bytes of a section list and signature, keeping the contents of ``keep``, or None."""
+
+_native.configure_audit(
+    (
+        "chain",
+        "seq",
+        "prev_hash",
+        "kind",
+        "recorded_at",
+        "source_offset",
+        "message_id",
+        "alert_id",
+        "version",
+        "origin",
+        "alert_type",
+        "operation",
+        "handling_code",
+        "action_on_hit",
+        "issued_at",
+        "expires_at",
+        "sections",
+        "agreement_set",
+        "agreement_label",
+        "earlier_recipients",
+        "outcomes",
+        "quarantine_reason",
+        "quarantine_detail",
+        "checkpoint_key_id",
+        "checkpoint_signature",
+    ),
+    ("participant", "delivered", "sections", "reason", "agreement_id", "basis"),
+)
+
+read_audit: Final = _native.read_audit
+"""The audit record (a dict as fastavro builds it) of the current layout at ``pos``, or None."""

@@ -264,6 +264,21 @@ def verify(envelope: Envelope, public_key: PublicKey) -> None:
     on their signed digests. Whether the key was valid at issue time is the trust
     store's question: see ``verify_trusted``.
     """
+    signed = signed_message(envelope, public_key)
+    try:
+        # What VerifyKey.verify does, without its argument decoding: libsodium's
+        # crypto_sign_open over signature || message.
+        crypto_sign_open(signed, public_key.raw)
+    except (BadSignatureError, ValueError, TypeError) as exc:
+        raise bad_signature(envelope.header) from exc
+
+
+def signed_message(envelope: Envelope, public_key: PublicKey) -> bytes:
+    """Every check of ``verify`` but the Ed25519 one; returns signature || signing input.
+
+    For checking the signature elsewhere (``signature_batch``): a failure there is
+    ``bad_signature(envelope.header)``.
+    """
     header = envelope.header
     if public_key.owner != header.origin or public_key.key_id != header.key_id:
         raise SignatureError(
@@ -277,24 +292,23 @@ def verify(envelope: Envelope, public_key: PublicKey) -> None:
             f"signed schema fingerprint {header.schema_fingerprint.hex()} is no envelope schema",
             SignatureProblem.UNKNOWN_SCHEMA,
         )
-    sections = envelope.sections
-    _check_layout(header, sections)
+    _check_layout(header, envelope.sections)
     message = checked_signing_input(envelope)
     if message is None:
         message = _checked_signing_input_python(envelope)
     signature = envelope.signature
-    try:
-        # What VerifyKey.verify does, without its argument decoding: libsodium's
-        # crypto_sign_open over signature || message.
-        if type(signature) is not bytes or len(signature) != SIGNATURE_SIZE:
-            raise ValueError(f"a signature has {SIGNATURE_SIZE} bytes")
-        crypto_sign_open(signature + message, public_key.raw)
-    except (BadSignatureError, ValueError, TypeError) as exc:
-        raise SignatureError(
-            f"signature of {header.origin} (key {header.key_id}) does not verify on message "
-            f"{header.message_id}",
-            SignatureProblem.BAD_SIGNATURE,
-        ) from exc
+    if type(signature) is not bytes or len(signature) != SIGNATURE_SIZE:
+        raise bad_signature(header)
+    return signature + message
+
+
+def bad_signature(header: Header) -> SignatureError:
+    """The error of a signature that does not verify on the message ``header`` heads."""
+    return SignatureError(
+        f"signature of {header.origin} (key {header.key_id}) does not verify on message "
+        f"{header.message_id}",
+        SignatureProblem.BAD_SIGNATURE,
+    )
 
 
 def _checked_signing_input_python(envelope: Envelope) -> bytes:

@@ -1,0 +1,117 @@
+"""Ed25519 checks gathered in batches and run on a worker thread, beside the caller's work.
+
+A replay verifies one origin signature per message and spends as long again on Python
+work around it. The checks themselves need no Python: the compiled ``verify_batch``
+runs a batch through libsodium's ``crypto_sign_open`` (the very function PyNaCl calls,
+taken from PyNaCl's own binding) without holding the GIL, so on a machine with a second
+core the signatures are checked while the caller goes on. Without that binding the
+batch is checked on the calling thread with PyNaCl; the answers are the same.
+
+The caller gives each check a token and learns at the end which tokens failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Final, Generic, TypeVar
+
+from nacl.bindings import crypto_sign_open
+from nacl.exceptions import BadSignatureError
+
+from border_exchange import _native
+
+T = TypeVar("T")
+
+BATCH: Final = 256
+_OPEN_TYPE: Final = (
+    "int(*)(unsigned char *, unsigned long long *, unsigned char *, unsigned long long, "
+    "unsigned char *)"
+)
+
+
+def _sodium_open_address() -> int | None:
+    """The address of libsodium's crypto_sign_open as PyNaCl binds it, if it says so."""
+    try:
+        from nacl._sodium import ffi, lib  # the binding PyNaCl's own calls go through
+
+        function = ffi.addressof(lib, "crypto_sign_open")
+        if ffi.typeof(function).cname != _OPEN_TYPE:
+            return None
+        return int(ffi.cast("uintptr_t", function))
+    except (ImportError, AttributeError, TypeError):
+        return None
+
+
+_ADDRESS: Final = _sodium_open_address()
+
+
+def _check_here(signed: tuple[bytes, ...], keys: tuple[bytes, ...]) -> bytes:
+    """``verify_batch``'s answers, computed with PyNaCl on the calling thread."""
+    results = bytearray()
+    for item, key in zip(signed, keys, strict=True):
+        try:
+            crypto_sign_open(item, key)
+        except (BadSignatureError, ValueError, TypeError):
+            results.append(0)
+        else:
+            results.append(1)
+    return bytes(results)
+
+
+def _check_native(signed: tuple[bytes, ...], keys: tuple[bytes, ...]) -> bytes:
+    assert _ADDRESS is not None
+    return _native.verify_batch(_ADDRESS, signed, keys)
+
+
+class SignatureChecks(Generic[T]):
+    """Signature checks queued by ``add`` and answered by ``failed``; use ``signature_checks``."""
+
+    def __init__(self, executor: ThreadPoolExecutor | None, batch: int = BATCH) -> None:
+        self._executor = executor
+        self._batch = batch
+        self._signed: list[bytes] = []
+        self._keys: list[bytes] = []
+        self._tokens: list[T] = []
+        self._done: list[tuple[list[T], Future[bytes] | bytes]] = []
+        self.count = 0
+
+    def add(self, token: T, signed: bytes, public_key: bytes) -> None:
+        """Queue the check of ``signed`` (signature || message) under ``public_key``."""
+        self._signed.append(signed)
+        self._keys.append(public_key)
+        self._tokens.append(token)
+        self.count += 1
+        if len(self._signed) >= self._batch:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._signed:
+            return
+        signed, keys = tuple(self._signed), tuple(self._keys)
+        if self._executor is None:
+            self._done.append((self._tokens, _check_here(signed, keys)))
+        else:
+            self._done.append((self._tokens, self._executor.submit(_check_native, signed, keys)))
+        self._signed, self._keys, self._tokens = [], [], []
+
+    def failed(self) -> list[T]:
+        """The tokens of every check queued so far whose signature does not verify."""
+        self._flush()
+        failed: list[T] = []
+        for tokens, answer in self._done:
+            results = answer if isinstance(answer, bytes) else answer.result()
+            failed.extend(token for token, ok in zip(tokens, results, strict=True) if not ok)
+        self._done.clear()
+        return failed
+
+
+@contextmanager
+def signature_checks(*, threaded: bool = True) -> Iterator[SignatureChecks[T]]:
+    """Signature checks on a worker thread (when PyNaCl's binding allows), for one ``with``."""
+    if not threaded or _ADDRESS is None:
+        yield SignatureChecks(None)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bx-signatures") as executor:
+        yield SignatureChecks(executor)
