@@ -323,7 +323,7 @@ def _signed_items() -> list[tuple[int, bytes, bytes, bool]]:
 def test_batched_signature_checks_fail_exactly_the_bad_signatures(threaded: bool) -> None:
     items = _signed_items()
     checks: SignatureChecks[int]
-    with signature_checks(threaded=threaded) as checks:  # type: ignore[assignment]
+    with signature_checks(threaded=threaded) as checks:
         for token, signed, key, _ in items:
             checks.add(token, signed, key)
         failed = checks.failed()

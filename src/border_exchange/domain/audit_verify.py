@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from operator import itemgetter
 from typing import Any, Final
 
 from nacl.exceptions import BadSignatureError
@@ -54,7 +55,7 @@ from border_exchange.domain.encoding import (
     decode_envelope_split,
     decode_record,
 )
-from border_exchange.domain.envelope import Envelope
+from border_exchange.domain.envelope import Envelope, Header
 from border_exchange.domain.fastpath import sections_tail as native_sections_tail
 from border_exchange.domain.naming import parse_feed_topic, parse_outbox_topic
 from border_exchange.domain.policy import Deliver, Outcome, PolicyIndex, PolicyInput, decide
@@ -563,6 +564,38 @@ def _describe(key: tuple[bool, tuple[str, ...], str | None, str | None, str | No
     return f"deny {reason}" + (f" under {agreement}" if agreement else "")
 
 
+_RECORDED_HEADER: Final = itemgetter(*_HEADER_FIELDS)
+
+
+def _differing_fields(
+    record: Mapping[str, Any], header: Header, present: frozenset[str]
+) -> list[str]:
+    """The fields (and ``sections``) in which an audit record does not describe a message."""
+    actual = (
+        header.message_id,
+        header.alert_id,
+        header.version,
+        header.origin,
+        header.alert_type,  # codes compare equal to their text
+        header.operation,
+        header.handling_code,
+        header.action_on_hit,
+        header.issued_at,
+        header.expires_at,
+    )
+    try:
+        same = _RECORDED_HEADER(record) == actual
+    except KeyError:
+        same = False
+    differing = []
+    if not same:
+        fields = header_fields(header)
+        differing = [name for name in _HEADER_FIELDS if record.get(name) != fields[name]]
+    if sorted(present) != list(record.get("sections") or ()):
+        differing.append("sections")
+    return differing
+
+
 _TYPES: Final = {member.value: member for member in AlertType}
 _HANDLING: Final = {member.value: member for member in HandlingCode}
 _OPERATIONS: Final = {member.value: member for member in Operation}
@@ -753,7 +786,13 @@ class _Splice:
     """The bytes before the section list; None when ``value`` is not laid out as expected."""
 
     @classmethod
-    def of(cls, value: bytes, envelope: Envelope, sections_at: int | None = None) -> _Splice:
+    def of(
+        cls,
+        value: bytes,
+        envelope: Envelope,
+        sections_at: int | None = None,
+        present: frozenset[str] | None = None,
+    ) -> _Splice:
         """``value`` decoded as ``envelope``; ``sections_at`` where its section list starts.
 
         Without the position, the header bytes are found by encoding the section list
@@ -765,7 +804,7 @@ class _Splice:
         else:
             tail = _sections_tail(envelope, None)
             head = value[: len(value) - len(tail)] if value.endswith(tail) else None
-        return cls(value, envelope, envelope.present_sections, head)
+        return cls(value, envelope, envelope.present_sections if present is None else present, head)
 
     def redacted(self, keep: Collection[str]) -> bytes | None:
         """The exact record value redacted to ``keep`` (see ``redacted_bytes``)."""
@@ -1088,10 +1127,9 @@ class _Verdict:
                 f"decided at audit offset {entry.log.offset} but is no envelope: {exc}",
             )
             return
-        actual = header_fields(envelope.header)
-        differing = [name for name in _HEADER_FIELDS if entry.record.get(name) != actual[name]]
-        if sorted(envelope.present_sections) != list(entry.record.get("sections") or ()):
-            differing.append("sections")
+        header = envelope.header
+        present = envelope.present_sections
+        differing = _differing_fields(entry.record, header, present)
         if differing:
             self._add(
                 ViolationCode.AUDIT_MISMATCH,
@@ -1100,7 +1138,6 @@ class _Verdict:
                 + ", ".join(differing),
             )
         self.stats.signatures_verified += 1
-        header = envelope.header
         try:
             key = self.trust.key_for(header.origin, header.key_id, header.issued_at)
             signed = signed_message(envelope, key)
@@ -1109,7 +1146,7 @@ class _Verdict:
             return
         # Taken as verified until the signature check, done on the side, says otherwise
         # (``_settle_signatures``, before any feed copy is compared with it).
-        splice = _Splice.of(source.value, envelope, sections_at)
+        splice = _Splice.of(source.value, envelope, sections_at, present)
         self.verified[(origin, message_id)] = splice
         self.checks.add((origin, message_id, source, splice), signed, key.raw)
 

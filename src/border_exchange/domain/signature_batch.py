@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
@@ -108,7 +108,7 @@ class SignatureChecks(Generic[T]):
 
 
 @contextmanager
-def signature_checks(*, threaded: bool = True) -> Iterator[SignatureChecks[T]]:
+def signature_checks(*, threaded: bool = True) -> Iterator[SignatureChecks[Any]]:
     """Signature checks on a worker thread (when PyNaCl's binding allows), for one ``with``."""
     if not threaded or _ADDRESS is None:
         yield SignatureChecks(None)
