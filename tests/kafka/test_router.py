@@ -236,3 +236,41 @@ async def test_a_participant_added_to_the_trust_store_is_routed_without_a_restar
         delivered = await ex.feed(a, c, expect=1)
 
     assert [e.header.message_id for e in delivered] == [envelope.header.message_id]
+
+
+async def test_a_backlog_larger_than_a_record_batch_keeps_every_alerts_versions_in_order(
+    kafka: KafkaCluster,
+) -> None:
+    # Published before the router starts, the backlog is routed in a few large
+    # transactions whose copies for one feed partition fill several record batches.
+    ex = await make_exchange(kafka, 2, open_agreements([("P0", "P1")]))
+    a, b = ex.ids
+    versions = 400
+    backlog: list[Envelope] = []
+    alert_ids = []
+    for _ in range(2):
+        create = ex.alert(AlertType.WANTED_PERSON, a)
+        assert create.alert_id is not None
+        alert_ids.append(create.alert_id)
+        backlog.append(ex.seal(create))
+        backlog += [
+            ex.seal(
+                ex.alert(
+                    AlertType.WANTED_PERSON,
+                    a,
+                    alert_id=create.alert_id,
+                    version=version,
+                    operation="UPDATE",
+                )
+            )
+            for version in range(2, versions + 1)
+        ]
+    await ex.publish(*backlog)
+    async with running(ex.router()):
+        delivered = await ex.feed(b, a, expect=len(backlog))
+
+    assert sum(len(encode_envelope(e)) for e in backlog) > 2 * 512 * 1024
+    assert len(delivered) == len(backlog)
+    for alert_id in alert_ids:
+        copies = [e for e in delivered if e.header.alert_id == alert_id]
+        assert [e.header.version for e in copies] == list(range(1, versions + 1))

@@ -219,3 +219,58 @@ def test_expired_message_ids_are_forgotten() -> None:
     state = PartitionState(seen={"old": NOW - timedelta(days=1), "new": NOW + timedelta(days=1)})
     assert state.prune(NOW, RoutingRules()) == 1
     assert set(state.seen) == {"new"}
+
+
+def test_histories_outlive_their_alerts_expiry_so_a_late_cancel_reaches_every_recipient(
+    box: Sandbox,
+) -> None:
+    state = PartitionState()
+    first = _seal(box, _alert(box, expires_at=NOW + timedelta(hours=1)))
+    routed = _route(box, first, state)
+    assert isinstance(routed, Routed)
+    state.apply_routed(first.header, routed.decision.recipients)
+    # Long after the first version expired, its id is forgotten; the history is not.
+    later = NOW + timedelta(days=10)
+    state.prune(later, RoutingRules())
+    assert first.header.message_id not in state.seen
+    assert state.alerts[first.header.alert_id].recipients == {"COD"}
+
+    cancel = _seal(
+        box,
+        _alert(
+            box,
+            alert_id=first.header.alert_id,
+            version=2,
+            operation="CANCEL",
+            cancel_reason="x",
+            sections={},
+            expires_at=later + timedelta(days=30),
+        ),
+    )
+    routed = _route(box, cancel, state)
+    assert isinstance(routed, Routed)
+    assert routed.decision.recipients == ("COD",)
+    assert routed.earlier_recipients == {"COD"}
+
+
+def test_equal_histories_and_expiry_times_are_kept_once(box: Sandbox) -> None:
+    state = PartitionState()
+    envelopes = [_seal(box, _alert(box)) for _ in range(3)]
+    for envelope in envelopes:
+        routed = _route(box, envelope, state)
+        assert isinstance(routed, Routed)
+        state.apply_routed(envelope.header, routed.decision.recipients)
+    histories = {id(state.alerts[e.header.alert_id]) for e in envelopes}
+    expiries = {id(state.seen[e.header.message_id]) for e in envelopes}
+    assert len(histories) == 1
+    assert len(expiries) == 1
+    assert state.alerts[envelopes[0].header.alert_id].recipients == {"COD"}
+
+
+def test_recipients_permitted_every_section_share_the_origins_envelope() -> None:
+    box = make_sandbox(["CAF", "COD", "SSD"], open_agreements([("CAF", "COD"), ("CAF", "SSD")]))
+    envelope = _seal(box, _alert(box))
+    result = _route(box, envelope, PartitionState())
+    assert isinstance(result, Routed)
+    assert [name for name, _ in result.copies] == ["COD", "SSD"]
+    assert all(copy is result.envelope for _, copy in result.copies)

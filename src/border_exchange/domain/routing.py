@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final, TypeVar, cast
 
 from border_exchange.domain.audit import AuditKind
 from border_exchange.domain.catalog import AlertType, Operation
@@ -30,6 +30,8 @@ from border_exchange.errors import (
     KeyProblem,
     SignatureError,
 )
+
+_T = TypeVar("_T")
 
 
 class QuarantineReason(StrEnum):
@@ -97,6 +99,7 @@ class Routed:
     decision: Decision
     earlier_recipients: frozenset[str]
     copies: tuple[tuple[str, Envelope], ...]
+    """Each recipient's copy: ``envelope`` itself when it keeps every section present."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +111,7 @@ class Refused:
     header: Header | None = None
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class AlertHistory:
     """What the router delivered of one alert so far."""
 
@@ -118,13 +121,34 @@ class AlertHistory:
     cancelled: bool = False
 
 
+_SHARED_LIMIT: Final = 4096
+"""How many distinct expiry times and histories a partition's memory shares at most."""
+
+
 @dataclass
 class PartitionState:
-    """The router's memory for one outbox partition, rebuilt from its audit chain."""
+    """The router's memory for one outbox partition, rebuilt from its audit chain.
+
+    Its size grows with the alerts the partition has carried: one entry per message
+    id until the message expires, one history per alert for good (see ``prune``).
+    Equal expiry times and equal histories are one object each (most alerts share
+    them: review dates fall at midnight, recipient sets repeat), so an alert costs
+    little more than its two ids.
+    """
 
     seen: dict[str, datetime] = field(default_factory=dict)
     """Message ids already routed or refused after verification, with their expiry."""
     alerts: dict[str, AlertHistory] = field(default_factory=dict)
+    _shared: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def _share(self, value: _T) -> _T:
+        """The one object kept for values equal to ``value`` (immutable ones only)."""
+        shared = self._shared.get(value)
+        if shared is None:
+            if len(self._shared) >= _SHARED_LIMIT:
+                self._shared.clear()  # values already remembered stay shared
+            self._shared[value] = shared = value
+        return cast(_T, shared)
 
     def apply_routed(self, header: Header, recipients: tuple[str, ...]) -> None:
         """Remember a routed message: its id, and who has now received its alert."""
@@ -148,23 +172,44 @@ class PartitionState:
         operation: Operation,
         recipients: tuple[str, ...],
     ) -> None:
-        self.seen[message_id] = expires_at
+        self.seen[message_id] = self._share(expires_at)
         known = self.alerts.get(alert_id)
         earlier = known.recipients if known is not None else frozenset()
-        self.alerts[alert_id] = AlertHistory(
-            alert_type,
-            version,
-            earlier | frozenset(recipients),
-            cancelled=operation is Operation.CANCEL,
+        self.alerts[alert_id] = self._share(
+            AlertHistory(
+                alert_type,
+                version,
+                earlier.union(recipients) if recipients else earlier,
+                cancelled=operation is Operation.CANCEL,
+            )
         )
+
+    def remember_refused(self, message_id: str, expires_at: datetime) -> None:
+        """Remember the id of a message refused after its signature verified."""
+        if message_id not in self.seen:
+            self.seen[message_id] = self._share(expires_at)
 
     def apply_refused(self, header: Header | None, reason: str) -> None:
         """Remember a refused message's id when its signature had verified."""
         if header is not None and reason in _SIGNED_OK_REASONS:
-            self.seen.setdefault(header.message_id, header.expires_at)
+            self.remember_refused(header.message_id, header.expires_at)
 
     def prune(self, now: datetime, rules: RoutingRules) -> int:
-        """Forget ids of messages expired long enough that a replay fails as EXPIRED anyway."""
+        """Forget ids of messages expired long enough that a replay fails as EXPIRED anyway.
+
+        Alert histories are kept, even of alerts whose every version has expired: a
+        version's expiry (a review date) bounds only that version, and the origin may
+        still send a later update or a cancel with an expiry of its own. Without the
+        history, such a message would be decided as if nobody had received the alert:
+        a cancel would reach none of the earlier recipients (``NO_EARLIER_VERSION``),
+        an update of a cancelled alert would be delivered instead of refused as
+        ``ALERT_CANCELLED``, an older version would pass as new instead of
+        ``STALE_VERSION``, and the audit replay would find the recorded earlier
+        recipients differ from the chain (``HISTORY_MISMATCH``). Forgetting a history
+        is only safe for messages that would be refused as expired anyway, and nothing
+        bounds the expiry of an alert's later messages; so histories stay, and are
+        kept small instead (see the class).
+        """
         horizon = now - rules.max_clock_skew
         stale = [mid for mid, expires in self.seen.items() if expires < horizon]
         for mid in stale:
@@ -296,12 +341,21 @@ def route(
         policy,
         earlier,
     )
-    copies = tuple(
-        (participant, redact(envelope, outcome.sections))
-        for participant, outcome in decision.outcomes.items()
-        if isinstance(outcome, Deliver)
-    )
-    return Routed(envelope, decision, earlier, copies)
+    present = envelope.present_sections
+    redacted: dict[tuple[str, ...], Envelope] = {}
+    copies = []
+    for participant, outcome in decision.outcomes.items():
+        if not isinstance(outcome, Deliver):
+            continue
+        sections = outcome.sections
+        copy = redacted.get(sections)
+        if copy is None:
+            # A recipient permitted every section present gets the envelope itself;
+            # recipients permitted the same sections share one redacted copy.
+            copy = envelope if present.issubset(sections) else redact(envelope, sections)
+            redacted[sections] = copy
+        copies.append((participant, copy))
+    return Routed(envelope, decision, earlier, tuple(copies))
 
 
 def replay_audit(state: PartitionState, record: Mapping[str, Any]) -> None:
@@ -322,4 +376,4 @@ def replay_audit(state: PartitionState, record: Mapping[str, Any]) -> None:
         and record.get("message_id")
         and record.get("quarantine_reason") in _SIGNED_OK_REASONS
     ):
-        state.seen.setdefault(record["message_id"], record["expires_at"])
+        state.remember_refused(record["message_id"], record["expires_at"])
