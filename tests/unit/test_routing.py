@@ -1,13 +1,15 @@
-"""The router's per-record function: each refusal has its reason, the memory rebuilds exactly."""
+"""The router's per-record function and memory, and how a transaction's outputs are written."""
 
 from __future__ import annotations
 
+import random
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aiokafka.partitioner import murmur2 as reference
 from nacl.signing import SigningKey
 
 from border_exchange.domain import naming
@@ -36,6 +38,7 @@ from border_exchange.domain.routing import (
 from border_exchange.domain.samples import sample_alert
 from border_exchange.domain.signing import seal, verify_trusted
 from border_exchange.sandbox import Sandbox, make_sandbox, open_agreements
+from border_exchange.services.router import PartitionWorker, _Output, murmur2
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 AGREEMENTS = """
@@ -274,3 +277,58 @@ def test_recipients_permitted_every_section_share_the_origins_envelope() -> None
     assert isinstance(result, Routed)
     assert [name for name, _ in result.copies] == ["COD", "SSD"]
     assert all(copy is result.envelope for _, copy in result.copies)
+
+
+def test_the_key_hash_is_kafkas_murmur2() -> None:
+    rng = random.Random(7)
+    for length in [*range(40), 255, 1000]:
+        for _ in range(20):
+            data = rng.randbytes(length)
+            assert murmur2(data) == reference(data) & 0xFFFFFFFF
+
+
+class _Batch:
+    def __init__(self, room: int) -> None:
+        self.room = room
+        self.records: list[tuple[bytes | None, bytes]] = []
+
+    def append(
+        self, *, key: bytes | None, value: bytes, timestamp: None, headers: object
+    ) -> object | None:
+        if self.records and len(self.records) >= self.room:
+            return None
+        self.records.append((key, value))
+        return object()
+
+
+class _Producer:
+    """What ``PartitionWorker._send`` uses of a producer, recording what it is given."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+        self.sent: list[tuple[str, int | None, list[tuple[bytes | None, bytes]]]] = []
+
+    def create_batch(self) -> _Batch:
+        return _Batch(self.room)
+
+    async def send_batch(self, batch: _Batch, topic: str, *, partition: int) -> None:
+        self.sent.append((topic, partition, batch.records))
+
+    async def send(self, topic: str, value: bytes, *, key: bytes | None, headers: object) -> None:
+        self.sent.append((topic, None, [(key, value)]))
+
+
+async def test_outputs_go_as_batches_per_partition_in_their_order() -> None:
+    outputs = [
+        _Output("feed", f"v{i}".encode(), b"k", i % 2, [("bx-source", b"s")]) for i in range(7)
+    ]
+    outputs.insert(3, _Output("quarantine", b"q", b"k"))  # no partition: the producer chooses
+    producer = _Producer(room=2)
+    await PartitionWorker._send(producer, outputs)
+
+    for partition in (0, 1):
+        batches = [records for t, p, records in producer.sent if (t, p) == ("feed", partition)]
+        assert all(len(records) <= 2 for records in batches)  # a full batch starts a new one
+        values = [value for records in batches for _, value in records]
+        assert values == [f"v{i}".encode() for i in range(7) if i % 2 == partition]
+    assert ("quarantine", None, [(b"k", b"q")]) in producer.sent

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import struct
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -27,7 +28,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import IllegalStateError, ProducerFenced
 from aiokafka.errors import KafkaError as AioKafkaError
-from aiokafka.partitioner import murmur2
 from nacl.signing import SigningKey
 
 from border_exchange.adapters.kafka_settings import KafkaSettings
@@ -74,9 +74,34 @@ OUTBOX_PATTERN: Final = r"^bx\.(?:[A-Z]{3}|UN-[A-Z]{3,12})\.outbox$"
 """The outboxes the router subscribes to; new participants' outboxes match as they appear."""
 
 
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 hash of ``data`` (as its Java client computes it), unsigned 32 bits.
+
+    The same function as aiokafka's, which reads the bytes one at a time: this one
+    reads whole words, in a third of the time.
+    """
+    length = len(data)
+    m = 0x5BD1E995
+    h = (0x9747B28C ^ length) & 0xFFFFFFFF
+    for k in struct.unpack_from(f"<{length >> 2}I", data):
+        k = (k * m) & 0xFFFFFFFF
+        k = ((k ^ (k >> 24)) * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    tail = length & 3
+    if tail:
+        end = length & ~3
+        if tail == 3:
+            h ^= data[end + 2] << 16
+        if tail >= 2:
+            h ^= data[end + 1] << 8
+        h = ((h ^ data[end]) * m) & 0xFFFFFFFF
+    h = ((h ^ (h >> 13)) * m) & 0xFFFFFFFF
+    return h ^ (h >> 15)
+
+
 def key_hash(key: bytes | None) -> int | None:
     """The hash Kafka's default partitioner takes of ``key`` (murmur2, positive)."""
-    return None if key is None else int(murmur2(key) & 0x7FFFFFFF)
+    return None if key is None else murmur2(key) & 0x7FFFFFFF
 
 
 def expected_partition(key: bytes | None, partitions: int) -> int | None:
@@ -144,8 +169,12 @@ default, that retry alone cost 100 ms, more than everything else in a transactio
 """
 
 
-ROUTE_SLICE: Final = 32
-"""Records routed between two yields to the event loop (about 10 ms of work)."""
+ROUTE_SLICE: Final = 8
+"""Records routed between two yields to the event loop (a few milliseconds of work).
+
+The partitions share one event loop: a worker that routes without yielding holds up
+every other partition's next transactional request by as long.
+"""
 
 
 def _grouped(outputs: Sequence[_Output]) -> dict[tuple[str, int | None], list[_Output]]:
