@@ -32,8 +32,12 @@ from border_exchange.domain.routing import (
     Refused,
     Routed,
     RoutingRules,
+    Signed,
+    check_unsigned,
     replay_audit,
     route,
+    route_signed,
+    signature_verifies,
 )
 from border_exchange.domain.samples import sample_alert
 from border_exchange.domain.signing import seal, verify_trusted
@@ -332,3 +336,30 @@ async def test_outputs_go_as_batches_per_partition_in_their_order() -> None:
         values = [value for records in batches for _, value in records]
         assert values == [f"v{i}".encode() for i in range(7) if i % 2 == partition]
     assert ("quarantine", None, [(b"k", b"q")]) in producer.sent
+
+
+def test_signatures_checked_apart_give_the_same_answers_as_route(box: Sandbox) -> None:
+    good = _seal(box, _alert(box))
+    tampered = replace(good, signature=bytes([good.signature[0] ^ 1]) + good.signature[1:])
+    trust = box.trust
+    for envelope, expected in ((good, True), (tampered, False)):
+        inbound = Inbound("bx.CAF.outbox", 0, 7, envelope.header.alert_id.encode(),
+                          encode_envelope(envelope))  # fmt: skip
+        checked = check_unsigned(inbound, expected_partition=0, trust=trust)
+        assert isinstance(checked, Signed)
+        assert signature_verifies(checked) is expected
+        state = PartitionState()
+        result = route_signed(
+            checked,
+            expected,
+            policy=PolicyIndex.build(box.agreements, trust.participants),
+            now=NOW,
+            rules=RoutingRules(),
+            state=state,
+        )
+        alone = _route(box, envelope, PartitionState())
+        assert type(result) is type(alone)
+        if isinstance(result, Refused):
+            assert isinstance(alone, Refused)
+            assert (result.reason, result.detail) == (alone.reason, alone.detail)
+            assert result.reason is QuarantineReason.BAD_SIGNATURE

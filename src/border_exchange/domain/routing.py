@@ -3,9 +3,12 @@
 ``route`` checks a record in the order that fails cheapest first (decode, key and
 partition, origin, key validity and signature, times, replay, lifecycle), asks the
 policy for a decision and returns the redacted copy for each recipient; or it
-returns why the record is refused. ``PartitionState`` is the memory the checks need
-(message ids already routed, who received each alert); the router rebuilds it from
-the audit trail with the same ``apply_*`` functions it uses live.
+returns why the record is refused. It is ``check_unsigned`` (everything that needs
+neither the Ed25519 check nor the memory) then ``route_signed``: the router checks a
+batch's signatures together on another thread between the two. ``PartitionState``
+is the memory the checks need (message ids already routed, who received each alert);
+the router rebuilds it from the audit trail with the same ``apply_*`` functions it
+uses live.
 """
 
 from __future__ import annotations
@@ -16,13 +19,16 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final, TypeVar, cast
 
+from nacl.bindings import crypto_sign_open
+from nacl.exceptions import BadSignatureError
+
 from border_exchange.domain.audit import AuditKind
 from border_exchange.domain.catalog import AlertType, Operation
 from border_exchange.domain.encoding import decode_envelope
 from border_exchange.domain.envelope import Envelope, Header
 from border_exchange.domain.naming import parse_outbox_topic
 from border_exchange.domain.policy import Decision, Deliver, PolicyIndex, PolicyInput, decide
-from border_exchange.domain.signing import redact, verify
+from border_exchange.domain.signing import bad_signature, redact, signed_message
 from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import (
     DecodeError,
@@ -223,49 +229,79 @@ class _Refuse(Exception):
         self.refused = Refused(reason, detail, header)
 
 
-def _checked(
-    inbound: Inbound,
-    *,
-    expected_partition: int | None,
-    trust: TrustStore,
-    now: datetime,
-    rules: RoutingRules,
-    state: PartitionState,
-) -> Envelope:
+@dataclass(frozen=True, slots=True)
+class Signed:
+    """A record that passed every check before its Ed25519 signature's.
+
+    ``signed`` (signature || signing input) and ``public_key`` are what
+    ``crypto_sign_open`` needs: the caller checks them, here or in a batch elsewhere,
+    and hands the answer to ``route_signed``.
+    """
+
+    envelope: Envelope
+    signed: bytes
+    public_key: bytes
+
+
+def check_unsigned(
+    inbound: Inbound, *, expected_partition: int | None, trust: TrustStore
+) -> Signed | Refused:
+    """The checks of ``route`` that need neither the signature nor the partition's memory.
+
+    Decoding, key and partition, origin, the key's validity at issue time, and every
+    check of ``signing.verify`` but the Ed25519 one (section layout and digests).
+    """
     owner = parse_outbox_topic(inbound.topic)
     if inbound.value is None:
-        raise _Refuse(QuarantineReason.MALFORMED, "record has no value")
+        return Refused(QuarantineReason.MALFORMED, "record has no value")
     try:
         envelope = decode_envelope(inbound.value)
     except DecodeError as exc:
-        raise _Refuse(QuarantineReason.MALFORMED, str(exc)) from exc
+        return Refused(QuarantineReason.MALFORMED, str(exc))
     header = envelope.header
     if inbound.key != header.alert_id.encode():
-        raise _Refuse(
+        return Refused(
             QuarantineReason.KEY_MISMATCH,
             f"record key {inbound.key!r} is not the alert id {header.alert_id!r}",
             header,
         )
     if expected_partition is not None and inbound.partition != expected_partition:
-        raise _Refuse(
+        return Refused(
             QuarantineReason.WRONG_PARTITION,
             f"alert {header.alert_id} belongs on partition {expected_partition}, "
             f"not {inbound.partition}",
             header,
         )
     if header.origin != owner:
-        raise _Refuse(
+        return Refused(
             QuarantineReason.ORIGIN_MISMATCH,
             f"message claims origin {header.origin} in the outbox of {owner}",
             header,
         )
     try:
         key = trust.key_for(header.origin, header.key_id, header.issued_at)
-        verify(envelope, key)
+        signed = signed_message(envelope, key)
     except KeyNotValidError as exc:
-        raise _Refuse(_KEY_REASONS[exc.reason], str(exc), header) from exc
+        return Refused(_KEY_REASONS[exc.reason], str(exc), header)
     except SignatureError as exc:
-        raise _Refuse(QuarantineReason.BAD_SIGNATURE, str(exc), header) from exc
+        return Refused(QuarantineReason.BAD_SIGNATURE, str(exc), header)
+    return Signed(envelope, signed, key.raw)
+
+
+def signature_verifies(signed: Signed) -> bool:
+    """Whether the Ed25519 signature of ``signed`` verifies (as ``signing.verify`` checks it)."""
+    try:
+        crypto_sign_open(signed.signed, signed.public_key)
+    except (BadSignatureError, ValueError, TypeError):
+        return False
+    return True
+
+
+def _remembered(
+    envelope: Envelope, now: datetime, rules: RoutingRules, state: PartitionState
+) -> None:
+    """The checks against time and the partition's memory; raises ``_Refuse``."""
+    header = envelope.header
     if header.message_id in state.seen:
         raise _Refuse(
             QuarantineReason.REPLAYED, f"message {header.message_id} was already routed", header
@@ -300,7 +336,6 @@ def _checked(
                 f"alert {header.alert_id} is a {history.alert_type}, not a {header.alert_type}",
                 header,
             )
-    return envelope
 
 
 def route(
@@ -314,15 +349,36 @@ def route(
     state: PartitionState,
 ) -> Routed | Refused:
     """Check one outbox record and decide who receives which sections of it."""
-    try:
-        envelope = _checked(
-            inbound,
-            expected_partition=expected_partition,
-            trust=trust,
-            now=now,
-            rules=rules,
-            state=state,
+    checked = check_unsigned(inbound, expected_partition=expected_partition, trust=trust)
+    if isinstance(checked, Refused):
+        return checked
+    return route_signed(
+        checked, signature_verifies(checked), policy=policy, now=now, rules=rules, state=state
+    )
+
+
+def route_signed(
+    signed: Signed,
+    verified: bool,
+    *,
+    policy: PolicyIndex,
+    now: datetime,
+    rules: RoutingRules,
+    state: PartitionState,
+) -> Routed | Refused:
+    """The rest of ``route`` for a record ``check_unsigned`` passed, ``verified`` or not.
+
+    Splitting ``route`` there lets a caller check a batch's signatures together (on
+    another thread), then decide each record in order: the memory a record is checked
+    against includes every earlier record of the batch.
+    """
+    envelope = signed.envelope
+    if not verified:
+        return Refused(
+            QuarantineReason.BAD_SIGNATURE, str(bad_signature(envelope.header)), envelope.header
         )
+    try:
+        _remembered(envelope, now, rules, state)
     except _Refuse as refusal:
         return refusal.refused
     header = envelope.header

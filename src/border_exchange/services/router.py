@@ -62,9 +62,12 @@ from border_exchange.domain.routing import (
     Refused,
     Routed,
     RoutingRules,
+    Signed,
+    check_unsigned,
     replay_audit,
-    route,
+    route_signed,
 )
+from border_exchange.domain.signature_batch import SignatureChecks, signature_checks
 from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import ConfigError, KafkaError
 
@@ -211,6 +214,8 @@ class PartitionWorker:
         """Records queued and not yet taken by the loop."""
         self.held = False
         """Whether the run loop paused this partition because too much is queued."""
+        self._resources = contextlib.ExitStack()
+        self._checks: SignatureChecks[int] | None = None
         self._counts: Counter[tuple[str, str, str]] = Counter()
         """Metrics of the transaction in hand, added once it commits."""
         self._feeds: dict[str, tuple[str, str, int]] = {}
@@ -258,6 +263,7 @@ class PartitionWorker:
             except Exception as exc:  # already reported by the run loop, which stops on it
                 log.debug("router.worker_ended", error=repr(exc))
         await self.stop_producer()
+        self._close_signature_checks()
 
     def enqueue(self, records: Sequence[ConsumerRecord[bytes, bytes]], limit: int) -> None:
         """Queue ``records``; past ``limit`` queued records, pause fetching this partition.
@@ -398,21 +404,13 @@ class PartitionWorker:
         self.head = self.head.after(data, kind)
 
     def _route(
-        self, record: ConsumerRecord[bytes, bytes], now: datetime, out: list[_Output]
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        hashed: int | None,
+        result: Routed | Refused,
+        now: datetime,
+        out: list[_Output],
     ) -> str:
-        router = self.router
-        view = router.view
-        inbound = Inbound(record.topic, record.partition, record.offset, record.key, record.value)
-        hashed = key_hash(record.key)
-        result = route(
-            inbound,
-            expected_partition=None if hashed is None else hashed % self.partitions,
-            trust=view.trust,
-            policy=view.index,
-            now=now,
-            rules=router.tuning.rules,
-            state=self.state,
-        )
         if isinstance(result, Routed):
             envelope = result.envelope
             header = envelope.header
@@ -551,23 +549,75 @@ class PartitionWorker:
         self.router.count(self._counts)
 
     async def _route_all(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[_Output]:
-        """Route ``records`` in order, yielding to the event loop every few records.
+        """Route ``records`` in order; their signatures are checked together, on a thread.
 
-        The yields let the other partitions' transactions and the consumer's fetches go
-        on while a large batch is routed.
+        First every check that needs neither the signature nor the memory, queuing the
+        signatures; they are checked in batches on a worker thread without the GIL
+        (``signature_batch``) while this thread goes on. Then each record is decided
+        in order, against the memory of every earlier one. Routing yields to the event
+        loop every few records, so the other partitions' transactions and the
+        consumer's fetches go on meanwhile.
         """
-        now = self.router.clock()
+        router = self.router
+        view, rules, every = router.view, router.tuning.rules, router.tuning.checkpoint_every
+        now = router.clock()
+        checks = self._signature_checks()
+        unsigned: list[tuple[int | None, Signed | Refused]] = []
+        queued = 0
+        try:
+            for index, record in enumerate(records):
+                if index % ROUTE_SLICE == ROUTE_SLICE - 1:
+                    await asyncio.sleep(0)
+                hashed = key_hash(record.key)
+                checked = check_unsigned(
+                    Inbound(
+                        record.topic, record.partition, record.offset, record.key, record.value
+                    ),
+                    expected_partition=None if hashed is None else hashed % self.partitions,
+                    trust=view.trust,
+                )
+                if isinstance(checked, Signed):
+                    checks.add(index, checked.signed, checked.public_key)
+                    queued += 1
+                unsigned.append((hashed, checked))
+            failed = set(await asyncio.to_thread(checks.failed)) if queued else set()
+        except BaseException:
+            # Checks queued for this batch must not be answered in the next one.
+            self._close_signature_checks()
+            raise
+
         outputs: list[_Output] = []
-        every = self.router.tuning.checkpoint_every
         self._feeds.clear()  # partition counts are read again for every transaction
-        for index, record in enumerate(records):
+        for index, (record, (hashed, checked)) in enumerate(zip(records, unsigned, strict=True)):
             if index % ROUTE_SLICE == ROUTE_SLICE - 1:
                 await asyncio.sleep(0)
-            self._route(record, now, outputs)
+            result = (
+                checked
+                if isinstance(checked, Refused)
+                else route_signed(
+                    checked,
+                    index not in failed,
+                    policy=view.index,
+                    now=now,
+                    rules=rules,
+                    state=self.state,
+                )
+            )
+            self._route(record, hashed, result, now, outputs)
             if self.head.since_checkpoint >= every:
                 self.head = self._checkpoint(self.head, now, outputs)
                 self.last_checkpoint = time.monotonic()
         return outputs
+
+    def _close_signature_checks(self) -> None:
+        self._checks = None
+        self._resources.close()
+
+    def _signature_checks(self) -> SignatureChecks[int]:
+        """This worker's batched signature checks, with their thread (started on first use)."""
+        if self._checks is None:
+            self._checks = self._resources.enter_context(signature_checks())
+        return self._checks
 
     async def checkpoint_if_due(self) -> None:
         """Sign the chain head when records were added and the interval has passed."""
