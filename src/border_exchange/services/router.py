@@ -164,11 +164,14 @@ class _Output:
 
 
 RETRY_BACKOFF_MS: Final = 10
-"""Pause before a transactional request is retried (aiokafka's default is 100 ms).
+"""Pause before a transactional or produce request is retried (aiokafka's default: 100 ms).
 
-Right after a commit the broker is still writing the transaction's markers and
-answers the next transaction's first request with CONCURRENT_TRANSACTIONS: at the
-default, that retry alone cost 100 ms, more than everything else in a transaction.
+Right after a commit the broker is still writing the transaction's markers and may
+answer the next transaction's requests with CONCURRENT_TRANSACTIONS. aiokafka retries
+a transaction's first AddPartitionsToTxn after 20 ms of its own; any other retry
+waits this long. Retries are rare (5 in 958 transactions at 1,000 messages a
+second), but at the default each would add 100 ms to every message of its
+transaction.
 """
 
 
