@@ -54,7 +54,6 @@ static EVP_MD_CTX *digest_ctx;
 #define DIGEST_SIZE 32
 #define SALT_SIZE 16
 #define FINGERPRINT_SIZE 8
-#define MAX_MARKERS 64
 
 static const char SIGNING_TAG[] = "border-exchange/alert/v1"; /* + NUL */
 static const char SECTION_TAG[] = "border-exchange/section/v1"; /* + NUL */
@@ -319,6 +318,78 @@ release(PyObject **values, int count)
     }
 }
 
+/* An optional value: null, or what ``read`` reads. */
+static int
+read_optional(Cursor *c, PyObject **out, PyObject *(*read)(Cursor *))
+{
+    int branch = read_branch(c);
+    if (branch < 0) {
+        return -1;
+    }
+    if (branch == 0) {
+        *out = Py_NewRef(Py_None);
+        return 0;
+    }
+    *out = read(c);
+    return *out == NULL ? -1 : 0;
+}
+
+/* An array of ``read`` items, as a list. */
+static PyObject *
+read_list(Cursor *c, PyObject *(*read)(Cursor *))
+{
+    PyObject *items = PyList_New(0);
+    int64_t count;
+    if (items == NULL) {
+        return NULL;
+    }
+    if (read_block(c, &count) < 0) {
+        goto fail;
+    }
+    while (count) {
+        if (count > c->len - c->pos) { /* every item takes a byte at least */
+            goto fail;
+        }
+        for (int64_t i = 0; i < count; i++) {
+            PyObject *item = read(c);
+            if (item == NULL) {
+                goto fail;
+            }
+            int failed = PyList_Append(items, item);
+            Py_DECREF(item);
+            if (failed) {
+                goto fail;
+            }
+        }
+        if (read_block(c, &count) < 0) {
+            goto fail;
+        }
+    }
+    return items;
+fail:
+    Py_DECREF(items);
+    return NULL;
+}
+
+/* An array of ``read`` items, as a tuple. */
+static PyObject *
+read_tuple(Cursor *c, PyObject *(*read)(Cursor *))
+{
+    PyObject *items = read_list(c, read);
+    if (items == NULL) {
+        return NULL;
+    }
+    PyObject *result = PyList_AsTuple(items);
+    Py_DECREF(items);
+    return result;
+}
+
+static PyObject *
+read_marker(Cursor *c)
+{
+    return read_symbol(c, V_MARKER);
+}
+
 static PyObject *
 read_section(Cursor *c)
 {
@@ -351,97 +422,6 @@ read_section(Cursor *c)
     return build(&section_layout, values);
 fail:
     release(values, SECTION_FIELDS);
-    return NULL;
-}
-
-static int
-read_optional_text(Cursor *c, PyObject **out)
-{
-    int branch = read_branch(c);
-    if (branch < 0) {
-        return -1;
-    }
-    if (branch == 0) {
-        *out = Py_NewRef(Py_None);
-        return 0;
-    }
-    *out = read_text(c);
-    return *out == NULL ? -1 : 0;
-}
-
-static PyObject *
-read_markers(Cursor *c)
-{
-    PyObject *markers = PyList_New(0);
-    int64_t count;
-    if (markers == NULL) {
-        PyErr_Clear();
-        return NULL;
-    }
-    if (read_block(c, &count) < 0) {
-        goto fail;
-    }
-    while (count) {
-        for (int64_t i = 0; i < count; i++) {
-            PyObject *marker = read_symbol(c, V_MARKER);
-            if (marker == NULL || PyList_GET_SIZE(markers) >= MAX_MARKERS) {
-                Py_XDECREF(marker);
-                goto fail;
-            }
-            int failed = PyList_Append(markers, marker);
-            Py_DECREF(marker);
-            if (failed) {
-                PyErr_Clear();
-                goto fail;
-            }
-        }
-        if (read_block(c, &count) < 0) {
-            goto fail;
-        }
-    }
-    PyObject *result = PyList_AsTuple(markers);
-    Py_DECREF(markers);
-    return result;
-fail:
-    Py_DECREF(markers);
-    return NULL;
-}
-
-static PyObject *
-read_sections(Cursor *c)
-{
-    PyObject *sections = PyList_New(0);
-    int64_t count;
-    if (sections == NULL) {
-        PyErr_Clear();
-        return NULL;
-    }
-    if (read_block(c, &count) < 0) {
-        goto fail;
-    }
-    while (count) {
-        for (int64_t i = 0; i < count; i++) {
-            PyObject *section = read_section(c);
-            if (section == NULL || PyList_GET_SIZE(sections) >= 64) {
-                Py_XDECREF(section);
-                goto fail;
-            }
-            int failed = PyList_Append(sections, section);
-            Py_DECREF(section);
-            if (failed) {
-                goto fail;
-            }
-        }
-        if (read_block(c, &count) < 0) {
-            goto fail;
-        }
-    }
-    PyObject *result = PyList_AsTuple(sections);
-    Py_DECREF(sections);
-    return result;
-fail:
-    PyErr_Clear();
-    Py_DECREF(sections);
     return NULL;
 }
 
@@ -488,15 +468,15 @@ read_envelope(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         (h[H_INFORMATION_RELIABILITY] = read_symbol(&c, V_INFORMATION)) == NULL ||
         (h[H_PRIORITY] = read_symbol(&c, V_PRIORITY)) == NULL ||
         (h[H_ACTION_ON_HIT] = read_symbol(&c, V_ACTION)) == NULL ||
-        (h[H_WARNING_MARKERS] = read_markers(&c)) == NULL ||
-        read_optional_text(&c, &h[H_CANCEL_REASON]) < 0 ||
-        read_optional_text(&c, &h[H_LANGUAGE]) < 0 ||
+        (h[H_WARNING_MARKERS] = read_tuple(&c, read_marker)) == NULL ||
+        read_optional(&c, &h[H_CANCEL_REASON], read_text) < 0 ||
+        read_optional(&c, &h[H_LANGUAGE], read_text) < 0 ||
         (h[H_KEY_ID] = read_text(&c)) == NULL ||
         (h[H_SCHEMA_FINGERPRINT] = read_fixed(&c, FINGERPRINT_SIZE)) == NULL) {
         goto fail;
     }
     sections_at = c.pos;
-    if ((e[E_SECTIONS] = read_sections(&c)) == NULL ||
+    if ((e[E_SECTIONS] = read_tuple(&c, read_section)) == NULL ||
         (e[E_SIGNATURE] = read_raw(&c)) == NULL || c.pos != c.len) {
         goto fail;
     }
@@ -921,64 +901,11 @@ read_int(Cursor *c, PyObject **out)
     return *out == NULL ? -1 : 0;
 }
 
-/* An optional value: null, or what ``read`` reads. */
-static int
-read_optional(Cursor *c, PyObject **out, PyObject *(*read)(Cursor *))
-{
-    int branch = read_branch(c);
-    if (branch < 0) {
-        return -1;
-    }
-    if (branch == 0) {
-        *out = Py_NewRef(Py_None);
-        return 0;
-    }
-    *out = read(c);
-    return *out == NULL ? -1 : 0;
-}
-
 static PyObject *
 read_long_value(Cursor *c)
 {
     PyObject *value = NULL;
     return read_int(c, &value) < 0 ? NULL : value;
-}
-
-/* An array of ``read`` items, as a list. */
-static PyObject *
-read_list(Cursor *c, PyObject *(*read)(Cursor *))
-{
-    PyObject *items = PyList_New(0);
-    int64_t count;
-    if (items == NULL) {
-        return NULL;
-    }
-    if (read_block(c, &count) < 0) {
-        goto fail;
-    }
-    while (count) {
-        if (count > c->len - c->pos) { /* every item takes a byte at least */
-            goto fail;
-        }
-        for (int64_t i = 0; i < count; i++) {
-            PyObject *item = read(c);
-            if (item == NULL) {
-                goto fail;
-            }
-            int failed = PyList_Append(items, item);
-            Py_DECREF(item);
-            if (failed) {
-                goto fail;
-            }
-        }
-        if (read_block(c, &count) < 0) {
-            goto fail;
-        }
-    }
-    return items;
-fail:
-    Py_DECREF(items);
-    return NULL;
 }
 
 static PyObject *

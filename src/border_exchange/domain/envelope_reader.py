@@ -31,6 +31,7 @@ from border_exchange.domain.catalog import (
 )
 from border_exchange.domain.envelope import DIGEST_SIZE, SALT_SIZE, Envelope, Header, Section
 from border_exchange.domain.fastpath import EPOCH as _EPOCH
+from border_exchange.domain.fastpath import HEADER_FIELDS
 from border_exchange.domain.fastpath import read_envelope as native_read
 from border_exchange.errors import DecodeError
 
@@ -102,29 +103,7 @@ _SET_NAME, _SET_DIGEST, _SET_SALT, _SET_CONTENT = _setters(
     _SET_KEY_ID,
     _SET_SCHEMA_FINGERPRINT,
     _SET_LANGUAGE,
-) = _setters(
-    Header,
-    (
-        "origin",
-        "alert_type",
-        "alert_id",
-        "version",
-        "message_id",
-        "operation",
-        "issued_at",
-        "expires_at",
-        "handling_code",
-        "source_reliability",
-        "information_reliability",
-        "priority",
-        "action_on_hit",
-        "warning_markers",
-        "cancel_reason",
-        "key_id",
-        "schema_fingerprint",
-        "language",
-    ),
-)
+) = _setters(Header, HEADER_FIELDS)
 
 
 _NULL: Final = 0x00  # zigzag varint of union branch 0

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from border_exchange import _native
+from border_exchange.domain.audit_writer import FIELDS as AUDIT_FIELDS
 from border_exchange.domain.catalog import (
     ActionOnHit,
     AlertType,
@@ -35,7 +36,7 @@ EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 # The fields in the order _native.c numbers them. The C code sets every slot by name, so
 # a field added to one of these classes must be added here and in _native.c.
-_HEADER: Final = (
+HEADER_FIELDS: Final = (
     "origin",
     "alert_type",
     "alert_id",
@@ -58,7 +59,7 @@ _HEADER: Final = (
 _SECTION: Final = ("name", "digest", "salt", "content")
 _ENVELOPE: Final = ("header", "sections", "signature")
 
-for _cls, _expected in ((Header, _HEADER), (Section, _SECTION), (Envelope, _ENVELOPE)):
+for _cls, _expected in ((Header, HEADER_FIELDS), (Section, _SECTION), (Envelope, _ENVELOPE)):
     if {field.name for field in fields(_cls)} != set(_expected):
         raise RuntimeError(f"_native.c does not know the fields of {_cls.__name__}")
 
@@ -66,7 +67,7 @@ for _cls, _expected in ((Header, _HEADER), (Section, _SECTION), (Envelope, _ENVE
 # of its Avro enum (the envelope reader's test holds the two to the schema).
 _native.configure(
     Header,
-    _HEADER,
+    HEADER_FIELDS,
     Section,
     _SECTION,
     Envelope,
@@ -96,34 +97,7 @@ sections_tail: Final = _native.sections_tail
 """The Avro bytes of a section list and signature, keeping the contents of ``keep``, or None."""
 
 _native.configure_audit(
-    (
-        "chain",
-        "seq",
-        "prev_hash",
-        "kind",
-        "recorded_at",
-        "source_offset",
-        "message_id",
-        "alert_id",
-        "version",
-        "origin",
-        "alert_type",
-        "operation",
-        "handling_code",
-        "action_on_hit",
-        "issued_at",
-        "expires_at",
-        "sections",
-        "agreement_set",
-        "agreement_label",
-        "earlier_recipients",
-        "outcomes",
-        "quarantine_reason",
-        "quarantine_detail",
-        "checkpoint_key_id",
-        "checkpoint_signature",
-    ),
-    ("participant", "delivered", "sections", "reason", "agreement_id", "basis"),
+    AUDIT_FIELDS, ("participant", "delivered", "sections", "reason", "agreement_id", "basis")
 )
 
 read_audit: Final = _native.read_audit
