@@ -165,6 +165,29 @@ typedef struct {
     Py_ssize_t pos, len;
 } Cursor;
 
+/* The cursor over (data, pos) of a reader's arguments: 1 to read, 0 to decline (pos
+   outside the data), -1 with an exception when called wrongly. */
+static int
+cursor_of(PyObject *const *args, Py_ssize_t nargs, int ready, const char *name, Cursor *c)
+{
+    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyLong_Check(args[1])) {
+        PyErr_Format(PyExc_TypeError, "%s(data: bytes, pos: int)", name);
+        return -1;
+    }
+    if (!ready) {
+        PyErr_Format(PyExc_RuntimeError, "%s: not configured", name);
+        return -1;
+    }
+    c->data = (const uint8_t *)PyBytes_AS_STRING(args[0]);
+    c->len = PyBytes_GET_SIZE(args[0]);
+    c->pos = PyLong_AsSsize_t(args[1]);
+    if (c->pos == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    return c->pos >= 0 && c->pos <= c->len;
+}
+
 /* A zigzag varint of any 64-bit value (the longer ones Python reads are declined). */
 static int
 read_long(Cursor *c, int64_t *out)
@@ -429,22 +452,10 @@ fail:
 static PyObject *
 read_envelope(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyLong_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "read_envelope(data: bytes, pos: int)");
-        return NULL;
-    }
-    if (!configured) {
-        PyErr_SetString(PyExc_RuntimeError, "read_envelope: configure() first");
-        return NULL;
-    }
-    Cursor c = {(const uint8_t *)PyBytes_AS_STRING(args[0]), PyLong_AsSsize_t(args[1]),
-                PyBytes_GET_SIZE(args[0])};
-    if (c.pos == -1 && PyErr_Occurred()) {
-        PyErr_Clear();
-        Py_RETURN_NONE;
-    }
-    if (c.pos < 0 || c.pos > c.len) {
-        Py_RETURN_NONE;
+    Cursor c;
+    int ready = cursor_of(args, nargs, configured, "read_envelope", &c);
+    if (ready <= 0) {
+        return ready < 0 ? NULL : Py_NewRef(Py_None);
     }
     PyObject *h[HEADER_FIELDS] = {NULL};
     PyObject *e[ENVELOPE_FIELDS] = {NULL};
@@ -956,22 +967,10 @@ done:
 static PyObject *
 read_audit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyLong_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "read_audit(data: bytes, pos: int)");
-        return NULL;
-    }
-    if (!configured || audit_keys == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "read_audit: configure_audit() first");
-        return NULL;
-    }
-    Cursor c = {(const uint8_t *)PyBytes_AS_STRING(args[0]), PyLong_AsSsize_t(args[1]),
-                PyBytes_GET_SIZE(args[0])};
-    if (c.pos == -1 && PyErr_Occurred()) {
-        PyErr_Clear();
-        Py_RETURN_NONE;
-    }
-    if (c.pos < 0 || c.pos > c.len) {
-        Py_RETURN_NONE;
+    Cursor c;
+    int ready = cursor_of(args, nargs, configured && audit_keys != NULL, "read_audit", &c);
+    if (ready <= 0) {
+        return ready < 0 ? NULL : Py_NewRef(Py_None);
     }
     PyObject *v[AUDIT_FIELDS] = {NULL};
     PyObject *result = NULL;
