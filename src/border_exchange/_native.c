@@ -1030,6 +1030,215 @@ configure_audit(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* ---- writing audit records --------------------------------------------------------- */
+
+/* The value of ``key`` in ``record`` (borrowed), Py_None when absent; NULL when the
+   record is not a dict. */
+static PyObject *
+field(PyObject *record, int index)
+{
+    PyObject *value = PyDict_GetItemWithError(record, PyTuple_GET_ITEM(audit_keys, index));
+    if (value == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        return Py_None;
+    }
+    return value;
+}
+
+static int
+put_avro_text(Buffer *b, PyObject *text)
+{
+    const char *data;
+    Py_ssize_t size;
+    if (utf8_of(text, &data, &size) < 0) {
+        return -1;
+    }
+    return put_varint(b, size) < 0 ? -1 : put(b, data, size);
+}
+
+static int
+put_avro_long(Buffer *b, PyObject *value)
+{
+    if (!PyLong_Check(value)) {
+        return -1;
+    }
+    int overflow;
+    long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow || (number == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return -1;
+    }
+    return put_varint(b, number);
+}
+
+static int
+put_avro_time(Buffer *b, PyObject *moment)
+{
+    if (!PyDateTime_CheckExact(moment)) {
+        return -1;
+    }
+    PyObject *delta = PyNumber_Subtract(moment, epoch);
+    if (delta == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    int64_t micros = ((int64_t)PyDateTime_DELTA_GET_DAYS(delta) * 86400 +
+                      PyDateTime_DELTA_GET_SECONDS(delta)) * 1000000 +
+                     PyDateTime_DELTA_GET_MICROSECONDS(delta);
+    Py_DECREF(delta);
+    return put_varint(b, micros);
+}
+
+static int
+put_raw_bytes(Buffer *b, PyObject *value)
+{
+    return PyBytes_Check(value) ? put_avro_bytes(b, value) : -1;
+}
+
+/* null, or the value written by ``write`` */
+static int
+put_optional(Buffer *b, PyObject *value, int (*write)(Buffer *, PyObject *))
+{
+    if (value == Py_None) {
+        return put(b, "\x00", 1);
+    }
+    return put(b, "\x02", 1) < 0 ? -1 : write(b, value);
+}
+
+/* A list or tuple of strings, or None (an empty array). */
+static int
+put_strings(Buffer *b, PyObject *values)
+{
+    if (values == Py_None) {
+        return put(b, "\x00", 1);
+    }
+    if (!PyList_CheckExact(values) && !PyTuple_CheckExact(values)) {
+        return -1;
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(values);
+    if (count && put_varint(b, count) < 0) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (put_avro_text(b, PySequence_Fast_GET_ITEM(values, i)) < 0) {
+            return -1;
+        }
+    }
+    return put(b, "\x00", 1);
+}
+
+static int
+put_outcome(Buffer *b, PyObject *outcome)
+{
+    if (!PyDict_CheckExact(outcome)) {
+        return -1;
+    }
+    PyObject *v[OUTCOME_FIELDS];
+    for (int i = 0; i < OUTCOME_FIELDS; i++) {
+        v[i] = PyDict_GetItemWithError(outcome, PyTuple_GET_ITEM(outcome_keys, i));
+        if (v[i] == NULL) {
+            if (PyErr_Occurred() || i <= O_DELIVERED) { /* participant, delivered: required */
+                return -1;
+            }
+            v[i] = Py_None;
+        }
+    }
+    /* Only exact types below: nothing here may run Python code that could change the
+       record while it is written. */
+    if (!PyBool_Check(v[O_DELIVERED]) && !PyLong_CheckExact(v[O_DELIVERED])) {
+        return -1;
+    }
+    int delivered = PyObject_IsTrue(v[O_DELIVERED]);
+    if (delivered < 0) {
+        return -1;
+    }
+    return put_avro_text(b, v[O_PARTICIPANT]) < 0 ||
+                   put(b, delivered ? "\x01" : "\x00", 1) < 0 ||
+                   put_strings(b, v[O_SECTIONS]) < 0 ||
+                   put_optional(b, v[O_REASON], put_avro_text) < 0 ||
+                   put_optional(b, v[O_AGREEMENT_ID], put_avro_text) < 0 ||
+                   put_optional(b, v[O_BASIS], put_avro_text) < 0
+               ? -1
+               : 0;
+}
+
+static int
+put_outcomes(Buffer *b, PyObject *outcomes)
+{
+    if (outcomes == Py_None) {
+        return put(b, "\x00", 1);
+    }
+    if (!PyList_CheckExact(outcomes) && !PyTuple_CheckExact(outcomes)) {
+        return -1;
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(outcomes);
+    if (count && put_varint(b, count) < 0) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (put_outcome(b, PySequence_Fast_GET_ITEM(outcomes, i)) < 0) {
+            return -1;
+        }
+    }
+    return put(b, "\x00", 1);
+}
+
+/* write_audit(record) -> bytes | None: the Avro body of an audit record (a dict) as the
+   Python writer writes it; None when a value is not of its usual type (written in Python). */
+static PyObject *
+write_audit(PyObject *self, PyObject *record)
+{
+    if (!configured || audit_keys == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "write_audit: not configured");
+        return NULL;
+    }
+    if (!PyDict_CheckExact(record)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *v[AUDIT_FIELDS];
+    for (int i = 0; i < AUDIT_FIELDS; i++) {
+        if ((v[i] = field(record, i)) == NULL) {
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+    }
+    /* sections, earlier_recipients and outcomes: a missing or empty value is an empty array */
+    Buffer b = {PyMem_Malloc(1024), 0, 1024};
+    if (b.data == NULL) {
+        return PyErr_NoMemory();
+    }
+    int failed =
+        put_avro_text(&b, v[A_CHAIN]) < 0 || put_avro_long(&b, v[A_SEQ]) < 0 ||
+        put_raw_bytes(&b, v[A_PREV_HASH]) < 0 || put_avro_text(&b, v[A_KIND]) < 0 ||
+        put_avro_time(&b, v[A_RECORDED_AT]) < 0 ||
+        put_optional(&b, v[A_SOURCE_OFFSET], put_avro_long) < 0 ||
+        put_optional(&b, v[A_MESSAGE_ID], put_avro_text) < 0 ||
+        put_optional(&b, v[A_ALERT_ID], put_avro_text) < 0 ||
+        put_optional(&b, v[A_VERSION], put_avro_long) < 0 ||
+        put_optional(&b, v[A_ORIGIN], put_avro_text) < 0 ||
+        put_optional(&b, v[A_ALERT_TYPE], put_avro_text) < 0 ||
+        put_optional(&b, v[A_OPERATION], put_avro_text) < 0 ||
+        put_optional(&b, v[A_HANDLING_CODE], put_avro_text) < 0 ||
+        put_optional(&b, v[A_ACTION_ON_HIT], put_avro_text) < 0 ||
+        put_optional(&b, v[A_ISSUED_AT], put_avro_time) < 0 ||
+        put_optional(&b, v[A_EXPIRES_AT], put_avro_time) < 0 ||
+        put_strings(&b, v[A_SECTIONS]) < 0 ||
+        put_optional(&b, v[A_AGREEMENT_SET], put_avro_text) < 0 ||
+        put_optional(&b, v[A_AGREEMENT_LABEL], put_avro_text) < 0 ||
+        put_strings(&b, v[A_EARLIER_RECIPIENTS]) < 0 || put_outcomes(&b, v[A_OUTCOMES]) < 0 ||
+        put_optional(&b, v[A_QUARANTINE_REASON], put_avro_text) < 0 ||
+        put_optional(&b, v[A_QUARANTINE_DETAIL], put_avro_text) < 0 ||
+        put_optional(&b, v[A_CHECKPOINT_KEY_ID], put_avro_text) < 0 ||
+        put_optional(&b, v[A_CHECKPOINT_SIGNATURE], put_raw_bytes) < 0;
+    PyObject *result = failed ? Py_NewRef(Py_None)
+                              : PyBytes_FromStringAndSize((const char *)b.data, b.len);
+    PyErr_Clear();
+    PyMem_Free(b.data);
+    return result;
+}
+
 /* ---- signature checks in batches --------------------------------------------------- */
 
 typedef int (*sign_open_fn)(unsigned char *, unsigned long long *, const unsigned char *,
@@ -1097,6 +1306,7 @@ verify_batch(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef methods[] = {
+    {"write_audit", write_audit, METH_O, "write_audit(record) -> bytes | None"},
     {"sections_tail", sections_tail, METH_VARARGS,
      "sections_tail(sections, signature, keep) -> bytes | None"},
     {"configure_audit", configure_audit, METH_VARARGS,

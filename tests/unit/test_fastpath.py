@@ -21,6 +21,7 @@ from border_exchange.domain import fastpath, signature_batch
 from border_exchange.domain.audit import encode_audit
 from border_exchange.domain.audit_reader import read_audit_python
 from border_exchange.domain.audit_verify import _sections_tail, _sections_tail_python
+from border_exchange.domain.audit_writer import write_audit_body_python
 from border_exchange.domain.catalog import AlertType, Operation, WarningMarker
 from border_exchange.domain.encoding import PREFIX_SIZE, decode_envelope_generic, encode_envelope
 from border_exchange.domain.envelope import Envelope, Section
@@ -338,3 +339,33 @@ def test_the_compiled_batch_check_answers_as_pynacl() -> None:
     native = _native.verify_batch(signature_batch._ADDRESS, signed, keys)
     assert native == signature_batch._check_here(signed, keys)
     assert list(native) == [int(good) for *_, good in items]
+
+
+@PROPERTY
+@given(audit_records)
+def test_the_compiled_audit_writer_writes_any_record_as_the_python_writer(
+    record: dict[str, Any],
+) -> None:
+    assert fastpath.write_audit(record) == write_audit_body_python(record)
+
+
+def test_the_compiled_audit_writer_declines_values_of_unusual_types() -> None:
+    record = decision()
+    odd: list[dict[str, Any]] = [
+        record | {"seq": 2**64},
+        record | {"seq": 1.5},
+        record | {"chain": b"bytes"},
+        record | {"prev_hash": bytearray(32)},
+        record | {"recorded_at": datetime(2026, 1, 1)},  # naive
+        record | {"sections": "identity"},  # a string, not a list of strings
+        record | {"outcomes": [{**record["outcomes"][0], "delivered": "yes"}]},
+        record | {"outcomes": [{"delivered": True}]},  # no participant
+        {key: value for key, value in record.items() if key != "chain"},
+    ]
+    for changed in odd:
+        assert fastpath.write_audit(changed) is None
+    # Missing optional fields, tuples for lists and a 0/1 delivered write as in Python.
+    loose = {key: value for key, value in record.items() if key != "issued_at"}
+    loose["sections"] = tuple(record["sections"])
+    loose["outcomes"] = [{**record["outcomes"][1], "delivered": 0}]
+    assert fastpath.write_audit(loose) == write_audit_body_python(loose)

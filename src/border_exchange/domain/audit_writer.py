@@ -14,6 +14,8 @@ from typing import Any, Final
 from border_exchange.domain.avro_binary import write_bytes as _bytes
 from border_exchange.domain.avro_binary import write_long as _long
 from border_exchange.domain.avro_binary import write_string as _string
+from border_exchange.domain.fastpath import AUDIT_FIELDS
+from border_exchange.domain.fastpath import write_audit as native_write
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO: Final = timedelta(microseconds=1)
@@ -69,18 +71,25 @@ _OPTIONAL_STRINGS_2: Final = (
     "action_on_hit",
 )
 
-FIELDS: Final = (
-    "chain", "seq", "prev_hash", "kind", "recorded_at", "source_offset", "message_id",
-    "alert_id", "version", "origin", "alert_type", "operation", "handling_code",
-    "action_on_hit", "issued_at", "expires_at", "sections", "agreement_set",
-    "agreement_label", "earlier_recipients", "outcomes", "quarantine_reason",
-    "quarantine_detail", "checkpoint_key_id", "checkpoint_signature",
-)  # fmt: skip
+FIELDS: Final = AUDIT_FIELDS
 """The record's fields in schema order: the layout this writer implements."""
 
 
 def write_audit_body(record: Mapping[str, Any]) -> bytes:
-    """The Avro binary body of an audit record (without the single-object prefix)."""
+    """The Avro binary body of an audit record (without the single-object prefix).
+
+    A dict whose values have their usual types is written by the compiled writer of
+    ``fastpath``; anything else here, by ``write_audit_body_python``.
+    """
+    if type(record) is dict:
+        body = native_write(record)
+        if body is not None:
+            return body
+    return write_audit_body_python(record)
+
+
+def write_audit_body_python(record: Mapping[str, Any]) -> bytes:
+    """``write_audit_body`` in Python only: the reference of the compiled writer."""
     out = bytearray()
     get = record.get
     _string(record["chain"], out)

@@ -1,7 +1,8 @@
 """The compiled fast path: reading envelopes and audit records, the checked signing input.
 
 ``_native.c`` does, in C, what ``envelope_reader._read``, ``audit_reader._read``,
-``audit_verify._sections_tail`` and ``signing.verify`` do before the signature check,
+``audit_writer.write_audit_body``, ``audit_verify._sections_tail`` and ``signing.verify``
+do before the signature check,
 for the usual well-formed value only: whenever anything is unusual it answers None and
 the Python code runs, which stays the reference and gives the precise error.
 
@@ -18,7 +19,6 @@ from datetime import UTC, datetime
 from typing import Final
 
 from border_exchange import _native
-from border_exchange.domain.audit_writer import FIELDS as AUDIT_FIELDS
 from border_exchange.domain.catalog import (
     ActionOnHit,
     AlertType,
@@ -96,9 +96,21 @@ On None, ``signing.verify`` runs its Python path, which raises the precise error
 sections_tail: Final = _native.sections_tail
 """The Avro bytes of a section list and signature, keeping the contents of ``keep``, or None."""
 
+AUDIT_FIELDS: Final = (
+    "chain", "seq", "prev_hash", "kind", "recorded_at", "source_offset", "message_id",
+    "alert_id", "version", "origin", "alert_type", "operation", "handling_code",
+    "action_on_hit", "issued_at", "expires_at", "sections", "agreement_set",
+    "agreement_label", "earlier_recipients", "outcomes", "quarantine_reason",
+    "quarantine_detail", "checkpoint_key_id", "checkpoint_signature",
+)  # fmt: skip
+"""The audit record's fields in schema order, as the compiled reader and writer number them."""
+
 _native.configure_audit(
     AUDIT_FIELDS, ("participant", "delivered", "sections", "reason", "agreement_id", "basis")
 )
 
 read_audit: Final = _native.read_audit
 """The audit record (a dict as fastavro builds it) of the current layout at ``pos``, or None."""
+
+write_audit: Final = _native.write_audit
+"""The Avro body of an audit record (a dict), or None: write it in Python."""
