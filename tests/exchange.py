@@ -33,11 +33,24 @@ from tests.conftest import KafkaCluster
 PARTITIONS = 3
 
 
-def random_ids(count: int) -> list[str]:
-    """``count`` distinct three-letter participant ids, unlikely to meet another test's."""
+_HANDED_OUT: set[str] = {
+    "CAF", "COD", "SSD", "UGA", "TCD", "CMR", "SDN", "COG", "KEN", "TLA", "TLB", "TLC", "SSL"
+}  # fmt: skip
+"""Ids given to tests in this process, and the fixed ids tests use as they are."""
+
+
+def random_ids(count: int, prefix: str = "") -> list[str]:
+    """``count`` three-letter participant ids starting with ``prefix``, new to this process.
+
+    The tests share one cluster, so two tests drawing the same id would share topics
+    (and one would see the other's records): no id is handed out twice.
+    """
     ids: set[str] = set()
     while len(ids) < count:
-        ids.add("".join(random.choices(string.ascii_uppercase, k=3)))
+        candidate = prefix + "".join(random.choices(string.ascii_uppercase, k=3 - len(prefix)))
+        if candidate not in _HANDED_OUT:
+            _HANDED_OUT.add(candidate)
+            ids.add(candidate)
     return sorted(ids)
 
 

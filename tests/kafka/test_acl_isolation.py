@@ -9,8 +9,6 @@ connection opened before), and a second run changes nothing.
 from __future__ import annotations
 
 import asyncio
-import random
-import string
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -44,6 +42,7 @@ from border_exchange.domain.encoding import encode_record
 from border_exchange.domain.trust import Hub, Participant, TrustStore
 from border_exchange.services.provisioner import provision, read_secrets
 from tests.conftest import KafkaCluster
+from tests.exchange import random_ids
 
 pytestmark = pytest.mark.kafka
 
@@ -52,7 +51,7 @@ TIMEOUT = 20.0
 
 def _fresh_id(taken: set[str], users: frozenset[str]) -> str:
     while True:
-        pid = "Q" + "".join(random.choices(string.ascii_uppercase, k=2))
+        pid = random_ids(1, prefix="Q")[0]
         if pid not in taken and naming.gateway_principal(pid) not in users:
             taken.add(pid)
             return pid

@@ -8,8 +8,6 @@ unique origin, then an administrator tampers and the auditor replays.
 from __future__ import annotations
 
 import dataclasses
-import random
-import string
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -25,13 +23,14 @@ from border_exchange.domain.trust import Participant, TrustStore
 from border_exchange.services import auditor
 from border_exchange.services.auditor import Progress, ReplayRequest, replay
 from tests.conftest import KafkaCluster
+from tests.exchange import random_ids
 from tests.unit.test_audit_verify import AGREEMENTS, KEYS, TRUST, RoutedWorld, reencoded
 
 pytestmark = pytest.mark.kafka
 
 
 def _origin() -> str:
-    return "Q" + "".join(random.choice(string.ascii_uppercase) for _ in range(2))
+    return random_ids(1, prefix="Q")[0]
 
 
 def _trust(origin: str) -> TrustStore:
