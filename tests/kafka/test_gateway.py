@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-import string
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,6 +18,7 @@ from border_exchange.domain.trust import Participant, PublicKey, TrustStore
 from border_exchange.errors import ValidationError
 from border_exchange.services.gateway import Gateway
 from tests.conftest import KafkaCluster
+from tests.exchange import random_ids
 
 pytestmark = pytest.mark.kafka
 
@@ -27,7 +26,7 @@ KEY = SigningKey(bytes(range(32)))
 
 
 def participant() -> str:
-    return "".join(random.choices(string.ascii_uppercase, k=3))
+    return random_ids(1)[0]
 
 
 def trust_for(origin: str) -> TrustStore:

@@ -7,8 +7,6 @@ keyed by alert id), the way the router writes them.
 from __future__ import annotations
 
 import asyncio
-import random
-import string
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -31,6 +29,7 @@ from border_exchange.domain.signing import redact, seal, sign
 from border_exchange.domain.trust import Participant, PublicKey, TrustStore
 from border_exchange.services.post import BorderPost, PostConfig
 from tests.conftest import KafkaCluster
+from tests.exchange import random_ids
 
 pytestmark = pytest.mark.kafka
 
@@ -38,7 +37,7 @@ KEYS = {"UGA": SigningKey(bytes(range(32))), "SSD": SigningKey(bytes(range(1, 33
 
 
 def participant() -> str:
-    return "".join(random.choices(string.ascii_uppercase, k=3))
+    return random_ids(1)[0]
 
 
 def trust() -> TrustStore:
