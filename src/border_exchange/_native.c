@@ -599,22 +599,30 @@ put_code(Buffer *b, PyObject *value, int vocabulary)
     return put_text(b, value);
 }
 
-/* ``i64`` of the microseconds from the epoch to an aware datetime. */
+/* The microseconds from the epoch to an aware datetime, as ``(moment - epoch) // 1 µs``. */
 static int
-put_stamp(Buffer *b, PyObject *moment)
+micros_of(PyObject *moment, int64_t *micros)
 {
-    if (!PyDateTime_Check(moment)) {
-        return -1;
-    }
     PyObject *delta = PyNumber_Subtract(moment, epoch);
     if (delta == NULL) {
         PyErr_Clear();
         return -1;
     }
-    int64_t micros = ((int64_t)PyDateTime_DELTA_GET_DAYS(delta) * 86400 +
-                      PyDateTime_DELTA_GET_SECONDS(delta)) * 1000000 +
-                     PyDateTime_DELTA_GET_MICROSECONDS(delta);
+    *micros = ((int64_t)PyDateTime_DELTA_GET_DAYS(delta) * 86400 +
+               PyDateTime_DELTA_GET_SECONDS(delta)) * 1000000 +
+              PyDateTime_DELTA_GET_MICROSECONDS(delta);
     Py_DECREF(delta);
+    return 0;
+}
+
+/* ``i64`` of the microseconds from the epoch to an aware datetime. */
+static int
+put_stamp(Buffer *b, PyObject *moment)
+{
+    int64_t micros;
+    if (!PyDateTime_Check(moment) || micros_of(moment, &micros) < 0) {
+        return -1;
+    }
     uint8_t raw[8];
     be32(raw, (uint32_t)((uint64_t)micros >> 32));
     be32(raw + 4, (uint32_t)micros);
@@ -1076,18 +1084,10 @@ put_avro_long(Buffer *b, PyObject *value)
 static int
 put_avro_time(Buffer *b, PyObject *moment)
 {
-    if (!PyDateTime_CheckExact(moment)) {
+    int64_t micros;
+    if (!PyDateTime_CheckExact(moment) || micros_of(moment, &micros) < 0) {
         return -1;
     }
-    PyObject *delta = PyNumber_Subtract(moment, epoch);
-    if (delta == NULL) {
-        PyErr_Clear();
-        return -1;
-    }
-    int64_t micros = ((int64_t)PyDateTime_DELTA_GET_DAYS(delta) * 86400 +
-                      PyDateTime_DELTA_GET_SECONDS(delta)) * 1000000 +
-                     PyDateTime_DELTA_GET_MICROSECONDS(delta);
-    Py_DECREF(delta);
     return put_varint(b, micros);
 }
 

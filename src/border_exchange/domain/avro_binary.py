@@ -51,19 +51,12 @@ def read_bytes(data: bytes, pos: int) -> tuple[bytes, int]:
 def read_string(data: bytes, pos: int) -> tuple[str, int]:
     """A length-prefixed UTF-8 string at ``pos`` and the position after it.
 
-    Inlined rather than built on ``read_bytes``: it is the hottest read of all. Invalid
-    UTF-8 raises ``UnicodeDecodeError``, which the readers turn into ``DecodeError``.
+    Invalid UTF-8 raises ``UnicodeDecodeError``, which the readers turn into
+    ``DecodeError``. (The usual record is read by the compiled fast path; these
+    readers take the rest.)
     """
-    size = data[pos]
-    if size < 0x80:
-        size = (size >> 1) ^ -(size & 1)
-        pos += 1
-    else:
-        size, pos = read_long(data, pos)
-    end = pos + size
-    if size < 0 or end > len(data):
-        raise DecodeError("malformed Avro data: length beyond the end of the data")
-    return data[pos:end].decode("utf-8"), end
+    raw, end = read_bytes(data, pos)
+    return raw.decode("utf-8"), end
 
 
 def write_long(value: int, out: bytearray) -> None:
