@@ -19,16 +19,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final, TypeVar, cast
 
-from nacl.bindings import crypto_sign_open
-from nacl.exceptions import BadSignatureError
-
 from border_exchange.domain.audit import AuditKind
 from border_exchange.domain.catalog import AlertType, Operation
 from border_exchange.domain.encoding import decode_envelope
 from border_exchange.domain.envelope import Envelope, Header
 from border_exchange.domain.naming import parse_outbox_topic
 from border_exchange.domain.policy import Decision, Deliver, PolicyIndex, PolicyInput, decide
-from border_exchange.domain.signing import bad_signature, redact, signed_message
+from border_exchange.domain.signing import bad_signature, redact, signature_holds, signed_message
 from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import (
     DecodeError,
@@ -290,11 +287,7 @@ def check_unsigned(
 
 def signature_verifies(signed: Signed) -> bool:
     """Whether the Ed25519 signature of ``signed`` verifies (as ``signing.verify`` checks it)."""
-    try:
-        crypto_sign_open(signed.signed, signed.public_key)
-    except (BadSignatureError, ValueError, TypeError):
-        return False
-    return True
+    return signature_holds(signed.signed, signed.public_key)
 
 
 def _remembered(

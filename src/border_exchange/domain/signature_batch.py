@@ -17,10 +17,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Final, Generic, TypeVar
 
-from nacl.bindings import crypto_sign_open
-from nacl.exceptions import BadSignatureError
-
 from border_exchange import _native
+from border_exchange.domain.signing import signature_holds
 
 T = TypeVar("T")
 
@@ -49,15 +47,7 @@ _ADDRESS: Final = _sodium_open_address()
 
 def _check_here(signed: tuple[bytes, ...], keys: tuple[bytes, ...]) -> bytes:
     """``verify_batch``'s answers, computed with PyNaCl on the calling thread."""
-    results = bytearray()
-    for item, key in zip(signed, keys, strict=True):
-        try:
-            crypto_sign_open(item, key)
-        except (BadSignatureError, ValueError, TypeError):
-            results.append(0)
-        else:
-            results.append(1)
-    return bytes(results)
+    return bytes(signature_holds(item, key) for item, key in zip(signed, keys, strict=True))
 
 
 def _check_native(signed: tuple[bytes, ...], keys: tuple[bytes, ...]) -> bytes:

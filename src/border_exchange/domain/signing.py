@@ -264,13 +264,21 @@ def verify(envelope: Envelope, public_key: PublicKey) -> None:
     on their signed digests. Whether the key was valid at issue time is the trust
     store's question: see ``verify_trusted``.
     """
-    signed = signed_message(envelope, public_key)
+    if not signature_holds(signed_message(envelope, public_key), public_key.raw):
+        raise bad_signature(envelope.header)
+
+
+def signature_holds(signed: bytes, public_key: bytes) -> bool:
+    """Whether ``signed`` (signature || message) verifies under the raw Ed25519 ``public_key``.
+
+    What VerifyKey.verify does, without its argument decoding: libsodium's
+    crypto_sign_open. A malformed key or a too short ``signed`` does not verify.
+    """
     try:
-        # What VerifyKey.verify does, without its argument decoding: libsodium's
-        # crypto_sign_open over signature || message.
-        crypto_sign_open(signed, public_key.raw)
-    except (BadSignatureError, ValueError, TypeError) as exc:
-        raise bad_signature(envelope.header) from exc
+        crypto_sign_open(signed, public_key)
+    except (BadSignatureError, ValueError, TypeError):
+        return False
+    return True
 
 
 def signed_message(envelope: Envelope, public_key: PublicKey) -> bytes:
