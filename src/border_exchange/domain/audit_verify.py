@@ -815,6 +815,12 @@ class _Splice:
         return self.head + _sections_tail(self.envelope, keep)
 
 
+def _splice_of(source: LogRecord) -> _Splice:
+    """The outbox copy in ``source`` decoded again, ready to redact (it decoded before)."""
+    envelope, sections_at = decode_envelope_split(source.value)
+    return _Splice.of(source.value, envelope, sections_at)
+
+
 def _signature_problem(envelope: Envelope, trust: TrustStore) -> str | None:
     try:
         verify_trusted(envelope, trust)
@@ -910,12 +916,13 @@ class _Verdict:
         self.notes: list[str] = list(replay._notes)
         self.decisions: dict[tuple[str, str], tuple[AuditEntry, bool]] = {}
         self.expected: dict[tuple[str, str, str], _Expected] = {}
-        self.verified: dict[tuple[str, str], _Splice] = {}
+        self.verified: dict[tuple[str, str], LogRecord] = {}
+        """Per message: the outbox record whose copy is taken as verified (its bytes only)."""
         self.by_source: dict[bytes, tuple[str, str]] = {}
         self.quarantine_expected: dict[tuple[str, int, int], AuditEntry] = {}
         self.quarantine_audited: set[tuple[str, int, int]] = set()
         self.origins: set[str] = set()
-        self.checks: SignatureChecks[tuple[str, str, LogRecord, _Splice]]
+        self.checks: SignatureChecks[tuple[str, str, LogRecord]]
 
     def run(self) -> Verdict:
         chains = []
@@ -1074,13 +1081,18 @@ class _Verdict:
                 "and was decided instead of quarantined",
             )
         source = None if outbox is None else outbox.get(int(record["source_offset"]))
+        splice = None
         if source is not None:
-            self._outbox_copy(entry, source, origin, message_id)
+            splice = self._outbox_copy(entry, source, origin, message_id)
             self.by_source[f"{outbox_topic}/{partition}/{source.offset}".encode()] = (
                 origin,
                 message_id,
             )
         verified = self.verified.get((origin, message_id))
+        if verified is None:
+            splice = None
+        elif splice is None or verified is not source:  # verified by an earlier decision
+            splice = _splice_of(verified)
         try:
             problems = self.replay.reevaluator.differences(record)
         except (ValueError, KeyError, TypeError, BorderExchangeError) as exc:
@@ -1110,14 +1122,20 @@ class _Verdict:
             if outcome["delivered"]:
                 self.stats.delivered[(origin, recipient)][alert_type] += 1
                 sections = frozenset(outcome["sections"])
-                value = None if verified is None else verified.redacted(sections)
+                value = None if splice is None else splice.redacted(sections)
                 self.expected[(recipient, origin, message_id)] = _Expected(sections, entry, value)
             else:
                 self.stats.denied[(origin, recipient)][str(outcome["reason"])] += 1
 
     def _outbox_copy(
         self, entry: AuditEntry, source: LogRecord, origin: str, message_id: str
-    ) -> None:
+    ) -> _Splice | None:
+        """Check the outbox copy a decision names; the copy ready to redact, when it is taken.
+
+        Only the bytes are kept (``verified``): the decoded copy is needed again only on
+        the rare paths (a failed signature, a feed copy that is not byte-identical), where
+        it is decoded again.
+        """
         try:
             envelope, sections_at = decode_envelope_split(source.value)
         except DecodeError as exc:
@@ -1126,7 +1144,7 @@ class _Verdict:
                 source,
                 f"decided at audit offset {entry.log.offset} but is no envelope: {exc}",
             )
-            return
+            return None
         header = envelope.header
         present = envelope.present_sections
         differing = _differing_fields(entry.record, header, present)
@@ -1143,20 +1161,20 @@ class _Verdict:
             signed = signed_message(envelope, key)
         except BorderExchangeError as exc:
             self._add(ViolationCode.SIGNATURE_INVALID, source, f"outbox copy: {exc}")
-            return
+            return None
         # Taken as verified until the signature check, done on the side, says otherwise
         # (``_settle_signatures``, before any feed copy is compared with it).
-        splice = _Splice.of(source.value, envelope, sections_at, present)
-        self.verified[(origin, message_id)] = splice
-        self.checks.add((origin, message_id, source, splice), signed, key.raw)
+        self.verified[(origin, message_id)] = source
+        self.checks.add((origin, message_id, source), signed, key.raw)
+        return _Splice.of(source.value, envelope, sections_at, present)
 
     def _settle_signatures(self) -> None:
         """Withdraw every outbox copy whose signature failed, and what was expected of it."""
         failed = set()
-        for origin, message_id, source, splice in self.checks.failed():
-            error = bad_signature(splice.envelope.header)
+        for origin, message_id, source in self.checks.failed():
+            error = bad_signature(decode_envelope(source.value).header)
             self._add(ViolationCode.SIGNATURE_INVALID, source, f"outbox copy: {error}")
-            if self.verified.get((origin, message_id)) is splice:
+            if self.verified.get((origin, message_id)) is source:
                 del self.verified[(origin, message_id)]
                 failed.add((origin, message_id))
         if failed:
@@ -1262,7 +1280,7 @@ class _Verdict:
         verified = self.verified.get((origin, message_id))
         if verified is not None:
             self.stats.copies_checked += 1
-            problem = copy_problem(envelope, verified.envelope)
+            problem = copy_problem(envelope, decode_envelope(verified.value))
         else:
             self.stats.signatures_verified += 1
             problem = _signature_problem(envelope, self.trust)
