@@ -36,7 +36,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from border_exchange.adapters import kafka_launcher
 from border_exchange.adapters.kafka_settings import KafkaSettings
-from border_exchange.bootstrap import configure_logging
+from border_exchange.bootstrap import configure_logging, tune_garbage_collector
 from border_exchange.domain import naming
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import encode_envelope
@@ -391,6 +391,8 @@ def main(args: argparse.Namespace) -> None:
 async def measure(settings: KafkaSettings, args: argparse.Namespace) -> None:
     """Every measurement, on the cluster of ``settings``."""
     box = _sandbox()
+    # As ``router run`` does; (a) and (b) run in this process, under the same settings.
+    tune_garbage_collector()
     raw_in, raw_out = "bench.raw.in", "bench.raw.out"
     await _create_topics(settings, (raw_in, raw_out))
     print(f"sealing {args.messages} wanted-person alerts ...", flush=True)

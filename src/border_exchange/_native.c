@@ -1305,7 +1305,49 @@ verify_batch(PyObject *self, PyObject *args)
     return results;
 }
 
+/* Kafka's murmur2 of a record key, as its default partitioner takes it (positive 31 bits).
+ * services/router.py's murmur2 is the reference; the tests compare the two. */
+static PyObject *
+key_hash(PyObject *self, PyObject *arg)
+{
+    if (!PyBytes_CheckExact(arg)) {
+        Py_RETURN_NONE;
+    }
+    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(arg);
+    Py_ssize_t length = PyBytes_GET_SIZE(arg);
+    const uint32_t m = 0x5bd1e995u;
+    uint32_t h = 0x9747b28cu ^ (uint32_t)length;
+    Py_ssize_t words = length / 4;
+    for (Py_ssize_t i = 0; i < words; i++) {
+        const unsigned char *w = data + 4 * i;
+        uint32_t k = (uint32_t)w[0] | (uint32_t)w[1] << 8 | (uint32_t)w[2] << 16 |
+                     (uint32_t)w[3] << 24;
+        k *= m;
+        k ^= k >> 24;
+        k *= m;
+        h *= m;
+        h ^= k;
+    }
+    const unsigned char *tail = data + 4 * words;
+    switch (length & 3) {
+    case 3:
+        h ^= (uint32_t)tail[2] << 16;
+        /* fall through */
+    case 2:
+        h ^= (uint32_t)tail[1] << 8;
+        /* fall through */
+    case 1:
+        h ^= tail[0];
+        h *= m;
+    }
+    h ^= h >> 13;
+    h *= m;
+    h ^= h >> 15;
+    return PyLong_FromUnsignedLong(h & 0x7fffffffu);
+}
+
 static PyMethodDef methods[] = {
+    {"key_hash", key_hash, METH_O, "key_hash(key) -> int | None: murmur2(key) & 0x7fffffff"},
     {"write_audit", write_audit, METH_O, "write_audit(record) -> bytes | None"},
     {"sections_tail", sections_tail, METH_VARARGS,
      "sections_tail(sections, signature, keep) -> bytes | None"},

@@ -42,7 +42,13 @@ from border_exchange.domain.routing import (
 from border_exchange.domain.samples import sample_alert
 from border_exchange.domain.signing import seal, verify_trusted
 from border_exchange.sandbox import Sandbox, make_sandbox, open_agreements
-from border_exchange.services.router import PartitionWorker, _Output, murmur2
+from border_exchange.services.router import (
+    PartitionWorker,
+    _Output,
+    expected_partition,
+    key_hash,
+    murmur2,
+)
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 AGREEMENTS = """
@@ -289,6 +295,15 @@ def test_the_key_hash_is_kafkas_murmur2() -> None:
         for _ in range(20):
             data = rng.randbytes(length)
             assert murmur2(data) == reference(data) & 0xFFFFFFFF
+            # The compiled hash the router partitions by gives the same, and so the
+            # same partition as Kafka's default partitioner.
+            assert key_hash(data) == reference(data) & 0x7FFFFFFF
+            assert expected_partition(data, 7) == (reference(data) & 0x7FFFFFFF) % 7
+
+
+def test_a_record_without_a_key_has_no_expected_partition() -> None:
+    assert key_hash(None) is None
+    assert expected_partition(None, 3) is None
 
 
 class _Batch:

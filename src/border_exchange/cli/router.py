@@ -10,7 +10,7 @@ from pathlib import Path
 import structlog
 
 from border_exchange.adapters.metrics import serve_metrics
-from border_exchange.bootstrap import build_router, configure_logging
+from border_exchange.bootstrap import build_router, configure_logging, tune_garbage_collector
 
 log = structlog.get_logger("border_exchange.router")
 
@@ -44,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 async def _serve(args: argparse.Namespace) -> int:
     app = build_router(args.config)
+    tune_garbage_collector()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -114,3 +114,6 @@ read_audit: Final = _native.read_audit
 
 write_audit: Final = _native.write_audit
 """The Avro body of an audit record (a dict), or None: write it in Python."""
+
+key_hash: Final = _native.key_hash
+"""Kafka's murmur2 of a key as its default partitioner takes it (& 0x7fffffff); None: not bytes."""

@@ -32,6 +32,7 @@ from nacl.signing import SigningKey
 
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.adapters.metrics import Metrics
+from border_exchange.domain import fastpath
 from border_exchange.domain.agreements import AgreementSet
 from border_exchange.domain.audit import (
     QUARANTINE_SCHEMA,
@@ -104,7 +105,10 @@ def murmur2(data: bytes) -> int:
 
 def key_hash(key: bytes | None) -> int | None:
     """The hash Kafka's default partitioner takes of ``key`` (murmur2, positive)."""
-    return None if key is None else murmur2(key) & 0x7FFFFFFF
+    if key is None:
+        return None
+    hashed = fastpath.key_hash(key)  # the same function compiled; None for a bytes subclass
+    return murmur2(key) & 0x7FFFFFFF if hashed is None else hashed
 
 
 def expected_partition(key: bytes | None, partitions: int) -> int | None:
@@ -535,16 +539,31 @@ class PartitionWorker:
 
     async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Route ``records`` and commit their outputs and offset in one transaction."""
-        assert self.producer is not None
         records = [r for r in records if r.offset >= self.next_offset]
         if not records:
             return
         next_offset = records[-1].offset + 1
         head_before = self.head
         self._counts.clear()
+        producer = self.producer
+        assert producer is not None
         try:
-            outputs = await self._route_all(records)
-            await self._commit(outputs, next_offset)
+            async with producer.transaction():
+                # The consumed offset joins the transaction first, so its two round
+                # trips (AddOffsetsToTxn, TxnOffsetCommit) run while the batch is routed
+                # instead of after it: the commit then waits only for adding the
+                # output partitions, the produce requests and EndTxn.
+                offsets = asyncio.ensure_future(
+                    producer.send_offsets_to_transaction(
+                        {self.tp: next_offset}, self.router.tuning.group_id
+                    )
+                )
+                try:
+                    outputs = await self._route_all(records)
+                    await self._send(producer, outputs)
+                finally:
+                    # Settled before the transaction commits or aborts, even on failure.
+                    await offsets
         except BaseException:
             self.head = head_before
             raise
@@ -632,21 +651,18 @@ class PartitionWorker:
         head_before = self.head
         self.head = self._checkpoint(self.head, self.router.clock(), outputs)
         try:
-            await self._commit(outputs, None)
+            await self._commit(outputs)
         except BaseException:
             self.head = head_before
             raise
         self.last_checkpoint = time.monotonic()
 
-    async def _commit(self, outputs: list[_Output], next_offset: int | None) -> None:
+    async def _commit(self, outputs: list[_Output]) -> None:
+        """Write ``outputs`` (a checkpoint, no consumed offset) in a transaction of their own."""
         producer = self.producer
         assert producer is not None
         async with producer.transaction():
             await self._send(producer, outputs)
-            if next_offset is not None:
-                await producer.send_offsets_to_transaction(
-                    {self.tp: next_offset}, self.router.tuning.group_id
-                )
 
     @staticmethod
     async def _send(producer: AIOKafkaProducer, outputs: Sequence[_Output]) -> None:
