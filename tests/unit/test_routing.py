@@ -6,6 +6,7 @@ import random
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from border_exchange.domain.audit import (
     ChainHead,
     decision_record,
     encode_audit,
+    outcome_entries,
     quarantine_audit_record,
 )
 from border_exchange.domain.catalog import AlertType
@@ -45,6 +47,7 @@ from border_exchange.sandbox import Sandbox, make_sandbox, open_agreements
 from border_exchange.services.router import (
     PartitionWorker,
     _Output,
+    _Summaries,
     expected_partition,
     key_hash,
     murmur2,
@@ -378,3 +381,59 @@ def test_signatures_checked_apart_give_the_same_answers_as_route(box: Sandbox) -
             assert isinstance(alone, Refused)
             assert (result.reason, result.detail) == (alone.reason, alone.detail)
             assert result.reason is QuarantineReason.BAD_SIGNATURE
+
+
+def test_decisions_sharing_their_outcomes_share_one_summary_and_others_get_their_own(
+    box: Sandbox,
+) -> None:
+    state = PartitionState()
+    summaries = _Summaries()
+    first = _route(box, _seal(box, _alert(box)), state)
+    second = _route(box, _seal(box, _alert(box)), state)
+    assert isinstance(first, Routed)
+    assert isinstance(second, Routed)
+    summary = summaries.get(first.decision.outcomes, "CAF")
+    assert summaries.get(first.decision.outcomes, "CAF") is summary  # built once per mapping
+    assert summaries.get(second.decision.outcomes, "CAF") == summary  # an equal mapping
+    assert summaries.get(first.decision.outcomes, "COD") != summary  # counted for its origin
+    assert summary.entries == outcome_entries(first.decision.outcomes)
+    assert summary.recipients == first.decision.recipients
+
+    # A cancel's outcomes are its own mapping, with other recipients and entries.
+    state.apply_routed(first.envelope.header, summary.recipients)
+    alert_id = first.envelope.header.alert_id
+    cancel = _route(
+        box,
+        _seal(
+            box,
+            _alert(
+                box,
+                alert_id=alert_id,
+                version=3,
+                operation="CANCEL",
+                cancel_reason="x",
+                sections={},
+            ),
+        ),
+        state,
+    )
+    assert isinstance(cancel, Routed)
+    own = summaries.get(cancel.decision.outcomes, "CAF")
+    assert own is not summary
+    assert own.entries == outcome_entries(cancel.decision.outcomes) != summary.entries
+    assert own.recipients == cancel.decision.recipients
+    # The counts: one per copy delivered, one per participant denied, never the origin.
+    delivered = [key for key in own.counted if key[0] == "delivered_total"]
+    assert [key[2] for key in delivered] == list(own.recipients)
+    assert len(own.counted) == len(cancel.decision.outcomes) - 1
+
+
+def test_a_full_summary_memo_starts_again_and_still_answers_right(box: Sandbox) -> None:
+    summaries = _Summaries(limit=1)
+    result = _route(box, _seal(box, _alert(box)), PartitionState())
+    assert isinstance(result, Routed)
+    outcomes = result.decision.outcomes
+    other = MappingProxyType(dict(outcomes))
+    assert summaries.get(outcomes, "CAF").entries == outcome_entries(outcomes)
+    assert summaries.get(other, "CAF").entries == outcome_entries(other)
+    assert summaries.get(outcomes, "CAF").recipients == result.decision.recipients

@@ -20,7 +20,7 @@ from typing import Any, Final
 from border_exchange.domain.audit_writer import write_audit_body
 from border_exchange.domain.encoding import encode_record
 from border_exchange.domain.envelope import Header
-from border_exchange.domain.policy import Decision, Deliver
+from border_exchange.domain.policy import Decision, Deliver, Outcome
 from border_exchange.domain.schemas import SINGLE_OBJECT_MAGIC, registry
 
 AUDIT_SCHEMA: Final = "bx.AuditRecord"
@@ -97,20 +97,12 @@ def header_fields(header: Header) -> dict[str, Any]:
     }
 
 
-def decision_record(
-    head: ChainHead,
-    recorded_at: datetime,
-    source_offset: int,
-    header: Header,
-    present_sections: Collection[str],
-    decision: Decision,
-    earlier_recipients: Collection[str],
-) -> dict[str, Any]:
-    """The audit record of a routing decision."""
-    outcomes = []
-    for participant, outcome in decision.outcomes.items():
+def outcome_entries(outcomes: Mapping[str, Outcome]) -> list[dict[str, Any]]:
+    """The ``outcomes`` field of a decision's audit record: one entry per participant."""
+    entries = []
+    for participant, outcome in outcomes.items():
         if isinstance(outcome, Deliver):
-            outcomes.append(
+            entries.append(
                 {
                     "participant": participant,
                     "delivered": True,
@@ -121,7 +113,7 @@ def decision_record(
                 }
             )
         else:
-            outcomes.append(
+            entries.append(
                 {
                     "participant": participant,
                     "delivered": False,
@@ -131,6 +123,24 @@ def decision_record(
                     "basis": None,
                 }
             )
+    return entries
+
+
+def decision_record(
+    head: ChainHead,
+    recorded_at: datetime,
+    source_offset: int,
+    header: Header,
+    present_sections: Collection[str],
+    decision: Decision,
+    earlier_recipients: Collection[str],
+    entries: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The audit record of a routing decision.
+
+    ``entries`` is ``outcome_entries(decision.outcomes)`` when the caller has it already
+    (the router builds it once per shared outcome mapping); it is only read.
+    """
     return {
         **_base(head, AuditKind.DECISION, recorded_at),
         **header_fields(header),
@@ -139,7 +149,7 @@ def decision_record(
         "agreement_set": decision.agreement_set,
         "agreement_label": decision.label,
         "earlier_recipients": sorted(earlier_recipients),
-        "outcomes": outcomes,
+        "outcomes": outcome_entries(decision.outcomes) if entries is None else entries,
     }
 
 

@@ -103,6 +103,8 @@ class Routed:
     earlier_recipients: frozenset[str]
     copies: tuple[tuple[str, Envelope], ...]
     """Each recipient's copy: ``envelope`` itself when it keeps every section present."""
+    present: frozenset[str] = frozenset()
+    """The sections whose content ``envelope`` carries."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,7 +406,7 @@ def route_signed(
             copy = envelope if present.issubset(sections) else redact(envelope, sections)
             redacted[sections] = copy
         copies.append((participant, copy))
-    return Routed(envelope, decision, earlier, tuple(copies))
+    return Routed(envelope, decision, earlier, tuple(copies), present)
 
 
 def replay_audit(state: PartitionState, record: Mapping[str, Any]) -> None:

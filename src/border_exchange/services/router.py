@@ -18,7 +18,7 @@ import functools
 import struct
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -43,6 +43,7 @@ from border_exchange.domain.audit import (
     decision_record,
     encode_audit,
     head_signing_input,
+    outcome_entries,
     quarantine_audit_record,
 )
 from border_exchange.domain.encoding import decode_record, encode_envelope, encode_record
@@ -56,7 +57,7 @@ from border_exchange.domain.naming import (
     feed_topic,
     parse_outbox_topic,
 )
-from border_exchange.domain.policy import Decision, Deliver, PolicyIndex
+from border_exchange.domain.policy import Deliver, Outcome, PolicyIndex
 from border_exchange.domain.routing import (
     Inbound,
     PartitionState,
@@ -187,6 +188,65 @@ every other partition's next transactional request by as long.
 """
 
 
+_SUMMARY_LIMIT: Final = 256
+"""How many outcome mappings a worker keeps the summary of."""
+
+
+@dataclass(frozen=True, slots=True)
+class _OutcomeSummary:
+    """What the router derives from one decision's outcomes, the same for every decision
+    that shares them: the audit record's outcome entries, the recipients, the counts."""
+
+    origin: str
+    entries: list[dict[str, Any]]
+    """``audit.outcome_entries`` of the outcomes; never changed once built."""
+    recipients: tuple[str, ...]
+    counted: tuple[tuple[str, str, str], ...]
+    """One metric key per copy delivered and per participant denied (the origin aside)."""
+
+    @classmethod
+    def of(cls, outcomes: Mapping[str, Outcome], origin: str) -> _OutcomeSummary:
+        """The summary of ``outcomes`` of a message from ``origin``."""
+        counted = []
+        for participant, outcome in outcomes.items():
+            if isinstance(outcome, Deliver):
+                counted.append(("delivered_total", "recipient", participant))
+            elif participant != origin:
+                counted.append(("denied_total", "reason", outcome.reason.value))
+        return cls(
+            origin,
+            outcome_entries(outcomes),
+            tuple(name for name, outcome in outcomes.items() if outcome.delivered),
+            tuple(counted),
+        )
+
+
+class _Summaries:
+    """Outcome summaries, built once per shared outcome mapping.
+
+    The policy index hands out one read-only mapping per agreement segment and handling
+    code, so nearly every decision's outcomes are one of a few objects. A summary is
+    kept with its mapping, so no other object can reuse the mapping's id meanwhile; a
+    mapping built for one decision (an update or a cancel) gets a summary of its own,
+    dropped with the others once ``limit`` are kept.
+    """
+
+    def __init__(self, limit: int = _SUMMARY_LIMIT) -> None:
+        self.limit = limit
+        self._known: dict[int, tuple[Mapping[str, Outcome], _OutcomeSummary]] = {}
+
+    def get(self, outcomes: Mapping[str, Outcome], origin: str) -> _OutcomeSummary:
+        """The summary of ``outcomes`` of a message from ``origin``."""
+        known = self._known.get(id(outcomes))
+        if known is not None and known[0] is outcomes and known[1].origin == origin:
+            return known[1]
+        summary = _OutcomeSummary.of(outcomes, origin)
+        if len(self._known) >= self.limit:
+            self._known.clear()
+        self._known[id(outcomes)] = (outcomes, summary)
+        return summary
+
+
 def _grouped(outputs: Sequence[_Output]) -> dict[tuple[str, int | None], list[_Output]]:
     """``outputs`` by topic and partition, each group in its original order."""
     groups: dict[tuple[str, int | None], list[_Output]] = {}
@@ -226,6 +286,7 @@ class PartitionWorker:
         self._counts: Counter[tuple[str, str, str]] = Counter()
         """Metrics of the transaction in hand, added once it commits."""
         self._feeds: dict[str, tuple[str, str, int]] = {}
+        self._summaries = _Summaries()
         """Per recipient: origin, feed topic and its partition count, for the batch in hand."""
 
     async def start(self) -> None:
@@ -421,7 +482,7 @@ class PartitionWorker:
         if isinstance(result, Routed):
             envelope = result.envelope
             header = envelope.header
-            present = envelope.present_sections
+            present = result.present
             headers = [("bx-source", f"{record.topic}/{record.partition}/{record.offset}".encode())]
             encoded: dict[int, bytes] = {}
             for recipient, copy in result.copies:
@@ -442,7 +503,7 @@ class PartitionWorker:
                         headers,
                     )
                 )
-            recipients = result.decision.recipients
+            summary = self._summaries.get(result.decision.outcomes, header.origin)
             self._audit(
                 decision_record(
                     self.head,
@@ -452,33 +513,29 @@ class PartitionWorker:
                     present,
                     result.decision,
                     result.earlier_recipients,
+                    summary.entries,
                 ),
                 AuditKind.DECISION,
                 out,
             )
-            self.state.apply_routed(header, recipients)
-            self._count_routed(header, result.decision, recipients)
+            self.state.apply_routed(header, summary.recipients)
+            self._count_routed(header, summary)
             return "routed"
         self._quarantine(record, result, now, out)
         return "refused"
 
-    def _count_routed(self, header: Header, decision: Decision, recipients: Sequence[str]) -> None:
+    def _count_routed(self, header: Header, summary: _OutcomeSummary) -> None:
         """Count one routed message, its copies and its denials; log it."""
         counts = self._counts
-        origin = header.origin
-        counts["routed_total", "origin", origin] += 1
-        for participant, outcome in decision.outcomes.items():
-            if isinstance(outcome, Deliver):
-                counts["delivered_total", "recipient", participant] += 1
-            elif participant != origin:
-                counts["denied_total", "reason", outcome.reason.value] += 1
+        counts["routed_total", "origin", header.origin] += 1
+        counts.update(summary.counted)
         log.info(
             "router.routed",
             message_id=header.message_id,
             alert_id=header.alert_id,
             version=header.version,
-            origin=origin,
-            recipients=list(recipients),
+            origin=header.origin,
+            recipients=list(summary.recipients),
         )
 
     def _feed(self, recipient: str, origin: str) -> tuple[str, int]:
