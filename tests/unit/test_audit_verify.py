@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -420,6 +420,82 @@ def test_a_decision_whose_recorded_outcome_the_agreements_do_not_give_is_a_misma
     violation = next(v for v in verdict.violations if v.code is ViolationCode.DECISION_MISMATCH)
     assert violation.offset == 0
     assert "COD: recorded deny SUSPENDED" in violation.detail
+
+
+def _recording(world: RoutedWorld, change: Callable[[dict[str, Any]], None]) -> None:
+    """Route one message as ``world`` does, but record its decision changed by ``change``.
+
+    The record is written into the chain as the router writes it, so the chain holds.
+    """
+    append = world._append_audit
+
+    def changed(record: dict[str, Any], at: datetime) -> None:
+        change(record)
+        append(record, at)
+
+    world._append_audit = changed  # type: ignore[method-assign]
+    try:
+        world.route(world.seal())
+    finally:
+        world._append_audit = append  # type: ignore[method-assign]
+
+
+def test_decisions_alike_but_for_a_recorded_outcome_are_each_re_evaluated() -> None:
+    # Same origin, type, handling code, time segment and history: the re-evaluation gives
+    # the same (shared) outcome mapping, and each recorded list is still compared with it.
+    world = RoutedWorld()
+    world.route(world.seal())
+
+    def fewer_sections(record: dict[str, Any]) -> None:
+        record["outcomes"][1]["sections"] = ["identity"]  # COD was permitted identity, offence
+
+    def denied(record: dict[str, Any]) -> None:
+        record["outcomes"][2] |= {"delivered": False, "sections": [], "reason": "SUSPENDED",
+                                  "basis": None}  # fmt: skip
+
+    _recording(world, fewer_sections)
+    world.route(world.seal())
+    _recording(world, denied)
+    world.route(world.seal())
+
+    verdict = world.replay()
+
+    mismatches = [v for v in verdict.violations if v.code is ViolationCode.DECISION_MISMATCH]
+    assert [v.offset for v in mismatches] == [world.audit[1].offset, world.audit[3].offset]
+    assert "COD: recorded deliver [identity] under CAF-COD" in mismatches[0].detail
+    assert "SSD: recorded deny SUSPENDED" in mismatches[1].detail
+
+
+def test_recorded_outcomes_are_compared_per_participant_not_as_a_list() -> None:
+    # A list that is not exactly the one the router writes (another order, a reason kept on
+    # a delivery) is compared outcome by outcome: only the fields of its kind count.
+    world = RoutedWorld()
+
+    def reversed_order(record: dict[str, Any]) -> None:
+        record["outcomes"].reverse()
+
+    def reason_on_a_delivery(record: dict[str, Any]) -> None:
+        record["outcomes"][1]["reason"] = "NO_AGREEMENT"
+
+    _recording(world, reversed_order)
+    _recording(world, reason_on_a_delivery)
+    world.route(world.seal())
+
+    assert world.replay().clean
+
+
+def test_an_outcome_under_another_agreement_set_is_not_taken_for_a_shared_one() -> None:
+    # The same message decided under two sets: outcome mappings of each set's index are
+    # compared with the records naming that set only.
+    world = RoutedWorld()
+    world.route(world.seal())
+    world.index = PolicyIndex.build(SET_V2, PARTICIPANTS)
+    world.route(world.seal())
+    _recording(world, lambda record: record.update(agreement_set=SET_V1.digest))
+
+    verdict = world.replay(sets=(SET_V1, SET_V2))
+
+    assert codes(verdict) == [(ViolationCode.DECISION_MISMATCH, world.audit[2].offset)]
 
 
 def test_an_unknown_agreement_set_is_reported() -> None:

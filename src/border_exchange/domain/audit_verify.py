@@ -629,8 +629,28 @@ def policy_input(record: Mapping[str, Any]) -> PolicyInput:
     )
 
 
-_COMPARED_KEPT: Final = 4096
-_ComparedKey = tuple[int, tuple[Any, ...]]
+_AS_RECORDED_KEPT: Final = 4096
+
+
+def _as_recorded(name: str, outcome: Outcome) -> dict[str, Any]:
+    """``outcome`` for ``name`` as the audit record of a decision holds it (``decision_record``)."""
+    if isinstance(outcome, Deliver):
+        return {
+            "participant": name,
+            "delivered": True,
+            "sections": list(outcome.sections),
+            "reason": None,
+            "agreement_id": outcome.agreement_id,
+            "basis": outcome.basis.value,
+        }
+    return {
+        "participant": name,
+        "delivered": False,
+        "sections": [],
+        "reason": outcome.reason.value,
+        "agreement_id": outcome.agreement_id,
+        "basis": None,
+    }
 
 
 class Reevaluator:
@@ -639,7 +659,7 @@ class Reevaluator:
     def __init__(self, agreement_sets: Mapping[str, AgreementSet]) -> None:
         self.agreement_sets = agreement_sets
         self._indexes: dict[tuple[str, frozenset[str]], PolicyIndex] = {}
-        self._compared: dict[_ComparedKey, tuple[Mapping[str, Outcome], tuple[str, ...]]] = {}
+        self._as_recorded: dict[int, tuple[Mapping[str, Outcome], list[dict[str, Any]]]] = {}
 
     def differences(self, record: Mapping[str, Any]) -> list[str] | None:
         """How the recorded outcomes differ from a re-evaluation; None when the set is unknown."""
@@ -647,8 +667,8 @@ class Reevaluator:
         aset = self.agreement_sets.get(str(digest))
         if aset is None:
             return None
-        recorded = {str(o["participant"]): _recorded_key(o) for o in record["outcomes"]}
-        names = frozenset(recorded)
+        listed = record["outcomes"]
+        names = frozenset([str(o["participant"]) for o in listed])
         index = self._indexes.get((aset.digest, names))
         if index is None:
             index = self._indexes[(aset.digest, names)] = PolicyIndex.build(aset, names)
@@ -656,17 +676,28 @@ class Reevaluator:
             policy_input(record), record["recorded_at"], index, record["earlier_recipients"]
         )
         outcomes = decision.outcomes
-        # Decisions without history share their outcome mapping (one per time segment and
-        # handling code): compare each shared mapping with each recorded list once.
-        key = (id(outcomes), tuple(recorded.items()))
-        known = self._compared.get(key)
+        if listed == self._recorded_form(outcomes):
+            return []
+        recorded = {str(o["participant"]): _recorded_key(o) for o in listed}
+        return self._compare(outcomes, recorded)
+
+    def _recorded_form(self, outcomes: Mapping[str, Outcome]) -> list[dict[str, Any]]:
+        """The outcome list a faithful audit record holds for ``outcomes``, in its order.
+
+        A recorded list equal to it compares equal outcome by outcome, so equality alone
+        clears a decision; any other list is compared field by field (``_compare``), which
+        states the differences or finds none. Decisions without history share their
+        outcome mapping (one per time segment and handling code): the list is built once
+        per shared mapping, and kept with it so that its id is not reused meanwhile.
+        """
+        known = self._as_recorded.get(id(outcomes))
         if known is not None and known[0] is outcomes:
-            return list(known[1])
-        problems = self._compare(outcomes, recorded)
-        if len(self._compared) >= _COMPARED_KEPT:
-            self._compared.clear()
-        self._compared[key] = (outcomes, tuple(problems))
-        return problems
+            return known[1]
+        form = [_as_recorded(name, outcome) for name, outcome in outcomes.items()]
+        if len(self._as_recorded) >= _AS_RECORDED_KEPT:
+            self._as_recorded.clear()
+        self._as_recorded[id(outcomes)] = (outcomes, form)
+        return form
 
     @staticmethod
     def _compare(
