@@ -860,12 +860,9 @@ def _signature_problem(envelope: Envelope, trust: TrustStore) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class _Expected:
-    sections: frozenset[str]
-    entry: AuditEntry
-    value: bytes | None
-    """The exact bytes of the permitted copy, when the outbox copy verified."""
+_Expected = tuple[frozenset[str], AuditEntry, bytes | None]
+"""A delivery expected in a feed: the permitted sections, the decision, and the exact bytes of
+the permitted copy when the outbox copy verified (a plain tuple: one is built per delivery)."""
 
 
 class Replay:
@@ -1098,7 +1095,8 @@ class _Verdict:
         self.stats.decisions += 1
         origin = str(record.get("origin"))
         message_id = str(record.get("message_id"))
-        self.decisions[(origin, message_id)] = (entry, True)
+        message = (origin, message_id)
+        self.decisions[message] = (entry, True)
         digest = str(record.get("agreement_set"))
         label, count = self.stats.agreement_sets.get(
             digest, (str(record.get("agreement_label")), 0)
@@ -1115,11 +1113,8 @@ class _Verdict:
         splice = None
         if source is not None:
             splice = self._outbox_copy(entry, source, origin, message_id)
-            self.by_source[f"{outbox_topic}/{partition}/{source.offset}".encode()] = (
-                origin,
-                message_id,
-            )
-        verified = self.verified.get((origin, message_id))
+            self.by_source[f"{outbox_topic}/{partition}/{source.offset}".encode()] = message
+        verified = self.verified.get(message)
         if verified is None:
             splice = None
         elif splice is None or verified is not source:  # verified by an earlier decision
@@ -1154,7 +1149,7 @@ class _Verdict:
                 self.stats.delivered[(origin, recipient)][alert_type] += 1
                 sections = frozenset(outcome["sections"])
                 value = None if splice is None else splice.redacted(sections)
-                self.expected[(recipient, origin, message_id)] = _Expected(sections, entry, value)
+                self.expected[(recipient, origin, message_id)] = (sections, entry, value)
             else:
                 self.stats.denied[(origin, recipient)][str(outcome["reason"])] += 1
 
@@ -1209,14 +1204,18 @@ class _Verdict:
                 del self.verified[(origin, message_id)]
                 failed.add((origin, message_id))
         if failed:
-            for key, expected in self.expected.items():
-                if key[1:] in failed and expected.value is not None:
-                    self.expected[key] = _Expected(expected.sections, expected.entry, None)
+            for key, (sections, entry, value) in self.expected.items():
+                if key[1:] in failed and value is not None:
+                    self.expected[key] = (sections, entry, None)
 
     def _feeds(self) -> None:
         matched: dict[tuple[str, str, str], LogRecord] = {}
+        topics: dict[str, tuple[str, str] | None] = {}
         for log in self.replay._feeds:
-            parsed = parse_feed_topic(log.topic)
+            try:
+                parsed = topics[log.topic]
+            except KeyError:
+                parsed = topics[log.topic] = parse_feed_topic(log.topic)
             if parsed is None:
                 continue
             recipient, origin = parsed
@@ -1262,20 +1261,20 @@ class _Verdict:
                 continue
             matched[key] = log
             present = envelope.present_sections
-            if present != expected.sections:
+            if present != expected[0]:
                 self._add(
                     ViolationCode.FEED_SECTIONS_MISMATCH,
                     log,
                     f"message {message_id} carries [{', '.join(sorted(present))}], "
-                    f"permitted [{', '.join(sorted(expected.sections))}]",
+                    f"permitted [{', '.join(sorted(expected[0]))}]",
                 )
             self._feed_signature(log, envelope, origin, message_id)
-        for key, expected in self.expected.items():
+        for key, (_, entry, _) in self.expected.items():
             if key not in matched:
                 recipient, origin, message_id = key
                 self._add(
                     ViolationCode.FEED_MISSING,
-                    expected.entry.log,
+                    entry.log,
                     f"message {message_id} delivered to {recipient} has no record in "
                     f"bx.{recipient}.from.{origin}",
                 )
@@ -1297,9 +1296,9 @@ class _Verdict:
             return False
         key = (recipient, origin, found[1])
         expected = self.expected.get(key)
-        if expected is None or expected.value is None or key in matched:
+        if expected is None or expected[2] is None or key in matched:
             return False
-        if log.value != expected.value:
+        if log.value != expected[2]:
             return False
         matched[key] = log
         self.stats.copies_checked += 1
