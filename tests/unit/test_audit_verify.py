@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import sys
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from nacl.signing import SigningKey
 
 from border_exchange.domain.agreements import AgreementSet, parse_agreement_set
@@ -676,6 +678,20 @@ def test_disclosures_list_what_each_recipient_received_and_under_which_agreement
         ("msg-1", "SSD", ("identity", "documents", "description", "photo", "offence", "remarks",
                           "contact"), "CAF-SSD"),
     ]  # fmt: skip
+
+
+def test_a_replay_leaves_the_switch_interval_as_it_found_it() -> None:
+    world = routed_world()
+    was = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.002)
+        assert world.replay().clean
+        assert sys.getswitchinterval() == pytest.approx(0.002, rel=0.01)
+        sys.setswitchinterval(0.0001)  # a shorter one is kept as it is
+        assert world.replay().clean
+        assert sys.getswitchinterval() == pytest.approx(0.0001, rel=0.01)
+    finally:
+        sys.setswitchinterval(was)
 
 
 def test_a_replay_leaves_the_cycle_collector_as_it_found_it() -> None:
