@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import sys
+import weakref
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -692,6 +693,35 @@ def test_a_replay_leaves_the_switch_interval_as_it_found_it() -> None:
         assert sys.getswitchinterval() == pytest.approx(0.0001, rel=0.01)
     finally:
         sys.setswitchinterval(was)
+
+
+class _Node:
+    link: object = None
+
+
+def test_a_replay_freezes_nothing_and_leaves_cycles_collectable() -> None:
+    world = routed_world()
+    node = _Node()
+    node.link = node  # cyclic garbage made before the replay
+    alive = weakref.ref(node)
+    del node
+
+    assert world.replay().clean
+
+    assert gc.get_freeze_count() == 0
+    gc.collect()
+    assert alive() is None
+
+
+def test_a_replay_leaves_what_its_caller_froze_frozen() -> None:
+    world = routed_world()
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert world.replay().clean
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
 
 
 def test_a_replay_leaves_the_cycle_collector_as_it_found_it() -> None:
