@@ -1018,18 +1018,19 @@ class _Verdict:
         audited: dict[int, list[AuditEntry]] = defaultdict(list)
         in_window: list[AuditEntry] = []
         for entry in check.entries:
-            if entry.kind == AuditKind.CHECKPOINT:
+            kind = entry.kind
+            if kind == AuditKind.CHECKPOINT:
                 continue
             offset = entry.record.get("source_offset")
-            if offset is None or entry.kind not in (AuditKind.DECISION, AuditKind.QUARANTINE):
+            if offset is None or kind not in (AuditKind.DECISION, AuditKind.QUARANTINE):
                 self._add(
                     ViolationCode.AUDIT_MALFORMED,
                     entry.log,
-                    f"a {entry.kind} record without a source offset",
+                    f"a {kind} record without a source offset",
                 )
                 continue
             audited[int(offset)].append(entry)
-            if entry.kind == AuditKind.QUARANTINE:
+            if kind == AuditKind.QUARANTINE:
                 self.quarantine_audited.add((outbox_topic, partition, int(offset)))
             if entry.recorded_at in self.window:
                 in_window.append(entry)
@@ -1102,7 +1103,8 @@ class _Verdict:
             )
         for entry in check.entries:
             record = entry.record
-            if entry.kind == AuditKind.DECISION:
+            kind = entry.kind
+            if kind == AuditKind.DECISION:
                 alert_id = str(record.get("alert_id"))
                 seen = history[alert_id]
                 if id(entry) in in_window:
@@ -1113,7 +1115,7 @@ class _Verdict:
                 for outcome in record.get("outcomes") or ():
                     if outcome["delivered"]:
                         seen.add(str(outcome["participant"]))
-            elif entry.kind == AuditKind.QUARANTINE and id(entry) in in_window:
+            elif kind == AuditKind.QUARANTINE and id(entry) in in_window:
                 self.stats.quarantined += 1
                 self.stats.quarantine_reasons[owner][str(record.get("quarantine_reason"))] += 1
                 offset = int(record["source_offset"])
