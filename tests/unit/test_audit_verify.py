@@ -43,7 +43,7 @@ from border_exchange.domain.audit_verify import (
     redacted_bytes,
     verify_chain,
 )
-from border_exchange.domain.catalog import AlertType, Operation, ParticipantKind
+from border_exchange.domain.catalog import AlertType, HandlingCode, Operation, ParticipantKind
 from border_exchange.domain.encoding import (
     decode_envelope_split,
     decode_record,
@@ -425,8 +425,11 @@ def test_a_decision_whose_recorded_outcome_the_agreements_do_not_give_is_a_misma
     assert "COD: recorded deny SUSPENDED" in violation.detail
 
 
-def _recording(world: RoutedWorld, change: Callable[[dict[str, Any]], None]) -> None:
-    """Route one message as ``world`` does, but record its decision changed by ``change``.
+def _recording(
+    world: RoutedWorld, change: Callable[[dict[str, Any]], None], envelope: Envelope | None = None
+) -> None:
+    """Route one message (by default a new alert) as ``world`` does, but record its decision
+    changed by ``change``.
 
     The record is written into the chain as the router writes it, so the chain holds.
     """
@@ -438,7 +441,7 @@ def _recording(world: RoutedWorld, change: Callable[[dict[str, Any]], None]) -> 
 
     world._append_audit = changed  # type: ignore[method-assign]
     try:
-        world.route(world.seal())
+        world.route(world.seal() if envelope is None else envelope)
     finally:
         world._append_audit = append  # type: ignore[method-assign]
 
@@ -499,6 +502,67 @@ def test_an_outcome_under_another_agreement_set_is_not_taken_for_a_shared_one() 
     verdict = world.replay(sets=(SET_V1, SET_V2))
 
     assert codes(verdict) == [(ViolationCode.DECISION_MISMATCH, world.audit[2].offset)]
+
+
+def test_decide_reads_the_alert_as_the_replay_reuses_its_decisions() -> None:
+    # The replay decides once for decisions alike in everything but the alert id and the
+    # time within one segment of the agreements (``Reevaluator._outcomes``).
+    index = PolicyIndex.build(SET_V2, PARTICIPANTS)
+    for operation in Operation:
+        for handling in HandlingCode:
+            for history in (frozenset(), frozenset({"COD"}), frozenset({"COD", "SSD"})):
+                first = PolicyInput("CAF", AlertType.WANTED_PERSON, handling, operation, "a-1")
+                other = dataclasses.replace(first, alert_id="a-2")
+                for at in (T0, T0 + timedelta(days=30)):  # one segment: no agreement starts
+                    assert index.template(first, at) is index.template(first, T0)
+                    assert (
+                        decide(other, at, index, history).outcomes
+                        == decide(first, T0, index, history).outcomes
+                    )
+
+
+def test_decisions_alike_but_for_their_time_segment_or_history_are_decided_apart() -> None:
+    # CAF-COD ends during the period: the same alert is delivered to COD before, not after.
+    ending = parse_agreement_set(
+        AGREEMENTS.format(status="active").replace(
+            "effective_from: 2026-01-01T00:00:00Z\n",
+            "effective_from: 2026-01-01T00:00:00Z\n    effective_until: 2026-03-01T08:00:04Z\n",
+            1,
+        )
+    )
+
+    def routed(tampered: int | None = None, like: int = 0) -> RoutedWorld:
+        world = RoutedWorld(aset=ending)
+        world.index = PolicyIndex.build(ending, PARTICIPANTS)
+        outcomes = [] if tampered is None else decisions[like]["outcomes"]
+        for position, (operation, alert_id) in enumerate(
+            [(Operation.CREATE, "alert-1"), (Operation.CANCEL, "alert-1"),
+             (Operation.CANCEL, "alert-9"), (Operation.CREATE, "alert-4")]
+        ):  # fmt: skip
+            version = 1 if operation is Operation.CREATE else 2
+            envelope = world.seal(operation, alert_id=alert_id, version=version)
+            if position == tampered:
+                _recording(world, lambda record: record.update(outcomes=outcomes), envelope)
+            else:
+                world.route(envelope)
+        return world
+
+    honest = routed()
+    assert honest.replay(sets=(ending,)).clean
+    decisions = [decode_record(log.value)[1] for log in honest.audit]
+    cod = [decision["outcomes"][1] for decision in decisions]
+    assert [(o["delivered"], o["reason"]) for o in cod] == [
+        (True, None),  # at 08:00:01
+        (True, None),  # a cancel, to an earlier recipient
+        (False, "NO_EARLIER_VERSION"),  # a cancel of an alert nobody received
+        (False, "EXPIRED"),  # at 08:00:04, when CAF-COD ends
+    ]
+
+    for tampered, like in ((3, 0), (2, 1)):  # another time segment; another history
+        world = routed(tampered, like)
+        verdict = world.replay(sets=(ending,))
+        mismatches = [v for v in verdict.violations if v.code is ViolationCode.DECISION_MISMATCH]
+        assert [v.offset for v in mismatches] == [world.audit[tampered].offset]
 
 
 def test_an_unknown_agreement_set_is_reported() -> None:

@@ -661,6 +661,8 @@ class Reevaluator:
         self.agreement_sets = agreement_sets
         self._indexes: dict[tuple[str, frozenset[str]], PolicyIndex] = {}
         self._as_recorded: dict[int, tuple[Mapping[str, Outcome], list[dict[str, Any]]]] = {}
+        self._inputs: dict[tuple[Any, ...], PolicyInput] = {}
+        self._decided: dict[tuple[Any, ...], tuple[PolicyIndex, object, Mapping[str, Outcome]]] = {}
 
     def differences(self, record: Mapping[str, Any]) -> list[str] | None:
         """How the recorded outcomes differ from a re-evaluation; None when the set is unknown."""
@@ -673,14 +675,47 @@ class Reevaluator:
         index = self._indexes.get((aset.digest, names))
         if index is None:
             index = self._indexes[(aset.digest, names)] = PolicyIndex.build(aset, names)
-        decision = decide(
-            policy_input(record), record["recorded_at"], index, record["earlier_recipients"]
-        )
-        outcomes = decision.outcomes
+        outcomes = self._outcomes(record, index)
         if listed == self._recorded_form(outcomes):
             return []
         recorded = {str(o["participant"]): _recorded_key(o) for o in listed}
         return self._compare(outcomes, recorded)
+
+    def _outcomes(self, record: Mapping[str, Any], index: PolicyIndex) -> Mapping[str, Outcome]:
+        """The outcomes ``decide`` gives for the message and history ``record`` describes.
+
+        ``decide`` takes the time only through ``index.template`` (the agreements'
+        outcomes for the origin, type and handling code in one time segment, a shared
+        mapping) and then applies the lifecycle rules of the operation to the earlier
+        recipients; the alert id does not enter it. So decisions alike in origin, type,
+        handling code, operation, action on hit, template and earlier recipients are
+        decided once per replay (the tests hold ``decide`` to this). The codes were
+        checked by ``policy_input`` when the first of them was decided.
+        """
+        raw = (
+            record["origin"],
+            record["alert_type"],
+            record["handling_code"],
+            record["operation"],
+            record.get("action_on_hit"),
+        )
+        at = record["recorded_at"]
+        earlier = record["earlier_recipients"]
+        if at.tzinfo is None:  # decide says why not
+            return decide(policy_input(record), at, index, earlier).outcomes
+        alert = self._inputs.get(raw)
+        if alert is None:
+            alert = self._inputs[raw] = policy_input(record)
+        template = index.template(alert, at)  # reads the origin, type and handling code only
+        key = (id(index), raw, id(template), tuple(earlier))
+        known = self._decided.get(key)
+        if known is not None and known[0] is index and known[1] is template:
+            return known[2]
+        outcomes = decide(policy_input(record), at, index, earlier).outcomes
+        if len(self._decided) >= _AS_RECORDED_KEPT:
+            self._decided.clear()
+        self._decided[key] = (index, template, outcomes)
+        return outcomes
 
     def _recorded_form(self, outcomes: Mapping[str, Outcome]) -> list[dict[str, Any]]:
         """The outcome list a faithful audit record holds for ``outcomes``, in its order.
