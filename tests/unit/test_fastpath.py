@@ -331,6 +331,21 @@ def test_batched_signature_checks_fail_exactly_the_bad_signatures(threaded: bool
     assert checks.count == len(items)
 
 
+@pytest.mark.parametrize("threaded", [True, False])
+async def test_awaited_signature_checks_answer_as_the_blocking_ones(threaded: bool) -> None:
+    items = _signed_items()
+    checks: SignatureChecks[int]
+    with signature_checks(threaded=threaded) as checks:
+        for token, signed, key, _ in items[:300]:
+            checks.add(token, signed, key)
+        first = await checks.failed_async()
+        for token, signed, key, _ in items[300:]:  # the same checks go on after an answer
+            checks.add(token, signed, key)
+        second = await checks.failed_async()
+    assert first == [token for token, _, _, good in items[:300] if not good]
+    assert second == [token for token, _, _, good in items[300:] if not good]
+
+
 def test_the_compiled_batch_check_answers_as_pynacl() -> None:
     items = _signed_items()
     signed = tuple(item[1] for item in items)

@@ -12,6 +12,7 @@ The caller gives each check a token and learns at the end which tokens failed.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -95,6 +96,18 @@ class SignatureChecks(Generic[T]):
             failed.extend(token for token, ok in zip(tokens, results, strict=True) if not ok)
         self._done.clear()
         return failed
+
+    async def failed_async(self) -> list[T]:
+        """``failed``, awaited on an event loop that goes on meanwhile.
+
+        The worker thread's answers are awaited as futures: the thread that checks
+        the last batch wakes the loop itself, with no thread in between waiting for it.
+        """
+        self._flush()
+        for _, answer in self._done:
+            if not isinstance(answer, bytes):
+                await asyncio.wrap_future(answer)
+        return self.failed()
 
 
 @contextmanager

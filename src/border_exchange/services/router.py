@@ -659,7 +659,7 @@ class PartitionWorker:
                     checks.add(index, checked.signed, checked.public_key)
                     queued += 1
                 unsigned.append((hashed, checked))
-            failed = set(await asyncio.to_thread(checks.failed)) if queued else set()
+            failed = set(await checks.failed_async()) if queued else set()
         except BaseException:
             # Checks queued for this batch must not be answered in the next one.
             self._close_signature_checks()
