@@ -262,7 +262,6 @@ async def latency(
     seconds: float,
     directory: Path,
     warmup: float = 0.0,
-    fetch_wait_ms: int = 500,
 ) -> tuple[float, float, int]:
     """p50 and p99 ms from publish to a partner feed at a steady ``rate`` per second.
 
@@ -278,7 +277,7 @@ async def latency(
     feed = naming.feed_topic(ORIGIN, origin)
     consumer = AIOKafkaConsumer(
         feed, **settings.client_kwargs(), group_id=None, isolation_level="read_committed",
-        auto_offset_reset="latest", enable_auto_commit=False, fetch_max_wait_ms=fetch_wait_ms,
+        auto_offset_reset="latest", enable_auto_commit=False,
     )  # fmt: skip
     await consumer.start()
     await consumer.seek_to_end()
