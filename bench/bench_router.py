@@ -112,25 +112,32 @@ async def _produce(
         await producer.stop()
 
 
-async def _committed(settings: KafkaSettings, group: str, topic: str) -> int:
-    consumer = AIOKafkaConsumer(
-        **settings.client_kwargs(), group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
+class _Committed:
+    """The group's committed offsets on one topic, asked through one long-lived consumer.
+
+    A consumer per question would cost a connection and a SCRAM login each time,
+    in the broker and, for (b), in the event loop the router runs on.
+    """
+
+    def __init__(self, settings: KafkaSettings, group: str, topic: str) -> None:
+        self.topic = topic
+        self.consumer = AIOKafkaConsumer(
+            **settings.client_kwargs(), group_id=group, enable_auto_commit=False
+        )
+
+    async def __aenter__(self) -> _Committed:
+        await self.consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.consumer.stop()
+
+    async def total(self) -> int:
+        """The sum of the committed offsets of the topic's partitions."""
         total = 0
         for partition in range(PARTITIONS):
-            total += await consumer.committed(TopicPartition(topic, partition)) or 0
+            total += await self.consumer.committed(TopicPartition(self.topic, partition)) or 0
         return total
-    finally:
-        await consumer.stop()
-
-
-async def _wait_committed(settings: KafkaSettings, group: str, topic: str, target: int) -> None:
-    while True:
-        if await _committed(settings, group, topic) >= target:
-            return
-        await asyncio.sleep(0.2)
 
 
 async def passthrough(
@@ -219,7 +226,12 @@ async def routed(settings: KafkaSettings, box: Sandbox, count: int) -> float:
     stop = asyncio.Event()
     started = time.perf_counter()
     task = asyncio.create_task(router.run(stop))
-    await _wait_committed(settings, group, naming.outbox_topic(ORIGIN), count)
+    # A worker's next offset moves once its transaction (offset included) has committed.
+    while sum(worker.next_offset for worker in router.workers.values()) < count:
+        if task.done():
+            task.result()  # the router stopped: say why
+            raise RuntimeError("the router stopped before routing every record")
+        await asyncio.sleep(0.02)
     elapsed = time.perf_counter() - started
     stop.set()
     await task
@@ -334,29 +346,24 @@ async def backlog_rss(
     """Drain a backlog of ``count`` messages with ``router run``; RSS samples (kB) and rate."""
     origin = "SSD"
     group = f"{naming.ROUTER_GROUP}.bench.{uuid.uuid4().hex[:6]}"
-    before = await _committed(settings, group, naming.outbox_topic(origin))
+    outbox = naming.outbox_topic(origin)
     for start in range(0, count, 20_000):
-        await _produce(
-            settings,
-            naming.outbox_topic(origin),
-            _seal_many(box, min(20_000, count - start), origin),
-        )
-    total = before + count
-    proc = _router_process(settings, box, directory, origin, group)
-    samples: list[int] = []
-    started = time.perf_counter()
-    try:
-        existing = await _committed(settings, group, naming.outbox_topic(origin))
-        while existing < total:
-            samples.append(_rss_kb(proc.pid))
-            await asyncio.sleep(0.5)
-            existing = await _committed(settings, group, naming.outbox_topic(origin))
-            if proc.poll() is not None:
-                raise RuntimeError(f"router exited: see {directory / 'router.log'}")
-        elapsed = time.perf_counter() - started
-    finally:
-        _stop(proc)
-    return samples, total / elapsed
+        await _produce(settings, outbox, _seal_many(box, min(20_000, count - start), origin))
+    async with _Committed(settings, group, outbox) as committed:
+        before = await committed.total()
+        proc = _router_process(settings, box, directory, origin, group)
+        samples: list[int] = []
+        started = time.perf_counter()
+        try:
+            while await committed.total() < before + count:
+                samples.append(_rss_kb(proc.pid))
+                await asyncio.sleep(0.5)
+                if proc.poll() is not None:
+                    raise RuntimeError(f"router exited: see {directory / 'router.log'}")
+            elapsed = time.perf_counter() - started
+        finally:
+            _stop(proc)
+    return samples, count / elapsed
 
 
 def bare_verify_rate(box: Sandbox, seconds: float = 2.0) -> float:
