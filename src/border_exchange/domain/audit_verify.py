@@ -47,6 +47,7 @@ from border_exchange.domain.audit import (
     chain_id,
     head_signing_input,
     header_fields,
+    outcome_entries,
 )
 from border_exchange.domain.audit_reader import AUDIT_FINGERPRINT, read_audit
 from border_exchange.domain.catalog import ActionOnHit, AlertType, HandlingCode, Operation
@@ -633,27 +634,6 @@ def policy_input(record: Mapping[str, Any]) -> PolicyInput:
 _AS_RECORDED_KEPT: Final = 4096
 
 
-def _as_recorded(name: str, outcome: Outcome) -> dict[str, Any]:
-    """``outcome`` for ``name`` as the audit record of a decision holds it (``decision_record``)."""
-    if isinstance(outcome, Deliver):
-        return {
-            "participant": name,
-            "delivered": True,
-            "sections": list(outcome.sections),
-            "reason": None,
-            "agreement_id": outcome.agreement_id,
-            "basis": outcome.basis.value,
-        }
-    return {
-        "participant": name,
-        "delivered": False,
-        "sections": [],
-        "reason": outcome.reason.value,
-        "agreement_id": outcome.agreement_id,
-        "basis": None,
-    }
-
-
 class Reevaluator:
     """Re-decides recorded decisions under their recorded agreement sets; indexes are cached."""
 
@@ -729,7 +709,7 @@ class Reevaluator:
         known = self._as_recorded.get(id(outcomes))
         if known is not None and known[0] is outcomes:
             return known[1]
-        form = [_as_recorded(name, outcome) for name, outcome in outcomes.items()]
+        form = outcome_entries(outcomes)  # what the router writes (``decision_record``)
         if len(self._as_recorded) >= _AS_RECORDED_KEPT:
             self._as_recorded.clear()
         self._as_recorded[id(outcomes)] = (outcomes, form)
