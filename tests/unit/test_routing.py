@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import uuid
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -26,7 +28,8 @@ from border_exchange.domain.audit import (
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import decode_record, encode_envelope
 from border_exchange.domain.envelope import Envelope
-from border_exchange.domain.policy import PolicyIndex
+from border_exchange.domain.memo import PerObject
+from border_exchange.domain.policy import Outcome, PolicyIndex
 from border_exchange.domain.routing import (
     Inbound,
     PartitionState,
@@ -46,8 +49,8 @@ from border_exchange.domain.signing import seal, verify_trusted
 from border_exchange.sandbox import Sandbox, make_sandbox, open_agreements
 from border_exchange.services.router import (
     PartitionWorker,
+    _OutcomeSummary,
     _Output,
-    _Summaries,
     expected_partition,
     key_hash,
     murmur2,
@@ -383,19 +386,24 @@ def test_signatures_checked_apart_give_the_same_answers_as_route(box: Sandbox) -
             assert result.reason is QuarantineReason.BAD_SIGNATURE
 
 
+def _summaries(limit: int = 256) -> PerObject[Mapping[str, Outcome], _OutcomeSummary]:
+    """The outcome summaries of messages from CAF, as a worker of CAF's outbox keeps them."""
+    return PerObject(functools.partial(_OutcomeSummary.of, origin="CAF"), limit)
+
+
 def test_decisions_sharing_their_outcomes_share_one_summary_and_others_get_their_own(
     box: Sandbox,
 ) -> None:
     state = PartitionState()
-    summaries = _Summaries()
+    summaries = _summaries()
     first = _route(box, _seal(box, _alert(box)), state)
     second = _route(box, _seal(box, _alert(box)), state)
     assert isinstance(first, Routed)
     assert isinstance(second, Routed)
-    summary = summaries.get(first.decision.outcomes, "CAF")
-    assert summaries.get(first.decision.outcomes, "CAF") is summary  # built once per mapping
-    assert summaries.get(second.decision.outcomes, "CAF") == summary  # an equal mapping
-    assert summaries.get(first.decision.outcomes, "COD") != summary  # counted for its origin
+    summary = summaries(first.decision.outcomes)
+    assert summaries(first.decision.outcomes) is summary  # built once per mapping
+    assert summaries(second.decision.outcomes) == summary  # an equal mapping
+    assert _OutcomeSummary.of(first.decision.outcomes, "COD") != summary  # counted for its origin
     assert summary.entries == outcome_entries(first.decision.outcomes)
     assert summary.recipients == first.decision.recipients
 
@@ -418,7 +426,7 @@ def test_decisions_sharing_their_outcomes_share_one_summary_and_others_get_their
         state,
     )
     assert isinstance(cancel, Routed)
-    own = summaries.get(cancel.decision.outcomes, "CAF")
+    own = summaries(cancel.decision.outcomes)
     assert own is not summary
     assert own.entries == outcome_entries(cancel.decision.outcomes) != summary.entries
     assert own.recipients == cancel.decision.recipients
@@ -429,11 +437,11 @@ def test_decisions_sharing_their_outcomes_share_one_summary_and_others_get_their
 
 
 def test_a_full_summary_memo_starts_again_and_still_answers_right(box: Sandbox) -> None:
-    summaries = _Summaries(limit=1)
+    summaries = _summaries(limit=1)
     result = _route(box, _seal(box, _alert(box)), PartitionState())
     assert isinstance(result, Routed)
     outcomes = result.decision.outcomes
     other = MappingProxyType(dict(outcomes))
-    assert summaries.get(outcomes, "CAF").entries == outcome_entries(outcomes)
-    assert summaries.get(other, "CAF").entries == outcome_entries(other)
-    assert summaries.get(outcomes, "CAF").recipients == result.decision.recipients
+    assert summaries(outcomes).entries == outcome_entries(outcomes)
+    assert summaries(other).entries == outcome_entries(other)
+    assert summaries(outcomes).recipients == result.decision.recipients

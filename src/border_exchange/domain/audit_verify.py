@@ -59,6 +59,7 @@ from border_exchange.domain.encoding import (
 )
 from border_exchange.domain.envelope import Envelope, Header
 from border_exchange.domain.fastpath import sections_tail as native_sections_tail
+from border_exchange.domain.memo import PerObject
 from border_exchange.domain.naming import parse_feed_topic, parse_outbox_topic
 from border_exchange.domain.policy import Deliver, Outcome, PolicyIndex, PolicyInput, decide
 from border_exchange.domain.schemas import SINGLE_OBJECT_MAGIC as MAGIC
@@ -640,7 +641,9 @@ class Reevaluator:
     def __init__(self, agreement_sets: Mapping[str, AgreementSet]) -> None:
         self.agreement_sets = agreement_sets
         self._indexes: dict[tuple[str, frozenset[str]], PolicyIndex] = {}
-        self._as_recorded: dict[int, tuple[Mapping[str, Outcome], list[dict[str, Any]]]] = {}
+        self._as_recorded = PerObject[Mapping[str, Outcome], list[dict[str, Any]]](
+            outcome_entries, _AS_RECORDED_KEPT
+        )
         self._inputs: dict[tuple[Any, ...], PolicyInput] = {}
         self._decided: dict[tuple[Any, ...], tuple[PolicyIndex, object, Mapping[str, Outcome]]] = {}
 
@@ -706,14 +709,7 @@ class Reevaluator:
         outcome mapping (one per time segment and handling code): the list is built once
         per shared mapping, and kept with it so that its id is not reused meanwhile.
         """
-        known = self._as_recorded.get(id(outcomes))
-        if known is not None and known[0] is outcomes:
-            return known[1]
-        form = outcome_entries(outcomes)  # what the router writes (``decision_record``)
-        if len(self._as_recorded) >= _AS_RECORDED_KEPT:
-            self._as_recorded.clear()
-        self._as_recorded[id(outcomes)] = (outcomes, form)
-        return form
+        return self._as_recorded(outcomes)  # what the router writes (``decision_record``)
 
     @staticmethod
     def _compare(

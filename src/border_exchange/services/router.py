@@ -48,6 +48,7 @@ from border_exchange.domain.audit import (
 )
 from border_exchange.domain.encoding import decode_record, encode_envelope, encode_record
 from border_exchange.domain.envelope import Header
+from border_exchange.domain.memo import PerObject
 from border_exchange.domain.naming import (
     AGREEMENTS_TOPIC,
     QUARANTINE_TOPIC,
@@ -197,7 +198,6 @@ class _OutcomeSummary:
     """What the router derives from one decision's outcomes, the same for every decision
     that shares them: the audit record's outcome entries, the recipients, the counts."""
 
-    origin: str
     entries: list[dict[str, Any]]
     """``audit.outcome_entries`` of the outcomes; never changed once built."""
     recipients: tuple[str, ...]
@@ -207,44 +207,15 @@ class _OutcomeSummary:
     @classmethod
     def of(cls, outcomes: Mapping[str, Outcome], origin: str) -> _OutcomeSummary:
         """The summary of ``outcomes`` of a message from ``origin``."""
+        recipients = []
         counted = []
         for participant, outcome in outcomes.items():
             if isinstance(outcome, Deliver):
+                recipients.append(participant)
                 counted.append(("delivered_total", "recipient", participant))
             elif participant != origin:
                 counted.append(("denied_total", "reason", outcome.reason.value))
-        return cls(
-            origin,
-            outcome_entries(outcomes),
-            tuple(name for name, outcome in outcomes.items() if outcome.delivered),
-            tuple(counted),
-        )
-
-
-class _Summaries:
-    """Outcome summaries, built once per shared outcome mapping.
-
-    The policy index hands out one read-only mapping per agreement segment and handling
-    code, so nearly every decision's outcomes are one of a few objects. A summary is
-    kept with its mapping, so no other object can reuse the mapping's id meanwhile; a
-    mapping built for one decision (an update or a cancel) gets a summary of its own,
-    dropped with the others once ``limit`` are kept.
-    """
-
-    def __init__(self, limit: int = _SUMMARY_LIMIT) -> None:
-        self.limit = limit
-        self._known: dict[int, tuple[Mapping[str, Outcome], _OutcomeSummary]] = {}
-
-    def get(self, outcomes: Mapping[str, Outcome], origin: str) -> _OutcomeSummary:
-        """The summary of ``outcomes`` of a message from ``origin``."""
-        known = self._known.get(id(outcomes))
-        if known is not None and known[0] is outcomes and known[1].origin == origin:
-            return known[1]
-        summary = _OutcomeSummary.of(outcomes, origin)
-        if len(self._known) >= self.limit:
-            self._known.clear()
-        self._known[id(outcomes)] = (outcomes, summary)
-        return summary
+        return cls(outcome_entries(outcomes), tuple(recipients), tuple(counted))
 
 
 def _grouped(outputs: Sequence[_Output]) -> dict[tuple[str, int | None], list[_Output]]:
@@ -286,8 +257,11 @@ class PartitionWorker:
         self._counts: Counter[tuple[str, str, str]] = Counter()
         """Metrics of the transaction in hand, added once it commits."""
         self._feeds: dict[str, tuple[str, str, int]] = {}
-        self._summaries = _Summaries()
         """Per recipient: origin, feed topic and its partition count, for the batch in hand."""
+        # A routed message's origin is this outbox's owner (the router refuses any other).
+        self._summaries = PerObject[Mapping[str, Outcome], _OutcomeSummary](
+            functools.partial(_OutcomeSummary.of, origin=self.origin), _SUMMARY_LIMIT
+        )
 
     async def start(self) -> None:
         """Fence any earlier owner of this partition, then rebuild state from the audit chain."""
@@ -503,7 +477,7 @@ class PartitionWorker:
                         headers,
                     )
                 )
-            summary = self._summaries.get(result.decision.outcomes, header.origin)
+            summary = self._summaries(result.decision.outcomes)
             self._audit(
                 decision_record(
                     self.head,
