@@ -87,6 +87,9 @@ class RouterConfig(BaseModel):
     batch_size: int = Field(2000, ge=1, le=10_000)
     checkpoint_every: int = Field(1000, ge=1)
     checkpoint_interval: float = Field(10.0, gt=0)
+    offset_commit_interval: float = Field(
+        1.0, gt=0, description="seconds between commits of the group's offset"
+    )
     max_clock_skew: float = Field(300.0, ge=0, description="seconds")
     topic_refresh: float = Field(5.0, gt=0, description="seconds between outbox/policy scans")
     metrics_host: str = "127.0.0.1"
@@ -181,6 +184,7 @@ def build_router(config_path: Path, env: Mapping[str, str] | None = None) -> Rou
         batch_size=config.batch_size,
         checkpoint_every=config.checkpoint_every,
         checkpoint_interval=config.checkpoint_interval,
+        offset_commit_interval=config.offset_commit_interval,
         topic_refresh=config.topic_refresh,
         rules=RoutingRules(max_clock_skew=timedelta(seconds=config.max_clock_skew)),
         group_id=config.group_id,

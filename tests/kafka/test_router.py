@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from nacl.signing import SigningKey
 
 from border_exchange.adapters.agreement_files import AgreementSource
@@ -274,3 +276,60 @@ async def test_a_backlog_larger_than_a_record_batch_keeps_every_alerts_versions_
     for alert_id in alert_ids:
         copies = [e for e in delivered if e.header.alert_id == alert_id]
         assert [e.header.version for e in copies] == list(range(1, versions + 1))
+
+
+async def _committed(ex: Exchange, group: str, topic: str) -> dict[int, int]:
+    """The group's committed offset of each partition of ``topic`` (0: none)."""
+    consumer = AIOKafkaConsumer(
+        **ex.settings.client_kwargs(), group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        return {p: await consumer.committed(TopicPartition(topic, p)) or 0 for p in range(3)}
+    finally:
+        await consumer.stop()
+
+
+async def test_routing_resumes_where_the_audit_chain_ends_whatever_the_groups_offset(
+    kafka: KafkaCluster,
+) -> None:
+    # The audit records carry every routed offset and commit with the copies, so the
+    # chain, not the consumer group's offset (committed once per interval), says where
+    # routing resumes. A router of a new group (the old group's offsets lost) must
+    # route only what the chain has not decided yet.
+    ex = await make_exchange(kafka, 2, open_agreements([("P0", "P1")]))
+    a, b = ex.ids
+    outbox = naming.outbox_topic(a)
+    first = [ex.seal(ex.alert(AlertType.WANTED_PERSON, a)) for _ in range(24)]
+    await ex.publish(*first)
+    async with running(ex.router(offset_commit_interval=3600.0)):
+        assert len(await ex.feed(b, a, expect=len(first))) == len(first)
+    # Leaving, each worker committed the group's offset it still owed.
+    ends = await _end_offsets(ex, outbox)
+    assert await _committed(ex, ex.group, outbox) == ends
+
+    second = [ex.seal(ex.alert(AlertType.WANTED_PERSON, a)) for _ in range(12)]
+    await ex.publish(*second)
+    fresh_group = f"{ex.group}.fresh"
+    async with running(ex.router(group_id=fresh_group)):
+        await ex.feed(b, a, expect=len(first) + len(second))
+    delivered = Counter(e.header.message_id for e in await ex.feed(b, a))
+    assert delivered == Counter(e.header.message_id for e in first + second)
+    # Not even read again: a record routed twice would be quarantined as a replay.
+    quarantined = [
+        record
+        for _, record in map(decode_record, await ex.read(naming.QUARANTINE_TOPIC))
+        if record["source_topic"] == outbox
+    ]
+    assert quarantined == []
+    assert await _committed(ex, fresh_group, outbox) == await _end_offsets(ex, outbox)
+
+
+async def _end_offsets(ex: Exchange, topic: str) -> dict[int, int]:
+    consumer = AIOKafkaConsumer(**ex.settings.client_kwargs(), group_id=None)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(3)]
+        return {tp.partition: end for tp, end in (await consumer.end_offsets(tps)).items()}
+    finally:
+        await consumer.stop()

@@ -144,6 +144,13 @@ class PartitionState:
     seen: dict[str, datetime] = field(default_factory=dict)
     """Message ids already routed or refused after verification, with their expiry."""
     alerts: dict[str, AlertHistory] = field(default_factory=dict)
+    next_offset: int = 0
+    """The first outbox offset the chain has no decision for: where routing resumes.
+
+    Every routed or quarantined record's audit record carries its offset and commits
+    in the same transaction as its outputs, so this is exact after any crash, however
+    far behind the consumer group's committed offset is.
+    """
     _shared: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def _share(self, value: _T) -> _T:
@@ -412,6 +419,9 @@ def route_signed(
 def replay_audit(state: PartitionState, record: Mapping[str, Any]) -> None:
     """Bring ``state`` up to date with one decoded audit record (used on start-up)."""
     kind = record.get("kind")
+    offset = record.get("source_offset")
+    if offset is not None and kind in (AuditKind.DECISION.value, AuditKind.QUARANTINE.value):
+        state.next_offset = max(state.next_offset, int(offset) + 1)
     if kind == AuditKind.DECISION.value:
         state._remember(
             record["message_id"],

@@ -6,8 +6,11 @@ that id: when a partition moves to another router, the new owner's
 ``init_transactions`` fences the old producer and settles its open transaction before
 the new owner reads anything. The worker then rebuilds its memory (ids already
 routed, who received each alert, the audit chain head) from the partition's audit
-chain and resumes at the group's committed offset. Each batch's feed copies,
-quarantine records, audit records and consumed offset go in one transaction.
+chain and resumes after the last record the chain decided. Each batch's feed copies,
+quarantine records and audit records go in one transaction, and each audit record
+carries the offset of the record it decides: the chain is the consumed position, exact
+after any crash. The consumer group's offset, which operators' tools read, is
+committed in a routing transaction at most once per ``offset_commit_interval``.
 """
 
 from __future__ import annotations
@@ -131,6 +134,8 @@ class RouterTuning:
     batch_size: int = 2000
     checkpoint_every: int = 1000
     checkpoint_interval: float = 10.0
+    offset_commit_interval: float = 1.0
+    """Seconds between commits of the group's offset (the chain holds the exact position)."""
     topic_refresh: float = 5.0
     rules: RoutingRules = field(default_factory=RoutingRules)
     group_id: str = ROUTER_GROUP
@@ -246,6 +251,10 @@ class PartitionWorker:
         self.producer: AIOKafkaProducer | None = None
         self.next_offset = 0
         """The first offset not yet routed: records below it were fetched before a rebalance."""
+        self.group_offset = 0
+        """The consumer group's committed offset, as this worker last committed or read it."""
+        self.group_offset_at = time.monotonic()
+        """When this worker last committed the group's offset."""
         self.queue: asyncio.Queue[Sequence[ConsumerRecord[bytes, bytes]] | None] = asyncio.Queue()
         self.task: asyncio.Task[None] | None = None
         self.queued = 0
@@ -304,6 +313,8 @@ class PartitionWorker:
                 await self.task
             except Exception as exc:  # already reported by the run loop, which stops on it
                 log.debug("router.worker_ended", error=repr(exc))
+            else:
+                await self._commit_group_offset()
         await self.stop_producer()
         self._close_signature_checks()
 
@@ -339,12 +350,18 @@ class PartitionWorker:
         self.held = False
 
     async def _loop(self) -> None:
-        interval = self.router.tuning.checkpoint_interval
+        tuning = self.router.tuning
         while True:
+            timeout = tuning.checkpoint_interval
+            if self.group_offset < self.next_offset:
+                # An idle partition's group offset catches up after the interval.
+                since = time.monotonic() - self.group_offset_at
+                timeout = min(timeout, max(0.0, tuning.offset_commit_interval - since))
             try:
-                first = await asyncio.wait_for(self.queue.get(), timeout=interval)
+                first = await asyncio.wait_for(self.queue.get(), timeout=timeout)
             except TimeoutError:
                 await self._guarded(self.checkpoint_if_due)
+                await self._guarded(self.group_offset_if_due)
                 continue
             # Everything queued while the last transaction committed goes in the next one:
             # the busier the partition, the fewer commits per record.
@@ -389,7 +406,7 @@ class PartitionWorker:
         await self.stop_producer()
         await self.start()
         self._drain()
-        await self.router.resume_at_commit(self)
+        await self.router.resume(self)
         consumer.resume(self.tp)
 
     async def rebuild(self) -> None:
@@ -428,6 +445,7 @@ class PartitionWorker:
             partition=f"{self.tp.topic}/{self.tp.partition}",
             audit_records=head.seq,
             alerts=len(state.alerts),
+            resume_at=state.next_offset,
         )
 
     def _checkpoint(self, head: ChainHead, now: datetime, outputs: list[_Output]) -> ChainHead:
@@ -578,28 +596,66 @@ class PartitionWorker:
         self._counts.clear()
         producer = self.producer
         assert producer is not None
+        # The audit records carry every routed offset; the group's offset joins the
+        # transaction only once per interval: on the broker a transactional offset
+        # commit costs as much again as the rest of a small transaction.
+        commit_offset = self._group_offset_due()
         try:
             async with producer.transaction():
-                # The consumed offset joins the transaction first, so its two round
+                # The group's offset joins the transaction first, so its two round
                 # trips (AddOffsetsToTxn, TxnOffsetCommit) run while the batch is routed
-                # instead of after it: the commit then waits only for adding the
-                # output partitions, the produce requests and EndTxn.
-                offsets = asyncio.ensure_future(
-                    producer.send_offsets_to_transaction(
-                        {self.tp: next_offset}, self.router.tuning.group_id
-                    )
+                # instead of after it.
+                offsets = (
+                    asyncio.ensure_future(self._send_group_offset(producer, next_offset))
+                    if commit_offset
+                    else None
                 )
                 try:
                     outputs = await self._route_all(records)
                     await self._send(producer, outputs)
                 finally:
                     # Settled before the transaction commits or aborts, even on failure.
-                    await offsets
+                    if offsets is not None:
+                        await offsets
         except BaseException:
             self.head = head_before
             raise
         self.next_offset = next_offset
+        if commit_offset:
+            self._group_offset_committed(next_offset)
         self.router.count(self._counts)
+
+    def _group_offset_due(self) -> bool:
+        interval = self.router.tuning.offset_commit_interval
+        return time.monotonic() - self.group_offset_at >= interval
+
+    async def _send_group_offset(self, producer: AIOKafkaProducer, offset: int) -> None:
+        await producer.send_offsets_to_transaction({self.tp: offset}, self.router.tuning.group_id)
+
+    def _group_offset_committed(self, offset: int) -> None:
+        self.group_offset = offset
+        self.group_offset_at = time.monotonic()
+
+    async def group_offset_if_due(self) -> None:
+        """Commit the group's offset, in a transaction of its own, once the interval is up."""
+        if self.group_offset < self.next_offset and self._group_offset_due():
+            await self._commit([])
+
+    async def _commit_group_offset(self) -> None:
+        """Commit the group's offset if it is behind (on leaving); a failure is only logged.
+
+        Nothing depends on it: the next owner resumes where the audit chain ends.
+        """
+        if self.producer is None or self.group_offset >= self.next_offset:
+            return
+        try:
+            await self._commit([])
+        except (AioKafkaError, KafkaError) as exc:
+            log.warning(
+                "router.group_offset_not_committed",
+                partition=f"{self.tp.topic}/{self.tp.partition}",
+                error=repr(exc),
+            )
 
     async def _route_all(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[_Output]:
         """Route ``records`` in order; their signatures are checked together, on a thread.
@@ -689,11 +745,17 @@ class PartitionWorker:
         self.last_checkpoint = time.monotonic()
 
     async def _commit(self, outputs: list[_Output]) -> None:
-        """Write ``outputs`` (a checkpoint, no consumed offset) in a transaction of their own."""
+        """Write ``outputs`` (a checkpoint, or none) in a transaction of their own, with the
+        group's offset when it is behind."""
         producer = self.producer
         assert producer is not None
+        offset = self.next_offset if self.group_offset < self.next_offset else None
         async with producer.transaction():
+            if offset is not None:
+                await self._send_group_offset(producer, offset)
             await self._send(producer, outputs)
+        if offset is not None:
+            self._group_offset_committed(offset)
 
     @staticmethod
     async def _send(producer: AIOKafkaProducer, outputs: Sequence[_Output]) -> None:
@@ -821,7 +883,7 @@ class Router:
         started = []
         for worker in workers:
             try:
-                await self.resume_at_commit(worker)
+                await self.resume(worker)
                 consumer.resume(worker.tp)
             except (AssertionError, IllegalStateError):
                 # The subscription changed meanwhile (a new outbox appeared): the next
@@ -927,14 +989,18 @@ class Router:
                 failure = task.exception() if not task.cancelled() else None
                 raise failure or KafkaError(f"routing of {worker.tp} stopped")
 
-    async def resume_at_commit(self, worker: PartitionWorker) -> None:
-        """Seek ``worker``'s partition to the group's committed offset (after fencing)."""
+    async def resume(self, worker: PartitionWorker) -> None:
+        """Seek ``worker``'s partition to the first record not yet routed (after fencing
+        and rebuilding): past the last one its audit chain decided, or the group's
+        committed offset if that is further on (a chain of an earlier deployment)."""
         consumer = self.consumer
         assert consumer is not None
         committed = await consumer.committed(worker.tp)
-        if committed is None:
+        worker.group_offset = committed or 0
+        worker.group_offset_at = time.monotonic()
+        position = max(worker.group_offset, worker.state.next_offset)
+        if committed is None and position == 0:
             await consumer.seek_to_beginning(worker.tp)
-            worker.next_offset = 0
         else:
-            consumer.seek(worker.tp, committed)
-            worker.next_offset = committed
+            consumer.seek(worker.tp, position)
+        worker.next_offset = position
