@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaConnectionError
 from nacl.signing import SigningKey
 
 from border_exchange.adapters.agreement_files import AgreementSource
@@ -22,7 +25,7 @@ from border_exchange.domain.encoding import decode_record, encode_envelope
 from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.signing import verify_trusted
 from border_exchange.sandbox import make_sandbox, open_agreements, trust_store_yaml
-from border_exchange.services.router import PolicyView
+from border_exchange.services.router import PartitionWorker, PolicyView
 from tests.conftest import KafkaCluster
 from tests.exchange import (
     Exchange,
@@ -333,3 +336,53 @@ async def _end_offsets(ex: Exchange, topic: str) -> dict[int, int]:
         return {tp.partition: end for tp, end in (await consumer.end_offsets(tps)).items()}
     finally:
         await consumer.stop()
+
+
+async def test_a_failed_transaction_is_routed_again_from_the_audit_chain_once(
+    kafka: KafkaCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Kafka error inside a transaction aborts it: the worker rebuilds its memory
+    # from the audit chain and resumes where the chain ends. The aborted batch is
+    # routed again, once; nothing else is, and nothing is taken for a replay.
+    ex = await make_exchange(kafka, 2, open_agreements([("P0", "P1")]))
+    a, b = ex.ids
+    outbox = naming.outbox_topic(a)
+    send = PartitionWorker._send
+    batches: Counter[int | None] = Counter()
+    failed: list[set[int | None]] = []
+
+    async def failing_once(producer: Any, outputs: Sequence[Any]) -> None:
+        # The second batch of the first partition to have two (its first one committed).
+        partitions = {o.partition for o in outputs if o.topic == naming.feed_topic(b, a)}
+        batches.update(partitions)
+        if not failed and any(batches[p] == 2 for p in partitions):
+            failed.append(partitions)
+            raise KafkaConnectionError("injected: the broker went away mid-transaction")
+        await send(producer, outputs)
+
+    monkeypatch.setattr(PartitionWorker, "_send", staticmethod(failing_once))
+    first = [ex.seal(ex.alert(AlertType.WANTED_PERSON, a)) for _ in range(12)]
+    second = [ex.seal(ex.alert(AlertType.WANTED_PERSON, a)) for _ in range(12)]
+    # The group's offset is not committed meanwhile (a checkpoint's transaction would
+    # carry it): only the chain says where to resume.
+    async with running(ex.router(offset_commit_interval=3600.0, checkpoint_interval=3600.0)):
+        await ex.publish(*first)
+        await ex.feed(b, a, expect=len(first))
+        await ex.publish(*second)
+        await ex.feed(b, a, expect=len(first) + len(second))
+
+    assert len(failed) == 1
+    delivered = Counter(e.header.message_id for e in await ex.feed(b, a))
+    assert delivered == Counter(e.header.message_id for e in first + second)
+    decided = Counter(
+        record["message_id"]
+        for _, record in map(decode_record, await ex.read(naming.audit_topic(a)))
+        if record["kind"] != "CHECKPOINT"
+    )
+    assert decided == delivered
+    quarantined = [
+        record
+        for _, record in map(decode_record, await ex.read(naming.QUARANTINE_TOPIC))
+        if record["source_topic"] == outbox
+    ]
+    assert quarantined == []
