@@ -174,17 +174,6 @@ class _Output:
     headers: list[tuple[str, bytes]] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _RoutedBatch:
-    """A routed batch awaiting its transaction."""
-
-    outputs: list[_Output]
-    next_offset: int
-    """The offset after the batch's last record."""
-    counts: Counter[tuple[str, str, str]]
-    """Its metrics, added once it commits."""
-
-
 RETRY_BACKOFF_MS: Final = 10
 """Pause before a transactional or produce request is retried (aiokafka's default: 100 ms).
 
@@ -261,10 +250,7 @@ class PartitionWorker:
         self.last_checkpoint = time.monotonic()
         self.producer: AIOKafkaProducer | None = None
         self.next_offset = 0
-        """The first offset whose transaction has not committed."""
-        self.routed_offset = 0
-        """The first offset not yet routed: records below it are not routed again (fetched
-        before a rebalance or a recovery, or routed and awaiting their commit)."""
+        """The first offset not yet routed: records below it were fetched before a rebalance."""
         self.group_offset = 0
         """The consumer group's committed offset, as this worker last committed or read it."""
         self.group_offset_at = time.monotonic()
@@ -278,7 +264,7 @@ class PartitionWorker:
         self._resources = contextlib.ExitStack()
         self._checks: SignatureChecks[int] | None = None
         self._counts: Counter[tuple[str, str, str]] = Counter()
-        """Metrics of the batch being routed, added once its transaction commits."""
+        """Metrics of the transaction in hand, added once it commits."""
         self._feeds: dict[str, tuple[str, str, int]] = {}
         """Per recipient: origin, feed topic and its partition count, for the batch in hand."""
         # A routed message's origin is this outbox's owner (the router refuses any other).
@@ -364,92 +350,37 @@ class PartitionWorker:
         self.held = False
 
     async def _loop(self) -> None:
-        """Route each batch while the previous one's transaction commits, then commit it.
-
-        A batch is routed (decoded, verified, decided, its outputs built) without Kafka,
-        so it overlaps the round trips of the transaction before it; its own transaction
-        starts once that one has committed. If that one fails, the batch routed meanwhile
-        is dropped with it: the worker rebuilds from the audit chain and fetches both again.
-        """
-        getter: asyncio.Future[Sequence[ConsumerRecord[bytes, bytes]] | None] | None = None
-        commit: asyncio.Task[None] | None = None
-        try:
-            while True:
-                if getter is None:
-                    getter = asyncio.ensure_future(self.queue.get())
-                waiting: set[asyncio.Future[Any]] = {getter} if commit is None else {getter, commit}
-                done, _ = await asyncio.wait(
-                    waiting, timeout=self._idle_timeout(), return_when=asyncio.FIRST_COMPLETED
-                )
-                if commit is not None and commit in done:
-                    settled, commit = commit, None
-                    if not await self._settled(settled):
-                        getter = self._drop_taken(getter)
-                    continue
-                if getter not in done:
-                    if commit is None:  # idle: sign the chain head, catch the group's offset up
-                        await self._guarded(self.checkpoint_if_due)
-                        await self._guarded(self.group_offset_if_due)
-                    continue
-                first, getter = getter.result(), None
-                # Everything queued meanwhile goes in the next transaction: the busier
-                # the partition, the fewer commits per record.
-                batches = [first]
-                while batches[-1] is not None and not self.queue.empty():
-                    batches.append(self.queue.get_nowait())
-                records = [r for batch in batches if batch is not None for r in batch]
-                self._release(len(records))
-                try:
-                    routed = await self._route_batch(records) if records else None
-                    if commit is not None:
-                        settled, commit = commit, None
-                        if not await self._settled(settled):
-                            routed = None  # routed on a memory the recovery replaced
-                    if routed is not None:
-                        commit = asyncio.create_task(self._commit_batch(routed))
-                    if batches[-1] is None:
-                        if commit is not None:
-                            settled, commit = commit, None
-                            await self._settled(settled)
-                        return
-                finally:
-                    for _ in batches:
-                        self.queue.task_done()
-        finally:
-            if getter is not None:
-                getter.cancel()
-            if commit is not None:  # leaving on an error: the transaction is abandoned
-                commit.cancel()
-                with contextlib.suppress(BaseException):
-                    await commit
-
-    def _idle_timeout(self) -> float:
-        """How long the loop may wait for a batch before a checkpoint or an offset is due."""
         tuning = self.router.tuning
-        timeout = tuning.checkpoint_interval
-        if self.group_offset < self.next_offset:
-            # An idle partition's group offset catches up after the interval.
-            since = time.monotonic() - self.group_offset_at
-            timeout = min(timeout, max(0.0, tuning.offset_commit_interval - since))
-        return timeout
+        while True:
+            timeout = tuning.checkpoint_interval
+            if self.group_offset < self.next_offset:
+                # An idle partition's group offset catches up after the interval.
+                since = time.monotonic() - self.group_offset_at
+                timeout = min(timeout, max(0.0, tuning.offset_commit_interval - since))
+            try:
+                first = await asyncio.wait_for(self.queue.get(), timeout=timeout)
+            except TimeoutError:
+                await self._guarded(self.checkpoint_if_due)
+                await self._guarded(self.group_offset_if_due)
+                continue
+            # Everything queued while the last transaction committed goes in the next one:
+            # the busier the partition, the fewer commits per record.
+            batches = [first]
+            while batches[-1] is not None and not self.queue.empty():
+                batches.append(self.queue.get_nowait())
+            records = [r for batch in batches if batch is not None for r in batch]
+            self._release(len(records))
+            try:
+                if records:
+                    await self._guarded(functools.partial(self.process, records))
+                    await self._guarded(self.checkpoint_if_due)
+                if batches[-1] is None:
+                    return
+            finally:
+                for _ in batches:
+                    self.queue.task_done()
 
-    def _drop_taken(
-        self, getter: asyncio.Future[Sequence[ConsumerRecord[bytes, bytes]] | None]
-    ) -> asyncio.Future[Sequence[ConsumerRecord[bytes, bytes]] | None] | None:
-        """After a recovery: drop a batch already taken from the queue (fetched before it)."""
-        if not getter.done():
-            return getter
-        if getter.result() is None:  # the stop signal is kept
-            self.queue.put_nowait(None)
-        self.queue.task_done()
-        return None
-
-    async def _settled(self, commit: asyncio.Task[None]) -> bool:
-        """Whether ``commit`` committed; after a failure the worker has recovered."""
-        return await self._guarded(lambda: commit)
-
-    async def _guarded(self, step: Callable[[], Awaitable[None]]) -> bool:
-        """Run ``step``; False if a Kafka error aborted it and the worker recovered."""
+    async def _guarded(self, step: Callable[[], Awaitable[None]]) -> None:
         try:
             await step()
         except ProducerFenced as exc:
@@ -459,8 +390,6 @@ class PartitionWorker:
             ) from exc
         except AioKafkaError as exc:
             await self._recover(exc)
-            return False
-        return True
 
     async def _recover(self, exc: Exception) -> None:
         """After an aborted transaction: rebuild from the audit chain, resume at the commit."""
@@ -657,50 +586,44 @@ class PartitionWorker:
             alert_id=header.alert_id if header else None,
         )
 
-    async def _route_batch(
-        self, records: Sequence[ConsumerRecord[bytes, bytes]]
-    ) -> _RoutedBatch | None:
-        """Route the records of ``records`` not routed yet; their outputs, for one transaction.
-
-        The memory and the chain head move on at once (the next batch is routed on
-        them before this one commits); a failed commit replaces both from the chain.
-        """
-        records = [r for r in records if r.offset >= self.routed_offset]
+    async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Route ``records`` and commit their outputs and offset in one transaction."""
+        records = [r for r in records if r.offset >= self.next_offset]
         if not records:
-            return None
-        self._counts = Counter()
-        outputs = await self._route_all(records)
-        tuning = self.router.tuning
-        if (
-            self.head.since_checkpoint
-            and time.monotonic() - self.last_checkpoint >= tuning.checkpoint_interval
-        ):
-            now = self.router.clock()
-            self.state.prune(now, tuning.rules)
-            self.head = self._checkpoint(self.head, now, outputs)
-            self.last_checkpoint = time.monotonic()
-        self.routed_offset = records[-1].offset + 1
-        return _RoutedBatch(outputs, self.routed_offset, self._counts)
-
-    async def _commit_batch(self, batch: _RoutedBatch) -> None:
-        """Write a routed batch's outputs in one transaction; with the group's offset once
-        per interval.
-
-        The audit records carry every routed offset; the group's offset joins a
-        transaction only once per interval: on the broker a transactional offset commit
-        costs as much again as the rest of a small transaction.
-        """
+            return
+        next_offset = records[-1].offset + 1
+        head_before = self.head
+        self._counts.clear()
         producer = self.producer
         assert producer is not None
-        offset = batch.next_offset if self._group_offset_due() else None
-        async with producer.transaction():
-            if offset is not None:
-                await self._send_group_offset(producer, offset)
-            await self._send(producer, batch.outputs)
-        self.next_offset = batch.next_offset
-        if offset is not None:
-            self._group_offset_committed(offset)
-        self.router.count(batch.counts)
+        # The audit records carry every routed offset; the group's offset joins the
+        # transaction only once per interval: on the broker a transactional offset
+        # commit costs as much again as the rest of a small transaction.
+        commit_offset = self._group_offset_due()
+        try:
+            async with producer.transaction():
+                # The group's offset joins the transaction first, so its two round
+                # trips (AddOffsetsToTxn, TxnOffsetCommit) run while the batch is routed
+                # instead of after it.
+                offsets = (
+                    asyncio.ensure_future(self._send_group_offset(producer, next_offset))
+                    if commit_offset
+                    else None
+                )
+                try:
+                    outputs = await self._route_all(records)
+                    await self._send(producer, outputs)
+                finally:
+                    # Settled before the transaction commits or aborts, even on failure.
+                    if offsets is not None:
+                        await offsets
+        except BaseException:
+            self.head = head_before
+            raise
+        self.next_offset = next_offset
+        if commit_offset:
+            self._group_offset_committed(next_offset)
+        self.router.count(self._counts)
 
     def _group_offset_due(self) -> bool:
         interval = self.router.tuning.offset_commit_interval
@@ -1080,4 +1003,4 @@ class Router:
             await consumer.seek_to_beginning(worker.tp)
         else:
             consumer.seek(worker.tp, position)
-        worker.next_offset = worker.routed_offset = position
+        worker.next_offset = position
