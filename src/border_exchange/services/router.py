@@ -353,10 +353,9 @@ class PartitionWorker:
         tuning = self.router.tuning
         while True:
             timeout = tuning.checkpoint_interval
-            if self.group_offset < self.next_offset:
+            if self._owed_offset is not None:
                 # An idle partition's group offset catches up after the interval.
-                since = time.monotonic() - self.group_offset_at
-                timeout = min(timeout, max(0.0, tuning.offset_commit_interval - since))
+                timeout = min(timeout, self._until_group_offset_due())
             try:
                 first = await asyncio.wait_for(self.queue.get(), timeout=timeout)
             except TimeoutError:
@@ -625,9 +624,18 @@ class PartitionWorker:
             self._group_offset_committed(next_offset)
         self.router.count(self._counts)
 
+    @property
+    def _owed_offset(self) -> int | None:
+        """The offset the group's commit is behind on (routing committed past it), or None."""
+        return self.next_offset if self.group_offset < self.next_offset else None
+
+    def _until_group_offset_due(self) -> float:
+        """Seconds until the group's offset is due for a commit again (0: it is)."""
+        since = time.monotonic() - self.group_offset_at
+        return max(0.0, self.router.tuning.offset_commit_interval - since)
+
     def _group_offset_due(self) -> bool:
-        interval = self.router.tuning.offset_commit_interval
-        return time.monotonic() - self.group_offset_at >= interval
+        return self._until_group_offset_due() == 0.0
 
     async def _send_group_offset(self, producer: AIOKafkaProducer, offset: int) -> None:
         await producer.send_offsets_to_transaction({self.tp: offset}, self.router.tuning.group_id)
@@ -638,7 +646,7 @@ class PartitionWorker:
 
     async def group_offset_if_due(self) -> None:
         """Commit the group's offset, in a transaction of its own, once the interval is up."""
-        if self.group_offset < self.next_offset and self._group_offset_due():
+        if self._owed_offset is not None and self._group_offset_due():
             await self._commit([])
 
     async def _commit_group_offset(self) -> None:
@@ -646,7 +654,7 @@ class PartitionWorker:
 
         Nothing depends on it: the next owner resumes where the audit chain ends.
         """
-        if self.producer is None or self.group_offset >= self.next_offset:
+        if self.producer is None or self._owed_offset is None:
             return
         try:
             await self._commit([])
@@ -749,7 +757,7 @@ class PartitionWorker:
         group's offset when it is behind."""
         producer = self.producer
         assert producer is not None
-        offset = self.next_offset if self.group_offset < self.next_offset else None
+        offset = self._owed_offset
         async with producer.transaction():
             if offset is not None:
                 await self._send_group_offset(producer, offset)
