@@ -9,7 +9,7 @@ publish to partner feed at a steady rate; and the router process's RSS while a
 backlog drains.
 
 Usage: python bench/bench_router.py [--messages 20000] [--backlog 100000] [--rate 1000]
-       [--seconds 15] [--warmup 30]
+       [--seconds 30] [--warmup 90]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -267,6 +268,29 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(60)
 
 
+WINDOW = 15.0
+"""Seconds of the latency stream summarised together, to show the broker warming up."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """p50 and p99 ms of the messages published in ``WINDOW`` seconds from ``start``."""
+
+    start: float
+    p50: float
+    p99: float
+
+
+def _percentiles(
+    keys: Sequence[bytes], sent: dict[bytes, float], arrived: dict[bytes, float]
+) -> tuple[float, float, int]:
+    """p50 and p99 ms from ``sent`` to ``arrived`` of ``keys``, and how many arrived."""
+    lat = sorted((arrived[k] - sent[k]) * 1000 for k in keys if k in arrived)
+    if not lat:
+        return float("nan"), float("nan"), 0
+    return statistics.median(lat), lat[min(len(lat) - 1, int(len(lat) * 0.99))], len(lat)
+
+
 async def latency(
     settings: KafkaSettings,
     box: Sandbox,
@@ -274,15 +298,16 @@ async def latency(
     seconds: float,
     directory: Path,
     warmup: float = 0.0,
-) -> tuple[float, float, int]:
+) -> tuple[float, float, int, list[Window]]:
     """p50 and p99 ms from publish to a partner feed at a steady ``rate`` per second.
 
     The router runs as its own process, as in production; this process publishes and
     receives. The stream runs ``warmup`` seconds before the ``seconds`` measured: a
-    broker started a minute ago still compiles its transaction paths and spends up to
-    half as much CPU again as once warm (measured: 117-122 % of a core in the first
-    minute at this rate, 70-88 % later), which the router's latency would otherwise
-    carry.
+    freshly started broker spends its first minutes compiling its transaction paths,
+    on the same two cores (measured at this rate: its JIT compiler took some 60 s of
+    CPU in the first 90 s of load, 1-2 s a minute after three), and the router's
+    latency would otherwise carry that. Also returned: p50 and p99 of every
+    ``WINDOW`` seconds of the whole stream, warm-up included, so the curve shows.
     """
     group = f"{naming.ROUTER_GROUP}.bench.{uuid.uuid4().hex[:6]}"
     origin = "COD"
@@ -297,6 +322,7 @@ async def latency(
     measured_from = int(rate * warmup)
 
     sent: dict[bytes, float] = {}
+    measured: list[bytes] = []
     arrived: dict[bytes, float] = {}
     router = _router_process(settings, box, directory, origin, group)
     await asyncio.sleep(8)  # started, joined and assigned before the clock starts
@@ -319,8 +345,9 @@ async def latency(
         delay = start + i / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
+        sent[key] = time.perf_counter()
         if i >= measured_from:
-            sent[key] = time.perf_counter()
+            measured.append(key)
         await producer.send(naming.outbox_topic(origin), value, key=key)
     await producer.flush()
     with contextlib.suppress(TimeoutError):
@@ -328,9 +355,12 @@ async def latency(
     await producer.stop()
     _stop(router)
     await consumer.stop()
-    lat = sorted((arrived[m] - sent[m]) * 1000 for m in sent if m in arrived)
-    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
-    return statistics.median(lat), p99, len(lat)
+    windows = []
+    for first in range(0, len(records), int(rate * WINDOW)):
+        keys = [key for key, _, _ in records[first : first + int(rate * WINDOW)]]
+        p50, p99, _ = _percentiles(keys, sent, arrived)
+        windows.append(Window(first / rate, p50, p99))
+    return (*_percentiles(measured, sent, arrived), windows)
 
 
 def _rss_kb(pid: int) -> int:
@@ -429,7 +459,7 @@ async def measure(settings: KafkaSettings, args: argparse.Namespace) -> None:
     print(f"ratio b/verify: {b / verify:.2f} (verification is the floor of the cost)")
 
     with tempfile.TemporaryDirectory(prefix="bx-bench-") as tmp:
-        p50, p99, n = await latency(
+        p50, p99, n, windows = await latency(
             settings, box, args.rate, args.seconds, Path(tmp), warmup=args.warmup
         )
     print(
@@ -437,6 +467,8 @@ async def measure(settings: KafkaSettings, args: argparse.Namespace) -> None:
         f"(after {args.warmup:.0f} s at that rate): "
         f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (goal p99 <= 100 ms)"
     )
+    curve = ", ".join(f"{w.start:.0f} s {w.p50:.0f}/{w.p99:.0f}" for w in windows)
+    print(f"    p50/p99 ms by {WINDOW:.0f} s from the stream's start: {curve}")
 
     with tempfile.TemporaryDirectory(prefix="bx-bench-") as tmp:
         samples, rate = await backlog_rss(settings, box, args.backlog, Path(tmp))
@@ -460,8 +492,8 @@ if __name__ == "__main__":
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--backlog", type=int, default=100_000)
     parser.add_argument("--rate", type=int, default=1000)
-    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument(
-        "--warmup", type=float, default=30.0, help="seconds at --rate before the measured ones"
+        "--warmup", type=float, default=90.0, help="seconds at --rate before the measured ones"
     )
     main(parser.parse_args())
