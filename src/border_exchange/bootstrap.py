@@ -88,7 +88,7 @@ class RouterConfig(BaseModel):
     checkpoint_every: int = Field(1000, ge=1)
     checkpoint_interval: float = Field(10.0, gt=0)
     offset_commit_interval: float = Field(
-        1.0, gt=0, description="seconds between commits of the group's offset"
+        10.0, gt=0, description="seconds between commits of the group's offset"
     )
     max_clock_skew: float = Field(300.0, ge=0, description="seconds")
     topic_refresh: float = Field(5.0, gt=0, description="seconds between outbox/policy scans")

@@ -134,7 +134,7 @@ class RouterTuning:
     batch_size: int = 2000
     checkpoint_every: int = 1000
     checkpoint_interval: float = 10.0
-    offset_commit_interval: float = 1.0
+    offset_commit_interval: float = 10.0
     """Seconds between commits of the group's offset (the chain holds the exact position)."""
     topic_refresh: float = 5.0
     rules: RoutingRules = field(default_factory=RoutingRules)
