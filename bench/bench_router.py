@@ -114,13 +114,13 @@ async def _produce(
         await producer.stop()
 
 
-async def _routed_total(port: int) -> int:
-    """Messages routed so far, by the ``bx_routed_total`` counters of the router's endpoint.
+async def _decided_total(port: int) -> int:
+    """Messages routed or quarantined so far, by the counters of the router's endpoint.
 
     The group's committed offset trails the audit chain by up to
     ``offset_commit_interval``, so the drain is read where operators read it. A batch
     is counted as it is routed, before its transaction commits: over a drain of tens
-    of seconds that overstates the rate by one transaction's commit, a few ms.
+    of seconds that overstates the rate by one commit, tens of ms.
     """
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
@@ -131,7 +131,7 @@ async def _routed_total(port: int) -> int:
     return sum(
         int(float(line.rsplit(" ", 1)[1]))
         for line in body.splitlines()
-        if line.startswith("bx_routed_total{")
+        if line.startswith(("bx_routed_total{", "bx_quarantined_total{"))
     )
 
 
@@ -390,14 +390,14 @@ async def backlog_rss(
     samples: list[int] = []
     started = time.perf_counter()
     try:
-        routed = 0
-        while routed < count:
+        decided = 0
+        while decided < count:
             samples.append(_rss_kb(proc.pid))
             await asyncio.sleep(0.5)
             if proc.poll() is not None:
                 raise RuntimeError(f"router exited: see {directory / 'router.log'}")
             with contextlib.suppress(OSError):  # the endpoint is not up yet
-                routed = await _routed_total(port)
+                decided = await _decided_total(port)
         elapsed = time.perf_counter() - started
     finally:
         _stop(proc)
