@@ -451,3 +451,26 @@ def test_a_full_summary_memo_starts_again_and_still_answers_right(box: Sandbox) 
     assert summaries(outcomes).entries == outcome_entries(outcomes)
     assert summaries(other).entries == outcome_entries(other)
     assert summaries(outcomes).recipients == result.decision.recipients
+
+
+def test_pruning_forgets_what_expired_before_the_horizon_and_nothing_else() -> None:
+    rules = RoutingRules()
+    horizon = NOW - rules.max_clock_skew
+    state = PartitionState()
+    # Around the horizon, in its hour and the hours either side; ids in any order.
+    offsets = [-7200, -3601, -1, 0, 1, 3599, 7200, -30, 30]
+    for n, seconds in enumerate(offsets):
+        state.remember_refused(f"m{n}", horizon + timedelta(seconds=seconds))
+    assert state.prune(NOW, rules) == 4
+    assert set(state.seen) == {f"m{n}" for n, s in enumerate(offsets) if s >= 0}
+    # What was kept is pruned later, once its time has come, and only once.
+    later = NOW + timedelta(seconds=3600)
+    assert state.prune(later, rules) == 4
+    assert set(state.seen) == {"m6"}
+    assert state.prune(later, rules) == 0
+
+
+def test_memory_given_ids_directly_is_pruned_like_remembered_ones() -> None:
+    state = PartitionState(seen={"a": NOW - timedelta(days=2), "b": NOW + timedelta(hours=2)})
+    assert state.prune(NOW + timedelta(hours=1), RoutingRules()) == 1
+    assert set(state.seen) == {"b"}

@@ -152,6 +152,18 @@ class PartitionState:
     far behind the consumer group's committed offset is.
     """
     _shared: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    _expiring: dict[int, list[str]] = field(default_factory=dict, repr=False, compare=False)
+    """The ids of ``seen`` by the hour their message expires in, so that ``prune`` reads
+    only the hour the horizon falls in: the memory of a busy partition is pruned in
+    time proportional to what expires, not to all it remembers."""
+
+    def __post_init__(self) -> None:
+        for message_id, expires in self.seen.items():
+            self._expiring.setdefault(_hour(expires), []).append(message_id)
+
+    def _see(self, message_id: str, expires_at: datetime) -> None:
+        self.seen[message_id] = self._share(expires_at)
+        self._expiring.setdefault(_hour(expires_at), []).append(message_id)
 
     def _share(self, value: _T) -> _T:
         """The one object kept for values equal to ``value`` (immutable ones only)."""
@@ -184,7 +196,7 @@ class PartitionState:
         operation: Operation,
         recipients: tuple[str, ...],
     ) -> None:
-        self.seen[message_id] = self._share(expires_at)
+        self._see(message_id, expires_at)
         known = self.alerts.get(alert_id)
         earlier = known.recipients if known is not None else frozenset()
         self.alerts[alert_id] = self._share(
@@ -199,7 +211,7 @@ class PartitionState:
     def remember_refused(self, message_id: str, expires_at: datetime) -> None:
         """Remember the id of a message refused after its signature verified."""
         if message_id not in self.seen:
-            self.seen[message_id] = self._share(expires_at)
+            self._see(message_id, expires_at)
 
     def apply_refused(self, header: Header | None, reason: str) -> None:
         """Remember a refused message's id when its signature had verified."""
@@ -223,10 +235,27 @@ class PartitionState:
         kept small instead (see the class).
         """
         horizon = now - rules.max_clock_skew
-        stale = [mid for mid, expires in self.seen.items() if expires < horizon]
-        for mid in stale:
-            del self.seen[mid]
-        return len(stale)
+        last = _hour(horizon)
+        forgotten = 0
+        for hour in [hour for hour in self._expiring if hour <= last]:
+            kept = []
+            for message_id in self._expiring.pop(hour):
+                expires = self.seen.get(message_id)
+                if expires is None:
+                    continue
+                if expires < horizon:
+                    del self.seen[message_id]
+                    forgotten += 1
+                else:
+                    kept.append(message_id)
+            if kept:
+                self._expiring[hour] = kept
+        return forgotten
+
+
+def _hour(moment: datetime) -> int:
+    """The hour ``moment`` falls in, counted from the epoch."""
+    return int(moment.timestamp()) // 3600
 
 
 class _Refuse(Exception):

@@ -724,6 +724,8 @@ class PartitionWorker:
             if self.head.since_checkpoint >= every:
                 self.head = self._checkpoint(self.head, now, outputs)
                 self.last_checkpoint = time.monotonic()
+                # A busy partition never reaches the timed checkpoint, which prunes too.
+                self.state.prune(now, rules)
         return outputs
 
     def _close_signature_checks(self) -> None:
