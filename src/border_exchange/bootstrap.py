@@ -79,23 +79,39 @@ class RouterConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    trust_store: Path
-    agreements: Path
-    agreement_history: Path = Path("agreement-history")
+    trust_store: Path = Field(description="the trust store file (watched)")
+    agreements: Path = Field(description="the agreement-set file (watched)")
+    agreement_history: Path = Field(
+        Path("agreement-history"), description="directory of every agreement set put in force"
+    )
     signing_key: Path = Field(description="the hub's encrypted private key (audit checkpoints)")
-    signing_key_id: str | None = None
-    batch_size: int = Field(2000, ge=1, le=10_000)
-    checkpoint_every: int = Field(1000, ge=1)
-    checkpoint_interval: float = Field(10.0, gt=0)
+    signing_key_id: str | None = Field(None, description="its key id; unset: the hub's current key")
+    batch_size: int = Field(
+        2000, ge=1, le=10_000, description="records per poll; a partition this far behind pauses"
+    )
+    checkpoint_every: int = Field(1000, ge=1, description="audit records between signed heads")
+    checkpoint_interval: float = Field(10.0, gt=0, description="seconds between signed heads")
     offset_commit_interval: float = Field(
         10.0, gt=0, description="seconds between commits of the group's offset"
     )
     max_clock_skew: float = Field(300.0, ge=0, description="seconds")
     topic_refresh: float = Field(5.0, gt=0, description="seconds between outbox/policy scans")
-    metrics_host: str = "127.0.0.1"
+    metrics_host: str = Field("127.0.0.1", description="address of the metrics endpoint")
     metrics_port: int = Field(9464, ge=0, le=65535, description="0 turns the endpoint off")
     group_id: str = Field(ROUTER_GROUP, description="consumer group shared by the replicas")
     outbox_pattern: str = Field(OUTBOX_PATTERN, description="regular expression of outboxes")
+
+    @classmethod
+    def keys_help(cls) -> str:
+        """Every key, its default (or that it is required) and what it sets, a line each."""
+        lines = []
+        for name, info in cls.model_fields.items():
+            if info.is_required():
+                default = "required"
+            else:
+                default = "optional" if info.default is None else f"default {info.default}"
+            lines.append(f"  {name:<24}{default}; {info.description}")
+        return "\n".join(lines)
 
 
 ROUTER_ENV_PREFIX = "BX_ROUTER_"

@@ -5,12 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import textwrap
 from pathlib import Path
 
 import structlog
 
 from border_exchange.adapters.metrics import serve_metrics
-from border_exchange.bootstrap import build_router, configure_logging, tune_garbage_collector
+from border_exchange.bootstrap import (
+    RouterConfig,
+    build_router,
+    configure_logging,
+    tune_garbage_collector,
+)
 
 log = structlog.get_logger("border_exchange.router")
 
@@ -22,19 +28,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run = router_sub.add_parser(
         "run",
         help="route outboxes to partner feeds, exactly once, until SIGTERM",
-        description=(
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.fill(
             "Reads every participant's outbox (read_committed), checks each record (format, "
             "origin, signature with a key valid at issue time, expiry, clock skew, replay, "
             "lifecycle), applies the agreements in force and writes each permitted partner's "
             "redacted copy, the quarantine and the audit chain (which carries every consumed "
-            "offset) in one transaction. The config file is YAML: a 'kafka' mapping (bootstrap, "
-            "security_protocol, username, password) and trust_store, agreements, "
-            "agreement_history, signing_key, signing_key_id, batch_size, checkpoint_every, "
-            "checkpoint_interval, offset_commit_interval, max_clock_skew, topic_refresh, "
-            "metrics_host, metrics_port. "
-            "BX_KAFKA_* and BX_ROUTER_* variables override it; the signing key's passphrase "
-            "comes from BX_KEY_PASSPHRASE or a prompt. SIGTERM finishes the current "
-            "transaction and exits."
+            "offset) in one transaction. SIGTERM finishes the current transaction and exits.",
+            width=79,
+        ),
+        epilog=(
+            "The config file is YAML: a 'kafka' mapping (bootstrap, security_protocol,\n"
+            "username, password) and these keys (paths relative to the file):\n"
+            f"{RouterConfig.keys_help()}\n\n"
+            + textwrap.fill(
+                "BX_KAFKA_<KEY> and BX_ROUTER_<KEY> variables (for example "
+                "BX_ROUTER_BATCH_SIZE) override the file; the signing key's passphrase "
+                "comes from BX_KEY_PASSPHRASE or a prompt.",
+                width=79,
+            )
         ),
     )
     run.add_argument("--config", required=True, type=Path, help="router configuration (YAML)")
