@@ -154,7 +154,7 @@ class PartitionState:
     _shared: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
     _expiring: dict[int, list[str]] = field(default_factory=dict, repr=False, compare=False)
     """The ids of ``seen`` by the hour their message expires in, so that ``prune`` reads
-    only the hour the horizon falls in: the memory of a busy partition is pruned in
+    only the hours up to the horizon's: the memory of a busy partition is pruned in
     time proportional to what expires, not to all it remembers."""
 
     def __post_init__(self) -> None:
