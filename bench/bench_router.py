@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -133,13 +132,6 @@ async def _decided_total(port: int) -> int:
         for line in body.splitlines()
         if line.startswith(("bx_routed_total{", "bx_quarantined_total{"))
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def passthrough(
@@ -385,7 +377,7 @@ async def backlog_rss(
     outbox = naming.outbox_topic(origin)
     for start in range(0, count, 20_000):
         await _produce(settings, outbox, _seal_many(box, min(20_000, count - start), origin))
-    port = _free_port()
+    port = kafka_launcher.free_port()
     proc = _router_process(settings, box, directory, origin, group, metrics_port=port)
     samples: list[int] = []
     started = time.perf_counter()
