@@ -14,13 +14,68 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from border_exchange.adapters import kafka_launcher
 from border_exchange.adapters.kafka_launcher import ClusterInfo
 from border_exchange.adapters.kafka_settings import KafkaSettings
+from tests import clock
+
+_traveller: time_machine.travel | None = None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--clock-shift",
+        default=None,
+        metavar="730d",
+        help="run with every clock of this process shifted ahead by N days (d) or hours (h); "
+        f"also {clock.SHIFT_ENV}. Tests marked kafka are skipped in a shifted run.",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _traveller
+    try:
+        shift = clock.requested_shift(config.getoption("--clock-shift"))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[_SHIFT_KEY] = shift
+    if shift is not None:
+        _traveller = time_machine.travel(datetime.now(UTC) + shift, tick=True)
+        _traveller.start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _traveller
+    if _traveller is not None:
+        _traveller.stop()
+        _traveller = None
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    shift = config.stash.get(_SHIFT_KEY, None)
+    shifted = f"shifted {shift} ahead" if shift is not None else "not shifted"
+    return [f"border-exchange clock: {shifted} (now {clock.iso(clock.now())})"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.stash.get(_SHIFT_KEY, None) is None:
+        return
+    skip = pytest.mark.skip(
+        reason="the clock shift applies to this process only; the broker and the processes "
+        "a Kafka test starts keep the real clock"
+    )
+    for item in items:
+        if "kafka" in item.keywords:
+            item.add_marker(skip)
+
+
+_SHIFT_KEY = pytest.StashKey[timedelta | None]()
 
 
 @dataclass(frozen=True)

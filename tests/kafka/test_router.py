@@ -26,6 +26,7 @@ from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.signing import verify_trusted
 from border_exchange.sandbox import make_sandbox, open_agreements, trust_store_yaml
 from border_exchange.services.router import PartitionWorker, PolicyView
+from tests.clock import days, iso
 from tests.conftest import KafkaCluster
 from tests.exchange import (
     Exchange,
@@ -44,7 +45,7 @@ agreements:
   - id: A-B
     parties: [P0, P1]
     status: active
-    effective_from: 2026-01-01T00:00:00Z
+    effective_from: SINCE
     flows:
       - from: P0
         to: P1
@@ -57,13 +58,13 @@ agreements:
   - id: A-C
     parties: [P0, P2]
     status: active
-    effective_from: 2026-01-01T00:00:00Z
+    effective_from: SINCE
     flows:
       - from: P0
         to: P2
         types:
           WANTED_PERSON: {sections: all, max_handling: H1}
-"""
+""".replace("SINCE", iso(days(-30)))
 
 
 async def test_a_withheld_section_is_absent_and_the_copy_still_verifies(
@@ -92,7 +93,7 @@ async def test_every_refused_record_is_quarantined_with_its_reason_and_the_strea
 ) -> None:
     ex = await make_exchange(kafka, 2, open_agreements([("P0", "P1")]))
     a, b = ex.ids
-    revoked = with_extra_key(ex, a, f"{a}-lost", revoked_at=datetime(2026, 6, 1, tzinfo=UTC))
+    revoked = with_extra_key(ex, a, f"{a}-lost", revoked_at=days(-1))
     stranger = SigningKey.generate()
     now = datetime.now(UTC)
 
