@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
@@ -36,6 +35,7 @@ from tests.exchange import (
     running,
     with_extra_key,
 )
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.kafka
 
@@ -229,15 +229,22 @@ async def test_a_participant_added_to_the_trust_store_is_routed_without_a_restar
     router = ex.router(topic_refresh=0.5)
     router.sources = (PolicySource(trust_file, source, before),)
 
+    def routes(*origins: str) -> bool:
+        assigned = {tp.topic for tp in router.workers}
+        return all(naming.outbox_topic(o) in assigned for o in origins)
+
     async with running(router):
-        await asyncio.sleep(2)
+        await eventually(lambda: routes(a, b), what="the router routes a's and b's outboxes")
         # Onboarding: its topics are provisioned, then the trust store and agreements change.
         await create_topics(kafka.admin, ids)
         trust_file.write_text(trust_store_yaml(full.trust))
         agreements_file.write_text(open_agreements([(a, b), (a, c)]))
         ex.sandbox = full
         envelope = ex.seal(ex.alert(AlertType.BORDER_INCIDENT, c))
-        await asyncio.sleep(3)
+        await eventually(
+            lambda: c in router.view.trust.participants and routes(c),
+            what="the router trusts c and routes its outbox",
+        )
         await ex.publish(envelope)
         delivered = await ex.feed(a, c, expect=1)
 
