@@ -214,7 +214,13 @@ class WantedPersonPhoto(_Model):
     """Section ``photo``: the image bytes (base64 in JSON and YAML) and their media type."""
 
     media_type: Literal["image/jpeg", "image/png"]
-    data: Annotated[bytes, Field(min_length=1)]
+    data: Annotated[
+        bytes,
+        Field(
+            min_length=1,
+            description=f"The image, base64 in JSON; at most {MAX_PHOTO_BYTES:,} bytes decoded.",
+        ),
+    ]
     taken_on: date | None = None
 
     @field_validator("data", mode="before")
