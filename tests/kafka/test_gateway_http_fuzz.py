@@ -63,7 +63,8 @@ def running(kafka: KafkaCluster, tmp_path_factory: pytest.TempPathFactory) -> It
     suppress_health_check=list(HealthCheck),
 )
 def test_generated_requests_get_4xx_problems_never_a_500(
-    case: schemathesis.Case, running: Running
+    case: schemathesis.Case,  # type: ignore[type-arg]  # generic in name only, untyped
+    running: Running,
 ) -> None:
     response = case.call(base_url=running.url, headers={"Authorization": f"Bearer {running.token}"})
     assert response.status_code < 500, response.text
