@@ -56,10 +56,10 @@ class AgreementTopic:
         )
         await consumer.start()
         try:
-            partitions = consumer.partitions_for_topic(AGREEMENTS_TOPIC)
-            if not partitions:
-                await consumer.topics()  # fetch metadata once
-                partitions = consumer.partitions_for_topic(AGREEMENTS_TOPIC) or set()
+            # The consumer's own metadata knows only assigned topics; ask for all (as the
+            # auditor's reader does).
+            cluster = await consumer._client.fetch_all_metadata()
+            partitions = cluster.partitions_for_topic(AGREEMENTS_TOPIC) or set()
             tps = [TopicPartition(AGREEMENTS_TOPIC, p) for p in sorted(partitions)]
             if not tps:
                 return self.book
