@@ -78,7 +78,7 @@ def _rows(out: str) -> dict[str, list[str]]:
 def test_check_accepts_the_example_set(trust: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["policy", "check", str(EXAMPLE), "--trust", str(trust)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("OK: 3 agreements, label 2026-11-01, digest ")
+    assert out.startswith("OK: 4 agreements, label 2026-11-01, digest ")
     # Unsigned: sound, but not in force; the check says whose signature is missing.
     assert (
         "COD-CAF-2026  digest {}  signed by nobody  NOT IN FORCE: no signature of CAF; "
