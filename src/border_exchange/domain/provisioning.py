@@ -19,6 +19,7 @@ Topic layout (see ``docs/onboarding.md``):
   (retention -1);
 - agreements: 1 partition (one ordered history of the agreement set), forever;
 - every topic: gzip compression (every client reads it without extra libraries),
+  records of at most ``limits.MAX_MESSAGE_BYTES`` (``max.message.bytes``),
   replication min(3, brokers), min ISR 2 when replicated three times, else 1.
 """
 
@@ -28,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from border_exchange.domain import naming
+from border_exchange.domain import limits, naming
 from border_exchange.domain.acl import (
     AclBinding,
     AclOperation,
@@ -178,6 +179,7 @@ def _topic(name: str, partitions: int, brokers: int, retention_ms: int) -> Topic
     configs = {
         "cleanup.policy": "delete",
         "compression.type": COMPRESSION,
+        "max.message.bytes": str(limits.MAX_MESSAGE_BYTES),
         "min.insync.replicas": "2" if rf >= 3 else "1",
         "retention.ms": str(retention_ms),
     }
