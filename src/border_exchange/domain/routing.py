@@ -56,6 +56,9 @@ class QuarantineReason(StrEnum):
     STALE_VERSION = "STALE_VERSION"
     ALERT_CANCELLED = "ALERT_CANCELLED"
     TYPE_CHANGED = "TYPE_CHANGED"
+    UNDELIVERABLE = "UNDELIVERABLE"
+    """The broker refused a copy of the record for good (too large for a feed, invalid
+    there, the router not authorized to write it): decided when it was sent."""
 
 
 _SIGNED_OK_REASONS = frozenset(
