@@ -295,7 +295,7 @@ def check_unsigned(
     owner = parse_outbox_topic(inbound.topic)
     if inbound.value is None:
         return Refused(QuarantineReason.MALFORMED, "record has no value")
-    too_large = limits.alert_size_problem(len(inbound.value))
+    too_large = limits.alert_size_problem(len(inbound.value), "the value")
     if too_large is not None:
         return Refused(QuarantineReason.TOO_LARGE, too_large)
     try:
