@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from border_exchange.domain.alerts import MAX_PHOTO_BYTES
 from border_exchange.domain.gateway_api import (
     MAX_REQUEST_BYTES,
     ProblemError,
@@ -16,6 +15,7 @@ from border_exchange.domain.gateway_api import (
     check_idempotency_key,
     field_problems_of_pydantic,
 )
+from border_exchange.domain.limits import MAX_ALERT_BYTES, MAX_JSON_ALERT_BYTES, MAX_PHOTO_BYTES
 from border_exchange.services.gateway_http import render_openapi
 
 COMMITTED = Path(__file__).parents[2] / "docs" / "openapi.json"
@@ -41,9 +41,9 @@ def test_the_document_names_every_route_and_the_bearer_scheme() -> None:
     assert set(post["responses"]) >= {"202", "400", "401", "413", "415", "422", "429", "503"}
 
 
-def test_a_body_limit_leaves_room_for_the_largest_photo_in_base64() -> None:
-    assert MAX_REQUEST_BYTES > MAX_PHOTO_BYTES * 4 / 3
-    assert MAX_REQUEST_BYTES < 4 * MAX_PHOTO_BYTES
+def test_the_body_limit_follows_the_size_contract() -> None:
+    assert MAX_REQUEST_BYTES == MAX_JSON_ALERT_BYTES
+    assert MAX_REQUEST_BYTES > MAX_PHOTO_BYTES * 4 / 3 + (MAX_ALERT_BYTES - MAX_PHOTO_BYTES)
 
 
 def test_field_problems_drop_the_body_prefix_and_the_alert_type_tag() -> None:

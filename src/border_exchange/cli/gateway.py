@@ -8,6 +8,8 @@ import ssl
 import sys
 import textwrap
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import structlog
 
@@ -141,12 +143,27 @@ def _ssl_options(config: GatewayServerConfig) -> dict[str, object]:
     return options
 
 
+def _server_class() -> type[Any]:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, for which SIGTERM is the normal end: exit 0, not the signal."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            # uvicorn re-raises captured signals once shut down; ours ends cleanly instead
+            self._captured_signals.clear()
+
+    return Server
+
+
 async def serve(config_path: Path) -> int:
     """Run the HTTP gateway of ``config_path`` until SIGTERM or SIGINT."""
     import uvicorn
 
     from border_exchange.services.gateway_http import GatewayApi, create_app
 
+    _Server = _server_class()
     kafka, config = gateway_server_config(config_path)
     ssl_options = _ssl_options(config)
     store = GatewayStore(config.state_db)
@@ -155,7 +172,7 @@ async def serve(config_path: Path) -> int:
             api = GatewayApi(
                 gateway, store, rate_per_second=config.rate_per_second, burst=config.burst
             )
-            server = uvicorn.Server(
+            server = _Server(
                 uvicorn.Config(
                     create_app(api),
                     host=config.host,

@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Final
 
-from border_exchange.domain.alerts import MAX_PHOTO_BYTES
 from border_exchange.domain.catalog import AlertType
+from border_exchange.domain.limits import MAX_JSON_ALERT_BYTES
 
 PROBLEM_JSON: Final = "application/problem+json"
 
-MAX_REQUEST_BYTES: Final = 4 * math.ceil(MAX_PHOTO_BYTES / 3) + 512 * 1024
-"""Largest request body: the largest photo in base64 plus 512 KiB for every other field.
+MAX_REQUEST_BYTES: Final = MAX_JSON_ALERT_BYTES
+"""Largest request body: the size contract's largest alert as JSON.
 
 A larger body is refused with 413 from its ``Content-Length`` before any of it is read,
 or as soon as a chunked body passes this many bytes."""

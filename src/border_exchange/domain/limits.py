@@ -64,6 +64,12 @@ QUARANTINE_TEXT_CHARS: Final = 1000
 MAX_QUARANTINE_RECORD_BYTES: Final = 2 * QUARANTINE_PREFIX_BYTES + 16 * KIB
 """A bound on an encoded quarantine record: two prefixes, texts and framing."""
 
+MAX_JSON_ALERT_BYTES: Final = 2 * MAX_ALERT_BYTES
+"""The largest alert as JSON (an HTTP gateway's request body): the photo in base64 (4/3
+of its bytes) and the other sections with JSON's names and quoting, within twice the
+sealed size. A larger body is refused before it is read; an alert that fits here but
+not sealed is refused by ``alert_size_problem``."""
+
 
 def bounded_text(text: str, limit: int = QUARANTINE_TEXT_CHARS) -> str:
     """``text``, cut to ``limit`` characters with a note of how long it was."""
@@ -88,6 +94,9 @@ def _check() -> None:
     assert FETCH_PARTITION_BYTES >= MAX_MESSAGE_BYTES
     assert FETCH_MAX_BYTES >= FETCH_PARTITION_BYTES
     assert MAX_QUARANTINE_RECORD_BYTES <= RECORD_HEADROOM_BYTES + MAX_ALERT_BYTES
+    assert MAX_JSON_ALERT_BYTES >= 4 * -(-MAX_PHOTO_BYTES // 3) + (
+        MAX_ALERT_BYTES - MAX_PHOTO_BYTES
+    )
 
 
 _check()

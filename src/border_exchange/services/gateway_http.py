@@ -501,6 +501,11 @@ class Guard:
                 f"(bursts of {api.burst})",
                 headers={"Retry-After": str(max(1, round(wait + 0.5)))},
             )
+        if "idempotency-key" in headers:
+            try:
+                check_idempotency_key(headers["idempotency-key"])
+            except ProblemError as exc:
+                return exc.problem
         if scope["method"] in ("POST", "PUT", "PATCH"):
             kind = headers.get("content-type", "").split(";", 1)[0].strip().lower()
             if kind != "application/json" and not (
