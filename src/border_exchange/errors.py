@@ -85,6 +85,14 @@ class KafkaError(BorderExchangeError):
     """Talking to Kafka failed; wraps the aiokafka error that caused it."""
 
 
+class UndeliverableError(KafkaError):
+    """The broker refused records for good (too large, invalid, unauthorized): by offset, why."""
+
+    def __init__(self, blamed: dict[int, str]) -> None:
+        super().__init__("; ".join(f"offset {o}: {why}" for o, why in sorted(blamed.items())))
+        self.blamed = blamed
+
+
 class AuthorizationError(KafkaError):
     """Kafka's authorizer refused an operation to this principal."""
 

@@ -378,7 +378,7 @@ async def test_a_failed_transaction_is_routed_again_from_the_audit_chain_once(
     batches: Counter[int | None] = Counter()
     failed: list[int | None] = []
 
-    async def failing_once(producer: Any, outputs: Sequence[Any]) -> None:
+    async def failing_once(producer: Any, outputs: Sequence[Any]) -> Any:
         # The second batch of the first partition to have two (its first one committed).
         # A batch's audit records go to the audit partition of its outbox partition.
         partitions = {o.partition for o in outputs if o.topic == naming.audit_topic(a)}
@@ -387,7 +387,7 @@ async def test_a_failed_transaction_is_routed_again_from_the_audit_chain_once(
         if not failed and second:
             failed.extend(second)
             raise KafkaConnectionError("injected: the broker went away mid-transaction")
-        await send(producer, outputs)
+        return await send(producer, outputs)
 
     monkeypatch.setattr(PartitionWorker, "_send", staticmethod(failing_once))
     envelopes = [ex.seal(ex.alert(AlertType.WANTED_PERSON, a)) for _ in range(30)]
