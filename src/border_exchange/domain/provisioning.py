@@ -253,6 +253,8 @@ def _post_acls(p: str, post: str) -> list[AclBinding]:
     who = user(naming.post_principal(p, post))
     return [
         topic_acl(who, READ, naming.feed_prefix(p), PREFIXED),
+        # The signed agreements, to check that each copy was permitted (domain.permitted).
+        topic_acl(who, READ, naming.AGREEMENTS_TOPIC),
         group_acl(who, READ, naming.post_group(p, post)),
     ]
 
@@ -274,6 +276,9 @@ def _router_acls(ids: Iterable[str]) -> list[AclBinding]:
     for p in ids:
         acls.append(topic_acl(who, READ, naming.outbox_topic(p)))
         acls.append(topic_acl(who, WRITE, naming.feed_prefix(p), PREFIXED))
+        # Read back only when records of an audit chain were deleted: what the router
+        # delivered is then recovered from the feeds (see ``audit_gap``).
+        acls.append(topic_acl(who, READ, naming.feed_prefix(p), PREFIXED))
     return acls
 
 
