@@ -73,3 +73,10 @@ def kafka_config(settings: KafkaSettings, path: Path, **extra: object) -> Path:
             kafka[key] = str(value)
     path.write_text(yaml.safe_dump({"kafka": kafka, **extra}))
     return path
+
+
+def summary(stdout: str) -> str:
+    """The verdict line of ``audit replay`` (``Audit replay FROM .. TO: CLEAN``) in ``stdout``."""
+    lines = [line for line in stdout.splitlines() if line.startswith("Audit replay ")]
+    assert len(lines) == 1, stdout
+    return lines[0]
