@@ -22,6 +22,7 @@ from border_exchange.adapters.config_file import kafka_settings_from, read_confi
 from border_exchange.adapters.kafka_admin import apply_plan, read_state
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.domain.provisioning import Plan, plan
+from border_exchange.domain.retention import DEFAULT_POLICY, RetentionPolicy, policy_from
 from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import ConfigError
 
@@ -43,6 +44,15 @@ def load_admin_settings(path: str | Path, env: Mapping[str, str] | None = None) 
     if not isinstance(config.get("kafka"), Mapping):
         raise ConfigError(f"admin config {path}: expected a mapping with a 'kafka' section")
     return kafka_settings_from(config, str(path), env)
+
+
+def load_retention(path: str | Path) -> RetentionPolicy:
+    """A retention policy from a YAML file ``{retention: {feed: 35d, grace: 7d, ...}}``."""
+    config = read_config_file(path)
+    section = config.get("retention", config)
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"retention file {path}: expected a mapping of setting to duration")
+    return policy_from(section, str(path))
 
 
 def read_secrets(path: Path) -> dict[str, str]:
@@ -96,10 +106,13 @@ async def provision(
     *,
     dry_run: bool = False,
     scope: Iterable[str] | None = None,
+    policy: RetentionPolicy = DEFAULT_POLICY,
 ) -> ProvisionResult:
-    """Plan the changes ``trust`` implies for the cluster and, unless ``dry_run``, apply them."""
+    """Plan the changes ``trust`` and ``policy`` imply for the cluster and, unless
+    ``dry_run``, apply them."""
+    policy.check()  # refused before the cluster is even read
     state = await read_state(settings)
-    changes = plan(trust, state, scope)
+    changes = plan(trust, state, scope, policy)
     if dry_run or changes.empty:
         return ProvisionResult(changes, applied=False)
     passwords = read_secrets(secrets_file)
