@@ -62,6 +62,10 @@ class RetentionPolicy:
     """The agreements topic; None keeps it forever."""
     longest_alert: timedelta = 5 * YEAR
     """The longest an alert stays in force (issue to expiry): what the audit must cover."""
+    tombstone_reissue: timedelta = 35 * DAY
+    """On start the router writes again the tombstones due this long before now, in case
+    its previous run died before writing them (as long as the feeds: a hub down longer
+    has lost more than tombstones)."""
     segment_bytes: int | None = None
     """``segment.bytes`` of the time-retained and state topics (None: the broker's)."""
     feed_segment: timedelta | None = None
