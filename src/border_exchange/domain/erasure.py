@@ -31,6 +31,8 @@ class Erasure:
     alert_id: str
     due_at: datetime
     recipients: frozenset[str]
+    again: bool = False
+    """The second tombstone of the alert (see ``ErasureSchedule.written``)."""
 
 
 @dataclass
@@ -89,6 +91,21 @@ class ErasureSchedule:
             del self.pending[alert_id]
             taken.append(erasure)
         return taken
+
+    def written(self, erasures: Collection[Erasure], now: datetime, roll: timedelta) -> None:
+        """Schedule a second tombstone ``roll`` after the first of each of ``erasures``.
+
+        Kafka compacts only closed segments and closes (rolls) a segment when a record
+        is appended after ``segment.ms``: a quiet state partition would keep the
+        segment holding the first tombstone open, and the erased value beside it. The
+        second tombstone, written once ``segment.ms`` has passed, closes that segment,
+        and the cleaner then removes the value.
+        """
+        for erasure in erasures:
+            if not erasure.again and erasure.alert_id not in self.pending:
+                later = Erasure(erasure.alert_id, now + roll, erasure.recipients, again=True)
+                self.pending[erasure.alert_id] = later
+                heapq.heappush(self._heap, (later.due_at, later.alert_id))
 
     def restore(self, erasures: Collection[Erasure]) -> None:
         """Put back ``erasures`` whose tombstones did not commit."""

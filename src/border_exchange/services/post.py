@@ -67,6 +67,7 @@ class PostConfig:
     metadata_max_age_ms: int = 5000
     max_backoff: float = 30.0
     batch_records: int = 500
+    purge_every: float = PURGE_EVERY
     grace: timedelta = DEFAULT_POLICY.grace
     """How long a cancelled or expired alert's row stays (without content) before it goes."""
 
@@ -207,7 +208,7 @@ class BorderPost:
                 consumer.subscribe(pattern=self.pattern, listener=listener)
             last_purge = 0.0
             while not stop.is_set():
-                if time.monotonic() - last_purge > PURGE_EVERY:
+                if time.monotonic() - last_purge > self.config.purge_every:
                     self.purge()
                     last_purge = time.monotonic()
                 try:

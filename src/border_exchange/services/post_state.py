@@ -83,12 +83,14 @@ class StateStart:
         await reader.start()
         done: list[Bootstrapped] = []
         try:
-            topics = await reader.topics()
+            # aiokafka's public metadata calls do not refresh what partitions_for_topic reads
+            cluster = await reader._client.fetch_all_metadata()
+            topics = set(cluster.topics())
             tps = [
                 TopicPartition(topic, p)
                 for topic in feeds
                 if topic in topics
-                for p in sorted(reader.partitions_for_topic(topic) or ())
+                for p in sorted(cluster.partitions_for_topic(topic) or ())
             ]
             if not tps:
                 return done

@@ -597,7 +597,11 @@ class PartitionWorker:
         except BaseException:
             self.erasure.restore(erasures)
             raise
-        self.router.count(Counter({("erased_total", "origin", self.origin): len(erasures)}))
+        retention = self.router.tuning.retention
+        self.erasure.written(erasures, self.router.clock(), retention.state_segment)
+        first = sum(not e.again for e in erasures)
+        if first:
+            self.router.count(Counter({("erased_total", "origin", self.origin): first}))
         log.info(
             "router.erased",
             partition=f"{self.tp.topic}/{self.tp.partition}",
