@@ -115,7 +115,8 @@ def test_cancelled_and_expired_rows_go_after_grace_and_no_byte_of_their_names_st
     path = tmp_path / "p.db"
     with PostStore.open(path, clock=clock) as store:
         store.apply([_accepted(e, FEED, i) for i, e in enumerate((cancelled, expiring, staying))])
-        assert b"CANCELFAMILY" in _bytes(path) and b"EXPIREFAMILY" in _bytes(path)
+        assert b"CANCELFAMILY" in _bytes(path)
+        assert b"EXPIREFAMILY" in _bytes(path)
         store.apply([_accepted(_cancel(cancelled, start + timedelta(days=1)), FEED, 3)])
         clock.now = start + timedelta(days=4)
         assert store.purge_expired() == 1
@@ -124,9 +125,11 @@ def test_cancelled_and_expired_rows_go_after_grace_and_no_byte_of_their_names_st
         assert store.version_of("CAF", "c") is not None
         clock.now = start + timedelta(days=10, hours=1)
         assert store.erase_after_grace(grace) == 2
-        assert store.version_of("CAF", "c") is None and store.version_of("CAF", "e") is None
+        assert store.version_of("CAF", "c") is None
+        assert store.version_of("CAF", "e") is None
         assert [a.alert_id for a in store.active()] == ["s"]
         # While the post runs, too: the write-ahead log keeps no old page either.
         data = _bytes(path)
-        assert b"CANCELFAMILY" not in data and b"EXPIREFAMILY" not in data
+        assert b"CANCELFAMILY" not in data
+        assert b"EXPIREFAMILY" not in data
         assert b"STAYFAMILY" in data
