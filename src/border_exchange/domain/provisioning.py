@@ -22,6 +22,7 @@ Topic layout (see ``docs/onboarding.md``):
 - agreements: 1 partition (one ordered history of the agreement set), forever;
 - every figure comes from one ``RetentionPolicy`` (``domain/retention.py``);
 - every topic: gzip compression (every client reads it without extra libraries),
+  records of at most ``limits.MAX_MESSAGE_BYTES`` (``max.message.bytes``),
   replication min(3, brokers), min ISR 2 when replicated three times, else 1.
 """
 
@@ -31,7 +32,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from border_exchange.domain import naming
+from border_exchange.domain import limits, naming
 from border_exchange.domain.acl import (
     AclBinding,
     AclOperation,
@@ -185,6 +186,7 @@ def _topic(name: str, partitions: int, brokers: int, configs: Mapping[str, str])
         rf,
         {
             "compression.type": COMPRESSION,
+            "max.message.bytes": str(limits.MAX_MESSAGE_BYTES),
             "min.insync.replicas": "2" if rf >= 3 else "1",
             **configs,
         },

@@ -1,6 +1,6 @@
 """What the router does with one outbox record, as a pure function.
 
-``route`` checks a record in the order that fails cheapest first (decode, key and
+``route`` checks a record in the order that fails cheapest first (size, decode, key and
 partition, origin, key validity and signature, times, replay, lifecycle), asks the
 policy for a decision and returns the redacted copy for each recipient; or it
 returns why the record is refused. It is ``check_unsigned`` (everything that needs
@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final, TypeVar, cast
 
+from border_exchange.domain import limits
 from border_exchange.domain.audit import AuditKind
 from border_exchange.domain.catalog import AlertType, Operation
 from border_exchange.domain.encoding import decode_envelope
@@ -40,6 +41,7 @@ _T = TypeVar("_T")
 class QuarantineReason(StrEnum):
     """Why the router refused an outbox record."""
 
+    TOO_LARGE = "TOO_LARGE"
     MALFORMED = "MALFORMED"
     KEY_MISMATCH = "KEY_MISMATCH"
     WRONG_PARTITION = "WRONG_PARTITION"
@@ -283,12 +285,16 @@ def check_unsigned(
 ) -> Signed | Refused:
     """The checks of ``route`` that need neither the signature nor the partition's memory.
 
-    Decoding, key and partition, origin, the key's validity at issue time, and every
+    Size (``limits.MAX_ALERT_BYTES``: no copy of a larger record would fit), decoding,
+    key and partition, origin, the key's validity at issue time, and every
     check of ``signing.verify`` but the Ed25519 one (section layout and digests).
     """
     owner = parse_outbox_topic(inbound.topic)
     if inbound.value is None:
         return Refused(QuarantineReason.MALFORMED, "record has no value")
+    too_large = limits.alert_size_problem(len(inbound.value))
+    if too_large is not None:
+        return Refused(QuarantineReason.TOO_LARGE, too_large)
     try:
         envelope = decode_envelope(inbound.value)
     except DecodeError as exc:

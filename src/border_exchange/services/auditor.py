@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError as AIOKafkaError
 
 from border_exchange.adapters.agreement_files import AgreementHistory
-from border_exchange.adapters.kafka_settings import KafkaSettings
+from border_exchange.adapters.kafka_settings import KafkaSettings, consumer_size_kwargs
 from border_exchange.domain.agreements import AgreementSet, parse_agreement_set
 from border_exchange.domain.audit_verify import (
     AUDIT_PREFIX,
@@ -114,6 +114,7 @@ class KafkaReader:
     async def __aenter__(self) -> KafkaReader:
         self._consumer = AIOKafkaConsumer(
             **self.settings.client_kwargs(),
+            **consumer_size_kwargs(),
             isolation_level="read_committed",
             enable_auto_commit=False,
             auto_offset_reset="earliest",

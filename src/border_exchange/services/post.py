@@ -30,7 +30,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError as AioKafkaError
 from aiokafka.errors import OffsetOutOfRangeError
 
-from border_exchange.adapters.kafka_settings import KafkaSettings
+from border_exchange.adapters.kafka_settings import KafkaSettings, consumer_size_kwargs
 from border_exchange.adapters.post_store import Accepted, ApplyResult, Outcome, PostStore, Rejected
 from border_exchange.domain.catalog import Operation
 from border_exchange.domain.encoding import decode_envelope
@@ -171,6 +171,7 @@ class BorderPost:
     def _consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
             **self.settings.client_kwargs(),
+            **consumer_size_kwargs(),
             group_id=post_group(self.config.participant, self.config.post),
             enable_auto_commit=False,
             # Never skip silently: an offset the feed no longer has ends the session, and

@@ -33,12 +33,15 @@ from aiokafka.errors import IllegalStateError, ProducerFenced
 from aiokafka.errors import KafkaError as AioKafkaError
 from nacl.signing import SigningKey
 
-from border_exchange.adapters.kafka_settings import KafkaSettings
+from border_exchange.adapters.kafka_settings import (
+    KafkaSettings,
+    consumer_size_kwargs,
+    producer_size_kwargs,
+)
 from border_exchange.adapters.metrics import Metrics
-from border_exchange.domain import fastpath
+from border_exchange.domain import fastpath, limits
 from border_exchange.domain.agreements import AgreementSet
 from border_exchange.domain.audit import (
-    QUARANTINE_SCHEMA,
     AuditKind,
     ChainHead,
     chain_id,
@@ -49,7 +52,7 @@ from border_exchange.domain.audit import (
     outcome_entries,
     quarantine_audit_record,
 )
-from border_exchange.domain.encoding import decode_record, encode_envelope, encode_record
+from border_exchange.domain.encoding import decode_record, encode_envelope
 from border_exchange.domain.envelope import Header
 from border_exchange.domain.erasure import Erasure, ErasureSchedule
 from border_exchange.domain.memo import PerObject
@@ -65,6 +68,7 @@ from border_exchange.domain.naming import (
     parse_outbox_topic,
 )
 from border_exchange.domain.policy import Deliver, Outcome, PolicyIndex
+from border_exchange.domain.quarantine import RefusedRecord, encode_quarantine
 from border_exchange.domain.retention import DEFAULT_POLICY, RetentionPolicy
 from border_exchange.domain.routing import (
     Inbound,
@@ -290,12 +294,13 @@ class PartitionWorker:
         """Fence any earlier owner of this partition, then rebuild state from the audit chain."""
         producer = AIOKafkaProducer(
             **self.router.kafka.client_kwargs(),
+            **producer_size_kwargs(),
             transactional_id=transactional_id(self.tp),
             enable_idempotence=True,
             acks="all",
             # Records go in batches built by the worker; nothing is gained by waiting.
             linger_ms=0,
-            max_batch_size=512 * 1024,
+            max_batch_size=limits.ROUTER_BATCH_BYTES,
             retry_backoff_ms=RETRY_BACKOFF_MS,
         )
         await producer.start()
@@ -428,6 +433,7 @@ class PartitionWorker:
         """Read this partition's audit chain to its end and rebuild the routing memory."""
         reader = AIOKafkaConsumer(
             **self.router.kafka.client_kwargs(),
+            **consumer_size_kwargs(),
             isolation_level="read_committed",
             enable_auto_commit=False,
             group_id=None,
@@ -617,31 +623,29 @@ class PartitionWorker:
         out: list[_Output],
     ) -> None:
         header = refused.header
+        detail = limits.bounded_text(refused.detail)
         out.append(
             _Output(
                 QUARANTINE_TOPIC,
-                encode_record(
-                    QUARANTINE_SCHEMA,
-                    {
-                        "source_topic": record.topic,
-                        "source_partition": record.partition,
-                        "source_offset": record.offset,
-                        "reason": refused.reason.value,
-                        "detail": refused.detail,
-                        "quarantined_at": now,
-                        "claimed_origin": header.origin if header else None,
-                        "message_id": header.message_id if header else None,
-                        "alert_id": header.alert_id if header else None,
-                        "original_key": record.key,
-                        "original_value": record.value,
-                    },
+                encode_quarantine(
+                    RefusedRecord(
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        record.key,
+                        record.value,
+                        refused.reason.value,
+                        detail,
+                        header,
+                    ),
+                    now,
                 ),
-                record.key,
+                record.key[: limits.QUARANTINE_PREFIX_BYTES] if record.key else record.key,
             )
         )
         self._audit(
             quarantine_audit_record(
-                self.head, now, record.offset, refused.reason.value, refused.detail, header
+                self.head, now, record.offset, refused.reason.value, detail, header
             ),
             AuditKind.QUARANTINE,
             out,
@@ -651,7 +655,7 @@ class PartitionWorker:
         log.warning(
             "router.quarantined",
             reason=refused.reason.value,
-            detail=refused.detail,
+            detail=detail,
             source=f"{record.topic}/{record.partition}/{record.offset}",
             message_id=header.message_id if header else None,
             alert_id=header.alert_id if header else None,
@@ -1026,6 +1030,7 @@ class Router:
         await self.publish_agreements(self.view.agreements)
         consumer = AIOKafkaConsumer(
             **self.kafka.client_kwargs(),
+            **consumer_size_kwargs(),
             group_id=self.tuning.group_id,
             isolation_level="read_committed",
             enable_auto_commit=False,
