@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from nacl.signing import SigningKey
 
 from border_exchange.adapters.post_store import Accepted, PostStore, Rejected
@@ -133,3 +134,14 @@ def test_cancelled_and_expired_rows_go_after_grace_and_no_byte_of_their_names_st
         assert b"CANCELFAMILY" not in data
         assert b"EXPIREFAMILY" not in data
         assert b"STAYFAMILY" in data
+
+
+def test_post_status_lists_every_gap(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from border_exchange.cli.main import main
+
+    path = tmp_path / "p.db"
+    with PostStore.open(path) as store:
+        store.record_gap(FEED, 1, 5, 90, STATE)
+    assert main(["post", "status", "--db", str(path), "--lang", "en"]) == 0
+    out = capsys.readouterr().out
+    assert f"gap {FEED}/1: offsets 5..89 deleted before read; bootstrapped from {STATE}" in out

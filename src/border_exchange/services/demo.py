@@ -112,12 +112,18 @@ class DemoResult:
     cancel_reached: bool
     timings: tuple[tuple[str, float], ...]
     elapsed: float
+    rebuilt_from_state: bool = False
+    """A post whose store was lost came back with every alert in force, none withdrawn."""
 
     @property
     def ok(self) -> bool:
         """Whether every point of the story came out as it should."""
         return (
-            self.violations == 0 and self.lookup_hit and self.photo_withheld and self.cancel_reached
+            self.violations == 0
+            and self.lookup_hit
+            and self.photo_withheld
+            and self.cancel_reached
+            and self.rebuilt_from_state
         )
 
 
@@ -575,6 +581,20 @@ class RouterProcess:
         return process.returncode
 
 
+async def _rebuilt_post(story: Story, lost: RunningPost, trust: TrustStore) -> RunningPost:
+    """Stop ``lost``, remove its store (a disk failure) and start the same post afresh."""
+    await lost.close()
+    for file in lost.path.parent.glob(lost.path.name + "*"):
+        file.unlink()
+    store = PostStore.open(lost.path)
+    config = lost.post.config
+    post = BorderPost(story.login(lost.principal), config, store, trust)
+    stop = asyncio.Event()
+    running = RunningPost(post, store, lost.path, stop, asyncio.create_task(post.run(stop)))
+    story.posts[config.participant] = running
+    return running
+
+
 async def post_check(db: Path, lang: Lang, *query: str) -> tuple[int, str]:
     """``border-exchange post check --db DB QUERY``: its exit code (0 on a hit) and output."""
     process = await asyncio.create_subprocess_exec(
@@ -863,6 +883,33 @@ async def tell(story: Story) -> DemoResult:
             else "UNEXPECTED: the cancelled alert is still found"
         )
 
+    with step("bangui-port loses its disk: a new store starts from the state topics"):
+        in_force = {
+            a.alert_id
+            for a in alerts
+            if a.alert_id != wanted.alert_id and caf.store.get(a.origin, a.alert_id)
+        }
+
+        rebuilt = await _rebuilt_post(story, caf, trust)
+
+        def bootstrapped() -> bool:
+            return in_force <= {a.alert_id for a in rebuilt.store.active()}
+
+        await _wait_until("the rebuilt post to start from the state", bootstrapped)
+        rebuilt_ids = {a.alert_id for a in rebuilt.store.active()}
+        rebuilt_ok = rebuilt_ids == in_force and rebuilt.store.get("COD", wanted.alert_id) is None
+        say(
+            f"new store {rebuilt.path}: {len(rebuilt_ids)} alerts in force read from "
+            f"{naming.feed_state_prefix('CAF')}* (compacted: the latest version of each alert "
+            "in force, however old), then the feeds from where the state ends"
+        )
+        say(
+            "the cancelled wanted person is not among them"
+            if rebuilt_ok
+            else "UNEXPECTED: the rebuilt store differs from the one it replaces"
+        )
+        caf = rebuilt
+
     window = Window(started, datetime.now(UTC) + timedelta(seconds=1))
     audit_dir = directory / "audit"
     audit_dir.mkdir(exist_ok=True)
@@ -923,6 +970,7 @@ async def tell(story: Story) -> DemoResult:
         cancel_reached=cancel_reached,
         timings=tuple(story.narrator.timings),
         elapsed=0.0,
+        rebuilt_from_state=rebuilt_ok,
     )
 
 
@@ -962,6 +1010,11 @@ def _print_summary(narrator: Narrator, result: DemoResult) -> None:
     say(f"photo withheld at CAF's post: {'yes' if result.photo_withheld else 'NO'}", 2)
     say(
         f"cancellation reached every earlier recipient: {'yes' if result.cancel_reached else 'NO'}",
+        2,
+    )
+    say(
+        "post rebuilt from the state topics, cancelled alert absent: "
+        + ("yes" if result.rebuilt_from_state else "NO"),
         2,
     )
     say(
