@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from border_exchange.adapters.agreement_files import AgreementSource
@@ -118,6 +118,20 @@ class RouterConfig(BaseModel):
     metrics_port: int = Field(9464, ge=0, le=65535, description="0 turns the endpoint off")
     group_id: str = Field(ROUTER_GROUP, description="consumer group shared by the replicas")
     outbox_pattern: str = Field(OUTBOX_PATTERN, description="regular expression of outboxes")
+    audit_gaps_accepted: tuple[str, ...] = Field(
+        (),
+        description="audit chains whose deleted start is accepted, as the router logs them "
+        "(<outbox>/<partition>@<offset>; comma-separated in the variable)",
+    )
+
+    @field_validator("audit_gaps_accepted", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return (
+            [item.strip() for item in value.split(",") if item.strip()]
+            if isinstance(value, str)
+            else value
+        )
 
     @classmethod
     def keys_help(cls) -> str:
@@ -216,6 +230,7 @@ def build_router(config_path: Path, env: Mapping[str, str] | None = None) -> Rou
         rules=RoutingRules(max_clock_skew=timedelta(seconds=config.max_clock_skew)),
         group_id=config.group_id,
         outbox_pattern=config.outbox_pattern,
+        accepted_audit_gaps=frozenset(config.audit_gaps_accepted),
     )
     router = Router(
         kafka,

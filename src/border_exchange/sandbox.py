@@ -67,8 +67,20 @@ class Sandbox:
         return paths
 
 
+KEY_LIFETIME = timedelta(days=730)
+"""A sandbox key is valid this long from the sandbox's start."""
+
+LEAD_TIME = timedelta(days=30)
+"""By default a sandbox starts (keys, open agreements) this long before it is made."""
+
+
+def default_start() -> datetime:
+    """Midnight UTC :data:`LEAD_TIME` before now: where a sandbox starts unless told."""
+    return (datetime.now(UTC) - LEAD_TIME).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def _public(owner: str, key_id: str, key: SigningKey, start: datetime) -> PublicKey:
-    return PublicKey(owner, key_id, bytes(key.verify_key), start, start + timedelta(days=730))
+    return PublicKey(owner, key_id, bytes(key.verify_key), start, start + KEY_LIFETIME)
 
 
 def make_sandbox(
@@ -79,8 +91,11 @@ def make_sandbox(
     auditors: Sequence[str] = ("oversight",),
     start: datetime | None = None,
 ) -> Sandbox:
-    """A sandbox of ``participants`` (ids) under the agreement set in ``agreements_text``."""
-    start = start or datetime(2026, 1, 1, tzinfo=UTC)
+    """A sandbox of ``participants`` (ids) under the agreement set in ``agreements_text``.
+
+    Its keys are valid for :data:`KEY_LIFETIME` from ``start`` (default: :func:`default_start`).
+    """
+    start = start or default_start()
     keys: dict[str, SigningKey] = {}
     key_ids: dict[str, str] = {}
     members: dict[str, Participant] = {}
@@ -137,15 +152,21 @@ def trust_store_yaml(trust: TrustStore) -> str:
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
 
 
-def open_agreements(pairs: Sequence[tuple[str, str]], label: str = "sandbox") -> str:
-    """An agreement set in which each ``(a, b)`` pair exchanges every type in full, both ways."""
+def open_agreements(
+    pairs: Sequence[tuple[str, str]], label: str = "sandbox", *, start: datetime | None = None
+) -> str:
+    """An agreement set in which each ``(a, b)`` pair exchanges every type in full, both ways.
+
+    The agreements are in force from ``start`` (default: :func:`default_start`), open-ended.
+    """
+    since = (start or default_start()).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     lines = [f'version: "{label}"', "agreements:"]
     for a, b in pairs:
         lines += [
             f"  - id: {a}-{b}",
             f"    parties: [{a}, {b}]",
             "    status: active",
-            "    effective_from: 2026-01-01T00:00:00Z",
+            f"    effective_from: {since}",
             "    flows:",
         ]
         for src, dst in ((a, b), (b, a)):

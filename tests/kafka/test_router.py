@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
@@ -26,6 +25,7 @@ from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.signing import verify_trusted
 from border_exchange.sandbox import make_sandbox, open_agreements, trust_store_yaml
 from border_exchange.services.router import PartitionWorker, PolicyView
+from tests.clock import days, iso
 from tests.conftest import KafkaCluster
 from tests.exchange import (
     Exchange,
@@ -35,6 +35,7 @@ from tests.exchange import (
     running,
     with_extra_key,
 )
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.kafka
 
@@ -44,7 +45,7 @@ agreements:
   - id: A-B
     parties: [P0, P1]
     status: active
-    effective_from: 2026-01-01T00:00:00Z
+    effective_from: SINCE
     flows:
       - from: P0
         to: P1
@@ -57,13 +58,13 @@ agreements:
   - id: A-C
     parties: [P0, P2]
     status: active
-    effective_from: 2026-01-01T00:00:00Z
+    effective_from: SINCE
     flows:
       - from: P0
         to: P2
         types:
           WANTED_PERSON: {sections: all, max_handling: H1}
-"""
+""".replace("SINCE", iso(days(-30)))
 
 
 async def test_a_withheld_section_is_absent_and_the_copy_still_verifies(
@@ -92,7 +93,7 @@ async def test_every_refused_record_is_quarantined_with_its_reason_and_the_strea
 ) -> None:
     ex = await make_exchange(kafka, 2, open_agreements([("P0", "P1")]))
     a, b = ex.ids
-    revoked = with_extra_key(ex, a, f"{a}-lost", revoked_at=datetime(2026, 6, 1, tzinfo=UTC))
+    revoked = with_extra_key(ex, a, f"{a}-lost", revoked_at=days(-1))
     stranger = SigningKey.generate()
     now = datetime.now(UTC)
 
@@ -228,15 +229,22 @@ async def test_a_participant_added_to_the_trust_store_is_routed_without_a_restar
     router = ex.router(topic_refresh=0.5)
     router.sources = (PolicySource(trust_file, source, before),)
 
+    def routes(*origins: str) -> bool:
+        assigned = {tp.topic for tp in router.workers}
+        return all(naming.outbox_topic(o) in assigned for o in origins)
+
     async with running(router):
-        await asyncio.sleep(2)
+        await eventually(lambda: routes(a, b), what="the router routes a's and b's outboxes")
         # Onboarding: its topics are provisioned, then the trust store and agreements change.
         await create_topics(kafka.admin, ids)
         trust_file.write_text(trust_store_yaml(full.trust))
         agreements_file.write_text(open_agreements([(a, b), (a, c)]))
         ex.sandbox = full
         envelope = ex.seal(ex.alert(AlertType.BORDER_INCIDENT, c))
-        await asyncio.sleep(3)
+        await eventually(
+            lambda: c in router.view.trust.participants and routes(c),
+            what="the router trusts c and routes its outbox",
+        )
         await ex.publish(envelope)
         delivered = await ex.feed(a, c, expect=1)
 

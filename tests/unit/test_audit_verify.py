@@ -31,6 +31,7 @@ from border_exchange.domain.audit import (
     head_signing_input,
     quarantine_audit_record,
 )
+from border_exchange.domain.audit_gap import ChainStart
 from border_exchange.domain.audit_verify import (
     LogRecord,
     Replay,
@@ -307,11 +308,43 @@ def test_a_deleted_audit_record_is_located_at_the_record_after_the_gap() -> None
     chain = verify_chain(audit_topic("CAF"), 0, audit, TRUST)
 
     (violation,) = chain.violations
-    assert violation.code is ViolationCode.CHAIN_BROKEN
+    assert violation.code is ViolationCode.AUDIT_DELETED
     assert violation.offset == world.audit[4].offset
     assert "deleted: seq 3 missing" in violation.detail
     # and the replay says which outbox record lost its audit
     assert (ViolationCode.MISSING_AUDIT, world.outbox[3].offset) in codes(world.replay(audit=audit))
+
+
+def test_audit_records_deleted_at_the_chain_start_are_located_where_the_log_now_begins() -> None:
+    world = routed_world()
+    kept = world.audit[3:]  # as deleteRecords leaves it: the log starts at the 4th record
+    start = ChainStart(f"{outbox_topic('CAF')}/0", kept[0].offset, 3)
+
+    chain = verify_chain(audit_topic("CAF"), 0, kept, TRUST, start)
+
+    (violation,) = chain.violations
+    assert (violation.code, violation.topic, violation.partition, violation.offset) == (
+        ViolationCode.AUDIT_DELETED, audit_topic("CAF"), 0, kept[0].offset,
+    )  # fmt: skip
+    assert f"before offset {kept[0].offset}" in violation.detail
+    assert "seq 0-2 are gone" in violation.detail
+    # Without where the log begins, a chain read from seq 3 is only a later window.
+    assert verify_chain(audit_topic("CAF"), 0, kept, TRUST).violations == ()
+    assert (
+        verify_chain(
+            audit_topic("CAF"), 0, world.audit, TRUST, ChainStart(start.chain, 0, 0)
+        ).violations
+        == ()
+    )
+
+
+def test_a_chain_whose_every_record_was_deleted_is_reported() -> None:
+    start = ChainStart(f"{outbox_topic('CAF')}/0", 40, None)
+
+    (violation,) = verify_chain(audit_topic("CAF"), 0, [], TRUST, start).violations
+
+    assert (violation.code, violation.offset) == (ViolationCode.AUDIT_DELETED, 40)
+    assert "no record is left" in violation.detail
 
 
 def test_an_inserted_audit_record_is_located() -> None:
@@ -646,6 +679,41 @@ def test_a_feed_copy_with_more_sections_than_permitted_is_reported() -> None:
     world.route(envelope)
     topic = feed_topic("COD", "CAF")
     world.feeds[topic][0] = with_value(world.feeds[topic][0], encode_envelope(envelope))
+
+    violation = only(world.replay())
+
+    assert (violation.code, violation.topic) == (ViolationCode.FEED_SECTION_DISCLOSED, topic)
+    for withheld in sorted(envelope.present_sections - {"identity", "offence"}):
+        assert withheld in violation.detail
+
+
+def test_a_forged_copy_beside_the_permitted_one_is_a_disclosure_not_a_duplicate() -> None:
+    world = RoutedWorld()
+    envelope = world.seal()
+    world.route(envelope)
+    topic = feed_topic("COD", "CAF")
+    genuine = world.feeds[topic][0]
+    world.feeds[topic].append(
+        dataclasses.replace(genuine, offset=genuine.offset + 2, value=encode_envelope(envelope))
+    )
+
+    violation = only(world.replay())
+
+    assert (violation.code, violation.offset) == (
+        ViolationCode.FEED_SECTION_DISCLOSED, genuine.offset + 2,
+    )  # fmt: skip
+    assert "photo" in violation.detail
+    assert "COD" in violation.detail
+
+
+def test_a_copy_with_fewer_sections_than_permitted_is_a_sections_mismatch() -> None:
+    world = RoutedWorld()
+    envelope = world.seal()
+    world.route(envelope)
+    topic = feed_topic("COD", "CAF")
+    world.feeds[topic][0] = with_value(
+        world.feeds[topic][0], encode_envelope(redact(envelope, {"identity"}))
+    )
 
     violation = only(world.replay())
 

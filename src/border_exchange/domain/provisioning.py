@@ -290,6 +290,9 @@ def _router_acls(ids: Iterable[str]) -> list[AclBinding]:
     for p in ids:
         acls.append(topic_acl(who, READ, naming.outbox_topic(p)))
         acls.append(topic_acl(who, WRITE, naming.feed_prefix(p), PREFIXED))
+        # Read back only when records of an audit chain were deleted: what the router
+        # delivered is then recovered from the feeds (see ``audit_gap``).
+        acls.append(topic_acl(who, READ, naming.feed_prefix(p), PREFIXED))
         # Feed state in the routing transaction; tombstones of erased alerts in both.
         acls.append(topic_acl(who, WRITE, naming.feed_state_prefix(p), PREFIXED))
         acls.append(topic_acl(who, WRITE, naming.outbox_state_topic(p)))

@@ -17,6 +17,7 @@ import io
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -45,7 +46,7 @@ from border_exchange.adapters.keyfiles import PASSPHRASE_ENV, load_private_key
 from border_exchange.adapters.post_store import PostStore, State
 from border_exchange.adapters.trust_file import load_trust_store
 from border_exchange.domain import naming
-from border_exchange.domain.agreements import AgreementSet
+from border_exchange.domain.agreements import AgreementSet, parse_agreement_set
 from border_exchange.domain.alerts import AlertInput, parse_alert
 from border_exchange.domain.audit import AuditKind
 from border_exchange.domain.audit_verify import AuditEntry, Window, verify_chain
@@ -149,6 +150,7 @@ class DemoAlert:
 
 
 def _cod_wanted_person(data: dict[str, Any]) -> None:
+    today = datetime.now(UTC).date()
     sections = data["sections"]
     sections["identity"].update(
         family_names=["MUKENDI"],
@@ -164,8 +166,8 @@ def _cod_wanted_person(data: dict[str, Any]) -> None:
             "kind": "PASSPORT",
             "number": "OB0412957",
             "issuing_country": "COD",
-            "issued_on": "2021-05-03",
-            "expires_on": "2031-05-02",
+            "issued_on": (today - timedelta(days=5 * 365 + 30)).isoformat(),
+            "expires_on": (today + timedelta(days=5 * 365 - 30)).isoformat(),
         }
     ]
     sections["description"]["distinguishing_marks"] = ["tatouage d'un lion sur l'avant-bras droit"]
@@ -173,7 +175,7 @@ def _cod_wanted_person(data: dict[str, Any]) -> None:
         category="ARMED_ROBBERY",
         description="Attaque à main armée d'une agence de transfert d'argent à Gbadolite, "
         "deux blessés.",
-        warrant_reference="RMP 2026/0311",
+        warrant_reference=f"RMP {today.year}/0311",
         issuing_authority="Parquet de grande instance de Gbadolite",
     )
     sections["remarks"]["text"] = (
@@ -325,6 +327,43 @@ def type_name(alert_type: str) -> str:
 def default_agreements() -> Path:
     """The example agreements of the source tree (COD to CAF without photo, ...)."""
     return Path(__file__).resolve().parents[3] / "examples" / "agreements.yaml"
+
+
+_WINDOW_YEAR = re.compile(r"^(\s*effective_(?:from|until):\s*[\"']?)(\d{4})(?=-)", re.MULTILINE)
+
+
+def _plus_years(moment: datetime, years: int) -> datetime:
+    try:
+        return moment.replace(year=moment.year + years)
+    except ValueError:  # 29 February in a year that has none
+        return moment.replace(year=moment.year + years, day=28)
+
+
+def dated_for(text: str, now: datetime) -> tuple[str, int]:
+    """The agreement document ``text`` with its windows moved so that all are in force at ``now``.
+
+    The windows move by the fewest whole years (0: ``text`` as written) that put ``now``
+    and the day after it inside every agreement's window, so the story's verdicts stay
+    those the example is written for, whatever the date of the run; only the years of
+    the ``effective_from``/``effective_until`` lines change. Returns the text and the years.
+    """
+    agreements = parse_agreement_set(text).agreements
+    for years in sorted(range(-100, 101), key=abs):
+        if all(_moved(a.effective_from, a.effective_until, years, now) for a in agreements):
+            if years == 0:
+                return text, 0
+            return _WINDOW_YEAR.sub(_year_plus(years), text), years
+    return text, 0
+
+
+def _year_plus(years: int) -> Callable[[re.Match[str]], str]:
+    return lambda match: f"{match[1]}{int(match[2]) + years}"
+
+
+def _moved(start: datetime, end: datetime | None, years: int, now: datetime) -> bool:
+    return _plus_years(start, years) <= now and (
+        end is None or now + timedelta(days=1) < _plus_years(end, years)
+    )
 
 
 def _shown(path: Path) -> str:
@@ -688,6 +727,7 @@ async def tell(story: Story) -> DemoResult:
             agreements_text = agreements_path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read the agreements {agreements_path}: {exc}") from exc
+        agreements_text, moved_years = dated_for(agreements_text, datetime.now(UTC))
         sandbox = make_sandbox(
             PARTICIPANTS,
             agreements_text,
@@ -705,6 +745,8 @@ async def tell(story: Story) -> DemoResult:
         say(f"{'hub':<10} router's checkpoint key {sandbox.key_ids[HUB]}; auditor: {AUDITOR}")
         say(f"private keys encrypted in {config / 'keys'}")
         say(f"agreements from {_shown(agreements_path)} (set {sandbox.agreements.digest[:12]}):")
+        if moved_years:
+            say(f"validity windows moved by {moved_years:+d} years to be in force today")
         say("\n".join(_describe_agreements(sandbox.agreements)), indent=6)
 
     with step("Provisioning: topics, one Kafka user per role, ACLs"):

@@ -52,6 +52,7 @@ from border_exchange.domain.audit import (
     outcome_entries,
     quarantine_audit_record,
 )
+from border_exchange.domain.audit_gap import ChainStart, FeedRecovery, may_route
 from border_exchange.domain.encoding import decode_record, encode_envelope
 from border_exchange.domain.envelope import Header
 from border_exchange.domain.erasure import Erasure, ErasureSchedule
@@ -84,6 +85,7 @@ from border_exchange.domain.routing import (
 from border_exchange.domain.signature_batch import SignatureChecks, signature_checks
 from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import ConfigError, KafkaError
+from border_exchange.services.feed_recovery import recover_from_feeds
 
 log = structlog.get_logger("border_exchange.router")
 
@@ -148,6 +150,8 @@ class RouterTuning:
     rules: RoutingRules = field(default_factory=RoutingRules)
     group_id: str = ROUTER_GROUP
     outbox_pattern: str = OUTBOX_PATTERN
+    accepted_audit_gaps: frozenset[str] = frozenset()
+    """Audit chains whose deleted start an operator accepted (``ChainStart.token``)."""
     retention: RetentionPolicy = DEFAULT_POLICY
     """Its grace period: when the state of a cancelled or expired alert is erased."""
 
@@ -261,6 +265,13 @@ class PartitionWorker:
         self.audit_tp = TopicPartition(audit_topic(self.origin), tp.partition)
         self.state = PartitionState()
         self.head = ChainHead(chain_id(tp.topic, tp.partition))
+        self.start_found: ChainStart | None = None
+        """Where the audit chain began on the last rebuild (records may have been deleted)."""
+        self.recovery: FeedRecovery | None = None
+        """What was recovered from the partner feeds when the chain's start was deleted."""
+        self.blocked = False
+        """Whether this partition is held unrouted: its chain lost records the feeds
+        cannot make up for, and no operator accepted the gap (``audit_gap.may_route``)."""
         self.last_checkpoint = time.monotonic()
         self.producer: AIOKafkaProducer | None = None
         self.next_offset = 0
@@ -371,6 +382,9 @@ class PartitionWorker:
     async def _loop(self) -> None:
         tuning = self.router.tuning
         while True:
+            if self.blocked:
+                await self._held()
+                return
             timeout = tuning.checkpoint_interval
             if self._owed_offset is not None:
                 # An idle partition's group offset catches up after the interval.
@@ -400,6 +414,12 @@ class PartitionWorker:
                 for _ in batches:
                     self.queue.task_done()
 
+    async def _held(self) -> None:
+        """Route nothing (the partition stays paused) until the worker is closed."""
+        while await self.queue.get() is not None:
+            self.queue.task_done()
+        self.queue.task_done()
+
     async def _guarded(self, step: Callable[[], Awaitable[None]]) -> None:
         try:
             await step()
@@ -426,6 +446,8 @@ class PartitionWorker:
         await self.stop_producer()
         await self.start()
         self._drain()
+        if self.blocked:  # the chain lost records meanwhile: held, paused (see rebuild)
+            return
         await self.router.resume(self)
         consumer.resume(self.tp)
 
@@ -441,15 +463,19 @@ class PartitionWorker:
         await reader.start()
         state = PartitionState()
         erasure = ErasureSchedule(self.router.tuning.retention.grace)
-        head = ChainHead(chain_id(self.tp.topic, self.tp.partition))
+        chain = chain_id(self.tp.topic, self.tp.partition)
+        head = ChainHead(chain)
+        first_seq: int | None = None
+        records = 0
         try:
             if self.audit_tp.topic not in await reader.topics():
                 raise ConfigError(
                     f"audit topic {self.audit_tp.topic} of outbox {self.tp.topic} does not "
                     "exist: run 'border-exchange provision'"
                 )
+            log_start = (await reader.beginning_offsets([self.audit_tp]))[self.audit_tp]
             reader.assign([self.audit_tp])
-            await reader.seek_to_beginning(self.audit_tp)
+            reader.seek(self.audit_tp, log_start)
             end = (await reader.end_offsets([self.audit_tp]))[self.audit_tp]
             while await reader.position(self.audit_tp) < end:
                 batch = await reader.getmany(self.audit_tp, timeout_ms=1000)
@@ -459,20 +485,69 @@ class PartitionWorker:
                     _, audit = decode_record(record.value)
                     replay_audit(state, audit)
                     erasure.note_audit(audit)
-                    head = head.after(record.value, AuditKind(audit["kind"]))
+                    # The chain goes on from the last record's position and hash, whatever
+                    # came before it (records deleted at the start are not counted).
+                    head = head.following(audit["seq"], record.value, AuditKind(audit["kind"]))
+                    if first_seq is None:
+                        first_seq = int(audit["seq"])
+                    records += 1
         finally:
             await reader.stop()
+        self.start_found = ChainStart(chain, log_start, first_seq)
+        self.recovery = None
+        if self.start_found.truncated:
+            self.recovery = await recover_from_feeds(self.router.kafka, self.tp, state)
         retention = self.router.tuning.retention
         erasure.forget_before(self.router.clock() - retention.tombstone_reissue)
         self.state, self.head, self.erasure = state, head, erasure
+        self.blocked = not may_route(
+            self.start_found, self.recovery, self.router.tuning.accepted_audit_gaps
+        )
         log.info(
             "router.partition_rebuilt",
             partition=f"{self.tp.topic}/{self.tp.partition}",
-            audit_records=head.seq,
+            audit_records=records,
+            next_seq=head.seq,
             alerts=len(state.alerts),
             resume_at=state.next_offset,
             to_erase=len(erasure.pending),
         )
+        if self.start_found.truncated:
+            self._report_gap()
+
+    def _report_gap(self) -> None:
+        """Log (and count) a chain whose start was deleted: recovered, accepted, or held."""
+        start, recovery = self.start_found, self.recovery
+        assert start is not None
+        fields: dict[str, Any] = {
+            "partition": f"{self.tp.topic}/{self.tp.partition}",
+            "audit": f"{self.audit_tp.topic}/{self.audit_tp.partition}",
+            "detail": start.describe(),
+            "gap": start.token,
+        }
+        if recovery is not None:
+            fields.update(
+                copies_recovered=recovery.copies,
+                messages_recovered=recovery.messages,
+                feeds_incomplete=list(recovery.incomplete),
+            )
+        self.router.metrics.set(
+            "audit_gap", 1 if self.blocked else 0, labels={"partition": fields["partition"]}
+        )
+        if self.blocked:
+            log.error(
+                "router.audit_gap_held",
+                advice=(
+                    "this partition is not routed: the feeds cannot prove which of its "
+                    "messages were delivered, and a re-sent one could be delivered twice; "
+                    f"to route it anyway, add {start.token!r} to audit_gaps_accepted"
+                ),
+                **fields,
+            )
+        elif recovery is not None and not recovery.incomplete:
+            log.warning("router.audit_gap_recovered", **fields)
+        else:
+            log.warning("router.audit_gap_accepted", **fields)
 
     def _checkpoint(self, head: ChainHead, now: datetime, outputs: list[_Output]) -> ChainHead:
         router = self.router
@@ -945,6 +1020,10 @@ class Router:
         m.describe("quarantined_total", "Outbox records quarantined, by reason.")
         m.describe("consumer_lag", "Records not yet routed, by outbox partition.")
         m.describe("erased_total", "Alerts whose state was tombstoned after grace, by origin.")
+        m.describe(
+            "audit_gap",
+            "1 while an outbox partition is held unrouted because its audit chain lost records.",
+        )
 
     def count(self, counts: Counter[tuple[str, str, str]]) -> None:
         """Add a committed transaction's ``counts`` (by metric, label and value) to the metrics."""
@@ -972,6 +1051,10 @@ class Router:
         await asyncio.gather(*(worker.start() for worker in workers))
         started = []
         for worker in workers:
+            if worker.blocked:
+                # Held, paused, until restarted with the gap accepted (see rebuild).
+                self.workers[worker.tp] = worker
+                continue
             try:
                 await self.resume(worker)
                 consumer.resume(worker.tp)
