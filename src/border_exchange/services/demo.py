@@ -34,13 +34,12 @@ from typing import Any, Final, TextIO
 import structlog
 import yaml
 from aiokafka import AIOKafkaProducer
-from aiokafka.client import AIOKafkaClient
-from aiokafka.errors import KafkaError as AioKafkaError
 from aiokafka.errors import TopicAuthorizationFailedError
 
 from border_exchange.adapters import kafka_launcher
 from border_exchange.adapters.agreement_files import AgreementHistory
 from border_exchange.adapters.kafka_launcher import ClusterInfo
+from border_exchange.adapters.kafka_security import wait_for_login
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.adapters.keyfiles import PASSPHRASE_ENV, load_private_key
 from border_exchange.adapters.post_store import PostStore, State
@@ -431,23 +430,6 @@ def _describe_agreements(aset: AgreementSet) -> list[str]:
     return lines
 
 
-async def wait_for_login(settings: KafkaSettings) -> None:
-    """Wait until ``settings`` can log in: new SCRAM users reach the broker a moment later."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        client = AIOKafkaClient(**settings.client_kwargs())
-        try:
-            await client.bootstrap()
-        except AioKafkaError as exc:
-            if time.monotonic() > deadline:
-                raise KafkaError(f"{settings.username} cannot log in: {exc}") from exc
-            await asyncio.sleep(0.5)
-        else:
-            return
-        finally:
-            await client.close()
-
-
 async def refused_write(settings: KafkaSettings, topic: str) -> str:
     """Try to write one record to ``topic``; the broker's refusal, or KafkaError if it accepts."""
     producer = AIOKafkaProducer(**settings.client_kwargs(), request_timeout_ms=10_000)
@@ -759,7 +741,7 @@ async def tell(story: Story) -> DemoResult:
             f"{len(plan.add_acls)} ACLs; passwords in {secrets_file} (mode 600)"
         )
         say("users: " + ", ".join(sorted(c.principal for c in plan.create_users)))
-        await asyncio.gather(*(wait_for_login(story.login(p)) for p in story.passwords))
+        await asyncio.gather(*(wait_for_login(story.login(p), WAIT) for p in story.passwords))
         refusal = await refused_write(
             story.login(naming.gateway_principal("SSD")), naming.outbox_topic("COD")
         )

@@ -8,6 +8,7 @@ gets fresh credentials.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import stat
@@ -20,6 +21,7 @@ import yaml
 
 from border_exchange.adapters.config_file import kafka_settings_from, read_config_file
 from border_exchange.adapters.kafka_admin import apply_plan, read_state
+from border_exchange.adapters.kafka_security import wait_for_login
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.domain.provisioning import Plan, plan
 from border_exchange.domain.retention import DEFAULT_POLICY, RetentionPolicy, policy_from
@@ -120,6 +122,14 @@ async def provision(
         passwords.setdefault(change.principal, new_password())
     write_secrets(secrets_file, passwords)  # before the users exist: no password is ever lost
     await apply_plan(settings, changes, passwords)
+    # New SCRAM credentials reach the brokers a moment after the controller has them:
+    # return when every new principal can log in, so the next step may use it.
+    await asyncio.gather(
+        *(
+            wait_for_login(settings.as_user(c.principal, passwords[c.principal]))
+            for c in changes.create_users
+        )
+    )
     if changes.delete_users:
         for change in changes.delete_users:
             passwords.pop(change.principal, None)
