@@ -341,24 +341,9 @@ class PostStore:
 
     def apply(self, outcomes: Sequence[Outcome]) -> ApplyResult:
         """Apply ``outcomes`` in order and store each partition's next offset, atomically."""
-        stored = cancelled = stale = rejected = 0
-        next_offsets: dict[TopicPartition, int] = {}
-        now = _iso(self.clock())
+        next_offsets = {(o.topic, o.partition): o.offset + 1 for o in outcomes}
         with self._transaction() as db:
-            for outcome in outcomes:
-                next_offsets[(outcome.topic, outcome.partition)] = outcome.offset + 1
-                if isinstance(outcome, Rejected):
-                    db.execute(
-                        'INSERT INTO rejected (topic, partition, "offset", reason, at) '
-                        "VALUES (?, ?, ?, ?, ?)",
-                        (outcome.topic, outcome.partition, outcome.offset, outcome.reason, now),
-                    )
-                    rejected += 1
-                    continue
-                result = self._apply_one(db, outcome, now)
-                stored += result == "stored"
-                cancelled += result == "cancelled"
-                stale += result == "stale"
+            result = self._apply_all(db, outcomes)
             for (topic, partition), offset in next_offsets.items():
                 db.execute(
                     "INSERT INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?) "
@@ -368,6 +353,25 @@ class PostStore:
                 )
             if self.before_commit is not None:
                 self.before_commit(outcomes)
+        return result
+
+    def _apply_all(self, db: sqlite3.Connection, outcomes: Sequence[Outcome]) -> ApplyResult:
+        """Apply ``outcomes`` in order inside the open transaction ``db``."""
+        stored = cancelled = stale = rejected = 0
+        now = _iso(self.clock())
+        for outcome in outcomes:
+            if isinstance(outcome, Rejected):
+                db.execute(
+                    'INSERT INTO rejected (topic, partition, "offset", reason, at) '
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (outcome.topic, outcome.partition, outcome.offset, outcome.reason, now),
+                )
+                rejected += 1
+                continue
+            result = self._apply_one(db, outcome, now)
+            stored += result == "stored"
+            cancelled += result == "cancelled"
+            stale += result == "stale"
         return ApplyResult(stored, cancelled, stale, rejected)
 
     def _apply_one(self, db: sqlite3.Connection, outcome: Accepted, now: str) -> str:
@@ -504,23 +508,9 @@ class PostStore:
         erased (cancelled or expired, then
         tombstoned, while the post was away). Returns the counts and how many were erased.
         """
-        stored = cancelled = stale = rejected = 0
-        now = _iso(self.clock())
         topic, partition = feed
         with self._transaction() as db:
-            for outcome in outcomes:
-                if isinstance(outcome, Rejected):
-                    db.execute(
-                        'INSERT INTO rejected (topic, partition, "offset", reason, at) '
-                        "VALUES (?, ?, ?, ?, ?)",
-                        (outcome.topic, outcome.partition, outcome.offset, outcome.reason, now),
-                    )
-                    rejected += 1
-                    continue
-                result = self._apply_one(db, outcome, now)
-                stored += result == "stored"
-                cancelled += result == "cancelled"
-                stale += result == "stale"
+            result = self._apply_all(db, outcomes)
             gone: list[int] = []
             if held is not None:
                 db.execute("CREATE TEMP TABLE IF NOT EXISTS held (alert_id TEXT PRIMARY KEY)")
@@ -543,7 +533,7 @@ class PostStore:
             )
         if gone:
             self._flush_erased()
-        return ApplyResult(stored, cancelled, stale, rejected), len(gone)
+        return result, len(gone)
 
     def erase_after_grace(self, grace: timedelta) -> int:
         """Delete the rows of alerts cancelled or expired more than ``grace`` ago."""
