@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from types import MappingProxyType
 
 import pytest
@@ -107,3 +108,15 @@ def test_every_figure_must_be_positive() -> None:
 
 def test_the_erasure_bound_adds_grace_segment_life_and_compaction_lag() -> None:
     assert DEFAULT_POLICY.erasure_bound == 9 * DAY
+
+
+def test_a_retention_file_is_read_and_an_incoherent_one_refused(tmp_path: Path) -> None:
+    from border_exchange.services.provisioner import load_retention
+
+    good = tmp_path / "retention.yaml"
+    good.write_text("retention:\n  feed: 20d\n  grace: 3d\n", encoding="utf-8")
+    assert load_retention(good).feed == 20 * DAY
+    bad = tmp_path / "short.yaml"
+    bad.write_text("retention: {audit: 1y}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="audit retention 365 days"):
+        load_retention(bad)
