@@ -107,3 +107,11 @@ class StoreError(BorderExchangeError):
 
 class AuditError(BorderExchangeError):
     """An audit replay cannot proceed (as opposed to finding violations, which it reports)."""
+
+
+class NotPermittedError(BorderExchangeError):
+    """A feed copy its agreement did not permit; ``reason`` says which check failed."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason

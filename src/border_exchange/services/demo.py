@@ -40,6 +40,7 @@ from aiokafka.errors import TopicAuthorizationFailedError
 
 from border_exchange.adapters import kafka_launcher
 from border_exchange.adapters.agreement_files import AgreementHistory
+from border_exchange.adapters.agreement_topic import AgreementTopic
 from border_exchange.adapters.kafka_launcher import ClusterInfo
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.adapters.keyfiles import PASSPHRASE_ENV, load_private_key
@@ -51,6 +52,7 @@ from border_exchange.domain.alerts import AlertInput, parse_alert
 from border_exchange.domain.audit import AuditKind
 from border_exchange.domain.audit_verify import AuditEntry, Window, verify_chain
 from border_exchange.domain.catalog import SECTIONS, AlertType
+from border_exchange.domain.consent import consents
 from border_exchange.domain.encoding import decode_record
 from border_exchange.domain.labels import Lang
 from border_exchange.domain.samples import sample_alert_data
@@ -72,6 +74,8 @@ from border_exchange.services.post import BorderPost, PostConfig
 from border_exchange.services.provisioner import provision, read_secrets
 
 PARTICIPANTS: Final = ("CAF", "COD", "SSD", "UN-MONUSCO")
+UNSIGNED_BY_CAF: Final = "SSD-CAF-INCIDENTS"
+"""The example agreement the demo has only SSD sign: not in force."""
 POSTS: Final = {"CAF": ("bangui-port",), "COD": ("zongo",)}
 """Two posts facing each other across the Oubangui river: Bangui (CAF) and Zongo (COD)."""
 AUDITOR: Final = "oversight"
@@ -88,6 +92,7 @@ REASONS: Final = {
     "EXPIRED": "the agreement has ended",
     "NOT_YET_IN_FORCE": "the agreement has not started",
     "TERMINATED": "the agreement was terminated",
+    "NOT_SIGNED": "both services have not signed the agreement: it is not in force",
 }
 """What each denial reason means, for the legend under the table."""
 
@@ -417,10 +422,19 @@ def _write_yaml(path: Path, document: Mapping[str, Any]) -> None:
     path.write_text(yaml.safe_dump(dict(document), sort_keys=False), encoding="utf-8")
 
 
-def _describe_agreements(aset: AgreementSet) -> list[str]:
+def _describe_agreements(aset: AgreementSet, trust: TrustStore) -> list[str]:
     lines = []
+    signed = consents(aset, trust)
     for agreement in aset.agreements:
-        lines.append(f"{agreement.id} ({agreement.status})")
+        consent = signed[agreement.id]
+        by = " and ".join(consent.signed_by) or "nobody"
+        missing = ", ".join(d.party for d in consent.missing)
+        state = (
+            f"signed by {by}"
+            if consent.signed_by_both
+            else f"signed by {by} only, not by {missing}: NOT IN FORCE"
+        )
+        lines.append(f"{agreement.id} ({agreement.status}; {state})")
         for flow in agreement.flows:
             for alert_type, terms in flow.types.items():
                 everything = tuple(terms.sections) == SECTIONS[AlertType(alert_type)]
@@ -759,6 +773,8 @@ async def tell(story: Story) -> DemoResult:
             posts=POSTS,
             auditors=(AUDITOR,),
             start=datetime.now(UTC) - timedelta(days=1),
+            # Each service's officer signs with its own key; CAF has not signed this one yet.
+            signers={UNSIGNED_BY_CAF: ("SSD",)},
         )
         paths = sandbox.write(config, passphrase.encode())
         trust = load_trust_store(paths["trust"])
@@ -772,7 +788,7 @@ async def tell(story: Story) -> DemoResult:
         say(f"agreements from {_shown(agreements_path)} (set {sandbox.agreements.digest[:12]}):")
         if moved_years:
             say(f"validity windows moved by {moved_years:+d} years to be in force today")
-        say("\n".join(_describe_agreements(sandbox.agreements)), indent=6)
+        say("\n".join(_describe_agreements(sandbox.agreements, trust)), indent=6)
 
     with step("Provisioning: topics, one Kafka user per role, ACLs"):
         secrets_file = directory / "hub" / "credentials.yaml"
@@ -828,8 +844,14 @@ async def tell(story: Story) -> DemoResult:
             store_path.parent.mkdir(exist_ok=True)
             store = PostStore.open(store_path)
             principal = naming.post_principal(participant, post_name)
+            settings = story.login(principal)
             post = BorderPost(
-                story.login(principal), PostConfig(participant, post_name), store, trust
+                settings,
+                PostConfig(participant, post_name),
+                store,
+                trust,
+                # Each copy must name a signed agreement that permitted it.
+                AgreementTopic(settings, trust, participant),
             )
             stop = asyncio.Event()
             running = RunningPost(

@@ -54,6 +54,7 @@ from border_exchange.domain.audit import (
     quarantine_audit_record,
 )
 from border_exchange.domain.audit_gap import ChainStart, FeedRecovery, may_route
+from border_exchange.domain.consent import consents
 from border_exchange.domain.encoding import decode_record, encode_envelope
 from border_exchange.domain.envelope import Header
 from border_exchange.domain.memo import PerObject
@@ -66,6 +67,7 @@ from border_exchange.domain.naming import (
     feed_topic,
     parse_outbox_topic,
 )
+from border_exchange.domain.permitted import AGREEMENT_HEADER, reference_value
 from border_exchange.domain.policy import Deliver, Outcome, PolicyIndex
 from border_exchange.domain.quarantine import RefusedRecord, encode_quarantine
 from border_exchange.domain.routing import (
@@ -159,12 +161,21 @@ class PolicyView:
     trust: TrustStore
     agreements: AgreementSet
     index: PolicyIndex
+    references: Mapping[str, bytes] = field(default_factory=dict)
+    """Per agreement id, the ``bx-agreement`` header value of the copies it permits."""
 
     @classmethod
     def build(cls, trust: TrustStore, agreements: AgreementSet) -> PolicyView:
-        """Index ``agreements`` for the active participants of ``trust``."""
+        """Index ``agreements``, as their parties' signatures establish them, for the active
+        participants of ``trust``."""
         participants = [p.id for p in trust.participants.values() if p.active]
-        return cls(trust, agreements, PolicyIndex.build(agreements, participants))
+        consent = consents(agreements, trust)
+        return cls(
+            trust,
+            agreements,
+            PolicyIndex.build(agreements, participants, consent),
+            {aid: reference_value(aid, c.digest) for aid, c in consent.items()},
+        )
 
 
 Clock = Callable[[], datetime]
@@ -344,6 +355,7 @@ class PartitionWorker:
         self._checks: SignatureChecks[int] | None = None
         self._counts: Counter[tuple[str, str, str]] = Counter()
         """Metrics of the transaction in hand, added once it commits."""
+        self._references: Mapping[str, bytes] = router.view.references
         self._logged: list[tuple[str, dict[str, Any]]] = []
         """Log events of the transaction in hand (routed, quarantined), logged once it commits."""
         self.undeliverable: dict[int, str] = {}
@@ -653,9 +665,19 @@ class PartitionWorker:
             envelope = result.envelope
             header = envelope.header
             present = result.present
-            headers = [("bx-source", f"{record.topic}/{record.partition}/{record.offset}".encode())]
+            source = ("bx-source", f"{record.topic}/{record.partition}/{record.offset}".encode())
+            references = self._references
+            outcomes = result.decision.outcomes
             encoded: dict[int, bytes] = {}
             for recipient, copy in result.copies:
+                # Each copy names the agreement it was delivered under, for the post to check.
+                permitted = outcomes.get(recipient)
+                reference = (
+                    references.get(permitted.agreement_id)
+                    if isinstance(permitted, Deliver) and permitted.agreement_id is not None
+                    else None
+                )
+                headers = [source] if reference is None else [source, (AGREEMENT_HEADER, reference)]
                 if copy is envelope:
                     # A copy that keeps every section is the origin's bytes, unchanged.
                     value = record.value
@@ -895,6 +917,7 @@ class PartitionWorker:
         """
         router = self.router
         view, rules, every = router.view, router.tuning.rules, router.tuning.checkpoint_every
+        self._references = view.references  # of the view that decides this batch
         now = router.clock()
         checks = self._signature_checks()
         unsigned: list[tuple[int | None, Signed | Refused]] = []
