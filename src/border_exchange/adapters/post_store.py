@@ -22,8 +22,8 @@ from typing import Any, Final
 
 from border_exchange.adapters import name_index
 from border_exchange.domain.catalog import SECTIONS, AlertType, Operation
-from border_exchange.domain.encoding import encode_envelope
-from border_exchange.domain.envelope import Envelope
+from border_exchange.domain.encoding import decode_envelope, encode_envelope
+from border_exchange.domain.envelope import Envelope, Header
 from border_exchange.domain.lookup import (
     normalise_document,
     normalise_plate,
@@ -446,6 +446,19 @@ class PostStore:
         ).fetchone()[0]
         rejected = self._db.execute("SELECT COUNT(*) FROM rejected").fetchone()[0]
         return StoreStatus(None if row is None else _time(row[0]), feeds, active, rejected)
+
+    def last_received(self) -> dict[str, datetime]:
+        """When the newest record still held from each feed topic was stored."""
+        rows = self._db.execute("SELECT topic, MAX(received_at) FROM alerts GROUP BY topic")
+        return {topic: _time(at) for topic, at in rows if at is not None}
+
+    def header_of(self, origin: str, alert_id: str) -> Header | None:
+        """The signed header of active alert ``alert_id`` (grading and all), or None."""
+        row = self._db.execute(
+            "SELECT envelope FROM alerts WHERE origin = ? AND alert_id = ? AND state = ?",
+            (origin, alert_id, State.ACTIVE.value),
+        ).fetchone()
+        return None if row is None or row[0] is None else decode_envelope(row[0]).header
 
     def rejected(self) -> list[RejectedRecord]:
         """Every refused record, oldest first."""

@@ -14,10 +14,14 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from enum import StrEnum
 from typing import Any, Final
 
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.names import NameForm, match, name_form
+
+MAX_QUERY_CHARS: Final = 200
+"""The longest query a post accepts (any kind); a longer one is refused, not truncated."""
 
 _NOT_ALNUM: Final = re.compile(r"[^0-9A-Z]")
 _SUSPECT: Final = "SUSPECT"
@@ -149,3 +153,61 @@ def name_matches(query: str, names: Iterable[PersonName], dob: date | None = Non
         dob_agrees(dob, name.date_of_birth) and match(wanted, name.form) is not None
         for name in names
     )
+
+
+class SearchKind(StrEnum):
+    """What a post searches by."""
+
+    NAME = "name"
+    PLATE = "plate"
+    VIN = "vin"
+    DOCUMENT = "document"
+
+
+class QueryProblem(StrEnum):
+    """Why a query was refused before searching (each has a label in both languages)."""
+
+    EMPTY = "query_empty"
+    TOO_LONG = "query_too_long"
+    BAD_DOB = "query_bad_dob"
+    DOB_WITHOUT_NAME = "query_dob_without_name"
+    UNKNOWN_KIND = "query_unknown_kind"
+    CONTROL_CHARACTERS = "query_control_characters"
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A checked query: what to search by, the text, and the date of birth if given."""
+
+    kind: SearchKind
+    text: str
+    dob: date | None = None
+
+
+def parse_query(kind: str, text: str, dob: str | None = None) -> Query | QueryProblem:
+    """The query an officer typed, checked; or the problem with it (never an exception)."""
+    try:
+        chosen = SearchKind(kind)
+    except ValueError:
+        return QueryProblem.UNKNOWN_KIND
+    text = unicodedata.normalize("NFC", text).strip()
+    if len(text) > MAX_QUERY_CHARS:
+        return QueryProblem.TOO_LONG
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in text):
+        return QueryProblem.CONTROL_CHARACTERS
+    searchable = (
+        name_form(text).tokens
+        if chosen is SearchKind.NAME
+        else _NOT_ALNUM.sub("", fold(text).upper())
+    )
+    if not searchable:
+        return QueryProblem.EMPTY
+    born: date | None = None
+    if dob is not None and dob.strip():
+        if chosen is not SearchKind.NAME:
+            return QueryProblem.DOB_WITHOUT_NAME
+        try:
+            born = date.fromisoformat(dob.strip())
+        except ValueError:
+            return QueryProblem.BAD_DOB
+    return Query(chosen, text, born)

@@ -44,9 +44,6 @@ THRESHOLD: Final = 0.86
 TOKEN_FLOOR: Final = 0.84
 """No single query token may pair below this, however well the others match."""
 
-MAX_NAME_QUERY_CHARS: Final = 200
-"""The longest name query accepted; a longer one is refused with a clear message."""
-
 _MAX_TOKENS: Final = 8
 _JOINED_FLOOR: Final = 0.95  # two tokens read as one must then agree closely
 _TYPO_FROM: Final = 6  # shorter names differ by one letter from other names (Said, Saad)
