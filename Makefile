@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint typecheck unit bench kafka-start kafka-stop clean
+.PHONY: setup demo test lint typecheck unit bench openapi kafka-start kafka-stop clean
 
 $(BIN)/.installed: pyproject.toml setup.py src/border_exchange/_native.c
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "border-exchange needs Python 3.11 or newer (set PYTHON=...)")'
@@ -31,9 +31,13 @@ unit: setup
 
 test: lint typecheck
 	$(BIN)/pytest --durations=15
+	$(BIN)/pytest -m 'not kafka' -q --clock-shift=730d
 
 bench: setup
 	$(BIN)/python bench/run_all.py
+
+openapi: setup  # regenerate the committed OpenAPI document of the HTTP gateway
+	$(BIN)/border-exchange gateway openapi --out docs/openapi.json
 
 kafka-start: setup
 	$(BIN)/border-exchange dev kafka start

@@ -222,8 +222,8 @@ def with_extra_key(
         participant,
         key_id,
         bytes(key.verify_key),
-        datetime(2026, 1, 1, tzinfo=UTC),
-        datetime(2028, 1, 1, tzinfo=UTC),
+        member.keys[0].valid_from,  # as long as the participant's first key
+        member.keys[0].valid_until,
         revoked_at=revoked_at,
         revocation_reason="key file lost" if revoked_at else None,
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from border_exchange.adapters.agreement_files import AgreementSource
@@ -21,10 +21,16 @@ from border_exchange.adapters.config_file import kafka_settings_from, read_confi
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.adapters.keyfiles import load_private_key, passphrase_from_env_or_prompt
 from border_exchange.adapters.trust_file import load_trust_store
+from border_exchange.domain.gateway_api import (
+    DEFAULT_BURST,
+    DEFAULT_PUBLISH_TIMEOUT,
+    DEFAULT_RATE_PER_SECOND,
+)
 from border_exchange.domain.naming import ROUTER_GROUP
 from border_exchange.domain.routing import RoutingRules
 from border_exchange.domain.trust import HUB, TrustStore
 from border_exchange.errors import BorderExchangeError, ConfigError
+from border_exchange.services.gateway import Gateway
 from border_exchange.services.router import (
     OUTBOX_PATTERN,
     PolicyView,
@@ -74,6 +80,18 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+def config_keys_help(model: type[BaseModel]) -> str:
+    """Every key of ``model``, its default (or that it is required) and what it sets."""
+    lines = []
+    for name, info in model.model_fields.items():
+        if info.is_required():
+            default = "required"
+        else:
+            default = "optional" if info.default is None else f"default {info.default}"
+        lines.append(f"  {name:<24}{default}; {info.description}")
+    return "\n".join(lines)
+
+
 class RouterConfig(BaseModel):
     """The router's configuration file (besides its ``kafka`` section)."""
 
@@ -100,18 +118,25 @@ class RouterConfig(BaseModel):
     metrics_port: int = Field(9464, ge=0, le=65535, description="0 turns the endpoint off")
     group_id: str = Field(ROUTER_GROUP, description="consumer group shared by the replicas")
     outbox_pattern: str = Field(OUTBOX_PATTERN, description="regular expression of outboxes")
+    audit_gaps_accepted: tuple[str, ...] = Field(
+        (),
+        description="audit chains whose deleted start is accepted, as the router logs them "
+        "(<outbox>/<partition>@<offset>; comma-separated in the variable)",
+    )
+
+    @field_validator("audit_gaps_accepted", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return (
+            [item.strip() for item in value.split(",") if item.strip()]
+            if isinstance(value, str)
+            else value
+        )
 
     @classmethod
     def keys_help(cls) -> str:
         """Every key, its default (or that it is required) and what it sets, a line each."""
-        lines = []
-        for name, info in cls.model_fields.items():
-            if info.is_required():
-                default = "required"
-            else:
-                default = "optional" if info.default is None else f"default {info.default}"
-            lines.append(f"  {name:<24}{default}; {info.description}")
-        return "\n".join(lines)
+        return config_keys_help(cls)
 
 
 ROUTER_ENV_PREFIX = "BX_ROUTER_"
@@ -159,6 +184,7 @@ class PolicySource:
             try:
                 self.trust = load_trust_store(self.trust_path)
                 self.agreements.participants = frozenset(self.trust.participants)
+                self.agreements.trust = self.trust
                 trust_changed = True
                 log.info("trust.loaded", path=str(self.trust_path))
             except BorderExchangeError as exc:
@@ -185,7 +211,9 @@ def build_router(config_path: Path, env: Mapping[str, str] | None = None) -> Rou
     kafka: KafkaSettings = kafka_settings_from(raw, str(config_path), env)
     config = _router_config(raw, config_path.parent, env)
     trust = load_trust_store(config.trust_store)
-    agreements = AgreementSource(config.agreements, trust.participants, config.agreement_history)
+    agreements = AgreementSource(
+        config.agreements, trust.participants, config.agreement_history, trust
+    )
     aset = agreements.load()
     key = load_private_key(config.signing_key, passphrase_from_env_or_prompt())
     key_id = config.signing_key_id
@@ -205,6 +233,7 @@ def build_router(config_path: Path, env: Mapping[str, str] | None = None) -> Rou
         rules=RoutingRules(max_clock_skew=timedelta(seconds=config.max_clock_skew)),
         group_id=config.group_id,
         outbox_pattern=config.outbox_pattern,
+        accepted_audit_gaps=frozenset(config.audit_gaps_accepted),
     )
     router = Router(
         kafka,
@@ -215,3 +244,81 @@ def build_router(config_path: Path, env: Mapping[str, str] | None = None) -> Rou
         sources=(PolicySource(config.trust_store, agreements, trust),),
     )
     return RouterApp(router, config)
+
+
+class GatewayServerConfig(BaseModel):
+    """The HTTP gateway's configuration file (besides its ``kafka`` section)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    participant: str = Field(description="the national service, e.g. CAF")
+    trust_store: Path = Field(description="the trust store file")
+    signing_key: Path = Field(description="the service's encrypted private key")
+    signing_key_id: str | None = Field(None, description="its key id; unset: the current key")
+    state_db: Path = Field(
+        Path("gateway-http.db"), description="SQLite file: token hashes, idempotency keys"
+    )
+    host: str = Field("127.0.0.1", description="address to listen on")
+    port: int = Field(8080, ge=0, le=65535, description="port to listen on")
+    publish_timeout: float = Field(
+        DEFAULT_PUBLISH_TIMEOUT, gt=0, description="seconds a publish retries before 503"
+    )
+    rate_per_second: float = Field(
+        DEFAULT_RATE_PER_SECOND, gt=0, description="requests per second per client"
+    )
+    burst: int = Field(DEFAULT_BURST, ge=1, description="requests at once per client")
+    tls_cert: Path | None = Field(None, description="server certificate (PEM): serve HTTPS")
+    tls_key: Path | None = Field(None, description="its private key (PEM)")
+    tls_client_ca: Path | None = Field(
+        None, description="CA whose client certificates are required (mTLS)"
+    )
+
+
+GATEWAY_ENV_PREFIX = "BX_GATEWAY_"
+_GATEWAY_PATHS = ("trust_store", "signing_key", "state_db", "tls_cert", "tls_key", "tls_client_ca")
+
+
+def gateway_server_config(
+    config_path: Path, env: Mapping[str, str] | None = None
+) -> tuple[KafkaSettings, GatewayServerConfig]:
+    """The Kafka settings and the HTTP gateway's settings of ``config_path``."""
+    env = os.environ if env is None else env
+    raw = read_config_file(config_path)
+    kafka = kafka_settings_from(raw, str(config_path), env)
+    values = {k: v for k, v in raw.items() if k != "kafka"}
+    for name in GatewayServerConfig.model_fields:
+        override = env.get(GATEWAY_ENV_PREFIX + name.upper())
+        if override:
+            values[name] = override
+    try:
+        config = GatewayServerConfig.model_validate(values)
+    except PydanticValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid gateway configuration: {problems}") from exc
+    base = config_path.parent
+    update = {
+        name: base / getattr(config, name)
+        for name in _GATEWAY_PATHS
+        if getattr(config, name) is not None
+    }
+    return kafka, config.model_copy(update=update)
+
+
+def build_gateway(kafka: KafkaSettings, config: GatewayServerConfig) -> Gateway:
+    """The Python gateway the HTTP server wraps: its key checked against the trust store."""
+    trust = load_trust_store(config.trust_store)
+    key = load_private_key(config.signing_key, passphrase_from_env_or_prompt())
+    key_id = config.signing_key_id or trust.current_key(config.participant, utc_now()).key_id
+    # each attempt of a transaction is bounded, so a broker that is down gives 503 in time
+    attempt_ms = max(1000, int(config.publish_timeout * 1000 / 2))
+    return Gateway(
+        kafka,
+        config.participant,
+        key,
+        key_id,
+        trust,
+        retry_for=config.publish_timeout,
+        producer_options={"request_timeout_ms": attempt_ms},
+    )

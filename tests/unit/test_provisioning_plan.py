@@ -7,6 +7,7 @@ from types import MappingProxyType
 
 import pytest
 
+from border_exchange.domain import naming
 from border_exchange.domain.acl import (
     AclBinding,
     AclOperation,
@@ -113,14 +114,23 @@ def test_a_gateway_writes_only_its_own_outbox_and_only_the_router_writes_feeds()
     }
 
 
-def test_only_auditors_read_the_audit_trail_and_quarantine() -> None:
+def test_only_auditors_read_the_audit_trail_and_quarantine_and_the_router_its_own_chains() -> None:
     acls = desired_acls(_trust(_participant("CAF"), auditors=("oversight", "second")))
-    readers = {
-        b.principal
-        for b in acls
-        if b.name in ("bx.hub.audit", "bx.hub.quarantine") and b.operation is AclOperation.READ
-    }
-    assert readers == {"User:hub.auditor.oversight", "User:hub.auditor.second"}
+
+    def readers(topic: str) -> set[str]:
+        """Who may read ``topic``, by any binding, literal or prefixed."""
+        return {
+            b.principal
+            for b in acls
+            if b.operation is AclOperation.READ
+            and b.resource_type is ResourceType.TOPIC
+            and (topic.startswith(b.name) if b.pattern is PatternType.PREFIXED else b.name == topic)
+        }
+
+    auditors = {"User:hub.auditor.oversight", "User:hub.auditor.second"}
+    # The router reads its audit chains back on start (its memory); nobody else but auditors.
+    assert readers(naming.audit_topic("CAF")) == auditors | {f"User:{naming.ROUTER_PRINCIPAL}"}
+    assert readers(naming.QUARANTINE_TOPIC) == auditors
 
 
 def test_a_post_reads_only_its_participants_feeds_in_its_own_group() -> None:
@@ -129,6 +139,7 @@ def test_a_post_reads_only_its_participants_feeds_in_its_own_group() -> None:
     }
     assert {(b.resource_type, b.name, b.pattern, b.operation) for b in acls} == {
         (ResourceType.TOPIC, "bx.CAF.from.", PatternType.PREFIXED, AclOperation.READ),
+        (ResourceType.TOPIC, "bx.hub.agreements", PatternType.LITERAL, AclOperation.READ),
         (ResourceType.GROUP, "bx.CAF.post.east", PatternType.LITERAL, AclOperation.READ),
     }
 

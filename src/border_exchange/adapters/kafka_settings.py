@@ -12,7 +12,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from border_exchange.domain import limits
 from border_exchange.errors import ConfigError
+
+
+def producer_size_kwargs() -> dict[str, Any]:
+    """aiokafka producer arguments of the size contract (``domain.limits``)."""
+    return {"max_request_size": limits.MAX_MESSAGE_BYTES}
+
+
+def consumer_size_kwargs() -> dict[str, Any]:
+    """aiokafka consumer arguments of the size contract (``domain.limits``)."""
+    return {
+        "max_partition_fetch_bytes": limits.FETCH_PARTITION_BYTES,
+        "fetch_max_bytes": limits.FETCH_MAX_BYTES,
+    }
+
 
 SecurityProtocol = Literal["PLAINTEXT", "SASL_PLAINTEXT", "SSL", "SASL_SSL"]
 _PROTOCOLS: tuple[SecurityProtocol, ...] = ("PLAINTEXT", "SASL_PLAINTEXT", "SSL", "SASL_SSL")

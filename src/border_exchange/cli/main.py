@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "border_exchange.cli.demo",
     "border_exchange.cli.deploy",
     "border_exchange.cli.dev",
+    "border_exchange.cli.gateway",
     "border_exchange.cli.keys",
     "border_exchange.cli.policy",
     "border_exchange.cli.post",

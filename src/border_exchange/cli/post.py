@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from border_exchange.adapters.agreement_topic import AgreementTopic
 from border_exchange.adapters.config_file import kafka_settings_from_file
 from border_exchange.adapters.officer_db import OfficerDB, officers_path
 from border_exchange.adapters.post_store import PostStore, StoredAlert
@@ -119,7 +120,8 @@ def run_post(args: argparse.Namespace) -> int:
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(signum, stop.set)
         with PostStore.open(args.db) as store:
-            await BorderPost(settings, config, store, trust).run(stop)
+            agreements = AgreementTopic(settings, trust, participant)
+            await BorderPost(settings, config, store, trust, agreements).run(stop)
 
     asyncio.run(run())
     return 0

@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from border_exchange.domain import limits
 from border_exchange.domain.catalog import (
     SECTIONS,
     ActionOnHit,
@@ -41,7 +42,8 @@ from border_exchange.domain.catalog import (
 )
 from border_exchange.errors import ValidationError
 
-MAX_PHOTO_BYTES: Final = 1024 * 1024
+MAX_PHOTO_BYTES: Final = limits.MAX_PHOTO_BYTES
+"""The largest photo accepted (see ``domain.limits``); a larger one is refused, not re-encoded."""
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(min_length=1, max_length=8000)]
@@ -212,7 +214,13 @@ class WantedPersonPhoto(_Model):
     """Section ``photo``: the image bytes (base64 in JSON and YAML) and their media type."""
 
     media_type: Literal["image/jpeg", "image/png"]
-    data: Annotated[bytes, Field(min_length=1, max_length=MAX_PHOTO_BYTES)]
+    data: Annotated[
+        bytes,
+        Field(
+            min_length=1,
+            description=f"The image, base64 in JSON; at most {MAX_PHOTO_BYTES:,} bytes decoded.",
+        ),
+    ]
     taken_on: date | None = None
 
     @field_validator("data", mode="before")
@@ -223,6 +231,16 @@ class WantedPersonPhoto(_Model):
                 return base64.b64decode(value, validate=True)
             except binascii.Error as exc:
                 raise ValueError("photo data must be base64") from exc
+        return value
+
+    @field_validator("data")
+    @classmethod
+    def _small_enough(cls, value: bytes) -> bytes:
+        if len(value) > MAX_PHOTO_BYTES:
+            raise ValueError(
+                f"the photo is {len(value):,} bytes, more than the limit of "
+                f"{MAX_PHOTO_BYTES:,} bytes: downscale or re-encode it"
+            )
         return value
 
 

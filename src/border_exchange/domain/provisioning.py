@@ -19,6 +19,7 @@ Topic layout (see ``docs/onboarding.md``):
   (retention -1);
 - agreements: 1 partition (one ordered history of the agreement set), forever;
 - every topic: gzip compression (every client reads it without extra libraries),
+  records of at most ``limits.MAX_MESSAGE_BYTES`` (``max.message.bytes``),
   replication min(3, brokers), min ISR 2 when replicated three times, else 1.
 """
 
@@ -28,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from border_exchange.domain import naming
+from border_exchange.domain import limits, naming
 from border_exchange.domain.acl import (
     AclBinding,
     AclOperation,
@@ -178,6 +179,7 @@ def _topic(name: str, partitions: int, brokers: int, retention_ms: int) -> Topic
     configs = {
         "cleanup.policy": "delete",
         "compression.type": COMPRESSION,
+        "max.message.bytes": str(limits.MAX_MESSAGE_BYTES),
         "min.insync.replicas": "2" if rf >= 3 else "1",
         "retention.ms": str(retention_ms),
     }
@@ -251,6 +253,8 @@ def _post_acls(p: str, post: str) -> list[AclBinding]:
     who = user(naming.post_principal(p, post))
     return [
         topic_acl(who, READ, naming.feed_prefix(p), PREFIXED),
+        # The signed agreements, to check that each copy was permitted (domain.permitted).
+        topic_acl(who, READ, naming.AGREEMENTS_TOPIC),
         group_acl(who, READ, naming.post_group(p, post)),
     ]
 
@@ -272,6 +276,9 @@ def _router_acls(ids: Iterable[str]) -> list[AclBinding]:
     for p in ids:
         acls.append(topic_acl(who, READ, naming.outbox_topic(p)))
         acls.append(topic_acl(who, WRITE, naming.feed_prefix(p), PREFIXED))
+        # Read back only when records of an audit chain were deleted: what the router
+        # delivered is then recovered from the feeds (see ``audit_gap``).
+        acls.append(topic_acl(who, READ, naming.feed_prefix(p), PREFIXED))
     return acls
 
 

@@ -1,6 +1,6 @@
 """What the router does with one outbox record, as a pure function.
 
-``route`` checks a record in the order that fails cheapest first (decode, key and
+``route`` checks a record in the order that fails cheapest first (size, decode, key and
 partition, origin, key validity and signature, times, replay, lifecycle), asks the
 policy for a decision and returns the redacted copy for each recipient; or it
 returns why the record is refused. It is ``check_unsigned`` (everything that needs
@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final, TypeVar, cast
 
+from border_exchange.domain import limits
 from border_exchange.domain.audit import AuditKind
 from border_exchange.domain.catalog import AlertType, Operation
 from border_exchange.domain.encoding import decode_envelope
@@ -40,6 +41,7 @@ _T = TypeVar("_T")
 class QuarantineReason(StrEnum):
     """Why the router refused an outbox record."""
 
+    TOO_LARGE = "TOO_LARGE"
     MALFORMED = "MALFORMED"
     KEY_MISMATCH = "KEY_MISMATCH"
     WRONG_PARTITION = "WRONG_PARTITION"
@@ -54,6 +56,9 @@ class QuarantineReason(StrEnum):
     STALE_VERSION = "STALE_VERSION"
     ALERT_CANCELLED = "ALERT_CANCELLED"
     TYPE_CHANGED = "TYPE_CHANGED"
+    UNDELIVERABLE = "UNDELIVERABLE"
+    """The broker refused a copy of the record for good (too large for a feed, invalid
+    there, the router not authorized to write it): decided when it was sent."""
 
 
 _SIGNED_OK_REASONS = frozenset(
@@ -208,6 +213,34 @@ class PartitionState:
             )
         )
 
+    def recover_copy(self, header: Header, recipient: str, source_offset: int | None) -> None:
+        """Remember a copy the router wrote to ``recipient``'s feed, found there after the
+        audit records that decided it were deleted (``audit_gap``).
+
+        Copies are read feed by feed, not in the order they were decided: the alert's
+        history keeps the highest version seen, every recipient, and whether any copy
+        was a cancellation. The copy's outbox offset (its ``bx-source``) moves the
+        resume point past it, as its decision would have.
+        """
+        if header.message_id not in self.seen:
+            self._see(header.message_id, header.expires_at)
+        known = self.alerts.get(header.alert_id)
+        cancel = header.operation is Operation.CANCEL
+        if known is None:
+            history = AlertHistory(
+                header.alert_type, header.version, frozenset((recipient,)), cancelled=cancel
+            )
+        else:
+            history = AlertHistory(
+                known.alert_type,
+                max(known.last_version, header.version),
+                known.recipients | {recipient},
+                cancelled=known.cancelled or cancel,
+            )
+        self.alerts[header.alert_id] = self._share(history)
+        if source_offset is not None:
+            self.next_offset = max(self.next_offset, source_offset + 1)
+
     def remember_refused(self, message_id: str, expires_at: datetime) -> None:
         """Remember the id of a message refused after its signature verified."""
         if message_id not in self.seen:
@@ -283,12 +316,16 @@ def check_unsigned(
 ) -> Signed | Refused:
     """The checks of ``route`` that need neither the signature nor the partition's memory.
 
-    Decoding, key and partition, origin, the key's validity at issue time, and every
+    Size (``limits.MAX_ALERT_BYTES``: no copy of a larger record would fit), decoding,
+    key and partition, origin, the key's validity at issue time, and every
     check of ``signing.verify`` but the Ed25519 one (section layout and digests).
     """
     owner = parse_outbox_topic(inbound.topic)
     if inbound.value is None:
         return Refused(QuarantineReason.MALFORMED, "record has no value")
+    too_large = limits.alert_size_problem(len(inbound.value), "the value")
+    if too_large is not None:
+        return Refused(QuarantineReason.TOO_LARGE, too_large)
     try:
         envelope = decode_envelope(inbound.value)
     except DecodeError as exc:

@@ -24,8 +24,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError as AIOKafkaError
 
 from border_exchange.adapters.agreement_files import AgreementHistory
-from border_exchange.adapters.kafka_settings import KafkaSettings
+from border_exchange.adapters.kafka_settings import KafkaSettings, consumer_size_kwargs
 from border_exchange.domain.agreements import AgreementSet, parse_agreement_set
+from border_exchange.domain.audit_gap import ChainStart
 from border_exchange.domain.audit_verify import (
     AUDIT_PREFIX,
     AuditEntry,
@@ -34,6 +35,8 @@ from border_exchange.domain.audit_verify import (
     Replay,
     Verdict,
     Window,
+    audit_chain_of,
+    decode_audit,
     disclosures,
     verify_chain,
 )
@@ -114,6 +117,7 @@ class KafkaReader:
     async def __aenter__(self) -> KafkaReader:
         self._consumer = AIOKafkaConsumer(
             **self.settings.client_kwargs(),
+            **consumer_size_kwargs(),
             isolation_level="read_committed",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -184,6 +188,22 @@ class KafkaReader:
             # would wait behind it (about a second per partition of a replay).
             consumer.unsubscribe()
         return records
+
+    async def chain_start(self, tp: TopicPartition) -> ChainStart:
+        """Where audit partition ``tp`` begins: its log start offset and first record's seq."""
+        start = int((await self.consumer.beginning_offsets([tp]))[tp])
+        end = await self.end(tp)
+        first_seq = None
+        at = start
+        while first_seq is None and at < end:
+            # Transaction markers and aborted records take offsets: read a few at a time.
+            for log in await self.read(tp, at, min(end, at + 16)):
+                entry = decode_audit(log)
+                if isinstance(entry, AuditEntry):  # a malformed one is reported as such
+                    first_seq = entry.seq
+                    break
+            at += 16
+        return ChainStart(audit_chain_of(tp.topic, tp.partition), start, first_seq)
 
     async def read_between(
         self, tp: TopicPartition, start: datetime, end: datetime
@@ -257,7 +277,8 @@ async def replay(
         for origin in origins:
             for tp in await reader.partitions(audit_topic(origin)):
                 logs = await reader.read_between(tp, wide_start, wide_end)
-                check = checker.add_chain(tp.topic, tp.partition, logs)
+                start = await reader.chain_start(tp)
+                check = checker.add_chain(tp.topic, tp.partition, logs, start)
                 await _read_outbox(reader, checker, origin, tp.partition, check.entries, window)
             for topic in sorted(t for t in topics if _is_feed_of(t, origin)):
                 for feed in await reader.partitions(topic):

@@ -24,7 +24,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError as AioKafkaError
 from nacl.signing import SigningKey
 
-from border_exchange.adapters.kafka_settings import KafkaSettings
+from border_exchange.adapters.kafka_settings import (
+    KafkaSettings,
+    consumer_size_kwargs,
+    producer_size_kwargs,
+)
+from border_exchange.domain import limits
 from border_exchange.domain.alerts import AlertInput
 from border_exchange.domain.catalog import Operation
 from border_exchange.domain.encoding import decode_envelope, encode_envelope, envelope_fingerprint
@@ -167,6 +172,7 @@ class Gateway:
     async def _start_producer(self) -> None:
         producer = AIOKafkaProducer(
             **self.settings.client_kwargs(),
+            **producer_size_kwargs(),
             transactional_id=gateway_transactional_id(self.participant),
             acks="all",
             enable_idempotence=True,
@@ -182,6 +188,7 @@ class Gateway:
     async def _read_history(self) -> dict[str, AlertHistory]:
         consumer = AIOKafkaConsumer(
             **self.settings.client_kwargs(),
+            **consumer_size_kwargs(),
             isolation_level="read_committed",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -283,6 +290,9 @@ class Gateway:
             if isinstance(exc, ValidationError):
                 raise
             raise ValidationError("invalid alert", (f"(alert): {exc}",)) from exc
+        problem = limits.alert_size_problem(len(encode_envelope(envelope)))
+        if problem is not None:
+            raise ValidationError("invalid alert", (f"(alert): {problem}",))
         history[envelope.header.alert_id] = AlertHistory(envelope.header)
         return envelope
 
