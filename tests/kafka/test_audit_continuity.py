@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,9 +20,10 @@ from border_exchange.domain.encoding import decode_record, encode_envelope
 from border_exchange.domain.envelope import Envelope
 from border_exchange.sandbox import open_agreements
 from border_exchange.services.auditor import KafkaReader, Progress, ReplayRequest, replay
-from border_exchange.services.router import Router, expected_partition
+from border_exchange.services.router import expected_partition
 from tests.conftest import KafkaCluster
 from tests.exchange import PARTITIONS, Exchange, make_exchange, running
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.kafka
 
@@ -68,14 +68,6 @@ async def _delete_before(ex: Exchange, tp: TopicPartition, offset: int) -> None:
         await admin.close()
 
 
-async def _until(condition: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not await condition():
-        assert loop.time() < deadline, "timed out"
-        await asyncio.sleep(0.3)
-
-
 async def _route_two_then_delete_the_first_decision(
     ex: Exchange,
 ) -> tuple[Envelope, Envelope, TopicPartition, int]:
@@ -109,7 +101,9 @@ async def test_a_restarted_router_goes_on_from_the_last_seq_and_never_delivers_a
         # The message whose audit record is gone comes again, then a new one.
         await ex.publish(first, third)
         copies = await ex.feed(b, a, expect=3)
-        await _until(lambda: _audited(ex, audit_tp, _decided(before) + 2))
+        await eventually(
+            lambda: _audited(ex, audit_tp, _decided(before) + 2), what="both records audited"
+        )
         worker = router.workers[TopicPartition(naming.outbox_topic(a), 0)]
         assert not worker.blocked
         assert worker.recovery is not None
@@ -169,7 +163,7 @@ async def test_a_partition_whose_deliveries_cannot_be_recovered_is_held_until_ac
     router = ex.router()
     async with running(router):
         await ex.publish(first, third)
-        await _until(lambda: _has_worker(router, outbox_tp))
+        await eventually(lambda: outbox_tp in router.workers, what="partition 0 assigned")
         worker = router.workers[outbox_tp]
         assert worker.blocked
         assert worker.start_found is not None
@@ -185,10 +179,6 @@ async def test_a_partition_whose_deliveries_cannot_be_recovered_is_held_until_ac
     assert sorted(e.header.message_id for e in copies) == sorted(
         [first.header.message_id, third.header.message_id]
     )
-
-
-async def _has_worker(router: Router, tp: TopicPartition) -> bool:
-    return tp in router.workers
 
 
 async def test_a_forged_feed_copy_disclosing_a_withheld_section_is_named_by_the_auditor(

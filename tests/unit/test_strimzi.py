@@ -67,6 +67,7 @@ def test_a_post_reads_its_services_feeds_and_writes_nothing() -> None:
     assert _rules(post, "Read", "topic") == {
         ("bx.COD.from.", "prefix"),
         ("bx.COD.state.from.", "prefix"),
+        ("bx.hub.agreements", "literal"),
     }
     assert _rules(post, "Read", "group") == {("bx.COD.post.kasindi", "literal")}
     assert _rules(post, "Write", "topic") == set()

@@ -269,6 +269,8 @@ def _post_acls(p: str, post: str) -> list[AclBinding]:
     return [
         topic_acl(who, READ, naming.feed_prefix(p), PREFIXED),
         topic_acl(who, READ, naming.feed_state_prefix(p), PREFIXED),
+        # The signed agreements, to check that each copy was permitted (domain.permitted).
+        topic_acl(who, READ, naming.AGREEMENTS_TOPIC),
         group_acl(who, READ, naming.post_group(p, post)),
     ]
 
