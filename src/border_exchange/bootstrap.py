@@ -209,6 +209,7 @@ class PolicySource:
             try:
                 self.trust = load_trust_store(self.trust_path)
                 self.agreements.participants = frozenset(self.trust.participants)
+                self.agreements.trust = self.trust
                 trust_changed = True
                 log.info("trust.loaded", path=str(self.trust_path))
             except BorderExchangeError as exc:
@@ -237,7 +238,9 @@ def build_router(config_path: Path, env: Mapping[str, str] | None = None) -> Rou
     kafka: KafkaSettings = kafka_settings_from(raw, str(config_path), env)
     config = _router_config(raw, config_path.parent, env)
     trust = load_trust_store(config.trust_store)
-    agreements = AgreementSource(config.agreements, trust.participants, config.agreement_history)
+    agreements = AgreementSource(
+        config.agreements, trust.participants, config.agreement_history, trust
+    )
     aset = agreements.load()
     key = load_private_key(config.signing_key, passphrase_from_env_or_prompt())
     key_id = config.signing_key_id

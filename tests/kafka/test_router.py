@@ -18,12 +18,19 @@ from nacl.signing import SigningKey
 from border_exchange.adapters.agreement_files import AgreementSource
 from border_exchange.bootstrap import PolicySource
 from border_exchange.domain import naming
-from border_exchange.domain.agreements import parse_agreement_set
+from border_exchange.domain.agreements import StatementAction, add_signed, parse_agreement_set
 from border_exchange.domain.catalog import AlertType
+from border_exchange.domain.consent import sign_statement
 from border_exchange.domain.encoding import decode_record, encode_envelope
 from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.signing import verify_trusted
-from border_exchange.sandbox import make_sandbox, open_agreements, trust_store_yaml
+from border_exchange.sandbox import (
+    Sandbox,
+    make_sandbox,
+    open_agreements,
+    sign_agreements,
+    trust_store_yaml,
+)
 from border_exchange.services.router import PartitionWorker, PolicyView
 from tests.clock import days, iso
 from tests.conftest import KafkaCluster
@@ -176,12 +183,18 @@ async def test_updates_follow_the_agreements_and_a_cancel_reaches_every_earlier_
         assert len(await ex.feed(b, a, expect=1)) == 1
         assert len(await ex.feed(c, a, expect=1)) == 1
 
-        # The agreement with C is suspended: the update goes to B only.
-        suspended = ex.sandbox.agreements_text.replace(
-            f"id: {a}-{c}\n    parties: [{a}, {c}]\n    status: active",
-            f"id: {a}-{c}\n    parties: [{a}, {c}]\n    status: suspended",
+        # C alone suspends its agreement with A, by a signed statement: the update goes
+        # to B only.
+        agreement = ex.sandbox.agreements.by_id(f"{a}-{c}")
+        statement = sign_statement(
+            agreement,
+            c,
+            StatementAction.SUSPEND,
+            ex.sandbox.key_ids[c],
+            ex.sandbox.keys[c],
+            datetime.now(UTC),
         )
-        assert suspended != ex.sandbox.agreements_text
+        suspended = add_signed(ex.sandbox.agreements_text, [(agreement.id, statement)])
         router.view = PolicyView.build(ex.sandbox.trust, parse_agreement_set(suspended))
         await ex.publish(
             ex.seal(
@@ -210,6 +223,12 @@ async def test_updates_follow_the_agreements_and_a_cancel_reaches_every_earlier_
     assert to_c[-1].header.cancel_reason == "arrested in Bangui"
 
 
+def _signed(box: Sandbox, pairs: list[tuple[str, str]]) -> str:
+    """``open_agreements(pairs)`` signed by both parties of each, with the sandbox's keys."""
+    start = min(key.valid_from for p in box.trust.participants.values() for key in p.keys)
+    return sign_agreements(open_agreements(pairs), box.keys, box.key_ids, start)
+
+
 async def test_a_participant_added_to_the_trust_store_is_routed_without_a_restart(
     kafka: KafkaCluster, tmp_path: Path
 ) -> None:
@@ -222,7 +241,7 @@ async def test_a_participant_added_to_the_trust_store_is_routed_without_a_restar
     )
     trust_file, agreements_file = tmp_path / "trust.yaml", tmp_path / "agreements.yaml"
     trust_file.write_text(trust_store_yaml(before))
-    agreements_file.write_text(open_agreements([(a, b)]))
+    agreements_file.write_text(_signed(full, [(a, b)]))
     await create_topics(kafka.admin, [a, b])
     source = AgreementSource(agreements_file, before.participants, tmp_path / "history")
     ex = Exchange(kafka, replace(full, trust=before, agreements=source.load()), ids)
@@ -238,7 +257,7 @@ async def test_a_participant_added_to_the_trust_store_is_routed_without_a_restar
         # Onboarding: its topics are provisioned, then the trust store and agreements change.
         await create_topics(kafka.admin, ids)
         trust_file.write_text(trust_store_yaml(full.trust))
-        agreements_file.write_text(open_agreements([(a, b), (a, c)]))
+        agreements_file.write_text(_signed(full, [(a, b), (a, c)]))
         ex.sandbox = full
         envelope = ex.seal(ex.alert(AlertType.BORDER_INCIDENT, c))
         await eventually(
@@ -359,7 +378,7 @@ async def test_a_failed_transaction_is_routed_again_from_the_audit_chain_once(
     batches: Counter[int | None] = Counter()
     failed: list[int | None] = []
 
-    async def failing_once(producer: Any, outputs: Sequence[Any]) -> None:
+    async def failing_once(producer: Any, outputs: Sequence[Any]) -> Any:
         # The second batch of the first partition to have two (its first one committed).
         # A batch's audit records go to the audit partition of its outbox partition.
         partitions = {o.partition for o in outputs if o.topic == naming.audit_topic(a)}
@@ -368,7 +387,7 @@ async def test_a_failed_transaction_is_routed_again_from_the_audit_chain_once(
         if not failed and second:
             failed.extend(second)
             raise KafkaConnectionError("injected: the broker went away mid-transaction")
-        await send(producer, outputs)
+        return await send(producer, outputs)
 
     monkeypatch.setattr(PartitionWorker, "_send", staticmethod(failing_once))
     envelopes = [ex.seal(ex.alert(AlertType.WANTED_PERSON, a)) for _ in range(30)]

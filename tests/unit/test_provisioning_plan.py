@@ -139,6 +139,7 @@ def test_a_post_reads_only_its_participants_feeds_in_its_own_group() -> None:
     }
     assert {(b.resource_type, b.name, b.pattern, b.operation) for b in acls} == {
         (ResourceType.TOPIC, "bx.CAF.from.", PatternType.PREFIXED, AclOperation.READ),
+        (ResourceType.TOPIC, "bx.hub.agreements", PatternType.LITERAL, AclOperation.READ),
         (ResourceType.GROUP, "bx.CAF.post.east", PatternType.LITERAL, AclOperation.READ),
     }
 

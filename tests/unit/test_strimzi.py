@@ -60,7 +60,10 @@ def test_the_gateway_of_caf_may_write_its_outbox_only() -> None:
 
 def test_a_post_reads_its_services_feeds_and_writes_nothing() -> None:
     post = _users()["cod.post.kasindi"]
-    assert _rules(post, "Read", "topic") == {("bx.COD.from.", "prefix")}
+    assert _rules(post, "Read", "topic") == {
+        ("bx.COD.from.", "prefix"),
+        ("bx.hub.agreements", "literal"),
+    }
     assert _rules(post, "Read", "group") == {("bx.COD.post.kasindi", "literal")}
     assert _rules(post, "Write", "topic") == set()
 

@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from border_exchange.adapters.agreement_topic import AgreementTopic
 from border_exchange.adapters.config_file import kafka_settings_from_file
 from border_exchange.adapters.post_store import PostStore, StoredAlert
 from border_exchange.adapters.trust_file import load_trust_store
@@ -103,7 +104,8 @@ def run_post(args: argparse.Namespace) -> int:
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(signum, stop.set)
         with PostStore.open(args.db) as store:
-            await BorderPost(settings, config, store, trust).run(stop)
+            agreements = AgreementTopic(settings, trust, participant)
+            await BorderPost(settings, config, store, trust, agreements).run(stop)
 
     asyncio.run(run())
     return 0

@@ -52,6 +52,7 @@ from border_exchange.domain.audit import (
 from border_exchange.domain.audit_gap import ChainStart
 from border_exchange.domain.audit_reader import AUDIT_FINGERPRINT, read_audit
 from border_exchange.domain.catalog import ActionOnHit, AlertType, HandlingCode, Operation
+from border_exchange.domain.consent import Consent, consents
 from border_exchange.domain.encoding import (
     PREFIX_SIZE,
     decode_envelope,
@@ -125,6 +126,8 @@ class ViolationCode(StrEnum):
     """A QUARANTINE audit record has no record in the quarantine topic."""
     QUARANTINE_UNAUDITED = "QUARANTINE_UNAUDITED"
     """A quarantine record has no QUARANTINE audit record."""
+    AGREEMENT_NOT_SIGNED = "AGREEMENT_NOT_SIGNED"
+    """A delivery rests on an agreement that both parties had not signed (``domain.consent``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -671,8 +674,10 @@ _AS_RECORDED_KEPT: Final = 4096
 class Reevaluator:
     """Re-decides recorded decisions under their recorded agreement sets; indexes are cached."""
 
-    def __init__(self, agreement_sets: Mapping[str, AgreementSet]) -> None:
+    def __init__(self, agreement_sets: Mapping[str, AgreementSet], trust: TrustStore) -> None:
         self.agreement_sets = agreement_sets
+        self.trust = trust
+        self._consents: dict[str, Mapping[str, Consent]] = {}
         self._indexes: dict[tuple[str, frozenset[str]], PolicyIndex] = {}
         self._as_recorded = PerObject[Mapping[str, Outcome], list[dict[str, Any]]](
             outcome_entries, _AS_RECORDED_KEPT
@@ -690,12 +695,42 @@ class Reevaluator:
         names = frozenset([str(o["participant"]) for o in listed])
         index = self._indexes.get((aset.digest, names))
         if index is None:
-            index = self._indexes[(aset.digest, names)] = PolicyIndex.build(aset, names)
+            index = self._indexes[(aset.digest, names)] = PolicyIndex.build(
+                aset, names, self.consent(aset)
+            )
         outcomes = self._outcomes(record, index)
         if listed == self._recorded_form(outcomes):
             return []
         recorded = {str(o["participant"]): _recorded_key(o) for o in listed}
         return self._compare(outcomes, recorded)
+
+    def consent(self, aset: AgreementSet) -> Mapping[str, Consent]:
+        """What the parties' signatures establish of each agreement of ``aset`` (cached)."""
+        found = self._consents.get(aset.digest)
+        if found is None:
+            found = self._consents[aset.digest] = consents(aset, self.trust)
+        return found
+
+    def unsigned_deliveries(self, record: Mapping[str, Any]) -> list[str]:
+        """The deliveries of a decision that rest on an agreement both parties had not signed."""
+        aset = self.agreement_sets.get(str(record.get("agreement_set")))
+        if aset is None:
+            return []
+        consent = self.consent(aset)
+        problems = []
+        for outcome in record.get("outcomes") or ():
+            agreement_id = outcome.get("agreement_id")
+            if not outcome.get("delivered") or outcome.get("basis") != "AGREEMENT":
+                continue
+            granted = consent.get(str(agreement_id))
+            if granted is None or not granted.signed_by_both:
+                why = (
+                    f"the set has no agreement {agreement_id}"
+                    if granted is None
+                    else granted.not_signed_detail()
+                )
+                problems.append(f"delivered to {outcome['participant']}: {why}")
+        return problems
 
     def _outcomes(self, record: Mapping[str, Any], index: PolicyIndex) -> Mapping[str, Outcome]:
         """The outcomes ``decide`` gives for the message and history ``record`` describes.
@@ -921,7 +956,7 @@ class Replay:
     ) -> None:
         self.window = window
         self.trust = trust
-        self.reevaluator = Reevaluator(agreement_sets)
+        self.reevaluator = Reevaluator(agreement_sets, trust)
         self._chains: dict[tuple[str, int], ChainCheck] = {}
         self._outbox: dict[tuple[str, int], dict[int, LogRecord]] = {}
         self._feeds: list[LogRecord] = []
@@ -1229,6 +1264,9 @@ class _Verdict:
             )
         elif problems:
             self._add(ViolationCode.DECISION_MISMATCH, entry.log, "; ".join(problems))
+        unsigned = self.replay.reevaluator.unsigned_deliveries(record)
+        if unsigned:
+            self._add(ViolationCode.AGREEMENT_NOT_SIGNED, entry.log, "; ".join(unsigned))
         recorded = set(record.get("earlier_recipients") or ())
         if (complete and recorded != seen) or not seen <= recorded:
             self._add(

@@ -253,6 +253,8 @@ def _post_acls(p: str, post: str) -> list[AclBinding]:
     who = user(naming.post_principal(p, post))
     return [
         topic_acl(who, READ, naming.feed_prefix(p), PREFIXED),
+        # The signed agreements, to check that each copy was permitted (domain.permitted).
+        topic_acl(who, READ, naming.AGREEMENTS_TOPIC),
         group_acl(who, READ, naming.post_group(p, post)),
     ]
 

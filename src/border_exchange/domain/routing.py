@@ -56,6 +56,9 @@ class QuarantineReason(StrEnum):
     STALE_VERSION = "STALE_VERSION"
     ALERT_CANCELLED = "ALERT_CANCELLED"
     TYPE_CHANGED = "TYPE_CHANGED"
+    UNDELIVERABLE = "UNDELIVERABLE"
+    """The broker refused a copy of the record for good (too large for a feed, invalid
+    there, the router not authorized to write it): decided when it was sent."""
 
 
 _SIGNED_OK_REASONS = frozenset(
@@ -320,7 +323,7 @@ def check_unsigned(
     owner = parse_outbox_topic(inbound.topic)
     if inbound.value is None:
         return Refused(QuarantineReason.MALFORMED, "record has no value")
-    too_large = limits.alert_size_problem(len(inbound.value))
+    too_large = limits.alert_size_problem(len(inbound.value), "the value")
     if too_large is not None:
         return Refused(QuarantineReason.TOO_LARGE, too_large)
     try:

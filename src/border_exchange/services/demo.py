@@ -40,21 +40,24 @@ from aiokafka.errors import TopicAuthorizationFailedError
 
 from border_exchange.adapters import kafka_launcher
 from border_exchange.adapters.agreement_files import AgreementHistory
+from border_exchange.adapters.agreement_topic import AgreementTopic
 from border_exchange.adapters.kafka_launcher import ClusterInfo
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.adapters.keyfiles import PASSPHRASE_ENV, load_private_key
 from border_exchange.adapters.post_store import PostStore, State
 from border_exchange.adapters.trust_file import load_trust_store
-from border_exchange.domain import naming
+from border_exchange.domain import limits, naming
 from border_exchange.domain.agreements import AgreementSet, parse_agreement_set
 from border_exchange.domain.alerts import AlertInput, parse_alert
 from border_exchange.domain.audit import AuditKind
 from border_exchange.domain.audit_verify import AuditEntry, Window, verify_chain
 from border_exchange.domain.catalog import SECTIONS, AlertType
+from border_exchange.domain.consent import consents
+from border_exchange.domain.encoding import decode_record
 from border_exchange.domain.labels import Lang
 from border_exchange.domain.samples import sample_alert_data
 from border_exchange.domain.trust import HUB, TrustStore
-from border_exchange.errors import AuditError, ConfigError, KafkaError
+from border_exchange.errors import AuditError, ConfigError, KafkaError, ValidationError
 from border_exchange.sandbox import make_sandbox
 from border_exchange.services.auditor import (
     KafkaReader,
@@ -71,6 +74,8 @@ from border_exchange.services.post import BorderPost, PostConfig
 from border_exchange.services.provisioner import provision, read_secrets
 
 PARTICIPANTS: Final = ("CAF", "COD", "SSD", "UN-MONUSCO")
+UNSIGNED_BY_CAF: Final = "SSD-CAF-INCIDENTS"
+"""The example agreement the demo has only SSD sign: not in force."""
 POSTS: Final = {"CAF": ("bangui-port",), "COD": ("zongo",)}
 """Two posts facing each other across the Oubangui river: Bangui (CAF) and Zongo (COD)."""
 AUDITOR: Final = "oversight"
@@ -87,6 +92,7 @@ REASONS: Final = {
     "EXPIRED": "the agreement has ended",
     "NOT_YET_IN_FORCE": "the agreement has not started",
     "TERMINATED": "the agreement was terminated",
+    "NOT_SIGNED": "both services have not signed the agreement: it is not in force",
 }
 """What each denial reason means, for the legend under the table."""
 
@@ -113,12 +119,18 @@ class DemoResult:
     cancel_reached: bool
     timings: tuple[tuple[str, float], ...]
     elapsed: float
+    oversize_refused: bool = True
+    """The gateway refused an oversized photo and the router quarantined 5 MB as TOO_LARGE."""
 
     @property
     def ok(self) -> bool:
         """Whether every point of the story came out as it should."""
         return (
-            self.violations == 0 and self.lookup_hit and self.photo_withheld and self.cancel_reached
+            self.violations == 0
+            and self.lookup_hit
+            and self.photo_withheld
+            and self.cancel_reached
+            and self.oversize_refused
         )
 
 
@@ -410,10 +422,19 @@ def _write_yaml(path: Path, document: Mapping[str, Any]) -> None:
     path.write_text(yaml.safe_dump(dict(document), sort_keys=False), encoding="utf-8")
 
 
-def _describe_agreements(aset: AgreementSet) -> list[str]:
+def _describe_agreements(aset: AgreementSet, trust: TrustStore) -> list[str]:
     lines = []
+    signed = consents(aset, trust)
     for agreement in aset.agreements:
-        lines.append(f"{agreement.id} ({agreement.status})")
+        consent = signed[agreement.id]
+        by = " and ".join(consent.signed_by) or "nobody"
+        missing = ", ".join(d.party for d in consent.missing)
+        state = (
+            f"signed by {by}"
+            if consent.signed_by_both
+            else f"signed by {by} only, not by {missing}: NOT IN FORCE"
+        )
+        lines.append(f"{agreement.id} ({agreement.status}; {state})")
         for flow in agreement.flows:
             for alert_type, terms in flow.types.items():
                 everything = tuple(terms.sections) == SECTIONS[AlertType(alert_type)]
@@ -454,6 +475,44 @@ async def refused_write(settings: KafkaSettings, topic: str) -> str:
     finally:
         await producer.stop()
     raise KafkaError(f"{settings.username} could write to {topic}: the ACLs are not enforced")
+
+
+async def oversized_write(settings: KafkaSettings, topic: str) -> tuple[int, int, int]:
+    """Write 5 MB that gzip to a few kB straight into ``topic``, as a careless partner's
+    own client may; its partition, offset and size."""
+    value = b"\xc3\x01" + b"\0" * (5 * limits.MIB)
+    producer = AIOKafkaProducer(
+        **settings.client_kwargs(),
+        acks="all",
+        compression_type="gzip",
+        max_request_size=8 * limits.MIB,
+        request_timeout_ms=10_000,
+    )
+    try:
+        async with asyncio.timeout(30):
+            await producer.start()
+            sent = await producer.send_and_wait(topic, value, key=b"oversized")
+    finally:
+        await producer.stop()
+    return sent.partition, sent.offset, len(value)
+
+
+async def wait_for_quarantine(
+    settings: KafkaSettings, topic: str, partition: int, offset: int
+) -> dict[str, Any]:
+    """Wait for the router's quarantine record of ``topic``/``partition``/``offset``."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        async with KafkaReader(settings, Progress(every=1e9)) as reader:
+            for tp in await reader.partitions(naming.QUARANTINE_TOPIC):
+                for log in await reader.read(tp, 0, await reader.end(tp)):
+                    _, record = decode_record(log.value)
+                    source = (record["source_topic"], record["source_partition"])
+                    if source == (topic, partition) and record["source_offset"] == offset:
+                        return record
+        if time.monotonic() > deadline:
+            raise KafkaError(f"the router quarantined nothing of {topic} in {WAIT}s")
+        await asyncio.sleep(0.5)
 
 
 async def read_decisions(
@@ -730,6 +789,8 @@ async def tell(story: Story) -> DemoResult:
             posts=POSTS,
             auditors=(AUDITOR,),
             start=datetime.now(UTC) - timedelta(days=1),
+            # Each service's officer signs with its own key; CAF has not signed this one yet.
+            signers={UNSIGNED_BY_CAF: ("SSD",)},
         )
         paths = sandbox.write(config, passphrase.encode())
         trust = load_trust_store(paths["trust"])
@@ -743,7 +804,7 @@ async def tell(story: Story) -> DemoResult:
         say(f"agreements from {_shown(agreements_path)} (set {sandbox.agreements.digest[:12]}):")
         if moved_years:
             say(f"validity windows moved by {moved_years:+d} years to be in force today")
-        say("\n".join(_describe_agreements(sandbox.agreements)), indent=6)
+        say("\n".join(_describe_agreements(sandbox.agreements, trust)), indent=6)
 
     with step("Provisioning: topics, one Kafka user per role, ACLs"):
         secrets_file = directory / "hub" / "credentials.yaml"
@@ -799,8 +860,14 @@ async def tell(story: Story) -> DemoResult:
             store_path.parent.mkdir(exist_ok=True)
             store = PostStore.open(store_path)
             principal = naming.post_principal(participant, post_name)
+            settings = story.login(principal)
             post = BorderPost(
-                story.login(principal), PostConfig(participant, post_name), store, trust
+                settings,
+                PostConfig(participant, post_name),
+                store,
+                trust,
+                # Each copy must name a signed agreement that permitted it.
+                AgreementTopic(settings, trust, participant),
             )
             stop = asyncio.Event()
             running = RunningPost(
@@ -928,6 +995,34 @@ async def tell(story: Story) -> DemoResult:
             else "UNEXPECTED: the cancelled alert is still found"
         )
 
+    with step("Size limits: an oversized photo, and 5 MB written straight into an outbox"):
+        data = sample_alert_data(AlertType.WANTED_PERSON, origin="SSD", language="en")
+        data["sections"]["photo"]["data"] = bytes(600 * limits.KIB)
+        try:
+            parse_alert(data)
+        except ValidationError as exc:
+            photo_refused = True
+            say(f"SSD's gateway refuses a 600 KiB photo before sending: {exc.problems[0]}")
+        else:
+            photo_refused = False
+            say("UNEXPECTED: a 600 KiB photo was accepted")
+        outbox = naming.outbox_topic("SSD")
+        partition, offset, size = await oversized_write(
+            story.login(naming.gateway_principal("SSD")), outbox
+        )
+        say(
+            f"SSD's own client writes {size:,} bytes (gzip: a few kB on the wire) to "
+            f"{outbox}/{partition}, which its ACL allows"
+        )
+        record = await wait_for_quarantine(auditor, outbox, partition, offset)
+        kept = len(record["original_value"] or b"")
+        say(
+            f"the router quarantines it as {record['reason']} ({record['detail']}), keeping "
+            f"{kept:,} of {record['original_value_length']:,} bytes and their SHA-256 "
+            f"{bytes(record['original_value_sha256']).hex()[:16]}...; the partition goes on"
+        )
+        oversize_refused = photo_refused and record["reason"] == "TOO_LARGE"
+
     window = Window(started, datetime.now(UTC) + timedelta(seconds=1))
     audit_dir = directory / "audit"
     audit_dir.mkdir(exist_ok=True)
@@ -986,6 +1081,7 @@ async def tell(story: Story) -> DemoResult:
         lookup_hit=lookup_hit,
         photo_withheld=photo_withheld,
         cancel_reached=cancel_reached,
+        oversize_refused=oversize_refused,
         timings=tuple(story.narrator.timings),
         elapsed=0.0,
     )
@@ -1027,6 +1123,11 @@ def _print_summary(narrator: Narrator, result: DemoResult) -> None:
     say(f"photo withheld at CAF's post: {'yes' if result.photo_withheld else 'NO'}", 2)
     say(
         f"cancellation reached every earlier recipient: {'yes' if result.cancel_reached else 'NO'}",
+        2,
+    )
+    say(
+        "oversized photo refused, 5 MB outbox record quarantined: "
+        + ("yes" if result.oversize_refused else "NO"),
         2,
     )
     say(

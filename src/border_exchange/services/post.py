@@ -25,17 +25,25 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError as AioKafkaError
 
+from border_exchange.adapters.agreement_topic import AgreementTopic
 from border_exchange.adapters.kafka_settings import KafkaSettings, consumer_size_kwargs
 from border_exchange.adapters.post_store import Accepted, ApplyResult, Outcome, PostStore, Rejected
 from border_exchange.domain.catalog import Operation
 from border_exchange.domain.encoding import decode_envelope
 from border_exchange.domain.naming import feed_prefix, feed_topic, parse_feed_topic, post_group
+from border_exchange.domain.permitted import (
+    AGREEMENT_HEADER,
+    AgreementBook,
+    check_permitted,
+    parse_reference,
+)
 from border_exchange.domain.signing import section_content, verify_trusted
 from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import (
     BorderExchangeError,
     DecodeError,
     KeyNotValidError,
+    NotPermittedError,
     SignatureError,
     StoreError,
 )
@@ -63,9 +71,18 @@ class PostConfig:
 
 
 def check_record(
-    topic: str, value: bytes | None, trust: TrustStore, participant: str
+    topic: str,
+    value: bytes | None,
+    trust: TrustStore,
+    participant: str,
+    agreements: AgreementBook | None = None,
+    reference: bytes | None = None,
 ) -> tuple[Any, dict[str, dict[str, Any]]]:
-    """The verified envelope and decoded sections of a feed record; raises why it is refused."""
+    """The verified envelope and decoded sections of a feed record; raises why it is refused.
+
+    With ``agreements``, the copy must also be one the agreement its ``reference``
+    (the ``bx-agreement`` header) names permitted (``domain.permitted``).
+    """
     feed = parse_feed_topic(topic)
     if feed is None or feed[0] != participant:
         raise DecodeError(f"{topic} is not a feed of {participant}")
@@ -75,6 +92,8 @@ def check_record(
     if envelope.header.origin != feed[1]:
         raise SignatureError(f"origin {envelope.header.origin} does not own feed {topic}")
     verify_trusted(envelope, trust)
+    if agreements is not None:
+        check_permitted(envelope.header, envelope.present_sections, reference, agreements)
     sections: dict[str, dict[str, Any]] = {}
     if envelope.header.operation is not Operation.CANCEL:
         for name in envelope.section_names:
@@ -83,11 +102,31 @@ def check_record(
     return envelope, sections
 
 
-def outcome_of(record: ConsumerRecord, trust: TrustStore, participant: str) -> Outcome:
-    """Accept or refuse one consumed record."""
+def agreement_reference(record: ConsumerRecord) -> bytes | None:
+    """The ``bx-agreement`` header of ``record``, if it has one."""
+    for name, value in record.headers or ():
+        if name == AGREEMENT_HEADER:
+            return bytes(value)
+    return None
+
+
+def outcome_of(
+    record: ConsumerRecord,
+    trust: TrustStore,
+    participant: str,
+    agreements: AgreementBook | None = None,
+) -> Outcome:
+    """Accept or refuse one consumed record (checking its agreement when ``agreements``)."""
     try:
-        envelope, sections = check_record(record.topic, record.value, trust, participant)
-    except (DecodeError, SignatureError, KeyNotValidError) as exc:
+        envelope, sections = check_record(
+            record.topic,
+            record.value,
+            trust,
+            participant,
+            agreements,
+            agreement_reference(record) if agreements is not None else None,
+        )
+    except (DecodeError, SignatureError, KeyNotValidError, NotPermittedError) as exc:
         reason = getattr(exc, "reason", None)
         text = f"{reason}: {exc}" if reason is not None else f"{type(exc).__name__}: {exc}"
         log.warning(
@@ -134,11 +173,15 @@ class BorderPost:
         config: PostConfig,
         store: PostStore,
         trust: TrustStore,
+        agreements: AgreementTopic | None = None,
     ) -> None:
         self.settings = settings
         self.config = config
         self.store = store
         self.trust = trust
+        self.agreements = agreements
+        """Where the signed agreements of the service come from; None: copies are not checked
+        against an agreement (the origin's signature only)."""
         self.applied = ApplyResult()
         self.connected = asyncio.Event()
         self._last_probe = 0.0
@@ -204,11 +247,26 @@ class BorderPost:
             with contextlib.suppress(Exception):
                 await consumer.stop()
 
+    async def _book(
+        self, batch: dict[TopicPartition, list[ConsumerRecord]]
+    ) -> AgreementBook | None:
+        """The agreement book, read on when a copy names an agreement not in it yet."""
+        if self.agreements is None:
+            return None
+        book = self.agreements.book
+        for records in batch.values():
+            for record in records:
+                reference = parse_reference(agreement_reference(record))
+                if reference is not None and reference not in book:
+                    return await self.agreements.refresh()
+        return book
+
     async def _apply(
         self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord]]
     ) -> None:
+        book = await self._book(batch)
         outcomes: list[Outcome] = [
-            outcome_of(record, self.trust, self.config.participant)
+            outcome_of(record, self.trust, self.config.participant, book)
             for records in batch.values()
             for record in records
         ]

@@ -33,6 +33,7 @@ from aiokafka.errors import IllegalStateError, ProducerFenced
 from aiokafka.errors import KafkaError as AioKafkaError
 from nacl.signing import SigningKey
 
+from border_exchange.adapters.kafka_errors import SendFault, describe, send_fault
 from border_exchange.adapters.kafka_settings import (
     KafkaSettings,
     consumer_size_kwargs,
@@ -53,6 +54,7 @@ from border_exchange.domain.audit import (
     quarantine_audit_record,
 )
 from border_exchange.domain.audit_gap import ChainStart, FeedRecovery, may_route
+from border_exchange.domain.consent import consents
 from border_exchange.domain.encoding import decode_record, encode_envelope
 from border_exchange.domain.envelope import Header
 from border_exchange.domain.memo import PerObject
@@ -65,11 +67,13 @@ from border_exchange.domain.naming import (
     feed_topic,
     parse_outbox_topic,
 )
+from border_exchange.domain.permitted import AGREEMENT_HEADER, reference_value
 from border_exchange.domain.policy import Deliver, Outcome, PolicyIndex
 from border_exchange.domain.quarantine import RefusedRecord, encode_quarantine
 from border_exchange.domain.routing import (
     Inbound,
     PartitionState,
+    QuarantineReason,
     Refused,
     Routed,
     RoutingRules,
@@ -80,7 +84,7 @@ from border_exchange.domain.routing import (
 )
 from border_exchange.domain.signature_batch import SignatureChecks, signature_checks
 from border_exchange.domain.trust import TrustStore
-from border_exchange.errors import ConfigError, KafkaError
+from border_exchange.errors import ConfigError, KafkaError, UndeliverableError
 from border_exchange.services.feed_recovery import recover_from_feeds
 
 log = structlog.get_logger("border_exchange.router")
@@ -164,12 +168,21 @@ class PolicyView:
     trust: TrustStore
     agreements: AgreementSet
     index: PolicyIndex
+    references: Mapping[str, bytes] = field(default_factory=dict)
+    """Per agreement id, the ``bx-agreement`` header value of the copies it permits."""
 
     @classmethod
     def build(cls, trust: TrustStore, agreements: AgreementSet) -> PolicyView:
-        """Index ``agreements`` for the active participants of ``trust``."""
+        """Index ``agreements``, as their parties' signatures establish them, for the active
+        participants of ``trust``."""
         participants = [p.id for p in trust.participants.values() if p.active]
-        return cls(trust, agreements, PolicyIndex.build(agreements, participants))
+        consent = consents(agreements, trust)
+        return cls(
+            trust,
+            agreements,
+            PolicyIndex.build(agreements, participants, consent),
+            {aid: reference_value(aid, c.digest) for aid, c in consent.items()},
+        )
 
 
 Clock = Callable[[], datetime]
@@ -187,6 +200,61 @@ class _Output:
     key: bytes | None = None
     partition: int | None = None
     headers: list[tuple[str, bytes]] | None = None
+    source: int | None = None
+    """The outbox offset of the record this output was written for (None: a checkpoint)."""
+    copy: bool = False
+    """Whether this is a partner's copy of the record (a send refused blames the record)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """One queued send of a transaction: its delivery future and the outputs it carries."""
+
+    future: asyncio.Future[Any]
+    outputs: tuple[_Output, ...]
+
+
+def _failed(error: BaseException) -> asyncio.Future[Any]:
+    """A future already failed with ``error`` (a send refused before it was queued)."""
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    future.set_exception(error)
+    return future
+
+
+async def _acknowledged(sent: Sequence[_Sent]) -> None:
+    """Wait for every send of a transaction; raise if one failed, so that it aborts.
+
+    aiokafka commits a transaction whatever became of its sends: a batch the broker
+    refused is simply missing from it. So nothing commits before each send is
+    acknowledged. A refusal that blames the records (too large, invalid,
+    unauthorized) raises ``UndeliverableError`` naming their offsets; any other
+    failure is raised as it is (the producer is replaced either way: the refused
+    batch's sequence numbers are spent).
+    """
+    results = await asyncio.gather(*(s.future for s in sent), return_exceptions=True)
+    failures = [
+        (error, entry)
+        for error, entry in zip(results, sent, strict=True)
+        if isinstance(error, BaseException)
+    ]
+    if not failures:
+        return
+    for error, _ in failures:
+        if send_fault(error) is SendFault.FENCED:
+            raise error
+    blamed: dict[int, str] = {}
+    for error, entry in failures:
+        if send_fault(error) is not SendFault.RECORD:
+            continue
+        for output in entry.outputs:
+            if output.copy and output.source is not None:
+                blamed.setdefault(
+                    output.source,
+                    f"the broker refused its copy for {output.topic}: {describe(error)}",
+                )
+    if blamed:
+        raise UndeliverableError(blamed) from failures[0][0]
+    raise failures[0][0]
 
 
 RETRY_BACKOFF_MS: Final = 10
@@ -201,8 +269,16 @@ transaction.
 """
 
 
+<<<<<<< HEAD
 REBALANCE_TIMEOUT_MS: Final = 30_000
 """How long a rebalance waits for live members to rejoin (each first closes its workers)."""
+=======
+RETRY_PAUSE: Final = 0.2
+"""Seconds before a transaction that failed for a transient reason is tried again."""
+
+RETRY_PAUSE_MAX: Final = 10.0
+"""The longest pause, reached as the same failure recurs (the pause doubles each time)."""
+>>>>>>> main
 
 
 ROUTE_SLICE: Final = 8
@@ -291,6 +367,17 @@ class PartitionWorker:
         self._checks: SignatureChecks[int] | None = None
         self._counts: Counter[tuple[str, str, str]] = Counter()
         """Metrics of the transaction in hand, added once it commits."""
+        self._references: Mapping[str, bytes] = router.view.references
+        self._logged: list[tuple[str, dict[str, Any]]] = []
+        """Log events of the transaction in hand (routed, quarantined), logged once it commits."""
+        self.undeliverable: dict[int, str] = {}
+        """Outbox offsets whose copies the broker refused for good, with why: quarantined
+        when routed again."""
+        self.isolate_through = -1
+        """Up to this offset, records go one per transaction: a refused batch carried
+        several records' copies, and the one to blame is not known yet."""
+        self._failures = 0
+        """Transactions failed in a row (for the pause before the next attempt)."""
         self._feeds: dict[str, tuple[str, str, int]] = {}
         """Per recipient: origin, feed topic and its partition count, for the batch in hand."""
         # A routed message's origin is this outbox's owner (the router refuses any other).
@@ -300,7 +387,7 @@ class PartitionWorker:
 
     async def start(self) -> None:
         """Fence any earlier owner of this partition, then rebuild state from the audit chain."""
-        producer = AIOKafkaProducer(
+        producer = self.router.producer_factory(
             **self.router.kafka.client_kwargs(),
             **producer_size_kwargs(),
             transactional_id=transactional_id(self.tp),
@@ -423,11 +510,33 @@ class PartitionWorker:
                 f"another router took over {self.tp.topic}/{self.tp.partition}; "
                 "this process must not route it any more"
             ) from exc
+        except UndeliverableError as exc:
+            self._blame(exc.blamed)
+            await self._recover(exc)
         except AioKafkaError as exc:
+            self._failures += 1
+            # A transient failure is tried again, later each time it recurs.
+            await asyncio.sleep(min(RETRY_PAUSE * 2 ** (self._failures - 1), RETRY_PAUSE_MAX))
             await self._recover(exc)
 
+    def _blame(self, blamed: Mapping[int, str]) -> None:
+        """Remember the record the broker refused, or isolate the records of a refused batch."""
+        if len(blamed) == 1:
+            self.undeliverable.update(blamed)
+        else:
+            self.isolate_through = max(self.isolate_through, *blamed)
+        log.warning(
+            "router.copy_refused",
+            partition=f"{self.tp.topic}/{self.tp.partition}",
+            offsets=sorted(blamed),
+            detail=next(iter(blamed.values())),
+            isolated=len(blamed) > 1,
+        )
+
     async def _recover(self, exc: Exception) -> None:
-        """After an aborted transaction: rebuild from the audit chain, resume at the commit."""
+        """After an aborted transaction: a new producer (fencing the old one: its sequence
+        numbers may be spent), the memory rebuilt from the audit chain, routing resumed
+        after the last commit."""
         consumer = self.router.consumer
         assert consumer is not None
         # Nothing fetched from here on may be routed before the seek below.
@@ -548,10 +657,12 @@ class PartitionWorker:
         outputs.append(_Output(self.audit_tp.topic, record, head.chain.encode(), self.tp.partition))
         return head.after(record, AuditKind.CHECKPOINT)
 
-    def _audit(self, record: dict[str, Any], kind: AuditKind, outputs: list[_Output]) -> None:
+    def _audit(
+        self, record: dict[str, Any], kind: AuditKind, source: int, outputs: list[_Output]
+    ) -> None:
         data = encode_audit(record)
         chain = self.head.chain.encode()
-        outputs.append(_Output(self.audit_tp.topic, data, chain, self.tp.partition))
+        outputs.append(_Output(self.audit_tp.topic, data, chain, self.tp.partition, None, source))
         self.head = self.head.after(data, kind)
 
     def _route(
@@ -566,9 +677,19 @@ class PartitionWorker:
             envelope = result.envelope
             header = envelope.header
             present = result.present
-            headers = [("bx-source", f"{record.topic}/{record.partition}/{record.offset}".encode())]
+            source = ("bx-source", f"{record.topic}/{record.partition}/{record.offset}".encode())
+            references = self._references
+            outcomes = result.decision.outcomes
             encoded: dict[int, bytes] = {}
             for recipient, copy in result.copies:
+                # Each copy names the agreement it was delivered under, for the post to check.
+                permitted = outcomes.get(recipient)
+                reference = (
+                    references.get(permitted.agreement_id)
+                    if isinstance(permitted, Deliver) and permitted.agreement_id is not None
+                    else None
+                )
+                headers = [source] if reference is None else [source, (AGREEMENT_HEADER, reference)]
                 if copy is envelope:
                     # A copy that keeps every section is the origin's bytes, unchanged.
                     value = record.value
@@ -584,6 +705,8 @@ class PartitionWorker:
                         # The default partitioner's choice, computed once for every copy.
                         None if hashed is None or not partitions else hashed % partitions,
                         headers,
+                        record.offset,
+                        copy=True,
                     )
                 )
             summary = self._summaries(result.decision.outcomes)
@@ -599,6 +722,7 @@ class PartitionWorker:
                     summary.entries,
                 ),
                 AuditKind.DECISION,
+                record.offset,
                 out,
             )
             self.state.apply_routed(header, summary.recipients)
@@ -612,13 +736,17 @@ class PartitionWorker:
         counts = self._counts
         counts["routed_total", "origin", header.origin] += 1
         counts.update(summary.counted)
-        log.info(
-            "router.routed",
-            message_id=header.message_id,
-            alert_id=header.alert_id,
-            version=header.version,
-            origin=header.origin,
-            recipients=list(summary.recipients),
+        self._logged.append(
+            (
+                "router.routed",
+                {
+                    "message_id": header.message_id,
+                    "alert_id": header.alert_id,
+                    "version": header.version,
+                    "origin": header.origin,
+                    "recipients": list(summary.recipients),
+                },
+            )
         )
 
     def _feed(self, recipient: str, origin: str) -> tuple[str, int]:
@@ -655,6 +783,7 @@ class PartitionWorker:
                     now,
                 ),
                 record.key[: limits.QUARANTINE_PREFIX_BYTES] if record.key else record.key,
+                source=record.offset,
             )
         )
         self._audit(
@@ -662,27 +791,46 @@ class PartitionWorker:
                 self.head, now, record.offset, refused.reason.value, detail, header
             ),
             AuditKind.QUARANTINE,
+            record.offset,
             out,
         )
         self.state.apply_refused(header, refused.reason.value)
         self._counts["quarantined_total", "reason", refused.reason.value] += 1
-        log.warning(
-            "router.quarantined",
-            reason=refused.reason.value,
-            detail=detail,
-            source=f"{record.topic}/{record.partition}/{record.offset}",
-            message_id=header.message_id if header else None,
-            alert_id=header.alert_id if header else None,
+        self._logged.append(
+            (
+                "router.quarantined",
+                {
+                    "reason": refused.reason.value,
+                    "detail": detail,
+                    "source": f"{record.topic}/{record.partition}/{record.offset}",
+                    "message_id": header.message_id if header else None,
+                    "alert_id": header.alert_id if header else None,
+                },
+            )
         )
 
     async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        """Route ``records`` and commit their outputs and offset in one transaction."""
+        """Route ``records`` and commit their outputs and offset in one transaction.
+
+        Records up to ``isolate_through`` go one per transaction, until the one whose
+        copy the broker refuses is found.
+        """
         records = [r for r in records if r.offset >= self.next_offset]
+        isolated = [r for r in records if r.offset <= self.isolate_through]
+        for record in isolated:
+            await self._transact([record])
+        rest = records[len(isolated) :]
+        if rest:
+            await self._transact(rest)
+
+    async def _transact(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Route ``records`` in one transaction; commit it once every send was acknowledged."""
         if not records:
             return
         next_offset = records[-1].offset + 1
         head_before = self.head
         self._counts.clear()
+        self._logged.clear()
         producer = self.producer
         assert producer is not None
         # The audit records carry every routed offset; the group's offset joins the
@@ -701,7 +849,7 @@ class PartitionWorker:
                 )
                 try:
                     outputs = await self._route_all(records)
-                    await self._send(producer, outputs)
+                    await _acknowledged(await self._send(producer, outputs))
                 finally:
                     # Settled before the transaction commits or aborts, even on failure.
                     if offsets is not None:
@@ -712,7 +860,21 @@ class PartitionWorker:
         self.next_offset = next_offset
         if commit_offset:
             self._group_offset_committed(next_offset)
+        self._committed()
+
+    def _committed(self) -> None:
+        """After a commit: count and log what it carried (only now is any of it true)."""
+        self._failures = 0
         self.router.count(self._counts)
+        self._counts.clear()
+        for event, fields in self._logged:
+            if event == "router.routed":
+                log.info(event, **fields)
+            else:
+                log.warning(event, **fields)
+        self._logged.clear()
+        for offset in [o for o in self.undeliverable if o < self.next_offset]:
+            del self.undeliverable[offset]
 
     @property
     def _owed_offset(self) -> int | None:
@@ -767,6 +929,7 @@ class PartitionWorker:
         """
         router = self.router
         view, rules, every = router.view, router.tuning.rules, router.tuning.checkpoint_every
+        self._references = view.references  # of the view that decides this batch
         now = router.clock()
         checks = self._signature_checks()
         unsigned: list[tuple[int | None, Signed | Refused]] = []
@@ -783,6 +946,10 @@ class PartitionWorker:
                     expected_partition=None if hashed is None else hashed % self.partitions,
                     trust=view.trust,
                 )
+                refused = self.undeliverable.get(record.offset)
+                if refused is not None:
+                    header = checked.envelope.header if isinstance(checked, Signed) else None
+                    checked = Refused(QuarantineReason.UNDELIVERABLE, refused, header)
                 if isinstance(checked, Signed):
                     checks.add(index, checked.signed, checked.public_key)
                     queued += 1
@@ -853,23 +1020,38 @@ class PartitionWorker:
         async with producer.transaction():
             if offset is not None:
                 await self._send_group_offset(producer, offset)
-            await self._send(producer, outputs)
+            await _acknowledged(await self._send(producer, outputs))
         if offset is not None:
             self._group_offset_committed(offset)
 
     @staticmethod
-    async def _send(producer: AIOKafkaProducer, outputs: Sequence[_Output]) -> None:
+    async def _send(producer: AIOKafkaProducer, outputs: Sequence[_Output]) -> list[_Sent]:
         """Queue ``outputs`` in the open transaction, one record batch per partition.
 
         A batch costs far less per record than one ``send`` each. Records keep their
         order within each partition; a full batch is queued and a new one started.
+        Returns each send's future with the outputs it carries: a send refused at once
+        (too large for the producer, a topic it may not write) is a failed future.
         """
+        sent: list[_Sent] = []
+
+        async def queue(send: Awaitable[asyncio.Future[Any]], carried: list[_Output]) -> None:
+            try:
+                future = await send
+            except AioKafkaError as exc:
+                future = _failed(exc)
+            sent.append(_Sent(future, tuple(carried)))
+
         for (topic, partition), group in _grouped(outputs).items():
             if partition is None:  # the default partitioner chooses (quarantine records)
                 for output in group:
-                    await producer.send(topic, output.value, key=output.key, headers=output.headers)
+                    await queue(
+                        producer.send(topic, output.value, key=output.key, headers=output.headers),
+                        [output],
+                    )
                 continue
             batch = producer.create_batch()
+            carried: list[_Output] = []
             for output in group:
                 if (
                     batch.append(
@@ -880,8 +1062,9 @@ class PartitionWorker:
                     )
                     is None
                 ):
-                    await producer.send_batch(batch, topic, partition=partition)
+                    await queue(producer.send_batch(batch, topic, partition=partition), carried)
                     batch = producer.create_batch()
+                    carried = []
                     # The first record always fits in an empty batch.
                     batch.append(
                         key=output.key,
@@ -889,7 +1072,9 @@ class PartitionWorker:
                         timestamp=None,
                         headers=output.headers or [],
                     )
-            await producer.send_batch(batch, topic, partition=partition)
+                carried.append(output)
+            await queue(producer.send_batch(batch, topic, partition=partition), carried)
+        return sent
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
@@ -931,8 +1116,11 @@ class Router:
         metrics: Metrics | None = None,
         clock: Clock = utc_now,
         sources: Sequence[Callable[[], PolicyView | None]] = (),
+        producer_factory: Callable[..., AIOKafkaProducer] = AIOKafkaProducer,
     ) -> None:
         self.kafka = kafka
+        self.producer_factory = producer_factory
+        """Makes the workers' transactional producers (a test may wrap them)."""
         self.view = view
         self.signing_key = signing_key
         self.signing_key_id = signing_key_id
