@@ -269,16 +269,15 @@ transaction.
 """
 
 
-<<<<<<< HEAD
 REBALANCE_TIMEOUT_MS: Final = 30_000
 """How long a rebalance waits for live members to rejoin (each first closes its workers)."""
-=======
+
+
 RETRY_PAUSE: Final = 0.2
 """Seconds before a transaction that failed for a transient reason is tried again."""
 
 RETRY_PAUSE_MAX: Final = 10.0
 """The longest pause, reached as the same failure recurs (the pause doubles each time)."""
->>>>>>> main
 
 
 ROUTE_SLICE: Final = 8
