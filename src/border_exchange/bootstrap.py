@@ -21,7 +21,8 @@ from border_exchange.adapters.config_file import kafka_settings_from, read_confi
 from border_exchange.adapters.instance_slot import InstanceSlot, group_instance
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.adapters.keyfiles import load_private_key, passphrase_from_env_or_prompt
-from border_exchange.adapters.trust_file import load_trust_store
+from border_exchange.adapters.metrics import Metrics
+from border_exchange.adapters.trust_file import TrustFile, load_trust_store
 from border_exchange.domain.gateway_api import (
     DEFAULT_BURST,
     DEFAULT_PUBLISH_TIMEOUT,
@@ -187,10 +188,20 @@ def _router_config(raw: Mapping[str, Any], base: Path, env: Mapping[str, str]) -
 class PolicySource:
     """Watches the trust store and agreement files; yields a new policy view when either changes."""
 
-    def __init__(self, trust_path: Path, agreements: AgreementSource, trust: TrustStore) -> None:
+    def __init__(
+        self,
+        trust_path: Path,
+        agreements: AgreementSource,
+        trust: TrustStore,
+        trust_file: TrustFile | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.trust_path = trust_path
         self.agreements = agreements
         self.trust = trust
+        self.trust_file = trust_file or TrustFile(trust_path)
+        """Reloads the store under its governance: the last valid one stays in force."""
+        self.metrics = metrics
         self._trust_stamp = self._stamp()
 
     def _stamp(self) -> tuple[int, int] | None:
@@ -207,13 +218,15 @@ class PolicySource:
         if stamp != self._trust_stamp:
             self._trust_stamp = stamp
             try:
-                self.trust = load_trust_store(self.trust_path)
+                self.trust = self.trust_file.reload()
                 self.agreements.participants = frozenset(self.trust.participants)
                 self.agreements.trust = self.trust
                 trust_changed = True
                 log.info("trust.loaded", path=str(self.trust_path))
             except BorderExchangeError as exc:
                 log.error("trust.rejected", path=str(self.trust_path), error=str(exc))
+                if self.metrics is not None:
+                    self.metrics.inc("trust_rejected_total")
         new_set = self.agreements.poll()
         current = self.agreements.current
         if current is None or not (trust_changed or new_set is not None):
@@ -237,7 +250,8 @@ def build_router(config_path: Path, env: Mapping[str, str] | None = None) -> Rou
     raw = read_config_file(config_path)
     kafka: KafkaSettings = kafka_settings_from(raw, str(config_path), env)
     config = _router_config(raw, config_path.parent, env)
-    trust = load_trust_store(config.trust_store)
+    trust_file = TrustFile(config.trust_store)
+    trust = trust_file.reload()
     agreements = AgreementSource(
         config.agreements, trust.participants, config.agreement_history, trust
     )
@@ -266,13 +280,13 @@ def build_router(config_path: Path, env: Mapping[str, str] | None = None) -> Rou
         heartbeat_interval=config.heartbeat_interval,
         group_instance_id=instance_id,
     )
+    source = PolicySource(config.trust_store, agreements, trust, trust_file)
     router = Router(
-        kafka,
-        PolicyView.build(trust, aset),
-        key,
-        key_id,
-        tuning=tuning,
-        sources=(PolicySource(config.trust_store, agreements, trust),),
+        kafka, PolicyView.build(trust, aset), key, key_id, tuning=tuning, sources=(source,)
+    )
+    source.metrics = router.metrics
+    router.metrics.describe(
+        "trust_rejected_total", "Trust store versions refused (the last valid one kept)."
     )
     return RouterApp(router, config, slot)
 

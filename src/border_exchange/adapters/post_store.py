@@ -20,16 +20,17 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
+from border_exchange.adapters import name_index
 from border_exchange.domain.catalog import SECTIONS, AlertType, Operation
-from border_exchange.domain.encoding import encode_envelope
-from border_exchange.domain.envelope import Envelope
+from border_exchange.domain.encoding import decode_envelope, encode_envelope
+from border_exchange.domain.envelope import Envelope, Header
 from border_exchange.domain.lookup import (
-    name_tokens,
     normalise_document,
     normalise_plate,
     normalise_vin,
     search_keys,
 )
+from border_exchange.domain.names import NameMatch, name_form
 from border_exchange.errors import StoreError
 
 SCHEMA_VERSION: Final = 1
@@ -73,11 +74,6 @@ CREATE INDEX IF NOT EXISTS vins_alert ON vins (alert);
 CREATE TABLE IF NOT EXISTS documents (alert INTEGER NOT NULL, number TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS documents_number ON documents (number);
 CREATE INDEX IF NOT EXISTS documents_alert ON documents (alert);
-CREATE TABLE IF NOT EXISTS names (
-    alert INTEGER NOT NULL, name_no INTEGER NOT NULL, token TEXT NOT NULL, dob TEXT
-);
-CREATE INDEX IF NOT EXISTS names_token ON names (token, alert, name_no);
-CREATE INDEX IF NOT EXISTS names_member ON names (alert, name_no, token);
 CREATE TABLE IF NOT EXISTS offsets (
     topic TEXT NOT NULL,
     partition INTEGER NOT NULL,
@@ -246,7 +242,7 @@ class PostStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(_SCHEMA + name_index.SCHEMA)
             self._db.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
@@ -382,20 +378,14 @@ class PostStore:
         db.executemany("INSERT INTO plates VALUES (?, ?)", [(alert, p) for p in keys.plates])
         db.executemany("INSERT INTO vins VALUES (?, ?)", [(alert, v) for v in keys.vins])
         db.executemany("INSERT INTO documents VALUES (?, ?)", [(alert, d) for d in keys.documents])
-        db.executemany(
-            "INSERT INTO names VALUES (?, ?, ?, ?)",
-            [
-                (alert, number, token, name.date_of_birth and name.date_of_birth.isoformat())
-                for number, name in enumerate(keys.names)
-                for token in name.tokens
-            ],
-        )
+        name_index.index(db, alert, keys.names)
         return "stored"
 
     @staticmethod
     def _unindex(db: sqlite3.Connection, alert: int) -> None:
-        for table in ("plates", "vins", "documents", "names"):
+        for table in ("plates", "vins", "documents"):
             db.execute(f"DELETE FROM {table} WHERE alert = ?", (alert,))
+        name_index.unindex(db, alert)
 
     def record_sync(self, end_offsets: Mapping[TopicPartition, int]) -> None:
         """Note a successful fetch now, and the broker's end offsets when known."""
@@ -457,6 +447,19 @@ class PostStore:
         rejected = self._db.execute("SELECT COUNT(*) FROM rejected").fetchone()[0]
         return StoreStatus(None if row is None else _time(row[0]), feeds, active, rejected)
 
+    def last_received(self) -> dict[str, datetime]:
+        """When the newest record still held from each feed topic was stored."""
+        rows = self._db.execute("SELECT topic, MAX(received_at) FROM alerts GROUP BY topic")
+        return {topic: _time(at) for topic, at in rows if at is not None}
+
+    def header_of(self, origin: str, alert_id: str) -> Header | None:
+        """The signed header of active alert ``alert_id`` (grading and all), or None."""
+        row = self._db.execute(
+            "SELECT envelope FROM alerts WHERE origin = ? AND alert_id = ? AND state = ?",
+            (origin, alert_id, State.ACTIVE.value),
+        ).fetchone()
+        return None if row is None or row[0] is None else decode_envelope(row[0]).header
+
     def rejected(self) -> list[RejectedRecord]:
         """Every refused record, oldest first."""
         rows = self._db.execute(
@@ -514,35 +517,37 @@ class PostStore:
         )
 
     def find_name(self, name: str, dob: date | None = None) -> list[StoredAlert]:
-        """Active alerts flagging a person whose one name holds every token of ``name``.
+        """Active alerts flagging a person by a name ``name`` matches, best match first."""
+        return [hit.alert for hit in self.match_name(name, dob)]
 
-        ``dob`` narrows to persons born that day or whose date of birth is unknown.
+    def match_name(self, name: str, dob: date | None = None) -> list[NameHit]:
+        """Active alerts flagging a person by a name ``name`` matches, with how, best first.
+
+        Matching is ``domain.names``: spellings, transliterations, scripts, order and one
+        typo. ``dob`` narrows to persons born that day or whose date of birth is unknown.
         """
-        tokens = sorted(name_tokens(name))
-        if not tokens:
+        candidates = name_index.search(self._db, name_form(name), dob)
+        if not candidates:
             return []
-        # Start from the rarest token, then require each other token in the same name.
-        counts = {
-            token: self._db.execute(
-                "SELECT COUNT(*) FROM names WHERE token = ?", (token,)
-            ).fetchone()[0]
-            for token in tokens
-        }
-        rarest, *others = sorted(tokens, key=lambda token: counts[token])
-        if counts[rarest] == 0:
-            return []
-        where = "n.token = ?"
-        params: list[object] = [rarest]
-        if dob is not None:
-            where += " AND (n.dob IS NULL OR n.dob = ?)"
-            params.append(dob.isoformat())
-        for token in others:
-            where += (
-                " AND EXISTS (SELECT 1 FROM names m WHERE m.alert = n.alert "
-                "AND m.name_no = n.name_no AND m.token = ?)"
-            )
-            params.append(token)
-        return self._alerts(f"a.id IN (SELECT n.alert FROM names n WHERE {where})", params)
+        by_row = {c.alert: c for c in candidates}
+        marks = ", ".join("?" for _ in by_row)
+        rows = self._db.execute(
+            f"SELECT a.id, {_ALERT_COLUMNS} FROM alerts a WHERE a.id IN ({marks}) "
+            "AND +a.state = ? AND +a.expires_ts > ?",
+            (*by_row, State.ACTIVE.value, self.clock().timestamp()),
+        )
+        hits = [NameHit(_stored(row[1:]), by_row[row[0]].written, by_row[row[0]].match)
+                for row in rows]  # fmt: skip
+        return sorted(hits, key=lambda h: (-h.match.score, h.alert.origin, h.alert.alert_id))
+
+
+@dataclass(frozen=True, slots=True)
+class NameHit:
+    """An alert found by name: the alert, the stored name that matched, and how."""
+
+    alert: StoredAlert
+    name: str
+    match: NameMatch
 
 
 def _stored(row: Sequence[Any]) -> StoredAlert:

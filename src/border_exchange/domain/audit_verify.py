@@ -26,6 +26,7 @@ copy whose outbox copy was not replayed is verified in full.
 from __future__ import annotations
 
 import gc
+import hashlib
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
@@ -126,6 +127,8 @@ class ViolationCode(StrEnum):
     """A QUARANTINE audit record has no record in the quarantine topic."""
     QUARANTINE_UNAUDITED = "QUARANTINE_UNAUDITED"
     """A quarantine record has no QUARANTINE audit record."""
+    QUARANTINE_MISMATCH = "QUARANTINE_MISMATCH"
+    """A quarantine record's length or SHA-256 is not that of the outbox record it names."""
     AGREEMENT_NOT_SIGNED = "AGREEMENT_NOT_SIGNED"
     """A delivery rests on an agreement that both parties had not signed (``domain.consent``)."""
 
@@ -1473,6 +1476,27 @@ class _Verdict:
         if problem is not None:
             self._add(ViolationCode.SIGNATURE_INVALID, log, f"feed copy: {problem}")
 
+    def _quarantined_bytes(
+        self, log: LogRecord, record: Mapping[str, Any], source: tuple[str, int, int]
+    ) -> None:
+        """A quarantine record keeps a prefix of the value: its length and hash must be
+        those of the outbox record it names (when that was replayed)."""
+        digest = record.get("original_value_sha256")
+        original = self.replay._outbox.get(source[:2], {}).get(source[2])
+        if digest is None or original is None:
+            return
+        value = original.value or b""
+        if hashlib.sha256(value).digest() != digest or len(value) != record.get(
+            "original_value_length"
+        ):
+            self._add(
+                ViolationCode.QUARANTINE_MISMATCH,
+                log,
+                f"quarantine of {source[0]}/{source[1]} offset {source[2]} names other bytes "
+                f"than the outbox record ({record.get('original_value_length')} bytes recorded, "
+                f"{len(value)} in the outbox)",
+            )
+
     def _quarantine(self) -> None:
         logs = self.replay._quarantine
         if logs is None:
@@ -1495,6 +1519,7 @@ class _Verdict:
                 int(record["source_offset"]),
             )
             found.add(source)
+            self._quarantined_bytes(log, record, source)
             owner = parse_outbox_topic(source[0])
             if (
                 owner in self.origins

@@ -1195,7 +1195,10 @@ class Router:
         if aset.digest in self._published:
             return
         producer = AIOKafkaProducer(
-            **self.kafka.client_kwargs(), acks="all", enable_idempotence=True
+            **self.kafka.client_kwargs(),
+            **producer_size_kwargs(),
+            acks="all",
+            enable_idempotence=True,
         )
         await producer.start()
         try:
