@@ -156,6 +156,13 @@ class RouterTuning:
     outbox_pattern: str = OUTBOX_PATTERN
     accepted_audit_gaps: frozenset[str] = frozenset()
     """Audit chains whose deleted start an operator accepted (``ChainStart.token``)."""
+    session_timeout: float = 6.0
+    """Seconds without a heartbeat after which the group gives a member's partitions to the
+    others (the broker's smallest by default: ``group.min.session.timeout.ms``)."""
+    heartbeat_interval: float = 1.0
+    """Seconds between heartbeats; also how soon a live member hears of a rebalance."""
+    group_instance_id: str | None = None
+    """Static membership: a member rejoining with its id gets its partitions back at once."""
     retention: RetentionPolicy = DEFAULT_POLICY
     """Its grace period: when the state of a cancelled or expired alert is erased."""
 
@@ -270,6 +277,10 @@ transaction.
 
 ERASE_BATCH: Final = 1000
 """Alerts erased (tombstoned) per transaction at most."""
+
+REBALANCE_TIMEOUT_MS: Final = 30_000
+"""How long a rebalance waits for live members to rejoin (each first closes its workers)."""
+
 
 RETRY_PAUSE: Final = 0.2
 """Seconds before a transaction that failed for a transient reason is tried again."""
@@ -1312,8 +1323,14 @@ class Router:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             metadata_max_age_ms=int(self.tuning.topic_refresh * 1000),
-            session_timeout_ms=30_000,
-            heartbeat_interval_ms=3_000,
+            # Failover in seconds (docs/router.md, *Failover*): a dead member's partitions
+            # move after the session timeout; a restarted static member gets them back at
+            # once. The rebalance timeout is how long the group waits for the live members
+            # to finish their transactions and rejoin.
+            session_timeout_ms=int(self.tuning.session_timeout * 1000),
+            heartbeat_interval_ms=int(self.tuning.heartbeat_interval * 1000),
+            rebalance_timeout_ms=REBALANCE_TIMEOUT_MS,
+            group_instance_id=self.tuning.group_instance_id,
             max_poll_records=self.tuning.batch_size,
         )
         self.consumer = consumer
