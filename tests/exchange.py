@@ -8,7 +8,7 @@ import random
 import string
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -56,18 +56,39 @@ def random_ids(count: int, prefix: str = "") -> list[str]:
 
 
 async def create_topics(
-    settings: KafkaSettings, ids: Sequence[str], replication: int = 1, min_isr: int = 1
+    settings: KafkaSettings,
+    ids: Sequence[str],
+    log_configs: Mapping[str, str] | None = None,
+    state_configs: Mapping[str, str] | None = None,
+    *,
+    replication: int = 1,
+    min_isr: int = 1,
 ) -> None:
-    """Outboxes, feeds and audit trails of ``ids``, and the hub's shared topics."""
-    configs = {"min.insync.replicas": str(min_isr)}
-    names = [(naming.QUARANTINE_TOPIC, 3), (naming.AGREEMENTS_TOPIC, 1)]
+    """Outboxes, feeds, their states and audit trails of ``ids``, and the hub's shared topics.
+
+    Each has ``replication`` copies and ``min_isr`` in-sync replicas.
+    """
+    isr = {"min.insync.replicas": str(min_isr)}
+    compact = dict(state_configs or {"cleanup.policy": "compact"}) | isr
+    logs = dict(log_configs or {}) | isr
+    names: list[tuple[str, int, dict[str, str]]] = [
+        (naming.QUARANTINE_TOPIC, 3, isr),
+        (naming.AGREEMENTS_TOPIC, 1, isr),
+    ]
     for p in ids:
-        names += [(naming.outbox_topic(p), PARTITIONS), (naming.audit_topic(p), PARTITIONS)]
-        names += [(naming.feed_topic(p, q), PARTITIONS) for q in ids if q != p]
+        names += [
+            (naming.outbox_topic(p), PARTITIONS, logs),
+            (naming.outbox_state_topic(p), PARTITIONS, compact),
+            (naming.audit_topic(p), PARTITIONS, isr),
+        ]
+        for q in ids:
+            if q != p:
+                names.append((naming.feed_topic(p, q), PARTITIONS, logs))
+                names.append((naming.feed_state_topic(p, q), PARTITIONS, compact))
     admin = AIOKafkaAdminClient(**settings.client_kwargs())
     await admin.start()
     try:
-        for name, partitions in names:
+        for name, partitions, configs in names:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [NewTopic(name, partitions, replication, topic_configs=configs)]
@@ -213,7 +234,7 @@ async def make_exchange(
     for i, pid in enumerate(ids):
         text = text.replace(f"P{i}", pid)
     sandbox = make_sandbox(ids, text, **kwargs)  # type: ignore[arg-type]
-    await create_topics(kafka.admin, ids, replication, min_isr)
+    await create_topics(kafka.admin, ids, replication=replication, min_isr=min_isr)
     return Exchange(kafka, sandbox, ids)
 
 

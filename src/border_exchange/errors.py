@@ -115,3 +115,20 @@ class NotPermittedError(BorderExchangeError):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class LoginRefusal(StrEnum):
+    """Machine-readable reason of a ``LoginRefused`` (the page shows one message for all)."""
+
+    UNKNOWN = "UNKNOWN"
+    WRONG_PASSWORD = "WRONG_PASSWORD"
+    LOCKED = "LOCKED"
+    DISABLED = "DISABLED"
+
+
+class LoginRefused(BorderExchangeError):
+    """An officer's name and password do not open a session at the post."""
+
+    def __init__(self, reason: LoginRefusal) -> None:
+        super().__init__(f"login refused: {reason.value}")
+        self.reason = reason

@@ -187,6 +187,12 @@ async def test_a_copy_the_feed_refuses_quarantines_its_record_and_the_next_is_de
     assert naming.feed_topic(b, a) in quarantined[0]["detail"]
     routed = [e["message_id"] for e in logs if e["event"] == "router.routed"]
     assert sorted(routed) == sorted(e.header.message_id for e in small)  # committed ones only
+    # A refused batch of several records' copies is retried a record at a time until
+    # the one to blame is found; only that one is quarantined.
+    refusals = [e for e in logs if e["event"] == "router.copy_refused"]
+    offset = quarantined[0]["source_offset"]
+    assert refusals[-1]["offsets"] == [offset]
+    assert all(offset in r["offsets"] for r in refusals)
     await _clean_replay(ex, started)
 
 
