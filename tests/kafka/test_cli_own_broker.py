@@ -7,28 +7,27 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from border_exchange.adapters import kafka_launcher
-from border_exchange.adapters.kafka_launcher import ClusterInfo, free_port
+from border_exchange.adapters.kafka_launcher import free_port
 from border_exchange.adapters.kafka_probe import round_trip
 from border_exchange.adapters.kafka_security import list_scram_users
-from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.domain import naming
 from border_exchange.domain.alerts import parse_alert
 from border_exchange.domain.catalog import AlertType
-from border_exchange.domain.encoding import encode_envelope
-from border_exchange.domain.permitted import AGREEMENT_HEADER, reference_value
 from border_exchange.domain.samples import sample_alert_data
-from border_exchange.domain.signing import seal
 from border_exchange.sandbox import Sandbox, make_sandbox, open_agreements
 from border_exchange.services.provisioner import read_secrets
-from tests import cli, clock
+from tests import cli
+from tests.conftest import KafkaCluster
+from tests.exchange import Exchange, running
+from tests.kafka.test_gateway_post_faults import OwnCluster, cluster
 from tests.waiting import eventually
+
+__all__ = ["cluster"]  # the module's broker fixture, shared with the gateway and post faults
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -63,33 +62,16 @@ def test_dev_kafka_start_status_and_stop(tmp_path: Path) -> None:
     assert (again.returncode, "nothing to stop" in again.stdout) == (0, True)
 
 
-class OwnBroker:
-    """A one-node launcher cluster these tests may crash; ``info`` follows restarts."""
-
-    def __init__(self, info: ClusterInfo) -> None:
-        self.info = info
-
-    @property
-    def admin(self) -> KafkaSettings:
-        info = self.info
-        return KafkaSettings(
-            info.client_bootstrap, "SASL_PLAINTEXT", info.admin_user, info.admin_password
-        )
-
-    def crash_and_restart(self) -> None:
-        node = self.info.nodes[0]
-        kafka_launcher.kill_node(node)
-        self.info = kafka_launcher.restart_node(self.info, node)
-        round_trip(self.info.admin_bootstrap, expected_brokers=1, timeout=120)
+def crash_and_restart(own: OwnCluster) -> None:
+    """Kill the broker as a crash would, start it again, and wait until it answers."""
+    own.kill_and_restart()
+    round_trip(own.info.admin_bootstrap, expected_brokers=1, timeout=120)
 
 
 @pytest.fixture(scope="module")
-def own() -> Iterator[OwnBroker]:
-    broker = OwnBroker(kafka_launcher.start_cluster(1))
-    try:
-        yield broker
-    finally:
-        kafka_launcher.stop_cluster(broker.info, remove=True)
+def own(cluster: OwnCluster) -> OwnCluster:
+    """The one-node cluster of these tests, which they may crash."""
+    return cluster
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +80,7 @@ def box() -> Sandbox:
 
 
 @pytest.fixture(scope="module")
-def provisioned(own: OwnBroker, box: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def provisioned(own: OwnCluster, box: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The directory of the sandbox's files, the cluster provisioned from them by the CLI."""
     directory = tmp_path_factory.mktemp("provisioned")
     paths = box.write(directory, b"cli-tests")
@@ -130,38 +112,19 @@ def test_provision_dry_run_then_apply_then_nothing_left_to_do(provisioned: Path)
     assert (provisioned / "credentials.yaml").exists()
 
 
-async def _deliver(own: OwnBroker, box: Sandbox, plate: str) -> None:
-    """Write a CAF vehicle notice with ``plate`` into COD's feed of CAF, as the router would."""
+async def _deliver(own: OwnCluster, box: Sandbox, plate: str, copies: int) -> None:
+    """Route a CAF vehicle notice with ``plate`` to COD with the project's router, until
+    COD's feed of CAF holds ``copies`` copies."""
+    ex = Exchange(KafkaCluster(admin=own.admin, info=own.info), box, ["CAF", "COD"])
     data = sample_alert_data(AlertType.VEHICLE_NOTICE, origin="CAF")
     data["sections"]["vehicle"]["plate"] = plate
-    envelope = seal(
-        parse_alert(data),
-        signing_key=box.keys["CAF"],
-        key_id=box.key_ids["CAF"],
-        message_id=f"cli-{plate}",
-        issued_at=clock.now(),
-    )
-    agreements = box.agreements
-    reference = reference_value("CAF-COD", agreements.by_id("CAF-COD").content_digest())
-    producer = AIOKafkaProducer(**own.admin.client_kwargs(), acks="all")
-    await producer.start()
-    try:
-        # The signed agreement set the copy names, where the router keeps it.
-        await producer.send_and_wait(
-            naming.AGREEMENTS_TOPIC, agreements.canonical_bytes(), key=agreements.digest.encode()
-        )
-        await producer.send_and_wait(
-            naming.feed_topic("COD", "CAF"),
-            encode_envelope(envelope),
-            key=envelope.header.alert_id.encode(),
-            headers=[(AGREEMENT_HEADER, reference)],
-        )
-    finally:
-        await producer.stop()
+    async with running(ex.router()):
+        await ex.publish(ex.seal(parse_alert(data)))
+        assert len(await ex.feed("COD", "CAF", expect=copies, wait=90)) == copies
 
 
 async def test_post_run_reconnects_after_a_broker_crash_and_stops_on_sigterm(
-    own: OwnBroker, box: Sandbox, provisioned: Path, tmp_path: Path
+    own: OwnCluster, box: Sandbox, provisioned: Path, tmp_path: Path
 ) -> None:
     post = naming.post_principal("COD", "aru")
     password = read_secrets(provisioned / "credentials.yaml")[post]
@@ -177,10 +140,10 @@ async def test_post_run_reconnects_after_a_broker_crash_and_stops_on_sigterm(
         return db.exists() and check.returncode == 0
 
     try:
-        await _deliver(own, box, "BG 1111 A")
+        await _deliver(own, box, "BG 1111 A", 1)
         await eventually(lambda: holds("BG 1111 A"), within=90, every=1, what="the first alert")
-        await asyncio.to_thread(own.crash_and_restart)
-        await _deliver(own, box, "BG 2222 B")
+        await asyncio.to_thread(crash_and_restart, own)
+        await _deliver(own, box, "BG 2222 B", 2)
         await eventually(
             lambda: holds("BG 2222 B"), within=120, every=1, what="the alert sent after the crash"
         )
