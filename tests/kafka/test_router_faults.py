@@ -177,6 +177,7 @@ async def test_kill_9_at_random_points_neither_loses_nor_duplicates(
         "--trust", str(tmp_path / "trust.yaml"),
         "--config", str(cli.kafka_config(ex.settings, tmp_path / "auditor.yaml")),
         "--agreements-history", str(tmp_path / "history"),
+        "--participant", ex.ids[0],  # and its two partners: this exchange only
         "--report", str(tmp_path / "report.json"), "--quiet",
     )  # fmt: skip
     assert replay.returncode == 0, replay.stdout[-3000:] + replay.stderr[-3000:]
