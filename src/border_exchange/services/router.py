@@ -152,6 +152,13 @@ class RouterTuning:
     outbox_pattern: str = OUTBOX_PATTERN
     accepted_audit_gaps: frozenset[str] = frozenset()
     """Audit chains whose deleted start an operator accepted (``ChainStart.token``)."""
+    session_timeout: float = 6.0
+    """Seconds without a heartbeat after which the group gives a member's partitions to the
+    others (the broker's smallest by default: ``group.min.session.timeout.ms``)."""
+    heartbeat_interval: float = 1.0
+    """Seconds between heartbeats; also how soon a live member hears of a rebalance."""
+    group_instance_id: str | None = None
+    """Static membership: a member rejoining with its id gets its partitions back at once."""
 
 
 @dataclass(frozen=True)
@@ -260,6 +267,10 @@ waits this long. Retries are rare (5 in 958 transactions at 1,000 messages a
 second), but at the default each would add 100 ms to every message of its
 transaction.
 """
+
+
+REBALANCE_TIMEOUT_MS: Final = 30_000
+"""How long a rebalance waits for live members to rejoin (each first closes its workers)."""
 
 
 RETRY_PAUSE: Final = 0.2
@@ -1233,8 +1244,14 @@ class Router:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             metadata_max_age_ms=int(self.tuning.topic_refresh * 1000),
-            session_timeout_ms=30_000,
-            heartbeat_interval_ms=3_000,
+            # Failover in seconds (docs/router.md, *Failover*): a dead member's partitions
+            # move after the session timeout; a restarted static member gets them back at
+            # once. The rebalance timeout is how long the group waits for the live members
+            # to finish their transactions and rejoin.
+            session_timeout_ms=int(self.tuning.session_timeout * 1000),
+            heartbeat_interval_ms=int(self.tuning.heartbeat_interval * 1000),
+            rebalance_timeout_ms=REBALANCE_TIMEOUT_MS,
+            group_instance_id=self.tuning.group_instance_id,
             max_poll_records=self.tuning.batch_size,
         )
         self.consumer = consumer
