@@ -150,6 +150,8 @@ def show_status(args: argparse.Namespace) -> int:
             f"{label(lang, 'next_offset')} {feed.next_offset}, {label(lang, 'end_offset')} {end}, "
             f"{label(lang, 'lag')} {lag}"
         )
+    for gap in status.gaps:
+        print(f"  gap {gap.describe()}")
     return 0
 
 

@@ -34,14 +34,13 @@ from typing import Any, Final, TextIO
 import structlog
 import yaml
 from aiokafka import AIOKafkaProducer
-from aiokafka.client import AIOKafkaClient
-from aiokafka.errors import KafkaError as AioKafkaError
 from aiokafka.errors import TopicAuthorizationFailedError
 
 from border_exchange.adapters import kafka_launcher
 from border_exchange.adapters.agreement_files import AgreementHistory
 from border_exchange.adapters.agreement_topic import AgreementTopic
 from border_exchange.adapters.kafka_launcher import ClusterInfo
+from border_exchange.adapters.kafka_security import wait_for_login
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.adapters.keyfiles import PASSPHRASE_ENV, load_private_key
 from border_exchange.adapters.post_store import PostStore, State
@@ -121,6 +120,8 @@ class DemoResult:
     elapsed: float
     oversize_refused: bool = True
     """The gateway refused an oversized photo and the router quarantined 5 MB as TOO_LARGE."""
+    rebuilt_from_state: bool = False
+    """A post whose store was lost came back with every alert in force, none withdrawn."""
 
     @property
     def ok(self) -> bool:
@@ -131,6 +132,7 @@ class DemoResult:
             and self.photo_withheld
             and self.cancel_reached
             and self.oversize_refused
+            and self.rebuilt_from_state
         )
 
 
@@ -446,23 +448,6 @@ def _describe_agreements(aset: AgreementSet, trust: TrustStore) -> list[str]:
     return lines
 
 
-async def wait_for_login(settings: KafkaSettings) -> None:
-    """Wait until ``settings`` can log in: new SCRAM users reach the broker a moment later."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        client = AIOKafkaClient(**settings.client_kwargs())
-        try:
-            await client.bootstrap()
-        except AioKafkaError as exc:
-            if time.monotonic() > deadline:
-                raise KafkaError(f"{settings.username} cannot log in: {exc}") from exc
-            await asyncio.sleep(0.5)
-        else:
-            return
-        finally:
-            await client.close()
-
-
 async def refused_write(settings: KafkaSettings, topic: str) -> str:
     """Try to write one record to ``topic``; the broker's refusal, or KafkaError if it accepts."""
     producer = AIOKafkaProducer(**settings.client_kwargs(), request_timeout_ms=10_000)
@@ -689,6 +674,20 @@ class RouterProcess:
         return process.returncode
 
 
+async def _rebuilt_post(story: Story, lost: RunningPost, trust: TrustStore) -> RunningPost:
+    """Stop ``lost``, remove its store (a disk failure) and start the same post afresh."""
+    await lost.close()
+    for file in lost.path.parent.glob(lost.path.name + "*"):
+        file.unlink()
+    store = PostStore.open(lost.path)
+    config = lost.post.config
+    post = BorderPost(story.login(lost.principal), config, store, trust)
+    stop = asyncio.Event()
+    running = RunningPost(post, store, lost.path, stop, asyncio.create_task(post.run(stop)))
+    story.posts[config.participant] = running
+    return running
+
+
 async def post_check(db: Path, lang: Lang, *query: str) -> tuple[int, str]:
     """``border-exchange post check --db DB QUERY``: its exit code (0 on a hit) and output."""
     process = await asyncio.create_subprocess_exec(
@@ -816,7 +815,7 @@ async def tell(story: Story) -> DemoResult:
             f"{len(plan.add_acls)} ACLs; passwords in {secrets_file} (mode 600)"
         )
         say("users: " + ", ".join(sorted(c.principal for c in plan.create_users)))
-        await asyncio.gather(*(wait_for_login(story.login(p)) for p in story.passwords))
+        await asyncio.gather(*(wait_for_login(story.login(p), WAIT) for p in story.passwords))
         refusal = await refused_write(
             story.login(naming.gateway_principal("SSD")), naming.outbox_topic("COD")
         )
@@ -995,6 +994,33 @@ async def tell(story: Story) -> DemoResult:
             else "UNEXPECTED: the cancelled alert is still found"
         )
 
+    with step("bangui-port loses its disk: a new store starts from the state topics"):
+        in_force = {
+            a.alert_id
+            for a in alerts
+            if a.alert_id != wanted.alert_id and caf.store.get(a.origin, a.alert_id)
+        }
+
+        rebuilt = await _rebuilt_post(story, caf, trust)
+
+        def bootstrapped() -> bool:
+            return in_force <= {a.alert_id for a in rebuilt.store.active()}
+
+        await _wait_until("the rebuilt post to start from the state", bootstrapped)
+        rebuilt_ids = {a.alert_id for a in rebuilt.store.active()}
+        rebuilt_ok = rebuilt_ids == in_force and rebuilt.store.get("COD", wanted.alert_id) is None
+        say(
+            f"new store {rebuilt.path}: {len(rebuilt_ids)} alerts in force read from "
+            f"{naming.feed_state_prefix('CAF')}* (compacted: the latest version of each alert "
+            "in force, however old), then the feeds from where the state ends"
+        )
+        say(
+            "the cancelled wanted person is not among them"
+            if rebuilt_ok
+            else "UNEXPECTED: the rebuilt store differs from the one it replaces"
+        )
+        caf = rebuilt
+
     with step("Size limits: an oversized photo, and 5 MB written straight into an outbox"):
         data = sample_alert_data(AlertType.WANTED_PERSON, origin="SSD", language="en")
         data["sections"]["photo"]["data"] = bytes(600 * limits.KIB)
@@ -1084,6 +1110,7 @@ async def tell(story: Story) -> DemoResult:
         oversize_refused=oversize_refused,
         timings=tuple(story.narrator.timings),
         elapsed=0.0,
+        rebuilt_from_state=rebuilt_ok,
     )
 
 
@@ -1128,6 +1155,11 @@ def _print_summary(narrator: Narrator, result: DemoResult) -> None:
     say(
         "oversized photo refused, 5 MB outbox record quarantined: "
         + ("yes" if result.oversize_refused else "NO"),
+        2,
+    )
+    say(
+        "post rebuilt from the state topics, cancelled alert absent: "
+        + ("yes" if result.rebuilt_from_state else "NO"),
         2,
     )
     say(
