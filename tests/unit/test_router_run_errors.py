@@ -12,6 +12,9 @@ import yaml
 from border_exchange.sandbox import make_sandbox, open_agreements
 from tests import cli
 
+# The command runs on the machine's clock, not the run's shifted one.
+pytestmark = pytest.mark.real_clock
+
 PASSPHRASE = "router-config-test"
 
 
