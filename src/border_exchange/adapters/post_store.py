@@ -423,6 +423,21 @@ class PostStore:
                 )
         return len(ids)
 
+    # -- the trust store in force (adapters.trust_file.TrustKeeper) ---------------------
+
+    def kept_trust(self) -> str | None:
+        """The document of the last valid governed trust store this post ran under."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'trust_store'").fetchone()
+        return None if row is None else str(row[0])
+
+    def keep_trust(self, text: str) -> None:
+        """Keep ``text`` as the last valid governed trust store, for the next start."""
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES ('trust_store', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (text,),
+        )
+
     # -- reading -----------------------------------------------------------------------
 
     def offsets(self) -> dict[TopicPartition, int]:

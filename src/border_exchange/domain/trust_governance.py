@@ -192,14 +192,22 @@ def _membership(store: TrustStore) -> tuple[Any, ...]:
     )
 
 
+def stale(governance: GovernedStore, now: datetime) -> str | None:
+    """Why ``governance`` is outside its validity window at ``now``; None when inside."""
+    if governance.valid_from <= now < governance.valid_until:
+        return None
+    return (
+        f"stale: valid from {_iso(governance.valid_from)} until "
+        f"{_iso(governance.valid_until)}, not at {_iso(now)}"
+    )
+
+
 def accept(new: GovernedStore, old: GovernedStore | None, now: datetime) -> list[str]:
     """Why ``new`` may not replace ``old`` at ``now``; empty when it may."""
     problems: list[str] = []
-    if not new.valid_from <= now < new.valid_until:
-        problems.append(
-            f"stale: valid from {_iso(new.valid_from)} until {_iso(new.valid_until)}, "
-            f"not at {_iso(now)}"
-        )
+    expired = stale(new, now)
+    if expired is not None:
+        problems.append(expired)
     if old is not None and new.serial <= old.serial and new.digest != old.digest:
         problems.append(f"serial {new.serial} is not after the store in force ({old.serial})")
     before = {} if old is None else dict(old.store.participants)
