@@ -329,3 +329,38 @@ def with_signatures(
     result["participants"] = participants
     result["approvals"] = approvals
     return result
+
+
+TRUST_STORE_HEADER: Final = "bx-trust-store"
+"""The header on each agreements-topic record naming the governed trust store the router
+held when it published the set: ``<serial>:<digest hex>``. Absent: the router's store was
+not governed."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreReference:
+    """Which governed trust store a router routed under: its serial and digest (hex)."""
+
+    serial: int
+    digest: str
+
+    def value(self) -> bytes:
+        """The header value."""
+        return f"{self.serial}:{self.digest}".encode("ascii")
+
+    @classmethod
+    def of(cls, governance: GovernedStore) -> StoreReference:
+        """The reference of ``governance``."""
+        return cls(governance.serial, governance.digest.hex())
+
+    @classmethod
+    def parse(cls, value: bytes) -> StoreReference | None:
+        """The reference in a header value; None when it is not ``<serial>:<64 hex>``."""
+        serial, _, digest = value.decode("ascii", errors="replace").partition(":")
+        if not serial.isdigit() or len(digest) != 64:
+            return None
+        try:
+            bytes.fromhex(digest)
+        except ValueError:
+            return None
+        return cls(int(serial), digest)
