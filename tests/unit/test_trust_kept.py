@@ -10,6 +10,7 @@ import structlog
 
 from border_exchange.adapters.post_store import PostStore
 from border_exchange.adapters.trust_file import TrustFile, load_governed, load_kept
+from border_exchange.cli.main import main
 from border_exchange.errors import TrustStoreError
 from border_exchange.sandbox import Sandbox, trust_store_yaml
 from tests.unit.test_trust_governance import (
@@ -96,3 +97,18 @@ def test_the_auditor_refuses_an_ungoverned_or_under_signed_store(
     store, governance = load_governed(path)
     assert governance.serial == 1
     assert set(store.participants) == set(THREE)
+
+
+def test_audit_replay_refuses_an_ungoverned_store_before_reading_anything(
+    box: Sandbox,  # noqa: F811  # the fixture
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / "trust.yaml"
+    path.write_text(trust_store_yaml(_members(box, THREE)))
+    config = tmp_path / "auditor.yaml"
+    config.write_text("kafka: {bootstrap: '127.0.0.1:1'}\n")
+    start = (NOW - timedelta(days=1)).isoformat()
+    argv = ["audit", "replay", "--from", start, "--to", NOW.isoformat()]
+    assert main([*argv, "--trust", str(path), "--config", str(config)]) == 1
+    assert "the store is not governed" in capsys.readouterr().err
