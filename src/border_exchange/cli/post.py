@@ -37,9 +37,11 @@ from border_exchange.domain.labels import (
 )
 from border_exchange.domain.lookup import SearchKind
 from border_exchange.domain.naming import is_role_name
+from border_exchange.domain.retention import DEFAULT_POLICY
 from border_exchange.errors import ConfigError
 from border_exchange.services import post_search
 from border_exchange.services.post import BorderPost, PostConfig
+from border_exchange.services.provisioner import load_retention
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,6 +55,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("--db", required=True, type=Path, help="SQLite store file")
     run.add_argument("--trust", required=True, type=Path, help="trust store YAML file")
     run.add_argument("--from", dest="partners", help="only these partners' feeds, e.g. UGA,SSD")
+    run.add_argument(
+        "--retention",
+        type=Path,
+        help="retention settings file (its grace: how long a cancelled or expired alert's "
+        "row stays, without content); default: the built-in policy, 7 days",
+    )
     run.add_argument(
         "--config", type=Path, help="YAML file with a 'kafka' mapping (BX_KAFKA_* override it)"
     )
@@ -117,7 +125,8 @@ def run_post(args: argparse.Namespace) -> int:
             raise ConfigError(f"--from: {partner!r} is not a participant id")
     trust = load_trust_store(args.trust)
     settings = kafka_settings_from_file(args.config)
-    config = PostConfig(participant, args.post, partners)
+    policy = load_retention(args.retention) if args.retention else DEFAULT_POLICY
+    config = PostConfig(participant, args.post, partners, grace=policy.grace)
 
     async def run() -> None:
         stop = asyncio.Event()
