@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,8 +28,6 @@ from typing import Any
 
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from tests.gateway_server import ServerProcess, add_token, write_config
-from tests.kafka.test_gateway import KEY, trust_for
 
 from border_exchange.adapters import kafka_launcher
 from border_exchange.adapters.kafka_settings import KafkaSettings
@@ -38,6 +37,11 @@ from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.naming import outbox_topic
 from border_exchange.domain.samples import sample_alert_data
 from border_exchange.services.gateway import Gateway
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.gateway_server import ServerProcess, add_token, write_config  # the CLI process
+from tests.kafka.test_gateway import KEY, trust_for
 
 ORIGIN_A = "CAF"
 ORIGIN_B = "COD"
