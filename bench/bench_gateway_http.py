@@ -30,6 +30,7 @@ import httpx
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from border_exchange.adapters import kafka_launcher
+from border_exchange.adapters.gateway_store import GatewayStore
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.bootstrap import configure_logging
 from border_exchange.domain.alerts import parse_alert
@@ -131,7 +132,10 @@ async def measure(settings: KafkaSettings, args: argparse.Namespace, work: Path)
     config = write_config(
         work, settings, ORIGIN_B, rate_per_second=100_000, burst=100_000, publish_timeout=30
     )
-    tokens = [add_token(config, f"client-{i:02d}") for i in range(args.clients)]
+    tokens = [add_token(config, "client-00")]
+    store = GatewayStore(config.with_name("gateway.db"))  # the others without a process each
+    tokens += [store.add_client(f"client-{i:02d}") for i in range(1, args.clients)]
+    store.close()
     server = ServerProcess.start(config, tokens[0])
     try:
         b, b_count, latencies = await http_api(
