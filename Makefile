@@ -31,6 +31,7 @@ unit: setup
 
 test: lint typecheck
 	$(BIN)/pytest --durations=15
+	$(BIN)/pytest -m 'not kafka' -q --clock-shift=730d
 
 bench: setup
 	$(BIN)/python bench/run_all.py

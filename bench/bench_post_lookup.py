@@ -3,8 +3,10 @@
 Run: ``.venv/bin/python bench/bench_post_lookup.py [--alerts N] [--lookups N]``. Fills a
 temporary SQLite store with wanted persons, vehicle notices and border incidents (a
 third each, varied names, plates, VINs and document numbers), then times random
-lookups of each kind, half of them hits. The goal is a p99 under 20 ms; the exit code
-is 1 when a kind misses it. Records are applied as the post applies verified ones; the
+lookups of each kind, half of them hits. The goal is a p99 under 20 ms for the exact
+keys (plate, VIN, document) and under 50 ms for the fuzzy name search, asked both as
+written and misspelt (one letter changed, name order swapped); the exit code is 1
+when a kind misses its goal. Records are applied as the post applies verified ones; the
 signatures are not re-made per alert, since lookups never read them.
 """
 
@@ -30,7 +32,7 @@ from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.samples import sample_alert
 from border_exchange.domain.signing import seal, section_content
 
-GOAL_MS = 20.0
+GOAL_MS = {"plate": 20.0, "vin": 20.0, "document": 20.0, "name": 50.0, "name-misspelt": 50.0}
 FEED = "bx.COD.from.UGA"
 SYLLABLES = ["ka", "mbe", "lo", "ngo", "ta", "wa", "ni", "du", "se", "ré", "mu", "zi", "ba", "ko"]
 GIVEN = ["Jean", "Pierre", "Désiré", "Peter", "John", "Mahamat", "Amina", "Grace", "Emmanuel"]
@@ -111,6 +113,14 @@ def fill(store: PostStore, count: int, rng: random.Random) -> dict[str, list[str
     return keys
 
 
+def misspelt(name: str, rng: random.Random) -> str:
+    """``name`` with its order swapped and one letter of its family name changed."""
+    given, family = name.split(" ", 1)
+    at = rng.randrange(1, len(family))
+    letter = rng.choice([c for c in "BDKLMNRST" if c != family[at]])
+    return f"{family[:at]}{letter}{family[at + 1 :]} {given}"
+
+
 def measure(lookup: Callable[[str], object], queries: list[str]) -> tuple[float, float]:
     """p50 and p99 in milliseconds of ``lookup`` over ``queries``."""
     times = []
@@ -140,13 +150,16 @@ def main() -> int:
             "plate": store.find_plate,
             "vin": store.find_vin,
             "document": store.find_document,
-            "name": store.find_name,
+            "name": store.match_name,
+            "name-misspelt": store.match_name,
         }
+        keys["name-misspelt"] = [misspelt(name, rng) for name in keys["name"]]
         misses = {
             "plate": lambda: _plate(rng).lower().replace(" ", "-"),
             "vin": lambda: _vin(rng),
             "document": lambda: f"X{rng.randint(0, 10**8):08d}",
             "name": lambda: f"{rng.choice(GIVEN)} {_word(rng)}",
+            "name-misspelt": lambda: f"{_word(rng)} {rng.choice(GIVEN)}",
         }
         failed = False
         for kind, lookup in lookups.items():
@@ -155,14 +168,15 @@ def main() -> int:
             rng.shuffle(queries)
             found = sum(1 for q in hits if lookup(q))
             p50, p99 = measure(lookup, queries)
-            verdict = "ok" if p99 < GOAL_MS else "MISSED"
-            failed |= p99 >= GOAL_MS
+            verdict = "ok" if p99 < GOAL_MS[kind] else "MISSED"
+            failed |= p99 >= GOAL_MS[kind]
             print(
-                f"{kind:<9} p50 {p50:6.3f} ms  p99 {p99:6.3f} ms  "
+                f"{kind:<13} p50 {p50:6.3f} ms  p99 {p99:6.3f} ms  "
                 f"({len(queries)} lookups, {found}/{len(hits)} hits found)  {verdict}"
             )
         store.close()
-    print(f"goal: p99 < {GOAL_MS:.0f} ms with {args.alerts} active alerts")
+    goals = ", ".join(f"{kind} {goal:.0f} ms" for kind, goal in GOAL_MS.items())
+    print(f"goal: p99 under {goals}, with {args.alerts} active alerts")
     return 1 if failed else 0
 
 

@@ -4,6 +4,10 @@ Starts its own one-node Kafka with the project's launcher and measures, in one r
 
 (a) a raw aiokafka consume-to-produce pass-through in transactions, same message sizes;
 (b) the router (decode, verify, policy, fan-out to 3 partners, audit, quarantine checks);
+(c) a bare transactional fan-out writing what the router writes per message (3 feed
+    copies and an audit record, in record batches, one transaction per partition for
+    what queued while the last committed, every send acknowledged), with no checks:
+    b/c is what the router's checks cost beside its I/O;
 the bare Ed25519 verify rate of the library the router uses; p50/p99 latency from
 publish to partner feed at a steady rate; and the router process's RSS while a
 backlog drains.
@@ -44,7 +48,13 @@ from border_exchange.domain.encoding import encode_envelope
 from border_exchange.domain.samples import sample_alert
 from border_exchange.domain.signing import seal
 from border_exchange.sandbox import Sandbox, make_sandbox, open_agreements
-from border_exchange.services.router import RETRY_BACKOFF_MS, PolicyView, Router, RouterTuning
+from border_exchange.services.router import (
+    RETRY_BACKOFF_MS,
+    PolicyView,
+    Router,
+    RouterTuning,
+    key_hash,
+)
 
 IDS = ("CAF", "COD", "SSD", "UGA")
 ORIGIN = "CAF"
@@ -200,6 +210,154 @@ async def _copy_batched(
                 batch.append(key=record.key, value=record.value, timestamp=None)
         await producer.send_batch(batch, sink, partition=tp.partition)
         await producer.send_offsets_to_transaction({tp: records[-1].offset + 1}, group)
+
+
+async def _audit_values(settings: KafkaSettings, count: int) -> list[bytes]:
+    """Up to ``count`` audit records the router wrote in (b), to write again in (c)."""
+    topic = naming.audit_topic(ORIGIN)
+    consumer = AIOKafkaConsumer(
+        topic, **settings.client_kwargs(), group_id=None, isolation_level="read_committed",
+        enable_auto_commit=False, auto_offset_reset="earliest",
+    )  # fmt: skip
+    await consumer.start()
+    values: list[bytes] = []
+    try:
+        while len(values) < count:
+            batch = await consumer.getmany(timeout_ms=1000)
+            if not batch:
+                break
+            values.extend(r.value for recs in batch.values() for r in recs if r.value)
+    finally:
+        await consumer.stop()
+    return values[:count]
+
+
+FANOUT_PARTNERS = ("COD", "SSD", "UGA")
+
+
+async def fanout(
+    settings: KafkaSettings, source: str, count: int, audit: Sequence[bytes]
+) -> tuple[float, int]:
+    """(c) what the router writes per message, without its checks; messages per second
+    and the records written.
+
+    Per input partition a task with its own transactional producer, as the router's
+    workers: each transaction takes every batch queued while the last one committed,
+    a partition with ``batch_size`` records queued is paused, and the group's offset
+    joins a transaction once per ``offset_commit_interval``. Per message: the record's
+    bytes to three partner topics (the partition its key hashes to, the ``bx-source``
+    header) and an audit record of the router's own (from (b)) to the partition's audit
+    topic, all sent in record batches per partition, every send acknowledged before the
+    commit.
+    """
+    tuning = RouterTuning()
+    limit = tuning.batch_size
+    group = f"bench.fanout.{uuid.uuid4().hex[:6]}"
+    feeds = [f"bench.fanout.{p}" for p in FANOUT_PARTNERS]
+    audit_topic = "bench.fanout.audit"
+    consumer = AIOKafkaConsumer(
+        source, **settings.client_kwargs(), group_id=group, isolation_level="read_committed",
+        enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=limit,
+    )  # fmt: skip
+    await consumer.start()
+    queues: dict[TopicPartition, asyncio.Queue[list[Any]]] = {}
+    queued: dict[TopicPartition, int] = {}
+    tasks: list[asyncio.Task[None]] = []
+    producers: list[AIOKafkaProducer] = []
+    committed = 0
+    written = 0
+
+    async def send_grouped(
+        producer: AIOKafkaProducer, outputs: list[tuple[str, int, bytes, bytes, list[Any]]]
+    ) -> list[asyncio.Future[Any]]:
+        groups: dict[tuple[str, int], list[tuple[bytes, bytes, list[Any]]]] = {}
+        for topic, partition, key, value, headers in outputs:
+            groups.setdefault((topic, partition), []).append((key, value, headers))
+        futures = []
+        for (topic, partition), records in groups.items():
+            batch = producer.create_batch()
+            for key, value, headers in records:
+                if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                    futures.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = producer.create_batch()
+                    batch.append(key=key, value=value, timestamp=None, headers=headers)
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+        return futures
+
+    async def work(tp: TopicPartition, producer: AIOKafkaProducer) -> None:
+        nonlocal committed, written
+        queue = queues[tp]
+        offset_at = time.monotonic()
+        seq = 0
+        while True:
+            records = list(await queue.get())
+            while not queue.empty():
+                records.extend(queue.get_nowait())
+            queued[tp] -= len(records)
+            if queued[tp] < limit:
+                with contextlib.suppress(Exception):
+                    consumer.resume(tp)
+            outputs = []
+            for record in records:
+                hashed = key_hash(record.key) or 0
+                headers = [("bx-source", f"{tp.topic}/{tp.partition}/{record.offset}".encode())]
+                for feed in feeds:
+                    outputs.append((feed, hashed % PARTITIONS, record.key, record.value, headers))
+                outputs.append((audit_topic, tp.partition, b"chain", audit[seq % len(audit)], []))
+                seq += 1
+            async with producer.transaction():
+                due = time.monotonic() - offset_at >= tuning.offset_commit_interval
+                if due:
+                    await producer.send_offsets_to_transaction({tp: records[-1].offset + 1}, group)
+                    offset_at = time.monotonic()
+                await asyncio.gather(*await send_grouped(producer, outputs))
+            committed += len(records)
+            written += len(outputs)
+
+    started = time.perf_counter()
+    try:
+        while committed < count:
+            batches = await consumer.getmany(timeout_ms=200, max_records=limit)
+            for tp, records in batches.items():
+                if tp not in queues:
+                    producer = AIOKafkaProducer(
+                        **settings.client_kwargs(), transactional_id=f"{group}.{tp.partition}",
+                        acks="all", linger_ms=0, max_batch_size=512 * 1024,
+                        retry_backoff_ms=RETRY_BACKOFF_MS,
+                    )  # fmt: skip
+                    await producer.start()
+                    producers.append(producer)
+                    queues[tp], queued[tp] = asyncio.Queue(), 0
+                    tasks.append(asyncio.create_task(work(tp, producer)))
+                queues[tp].put_nowait(records)
+                queued[tp] += len(records)
+                if queued[tp] >= limit:
+                    consumer.pause(tp)
+            for task in tasks:
+                if task.done():
+                    task.result()
+        return count / (time.perf_counter() - started), written
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for producer in producers:
+            await producer.stop()
+        await consumer.stop()
+
+
+async def _records_written(settings: KafkaSettings, topics: Sequence[str]) -> int:
+    """How many records ``topics`` hold (end offsets, transaction markers included)."""
+    consumer = AIOKafkaConsumer(**settings.client_kwargs(), group_id=None)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
+        ends = await consumer.end_offsets(tps)
+        return sum(ends.values())
+    finally:
+        await consumer.stop()
 
 
 def _pattern(origin: str) -> str:
@@ -431,7 +589,8 @@ async def measure(settings: KafkaSettings, args: argparse.Namespace) -> None:
     # As ``router run`` does; (a) and (b) run in this process, under the same settings.
     tune_garbage_collector()
     raw_in, raw_out = "bench.raw.in", "bench.raw.out"
-    await _create_topics(settings, (raw_in, raw_out))
+    fanout_topics = [f"bench.fanout.{p}" for p in FANOUT_PARTNERS] + ["bench.fanout.audit"]
+    await _create_topics(settings, (raw_in, raw_out, *fanout_topics))
     print(f"sealing {args.messages} wanted-person alerts ...", flush=True)
     records = _seal_many(box, args.messages)
     size = statistics.mean(len(v) for _, v, _ in records)
@@ -446,6 +605,15 @@ async def measure(settings: KafkaSettings, args: argparse.Namespace) -> None:
     a = await passthrough(settings, raw_in, raw_out, len(records))
     a_batched = await passthrough(settings, raw_in, raw_out, len(records), batched=True)
     b = await routed(settings, box, len(records))
+    audit = await _audit_values(settings, len(records))
+    c, c_written = await fanout(settings, raw_in, len(records), audit)
+    c_total = await _records_written(settings, fanout_topics)
+    feeds = [naming.feed_topic(p, ORIGIN) for p in FANOUT_PARTNERS]
+    # End offsets count transaction markers too: they are written records as well.
+    b_copies = await _records_written(settings, feeds)
+    b_total = b_copies + await _records_written(
+        settings, [naming.audit_topic(ORIGIN), naming.QUARANTINE_TOPIC]
+    )
     verify_after = bare_verify_rate(box)
     verify = (verify + verify_after) / 2
     print()
@@ -455,6 +623,15 @@ async def measure(settings: KafkaSettings, args: argparse.Namespace) -> None:
     print(f"    the same with record batches, as the router writes: {a_batched:,.0f} msg/s")
     print(f"(b) router, verify + policy + fan-out to 3: {b:,.0f} msg/s ({3 * b:,.0f} copies/s)")
     print(f"bare Ed25519 verify (PyNaCl): {verify:,.0f}/s")
+    print(f"(c) bare transactional fan-out, the router's records, no checks: {c:,.0f} msg/s")
+    print(f"ratio b/c: {b / c:.2f} (goal >= 0.9: the checks cost at most a tenth of the I/O)")
+    delivered = 3 * len(records)
+    print(
+        f"records written per delivered copy, transaction markers included: router "
+        f"{b_total / delivered:.2f} ({b_total:,} in feeds, audit trail and quarantine for "
+        f"{delivered:,} copies, {b_copies - delivered:,} of them markers in the feeds); "
+        f"fan-out {c_total / delivered:.2f} ({c_written / delivered:.2f} without markers)"
+    )
     print(f"ratio b/a: {b / a:.2f} (goal >= 0.5); b / batched pass-through: {b / a_batched:.2f}")
     print(f"ratio b/verify: {b / verify:.2f} (verification is the floor of the cost)")
 

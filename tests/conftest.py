@@ -1,11 +1,9 @@
-"""Shared fixtures: a real Kafka cluster for the tests that need one.
+"""Shared fixtures: a real Kafka cluster for the tests that need one, and the run's clock.
 
-The cluster is chosen in this order:
-
-1. ``BX_KAFKA_BOOTSTRAP`` (a SASL/SCRAM listener) with ``BX_KAFKA_ADMIN_USERNAME`` and
-   ``BX_KAFKA_ADMIN_PASSWORD``: use that cluster;
-2. a reachable Docker engine: a testcontainers broker;
-3. otherwise the project's own launcher, from the official jars.
+The cluster is chosen by ``BX_TEST_KAFKA`` (see :mod:`tests.brokers`): ``launcher`` (the
+default), ``external`` (``BX_KAFKA_BOOTSTRAP``, which alone chooses it too) or
+``testcontainers``; the choice is printed in the run's header. ``--clock-shift``
+(:mod:`tests.clock`) moves this process's clocks ahead.
 """
 
 from __future__ import annotations
@@ -14,13 +12,78 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from border_exchange.adapters import kafka_launcher
 from border_exchange.adapters.kafka_launcher import ClusterInfo
 from border_exchange.adapters.kafka_settings import KafkaSettings
+from tests import brokers, clock
+from tests.brokers import BrokerPath
+
+_traveller: time_machine.travel | None = None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--clock-shift",
+        default=None,
+        metavar="730d",
+        help="run with every clock of this process shifted ahead by N days (d) or hours (h); "
+        f"also {clock.SHIFT_ENV}. Tests marked kafka are skipped in a shifted run.",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _traveller
+    try:
+        shift = clock.requested_shift(config.getoption("--clock-shift"))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[_SHIFT_KEY] = shift
+    try:
+        config.stash[_BROKER_KEY] = brokers.chosen_path(os.environ)
+    except brokers.BrokerChoiceError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if shift is not None:
+        _traveller = time_machine.travel(datetime.now(UTC) + shift, tick=True)
+        _traveller.start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _traveller
+    if _traveller is not None:
+        _traveller.stop()
+        _traveller = None
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    shift = config.stash.get(_SHIFT_KEY, None)
+    shifted = f"shifted {shift} ahead" if shift is not None else "not shifted"
+    path = config.stash[_BROKER_KEY]
+    return [
+        f"border-exchange kafka: {brokers.describe(path, os.environ)}",
+        f"border-exchange clock: {shifted} (now {clock.iso(clock.now())})",
+    ]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.stash.get(_SHIFT_KEY, None) is None:
+        return
+    skip = pytest.mark.skip(
+        reason="the clock shift applies to this process only; the broker and the processes "
+        "a Kafka test starts keep the real clock"
+    )
+    for item in items:
+        if "kafka" in item.keywords:
+            item.add_marker(skip)
+
+
+_SHIFT_KEY = pytest.StashKey[timedelta | None]()
+_BROKER_KEY = pytest.StashKey[BrokerPath]()
 
 
 @dataclass(frozen=True)
@@ -65,18 +128,6 @@ class KafkaCluster:
         return topic
 
 
-def _docker_reachable() -> bool:
-    if os.environ.get("BX_NO_DOCKER"):
-        return False
-    try:
-        import docker  # type: ignore[import-untyped]  # optional, comes with testcontainers
-
-        docker.from_env(timeout=3).ping()
-    except Exception:  # any failure means: no engine to use
-        return False
-    return True
-
-
 def _from_environment() -> KafkaCluster | None:
     bootstrap = os.environ.get("BX_KAFKA_BOOTSTRAP")
     if not bootstrap:
@@ -91,13 +142,17 @@ def _from_environment() -> KafkaCluster | None:
 
 
 @pytest.fixture(scope="session")
-def kafka() -> Iterator[KafkaCluster]:
-    """A running single-broker cluster for the whole test session."""
-    external = _from_environment()
-    if external is not None:
+def kafka(pytestconfig: pytest.Config) -> Iterator[KafkaCluster]:
+    """A running single-broker cluster for the whole test session, from the chosen path."""
+    path = pytestconfig.stash[_BROKER_KEY]
+    if path is BrokerPath.EXTERNAL:
+        external = _from_environment()
+        assert external is not None  # chosen_path made sure BX_KAFKA_BOOTSTRAP is set
         yield external
         return
-    if _docker_reachable():
+    if path is BrokerPath.TESTCONTAINERS:
+        if not brokers.docker_answers():
+            pytest.exit(f"{brokers.CHOICE_ENV}=testcontainers: no Docker engine answers", 4)
         from tests.containers import kafka_container
 
         with kafka_container() as cluster:

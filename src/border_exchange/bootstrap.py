@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from border_exchange.adapters.agreement_files import AgreementSource
 from border_exchange.adapters.config_file import kafka_settings_from, read_config_file
+from border_exchange.adapters.instance_slot import InstanceSlot, group_instance
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.adapters.keyfiles import load_private_key, passphrase_from_env_or_prompt
-from border_exchange.adapters.trust_file import load_trust_store
+from border_exchange.adapters.metrics import Metrics
+from border_exchange.adapters.trust_file import TrustFile, load_trust_store
 from border_exchange.domain.gateway_api import (
     DEFAULT_BURST,
     DEFAULT_PUBLISH_TIMEOUT,
@@ -118,6 +120,44 @@ class RouterConfig(BaseModel):
     metrics_port: int = Field(9464, ge=0, le=65535, description="0 turns the endpoint off")
     group_id: str = Field(ROUTER_GROUP, description="consumer group shared by the replicas")
     outbox_pattern: str = Field(OUTBOX_PATTERN, description="regular expression of outboxes")
+    session_timeout: float = Field(
+        6.0,
+        ge=1,
+        description="seconds without a heartbeat before the other routers take a member's "
+        "partitions (the broker refuses less than its group.min.session.timeout.ms, 6 s)",
+    )
+    heartbeat_interval: float = Field(
+        1.0, gt=0, description="seconds between heartbeats; below session_timeout / 3"
+    )
+    group_instance_id: str = Field(
+        "auto",
+        description="static group membership, so a restarted router gets its partitions back "
+        "at once: auto (<host>-<n>, n the lowest free on this host), an id unique among the "
+        "routers, or none (dynamic membership)",
+    )
+    audit_gaps_accepted: tuple[str, ...] = Field(
+        (),
+        description="audit chains whose deleted start is accepted, as the router logs them "
+        "(<outbox>/<partition>@<offset>; comma-separated in the variable)",
+    )
+
+    @model_validator(mode="after")
+    def _heartbeats_fit(self) -> RouterConfig:
+        if self.heartbeat_interval * 3 > self.session_timeout:
+            raise ValueError(
+                f"heartbeat_interval {self.heartbeat_interval} s must be at most a third of "
+                f"session_timeout {self.session_timeout} s"
+            )
+        return self
+
+    @field_validator("audit_gaps_accepted", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return (
+            [item.strip() for item in value.split(",") if item.strip()]
+            if isinstance(value, str)
+            else value
+        )
 
     @classmethod
     def keys_help(cls) -> str:
@@ -148,10 +188,20 @@ def _router_config(raw: Mapping[str, Any], base: Path, env: Mapping[str, str]) -
 class PolicySource:
     """Watches the trust store and agreement files; yields a new policy view when either changes."""
 
-    def __init__(self, trust_path: Path, agreements: AgreementSource, trust: TrustStore) -> None:
+    def __init__(
+        self,
+        trust_path: Path,
+        agreements: AgreementSource,
+        trust: TrustStore,
+        trust_file: TrustFile | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.trust_path = trust_path
         self.agreements = agreements
         self.trust = trust
+        self.trust_file = trust_file or TrustFile(trust_path)
+        """Reloads the store under its governance: the last valid one stays in force."""
+        self.metrics = metrics
         self._trust_stamp = self._stamp()
 
     def _stamp(self) -> tuple[int, int] | None:
@@ -168,12 +218,15 @@ class PolicySource:
         if stamp != self._trust_stamp:
             self._trust_stamp = stamp
             try:
-                self.trust = load_trust_store(self.trust_path)
+                self.trust = self.trust_file.reload()
                 self.agreements.participants = frozenset(self.trust.participants)
+                self.agreements.trust = self.trust
                 trust_changed = True
                 log.info("trust.loaded", path=str(self.trust_path))
             except BorderExchangeError as exc:
                 log.error("trust.rejected", path=str(self.trust_path), error=str(exc))
+                if self.metrics is not None:
+                    self.metrics.inc("trust_rejected_total")
         new_set = self.agreements.poll()
         current = self.agreements.current
         if current is None or not (trust_changed or new_set is not None):
@@ -187,6 +240,8 @@ class RouterApp:
 
     router: Router
     config: RouterConfig
+    slot: InstanceSlot | None = None
+    """The host slot that holds this router's group instance id (``group_instance_id: auto``)."""
 
 
 def build_router(config_path: Path, env: Mapping[str, str] | None = None) -> RouterApp:
@@ -195,8 +250,11 @@ def build_router(config_path: Path, env: Mapping[str, str] | None = None) -> Rou
     raw = read_config_file(config_path)
     kafka: KafkaSettings = kafka_settings_from(raw, str(config_path), env)
     config = _router_config(raw, config_path.parent, env)
-    trust = load_trust_store(config.trust_store)
-    agreements = AgreementSource(config.agreements, trust.participants, config.agreement_history)
+    trust_file = TrustFile(config.trust_store)
+    trust = trust_file.reload()
+    agreements = AgreementSource(
+        config.agreements, trust.participants, config.agreement_history, trust
+    )
     aset = agreements.load()
     key = load_private_key(config.signing_key, passphrase_from_env_or_prompt())
     key_id = config.signing_key_id
@@ -207,6 +265,7 @@ def build_router(config_path: Path, env: Mapping[str, str] | None = None) -> Rou
         raise ConfigError(
             f"{config.signing_key} is not the private half of hub key {key_id} in the trust store"
         )
+    instance_id, slot = group_instance(config.group_instance_id, config.group_id)
     tuning = RouterTuning(
         batch_size=config.batch_size,
         checkpoint_every=config.checkpoint_every,
@@ -216,16 +275,20 @@ def build_router(config_path: Path, env: Mapping[str, str] | None = None) -> Rou
         rules=RoutingRules(max_clock_skew=timedelta(seconds=config.max_clock_skew)),
         group_id=config.group_id,
         outbox_pattern=config.outbox_pattern,
+        accepted_audit_gaps=frozenset(config.audit_gaps_accepted),
+        session_timeout=config.session_timeout,
+        heartbeat_interval=config.heartbeat_interval,
+        group_instance_id=instance_id,
     )
+    source = PolicySource(config.trust_store, agreements, trust, trust_file)
     router = Router(
-        kafka,
-        PolicyView.build(trust, aset),
-        key,
-        key_id,
-        tuning=tuning,
-        sources=(PolicySource(config.trust_store, agreements, trust),),
+        kafka, PolicyView.build(trust, aset), key, key_id, tuning=tuning, sources=(source,)
     )
-    return RouterApp(router, config)
+    source.metrics = router.metrics
+    router.metrics.describe(
+        "trust_rejected_total", "Trust store versions refused (the last valid one kept)."
+    )
+    return RouterApp(router, config, slot)
 
 
 class GatewayServerConfig(BaseModel):

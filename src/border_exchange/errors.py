@@ -85,6 +85,14 @@ class KafkaError(BorderExchangeError):
     """Talking to Kafka failed; wraps the aiokafka error that caused it."""
 
 
+class UndeliverableError(KafkaError):
+    """The broker refused records for good (too large, invalid, unauthorized): by offset, why."""
+
+    def __init__(self, blamed: dict[int, str]) -> None:
+        super().__init__("; ".join(f"offset {o}: {why}" for o, why in sorted(blamed.items())))
+        self.blamed = blamed
+
+
 class AuthorizationError(KafkaError):
     """Kafka's authorizer refused an operation to this principal."""
 
@@ -99,3 +107,28 @@ class StoreError(BorderExchangeError):
 
 class AuditError(BorderExchangeError):
     """An audit replay cannot proceed (as opposed to finding violations, which it reports)."""
+
+
+class NotPermittedError(BorderExchangeError):
+    """A feed copy its agreement did not permit; ``reason`` says which check failed."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class LoginRefusal(StrEnum):
+    """Machine-readable reason of a ``LoginRefused`` (the page shows one message for all)."""
+
+    UNKNOWN = "UNKNOWN"
+    WRONG_PASSWORD = "WRONG_PASSWORD"
+    LOCKED = "LOCKED"
+    DISABLED = "DISABLED"
+
+
+class LoginRefused(BorderExchangeError):
+    """An officer's name and password do not open a session at the post."""
+
+    def __init__(self, reason: LoginRefusal) -> None:
+        super().__init__(f"login refused: {reason.value}")
+        self.reason = reason

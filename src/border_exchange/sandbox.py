@@ -18,8 +18,9 @@ import yaml
 from nacl.signing import SigningKey
 
 from border_exchange.adapters.keyfiles import write_private_key
-from border_exchange.domain.agreements import AgreementSet, parse_agreement_set
+from border_exchange.domain.agreements import AgreementSet, add_signed, parse_agreement_set
 from border_exchange.domain.catalog import ParticipantKind
+from border_exchange.domain.consent import sign_agreement
 from border_exchange.domain.trust import HUB, Hub, Participant, PublicKey, TrustStore, key_entry
 
 NAMES: Mapping[str, str] = {
@@ -67,8 +68,20 @@ class Sandbox:
         return paths
 
 
+KEY_LIFETIME = timedelta(days=730)
+"""A sandbox key is valid this long from the sandbox's start."""
+
+LEAD_TIME = timedelta(days=30)
+"""By default a sandbox starts (keys, open agreements) this long before it is made."""
+
+
+def default_start() -> datetime:
+    """Midnight UTC :data:`LEAD_TIME` before now: where a sandbox starts unless told."""
+    return (datetime.now(UTC) - LEAD_TIME).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def _public(owner: str, key_id: str, key: SigningKey, start: datetime) -> PublicKey:
-    return PublicKey(owner, key_id, bytes(key.verify_key), start, start + timedelta(days=730))
+    return PublicKey(owner, key_id, bytes(key.verify_key), start, start + KEY_LIFETIME)
 
 
 def make_sandbox(
@@ -78,9 +91,16 @@ def make_sandbox(
     posts: Mapping[str, Sequence[str]] | None = None,
     auditors: Sequence[str] = ("oversight",),
     start: datetime | None = None,
+    signers: Mapping[str, Sequence[str]] | None = None,
 ) -> Sandbox:
-    """A sandbox of ``participants`` (ids) under the agreement set in ``agreements_text``."""
-    start = start or datetime(2026, 1, 1, tzinfo=UTC)
+    """A sandbox of ``participants`` (ids) under the agreement set in ``agreements_text``.
+
+    Each agreement is signed, as its parties' officers would sign it, by both parties
+    that are in the sandbox; ``signers`` names, per agreement id, the only parties that
+    sign it (none, or one: an agreement not in force). Its keys are valid for
+    :data:`KEY_LIFETIME` from ``start`` (default: :func:`default_start`).
+    """
+    start = start or default_start()
     keys: dict[str, SigningKey] = {}
     key_ids: dict[str, str] = {}
     members: dict[str, Participant] = {}
@@ -105,13 +125,33 @@ def make_sandbox(
     keys[HUB], key_ids[HUB] = hub_key, f"hub-{start:%Y}-01"
     hub = Hub((_public(HUB, key_ids[HUB], hub_key, start),), tuple(auditors))
     trust = TrustStore(MappingProxyType(members), hub)
+    signed = sign_agreements(agreements_text, keys, key_ids, start, signers or {})
     return Sandbox(
         trust,
         MappingProxyType(keys),
         MappingProxyType(key_ids),
-        agreements_text,
-        parse_agreement_set(agreements_text),
+        signed,
+        parse_agreement_set(signed),
     )
+
+
+def sign_agreements(
+    text: str,
+    keys: Mapping[str, SigningKey],
+    key_ids: Mapping[str, str],
+    signed_at: datetime,
+    signers: Mapping[str, Sequence[str]] | None = None,
+) -> str:
+    """``text`` with every agreement signed by each of its parties that has a key in ``keys``
+    (only by those ``signers`` names for an agreement it lists)."""
+    entries = []
+    for agreement in parse_agreement_set(text).agreements:
+        chosen = (signers or {}).get(agreement.id, agreement.parties)
+        for party in agreement.parties:
+            if party in chosen and party in keys:
+                signature = sign_agreement(agreement, party, key_ids[party], keys[party], signed_at)
+                entries.append((agreement.id, signature))
+    return add_signed(text, entries) if entries else text
 
 
 def trust_store_yaml(trust: TrustStore) -> str:
@@ -137,15 +177,21 @@ def trust_store_yaml(trust: TrustStore) -> str:
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
 
 
-def open_agreements(pairs: Sequence[tuple[str, str]], label: str = "sandbox") -> str:
-    """An agreement set in which each ``(a, b)`` pair exchanges every type in full, both ways."""
+def open_agreements(
+    pairs: Sequence[tuple[str, str]], label: str = "sandbox", *, start: datetime | None = None
+) -> str:
+    """An agreement set in which each ``(a, b)`` pair exchanges every type in full, both ways.
+
+    The agreements are in force from ``start`` (default: :func:`default_start`), open-ended.
+    """
+    since = (start or default_start()).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     lines = [f'version: "{label}"', "agreements:"]
     for a, b in pairs:
         lines += [
             f"  - id: {a}-{b}",
             f"    parties: [{a}, {b}]",
             "    status: active",
-            "    effective_from: 2026-01-01T00:00:00Z",
+            f"    effective_from: {since}",
             "    flows:",
         ]
         for src, dst in ((a, b), (b, a)):

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 
-from border_exchange.domain.agreements import AgreementSet, parse_agreement_set
+from border_exchange.domain.agreements import AgreementSet
 from border_exchange.domain.audit_verify import LogRecord, Verdict, ViolationCode, Window
 from border_exchange.domain.encoding import encode_envelope
 from border_exchange.domain.naming import audit_topic, feed_topic, outbox_topic
@@ -24,7 +24,14 @@ from border_exchange.services import auditor
 from border_exchange.services.auditor import Progress, ReplayRequest, replay
 from tests.conftest import KafkaCluster
 from tests.exchange import random_ids
-from tests.unit.test_audit_verify import AGREEMENTS, KEYS, TRUST, RoutedWorld, reencoded
+from tests.unit.test_audit_verify import (
+    AGREEMENTS,
+    KEYS,
+    TRUST,
+    RoutedWorld,
+    reencoded,
+    signed_set,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -50,7 +57,7 @@ class _Origin(RoutedWorld):
 
     def __init__(self, origin: str) -> None:
         KEYS.setdefault(origin, KEYS["CAF"])
-        aset = parse_agreement_set(AGREEMENTS.format(status="active").replace("CAF", origin))
+        aset = signed_set(AGREEMENTS.format(status="active").replace("CAF", origin))
         super().__init__(origin, aset)
         self.index = PolicyIndex.build(aset, (origin, "COD", "SSD"))
         KNOWN_SETS[aset.digest] = aset

@@ -29,8 +29,14 @@ def test_the_demo_tells_the_whole_story_and_stops_everything(tmp_path: Path) -> 
     assert "offline lookup at COD's post (Kafka stopped): hit" in output
     assert "photo withheld at CAF's post: yes" in output
     assert "cancellation reached every earlier recipient: yes" in output
+    assert "post rebuilt from the state topics, cancelled alert absent: yes" in output
+    assert "it has its partitions back" in output  # after the router's kill -9
+    assert "oversized photo refused, 5 MB outbox record quarantined: yes" in output
     assert "CAF        delivered under COD-CAF-2026" in output
     assert "UN-MONUSCO denied SUSPENDED (COD-MONUSCO-2026)" in output
+    # Signed by SSD's officer only: not in force, SSD's incident is not delivered to CAF.
+    assert "SSD-CAF-INCIDENTS (active; signed by SSD only, not by CAF: NOT IN FORCE)" in output
+    assert "CAF        denied NOT_SIGNED (SSD-CAF-INCIDENTS)" in output
     assert not workdir.exists(), "without --keep the demo removes its directory"
     assert not _processes_mentioning(str(workdir)), "a broker or the router outlived the demo"
 

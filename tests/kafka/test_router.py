@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
@@ -19,13 +18,21 @@ from nacl.signing import SigningKey
 from border_exchange.adapters.agreement_files import AgreementSource
 from border_exchange.bootstrap import PolicySource
 from border_exchange.domain import naming
-from border_exchange.domain.agreements import parse_agreement_set
+from border_exchange.domain.agreements import StatementAction, add_signed, parse_agreement_set
 from border_exchange.domain.catalog import AlertType
+from border_exchange.domain.consent import sign_statement
 from border_exchange.domain.encoding import decode_record, encode_envelope
 from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.signing import verify_trusted
-from border_exchange.sandbox import make_sandbox, open_agreements, trust_store_yaml
+from border_exchange.sandbox import (
+    Sandbox,
+    make_sandbox,
+    open_agreements,
+    sign_agreements,
+    trust_store_yaml,
+)
 from border_exchange.services.router import PartitionWorker, PolicyView
+from tests.clock import days, iso
 from tests.conftest import KafkaCluster
 from tests.exchange import (
     Exchange,
@@ -35,6 +42,7 @@ from tests.exchange import (
     running,
     with_extra_key,
 )
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.kafka
 
@@ -44,7 +52,7 @@ agreements:
   - id: A-B
     parties: [P0, P1]
     status: active
-    effective_from: 2026-01-01T00:00:00Z
+    effective_from: SINCE
     flows:
       - from: P0
         to: P1
@@ -57,13 +65,13 @@ agreements:
   - id: A-C
     parties: [P0, P2]
     status: active
-    effective_from: 2026-01-01T00:00:00Z
+    effective_from: SINCE
     flows:
       - from: P0
         to: P2
         types:
           WANTED_PERSON: {sections: all, max_handling: H1}
-"""
+""".replace("SINCE", iso(days(-30)))
 
 
 async def test_a_withheld_section_is_absent_and_the_copy_still_verifies(
@@ -92,7 +100,7 @@ async def test_every_refused_record_is_quarantined_with_its_reason_and_the_strea
 ) -> None:
     ex = await make_exchange(kafka, 2, open_agreements([("P0", "P1")]))
     a, b = ex.ids
-    revoked = with_extra_key(ex, a, f"{a}-lost", revoked_at=datetime(2026, 6, 1, tzinfo=UTC))
+    revoked = with_extra_key(ex, a, f"{a}-lost", revoked_at=days(-1))
     stranger = SigningKey.generate()
     now = datetime.now(UTC)
 
@@ -175,12 +183,18 @@ async def test_updates_follow_the_agreements_and_a_cancel_reaches_every_earlier_
         assert len(await ex.feed(b, a, expect=1)) == 1
         assert len(await ex.feed(c, a, expect=1)) == 1
 
-        # The agreement with C is suspended: the update goes to B only.
-        suspended = ex.sandbox.agreements_text.replace(
-            f"id: {a}-{c}\n    parties: [{a}, {c}]\n    status: active",
-            f"id: {a}-{c}\n    parties: [{a}, {c}]\n    status: suspended",
+        # C alone suspends its agreement with A, by a signed statement: the update goes
+        # to B only.
+        agreement = ex.sandbox.agreements.by_id(f"{a}-{c}")
+        statement = sign_statement(
+            agreement,
+            c,
+            StatementAction.SUSPEND,
+            ex.sandbox.key_ids[c],
+            ex.sandbox.keys[c],
+            datetime.now(UTC),
         )
-        assert suspended != ex.sandbox.agreements_text
+        suspended = add_signed(ex.sandbox.agreements_text, [(agreement.id, statement)])
         router.view = PolicyView.build(ex.sandbox.trust, parse_agreement_set(suspended))
         await ex.publish(
             ex.seal(
@@ -209,6 +223,12 @@ async def test_updates_follow_the_agreements_and_a_cancel_reaches_every_earlier_
     assert to_c[-1].header.cancel_reason == "arrested in Bangui"
 
 
+def _signed(box: Sandbox, pairs: list[tuple[str, str]]) -> str:
+    """``open_agreements(pairs)`` signed by both parties of each, with the sandbox's keys."""
+    start = min(key.valid_from for p in box.trust.participants.values() for key in p.keys)
+    return sign_agreements(open_agreements(pairs), box.keys, box.key_ids, start)
+
+
 async def test_a_participant_added_to_the_trust_store_is_routed_without_a_restart(
     kafka: KafkaCluster, tmp_path: Path
 ) -> None:
@@ -221,22 +241,29 @@ async def test_a_participant_added_to_the_trust_store_is_routed_without_a_restar
     )
     trust_file, agreements_file = tmp_path / "trust.yaml", tmp_path / "agreements.yaml"
     trust_file.write_text(trust_store_yaml(before))
-    agreements_file.write_text(open_agreements([(a, b)]))
+    agreements_file.write_text(_signed(full, [(a, b)]))
     await create_topics(kafka.admin, [a, b])
     source = AgreementSource(agreements_file, before.participants, tmp_path / "history")
     ex = Exchange(kafka, replace(full, trust=before, agreements=source.load()), ids)
     router = ex.router(topic_refresh=0.5)
     router.sources = (PolicySource(trust_file, source, before),)
 
+    def routes(*origins: str) -> bool:
+        assigned = {tp.topic for tp in router.workers}
+        return all(naming.outbox_topic(o) in assigned for o in origins)
+
     async with running(router):
-        await asyncio.sleep(2)
+        await eventually(lambda: routes(a, b), what="the router routes a's and b's outboxes")
         # Onboarding: its topics are provisioned, then the trust store and agreements change.
         await create_topics(kafka.admin, ids)
         trust_file.write_text(trust_store_yaml(full.trust))
-        agreements_file.write_text(open_agreements([(a, b), (a, c)]))
+        agreements_file.write_text(_signed(full, [(a, b), (a, c)]))
         ex.sandbox = full
         envelope = ex.seal(ex.alert(AlertType.BORDER_INCIDENT, c))
-        await asyncio.sleep(3)
+        await eventually(
+            lambda: c in router.view.trust.participants and routes(c),
+            what="the router trusts c and routes its outbox",
+        )
         await ex.publish(envelope)
         delivered = await ex.feed(a, c, expect=1)
 
@@ -351,7 +378,7 @@ async def test_a_failed_transaction_is_routed_again_from_the_audit_chain_once(
     batches: Counter[int | None] = Counter()
     failed: list[int | None] = []
 
-    async def failing_once(producer: Any, outputs: Sequence[Any]) -> None:
+    async def failing_once(producer: Any, outputs: Sequence[Any]) -> Any:
         # The second batch of the first partition to have two (its first one committed).
         # A batch's audit records go to the audit partition of its outbox partition.
         partitions = {o.partition for o in outputs if o.topic == naming.audit_topic(a)}
@@ -360,7 +387,7 @@ async def test_a_failed_transaction_is_routed_again_from_the_audit_chain_once(
         if not failed and second:
             failed.extend(second)
             raise KafkaConnectionError("injected: the broker went away mid-transaction")
-        await send(producer, outputs)
+        return await send(producer, outputs)
 
     monkeypatch.setattr(PartitionWorker, "_send", staticmethod(failing_once))
     envelopes = [ex.seal(ex.alert(AlertType.WANTED_PERSON, a)) for _ in range(30)]

@@ -22,8 +22,10 @@ from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import decode_record, encode_envelope
 from border_exchange.domain.envelope import Envelope
 from border_exchange.sandbox import open_agreements
+from border_exchange.services.router import Router
 from tests.conftest import KafkaCluster
 from tests.exchange import Exchange, make_exchange, running
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -123,12 +125,12 @@ def _router_config(ex: Exchange, directory: Path) -> Path:
     return path
 
 
-def _start_router(config: Path, log: Path) -> subprocess.Popen[bytes]:
+def _start_router(config: Path, log: Path, level: str = "WARNING") -> subprocess.Popen[bytes]:
     env = {**os.environ, "BX_KEY_PASSPHRASE": "crash-test"}
     with log.open("ab") as sink:
         return subprocess.Popen(
             [sys.executable, "-m", "border_exchange", "router", "run", "--config", str(config),
-             "--log-level", "WARNING"],
+             "--log-level", level],
             env=env, stdout=sink, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
         )  # fmt: skip
 
@@ -172,16 +174,23 @@ async def test_two_routers_share_the_work_across_a_stop_and_a_start(
     ex = await make_exchange(kafka, 3, open_agreements([("P0", "P1"), ("P0", "P2"), ("P1", "P2")]))
     envelopes = _messages(ex, 6_000)
     publishing = asyncio.create_task(_publish_steadily(ex, envelopes, seconds=12))
-    async with running(ex.router(batch_size=200)):
+
+    def routed_by(router: Router) -> float:
+        return sum(router.metrics.value("routed_total", {"origin": p}) for p in ex.ids)
+
+    async with running(ex.router(batch_size=200)) as first:
         async with running(ex.router(batch_size=200)) as second:
-            for _ in range(60):
-                await asyncio.sleep(0.5)
-                if second.workers:
-                    break
-            assert second.workers, "the second router was given no partition"
-            await asyncio.sleep(2)
-        # The second router stopped cleanly mid-stream; now it comes back.
-        await asyncio.sleep(3)
+            await eventually(lambda: bool(second.workers), what="the second router has partitions")
+            routed = routed_by(second)
+            await eventually(
+                lambda: routed_by(second) > routed, what="the second router routes records"
+            )
+        # The second router stopped cleanly mid-stream; the first takes every partition back.
+        await eventually(
+            lambda: len(first.workers) == len(ex.ids) * 3,
+            within=60,
+            what="the first router owns every outbox partition again",
+        )
         async with running(ex.router(batch_size=200)):
             await publishing
             await _wait_for_feeds(ex, envelopes, within=180)

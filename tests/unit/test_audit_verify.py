@@ -12,7 +12,7 @@ import gc
 import sys
 import weakref
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,6 +31,7 @@ from border_exchange.domain.audit import (
     head_signing_input,
     quarantine_audit_record,
 )
+from border_exchange.domain.audit_gap import ChainStart
 from border_exchange.domain.audit_verify import (
     LogRecord,
     Replay,
@@ -44,6 +45,7 @@ from border_exchange.domain.audit_verify import (
     verify_chain,
 )
 from border_exchange.domain.catalog import AlertType, HandlingCode, Operation, ParticipantKind
+from border_exchange.domain.consent import consents
 from border_exchange.domain.encoding import (
     decode_envelope_split,
     decode_record,
@@ -56,6 +58,7 @@ from border_exchange.domain.policy import Deliver, PolicyIndex, PolicyInput, dec
 from border_exchange.domain.samples import sample_alert_data
 from border_exchange.domain.signing import redact, seal
 from border_exchange.domain.trust import Hub, Participant, PublicKey, TrustStore
+from border_exchange.sandbox import sign_agreements
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 KEYS = {name: SigningKey(bytes([i + 1]) * 32) for i, name in enumerate(("CAF", "COD", "SSD"))}
@@ -100,8 +103,16 @@ agreements:
         types:
           WANTED_PERSON: {{sections: all, max_handling: H3}}
 """
-SET_V1 = parse_agreement_set(AGREEMENTS.format(status="active"))
-SET_V2 = parse_agreement_set(AGREEMENTS.format(status="suspended").replace("2026-03", "2026-04"))
+
+
+def signed_set(text: str, signers: Mapping[str, Sequence[str]] | None = None) -> AgreementSet:
+    """The set in ``text``, each agreement signed by both its parties (or by ``signers``)."""
+    key_ids = {name: f"{name}-2026" for name in KEYS}
+    return parse_agreement_set(sign_agreements(text, KEYS, key_ids, VALID[0], signers))
+
+
+SET_V1 = signed_set(AGREEMENTS.format(status="active"))
+SET_V2 = signed_set(AGREEMENTS.format(status="suspended").replace("2026-03", "2026-04"))
 
 
 class RoutedWorld:
@@ -110,7 +121,7 @@ class RoutedWorld:
     def __init__(self, origin: str = "CAF", aset: AgreementSet = SET_V1) -> None:
         self.origin = origin
         self.aset = aset
-        self.index = PolicyIndex.build(aset, PARTICIPANTS)
+        self.index = PolicyIndex.build(aset, PARTICIPANTS, consents(aset, TRUST))
         self.outbox: list[LogRecord] = []
         self.audit: list[LogRecord] = []
         self.feeds: dict[str, list[LogRecord]] = defaultdict(list)
@@ -307,11 +318,43 @@ def test_a_deleted_audit_record_is_located_at_the_record_after_the_gap() -> None
     chain = verify_chain(audit_topic("CAF"), 0, audit, TRUST)
 
     (violation,) = chain.violations
-    assert violation.code is ViolationCode.CHAIN_BROKEN
+    assert violation.code is ViolationCode.AUDIT_DELETED
     assert violation.offset == world.audit[4].offset
     assert "deleted: seq 3 missing" in violation.detail
     # and the replay says which outbox record lost its audit
     assert (ViolationCode.MISSING_AUDIT, world.outbox[3].offset) in codes(world.replay(audit=audit))
+
+
+def test_audit_records_deleted_at_the_chain_start_are_located_where_the_log_now_begins() -> None:
+    world = routed_world()
+    kept = world.audit[3:]  # as deleteRecords leaves it: the log starts at the 4th record
+    start = ChainStart(f"{outbox_topic('CAF')}/0", kept[0].offset, 3)
+
+    chain = verify_chain(audit_topic("CAF"), 0, kept, TRUST, start)
+
+    (violation,) = chain.violations
+    assert (violation.code, violation.topic, violation.partition, violation.offset) == (
+        ViolationCode.AUDIT_DELETED, audit_topic("CAF"), 0, kept[0].offset,
+    )  # fmt: skip
+    assert f"before offset {kept[0].offset}" in violation.detail
+    assert "seq 0-2 are gone" in violation.detail
+    # Without where the log begins, a chain read from seq 3 is only a later window.
+    assert verify_chain(audit_topic("CAF"), 0, kept, TRUST).violations == ()
+    assert (
+        verify_chain(
+            audit_topic("CAF"), 0, world.audit, TRUST, ChainStart(start.chain, 0, 0)
+        ).violations
+        == ()
+    )
+
+
+def test_a_chain_whose_every_record_was_deleted_is_reported() -> None:
+    start = ChainStart(f"{outbox_topic('CAF')}/0", 40, None)
+
+    (violation,) = verify_chain(audit_topic("CAF"), 0, [], TRUST, start).violations
+
+    assert (violation.code, violation.offset) == (ViolationCode.AUDIT_DELETED, 40)
+    assert "no record is left" in violation.detail
 
 
 def test_an_inserted_audit_record_is_located() -> None:
@@ -523,7 +566,7 @@ def test_decide_reads_the_alert_as_the_replay_reuses_its_decisions() -> None:
 
 def test_decisions_alike_but_for_their_time_segment_or_history_are_decided_apart() -> None:
     # CAF-COD ends during the period: the same alert is delivered to COD before, not after.
-    ending = parse_agreement_set(
+    ending = signed_set(
         AGREEMENTS.format(status="active").replace(
             "effective_from: 2026-01-01T00:00:00Z\n",
             "effective_from: 2026-01-01T00:00:00Z\n    effective_until: 2026-03-01T08:00:04Z\n",
@@ -646,6 +689,41 @@ def test_a_feed_copy_with_more_sections_than_permitted_is_reported() -> None:
     world.route(envelope)
     topic = feed_topic("COD", "CAF")
     world.feeds[topic][0] = with_value(world.feeds[topic][0], encode_envelope(envelope))
+
+    violation = only(world.replay())
+
+    assert (violation.code, violation.topic) == (ViolationCode.FEED_SECTION_DISCLOSED, topic)
+    for withheld in sorted(envelope.present_sections - {"identity", "offence"}):
+        assert withheld in violation.detail
+
+
+def test_a_forged_copy_beside_the_permitted_one_is_a_disclosure_not_a_duplicate() -> None:
+    world = RoutedWorld()
+    envelope = world.seal()
+    world.route(envelope)
+    topic = feed_topic("COD", "CAF")
+    genuine = world.feeds[topic][0]
+    world.feeds[topic].append(
+        dataclasses.replace(genuine, offset=genuine.offset + 2, value=encode_envelope(envelope))
+    )
+
+    violation = only(world.replay())
+
+    assert (violation.code, violation.offset) == (
+        ViolationCode.FEED_SECTION_DISCLOSED, genuine.offset + 2,
+    )  # fmt: skip
+    assert "photo" in violation.detail
+    assert "COD" in violation.detail
+
+
+def test_a_copy_with_fewer_sections_than_permitted_is_a_sections_mismatch() -> None:
+    world = RoutedWorld()
+    envelope = world.seal()
+    world.route(envelope)
+    topic = feed_topic("COD", "CAF")
+    world.feeds[topic][0] = with_value(
+        world.feeds[topic][0], encode_envelope(redact(envelope, {"identity"}))
+    )
 
     violation = only(world.replay())
 
@@ -799,3 +877,28 @@ def test_a_replay_leaves_the_cycle_collector_as_it_found_it() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+# --- agreements both parties signed ---------------------------------------------------------
+
+
+def test_a_decision_under_an_agreement_signed_by_one_side_only_is_a_violation() -> None:
+    # A router that ignores the signatures delivers to COD under CAF-COD, which only CAF
+    # signed; the auditor re-checks the signatures of the set the decision names.
+    one_sided = signed_set(AGREEMENTS.format(status="active"), {"CAF-COD": ["CAF"]})
+    world = RoutedWorld(aset=one_sided)
+    world.index = PolicyIndex.build(one_sided, PARTICIPANTS)  # terms only: signatures ignored
+    world.route(world.seal())
+
+    verdict = world.replay(sets=(one_sided,))
+
+    found = {v.code: v for v in verdict.violations}
+    assert set(found) == {ViolationCode.AGREEMENT_NOT_SIGNED, ViolationCode.DECISION_MISMATCH}
+    unsigned = found[ViolationCode.AGREEMENT_NOT_SIGNED]
+    assert unsigned.offset == world.audit[0].offset
+    assert "delivered to COD: agreement CAF-COD is not signed by both parties" in unsigned.detail
+    assert "no signature of COD" in unsigned.detail
+    # The same routing under the set both parties signed is clean.
+    honest = RoutedWorld()
+    honest.route(honest.seal())
+    assert honest.replay().clean

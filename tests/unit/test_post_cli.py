@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from border_exchange.cli.main import main
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.samples import sample_alert
 from border_exchange.domain.signing import redact
+from tests.clock import days
 from tests.unit.test_post_store import accepted, sealed
 
 
@@ -22,11 +22,9 @@ def db(tmp_path: Path) -> Path:
         wanted = sealed(
             sample_alert(AlertType.WANTED_PERSON, language="fr"),
             "wp-1",
-            issued=datetime(2026, 3, 1, tzinfo=UTC),
+            issued=days(-30),
         )
-        vehicle = sealed(
-            sample_alert(AlertType.VEHICLE_NOTICE), "vn-1", issued=datetime(2026, 3, 1, tzinfo=UTC)
-        )
+        vehicle = sealed(sample_alert(AlertType.VEHICLE_NOTICE), "vn-1", issued=days(-30))
         store.apply([accepted(redact(wanted, {"identity", "offence", "contact"}), 0)])
         store.apply([accepted(vehicle, 1)])
         store.record_sync({("bx.COD.from.CAF", 0): 2})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,10 @@ from border_exchange.domain.samples import sample_alert, sample_alert_data
 from border_exchange.domain.signing import redact, seal, section_content, sign
 from border_exchange.domain.trust import Participant, PublicKey, TrustStore
 from border_exchange.services.post import check_record, outcome_of
+from tests import clock as clock_of_run
 
 KEY = SigningKey(bytes(range(32)))
-NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+NOW = clock_of_run.now()
 FEED = "bx.COD.from.CAF"
 
 
@@ -145,10 +146,11 @@ def test_a_cancel_removes_the_alert_and_a_late_version_cannot_resurrect_it(
 
 def test_expired_alerts_leave_lookups_then_are_purged(store: PostStore, clock: Clock) -> None:
     data = sample_alert_data(AlertType.VEHICLE_NOTICE)
-    data["expires_at"] = "2026-05-02T00:00:00Z"
+    expiry = NOW + timedelta(days=1)
+    data["expires_at"] = clock_of_run.iso(expiry)
     store.apply([accepted(sealed(parse_alert(data), "vn-1"), 0)])
     assert store.find_plate("BG4512A")
-    clock.now = datetime(2026, 5, 2, tzinfo=UTC)
+    clock.now = expiry
     assert not store.find_plate("BG4512A")
     assert not store.active()
     assert store.purge_expired() == 1

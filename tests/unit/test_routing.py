@@ -7,7 +7,7 @@ import random
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
@@ -56,21 +56,22 @@ from border_exchange.services.router import (
     key_hash,
     murmur2,
 )
+from tests import clock
 
-NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+NOW = clock.now()
 AGREEMENTS = """
 version: "unit"
 agreements:
   - id: CAF-COD
     parties: [CAF, COD]
     status: active
-    effective_from: 2026-01-01T00:00:00Z
+    effective_from: SINCE
     flows:
       - from: CAF
         to: COD
         types:
           WANTED_PERSON: {sections: [identity, offence, contact], max_handling: H3}
-"""
+""".replace("SINCE", clock.iso(clock.days(-30)))
 
 
 @pytest.fixture(scope="module")

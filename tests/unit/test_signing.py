@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +47,10 @@ from border_exchange.errors import (
     SignatureProblem,
     ValidationError,
 )
+from tests import clock
 
-ISSUED = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+ISSUED = clock.days(-30)
+KEY_FROM, KEY_UNTIL = ISSUED - timedelta(days=60), ISSUED + timedelta(days=300)
 SIGNING_KEY = SigningKey(bytes(range(32)))
 OTHER_KEY = SigningKey(bytes(range(1, 33)))
 
@@ -58,8 +60,8 @@ def public_key(signing_key: SigningKey = SIGNING_KEY, key_id: str = "CAF-2026-01
         "CAF",
         key_id,
         bytes(signing_key.verify_key),
-        datetime(2026, 1, 1, tzinfo=UTC),
-        datetime(2027, 1, 1, tzinfo=UTC),
+        KEY_FROM,
+        KEY_UNTIL,
     )
 
 
@@ -135,7 +137,7 @@ def test_any_changed_header_text_is_rejected(field: str) -> None:
         {"version": 2},
         {"operation": Operation.UPDATE},
         {"issued_at": ISSUED + timedelta(microseconds=1)},
-        {"expires_at": datetime(2030, 1, 1, tzinfo=UTC)},
+        {"expires_at": ISSUED + timedelta(days=1000)},
         {"handling_code": HandlingCode.H0},
         {"warning_markers": ()},
         {"alert_type": AlertType.VEHICLE_NOTICE},
@@ -309,7 +311,7 @@ def test_sealing_needs_an_aware_issue_time_before_expiry() -> None:
             signing_key=SIGNING_KEY,
             key_id="k",
             message_id="m",
-            issued_at=datetime(2026, 3, 1),
+            issued_at=ISSUED.replace(tzinfo=None),
         )
     with pytest.raises(ValidationError, match="expires_at"):
         seal(
@@ -317,7 +319,7 @@ def test_sealing_needs_an_aware_issue_time_before_expiry() -> None:
             signing_key=SIGNING_KEY,
             key_id="k",
             message_id="m",
-            issued_at=datetime(2028, 1, 1, tzinfo=UTC),
+            issued_at=alert.expires_at + timedelta(days=1),
         )
 
 
@@ -410,8 +412,8 @@ def test_the_committed_test_vector_is_reproduced_byte_for_byte() -> None:
         header.origin,
         header.key_id,
         bytes.fromhex(vector["public_key_hex"]),
-        datetime(2026, 1, 1, tzinfo=UTC),
-        datetime(2027, 1, 1, tzinfo=UTC),
+        header.issued_at - timedelta(days=1),  # the vector's own time, fixed with its bytes
+        header.issued_at + timedelta(days=1),
     )
     verify(decode_envelope(bytes.fromhex(vector["envelope_hex"])), key)
 

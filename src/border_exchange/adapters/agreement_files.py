@@ -26,6 +26,8 @@ from border_exchange.domain.agreements import (
     check_agreement_set,
     parse_agreement_set,
 )
+from border_exchange.domain.consent import signature_defects
+from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import PolicyError
 
 log = structlog.get_logger(__name__)
@@ -90,14 +92,28 @@ class AgreementHistory:
         )
 
 
-def validate_agreements(text: str, participants: Collection[str]) -> AgreementSet:
-    """Parse and check an agreement set; PolicyError lists every problem."""
+def set_problems(
+    aset: AgreementSet, participants: Collection[str], trust: TrustStore | None
+) -> list[str]:
+    """Every problem of ``aset``: its semantic ones, and with ``trust`` every signature or
+    statement that does not count (a missing signature is no problem: that agreement is
+    simply not in force)."""
+    problems = [str(problem) for problem in check_agreement_set(aset, participants)]
+    if trust is not None:
+        problems.extend(str(defect) for defect in signature_defects(aset, trust))
+    return problems
+
+
+def validate_agreements(
+    text: str, participants: Collection[str], trust: TrustStore | None = None
+) -> AgreementSet:
+    """Parse and check an agreement set (its signatures too with ``trust``); PolicyError lists
+    every problem."""
     aset = parse_agreement_set(text)
-    problems = check_agreement_set(aset, participants)
+    problems = set_problems(aset, participants, trust)
     if problems:
         raise PolicyError(
-            f"agreement set {aset.label!r} has {len(problems)} problem(s): "
-            + "; ".join(str(problem) for problem in problems)
+            f"agreement set {aset.label!r} has {len(problems)} problem(s): " + "; ".join(problems)
         )
     return aset
 
@@ -106,10 +122,16 @@ class AgreementSource:
     """The agreement-set file: loads it, watches it, and records every set put in force."""
 
     def __init__(
-        self, path: Path | str, participants: Collection[str], history_dir: Path | str
+        self,
+        path: Path | str,
+        participants: Collection[str],
+        history_dir: Path | str,
+        trust: TrustStore | None = None,
     ) -> None:
         self.path = Path(path)
         self.participants = frozenset(participants)
+        self.trust = trust
+        """With a trust store, a set whose signatures do not all count is refused."""
         self.history = AgreementHistory(history_dir)
         self._current: AgreementSet | None = None
         self._seen: tuple[int, int, int] | None = None
@@ -131,7 +153,9 @@ class AgreementSource:
     def load(self) -> AgreementSet:
         """Read, validate fully and record the file's set, and put it in force."""
         data = self._read()
-        aset = validate_agreements(data.decode("utf-8", errors="replace"), self.participants)
+        aset = validate_agreements(
+            data.decode("utf-8", errors="replace"), self.participants, self.trust
+        )
         return self._put_in_force(aset)
 
     def _read(self) -> bytes:
@@ -181,7 +205,7 @@ class AgreementSource:
             return None  # touched, not changed (or already reported)
         try:
             aset = parse_agreement_set(data.decode("utf-8", errors="replace"))
-            problems = [str(problem) for problem in check_agreement_set(aset, self.participants)]
+            problems = set_problems(aset, self.participants, self.trust)
         except PolicyError as exc:
             problems = [str(exc)]
         if problems:

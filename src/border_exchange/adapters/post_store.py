@@ -5,6 +5,14 @@ next offset of every partition it came from, so after a crash or a power cut the
 store and its offsets agree: the offsets in SQLite are the truth the post restarts
 from. A cancel or an older version never resurrects an alert: the row stays as a
 tombstone with its version. Lookups exclude alerts whose expiry has passed.
+
+Erasure: a cancelled or expired alert keeps no content (sections, envelope, search
+keys go at once); after the grace period its row goes too. ``secure_delete`` is on,
+so freed pages and cells are overwritten with zeros, and each erasure ends with a
+checkpoint that empties the write-ahead log, which would otherwise still hold the
+old pages. A post that bootstraps a feed partition from its state topic
+(``bootstrap``) gets every alert in force there and drops what the state no longer
+holds; a gap (stored offsets the feed no longer has) is recorded and reported.
 """
 
 from __future__ import annotations
@@ -12,24 +20,25 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
+from border_exchange.adapters import name_index
 from border_exchange.domain.catalog import SECTIONS, AlertType, Operation
-from border_exchange.domain.encoding import encode_envelope
-from border_exchange.domain.envelope import Envelope
+from border_exchange.domain.encoding import decode_envelope, encode_envelope
+from border_exchange.domain.envelope import Envelope, Header
 from border_exchange.domain.lookup import (
-    name_tokens,
     normalise_document,
     normalise_plate,
     normalise_vin,
     search_keys,
 )
+from border_exchange.domain.names import NameMatch, name_form
 from border_exchange.errors import StoreError
 
 SCHEMA_VERSION: Final = 1
@@ -73,17 +82,21 @@ CREATE INDEX IF NOT EXISTS vins_alert ON vins (alert);
 CREATE TABLE IF NOT EXISTS documents (alert INTEGER NOT NULL, number TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS documents_number ON documents (number);
 CREATE INDEX IF NOT EXISTS documents_alert ON documents (alert);
-CREATE TABLE IF NOT EXISTS names (
-    alert INTEGER NOT NULL, name_no INTEGER NOT NULL, token TEXT NOT NULL, dob TEXT
-);
-CREATE INDEX IF NOT EXISTS names_token ON names (token, alert, name_no);
-CREATE INDEX IF NOT EXISTS names_member ON names (alert, name_no, token);
 CREATE TABLE IF NOT EXISTS offsets (
     topic TEXT NOT NULL,
     partition INTEGER NOT NULL,
     next_offset INTEGER NOT NULL,
     end_offset INTEGER,
     PRIMARY KEY (topic, partition)
+);
+CREATE TABLE IF NOT EXISTS gaps (
+    id INTEGER PRIMARY KEY,
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    expected INTEGER,
+    first_available INTEGER NOT NULL,
+    healed_from TEXT,
+    at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS rejected (
     id INTEGER PRIMARY KEY,
@@ -192,12 +205,35 @@ class StoreStatus:
     feeds: tuple[FeedStatus, ...]
     active: int
     rejected: int
+    gaps: tuple[Gap, ...] = ()
 
     @property
     def lag(self) -> int | None:
         """Total lag over every feed, None when no end offset is known."""
         lags = [feed.lag for feed in self.feeds if feed.lag is not None]
         return sum(lags) if lags else None
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Feed records the post never read because the feed had deleted them."""
+
+    topic: str
+    partition: int
+    expected: int | None
+    """The next offset the post had stored (None: it had read nothing)."""
+    first_available: int
+    healed_from: str | None
+    """The state topic the post bootstrapped from instead, or None when there was none."""
+    at: datetime
+
+    def describe(self) -> str:
+        """One line for ``post status``."""
+        missed = ""
+        if self.expected is not None:
+            missed = f"offsets {self.expected}..{self.first_available - 1} "
+        healed = f"bootstrapped from {self.healed_from}" if self.healed_from else "NOT healed"
+        return f"{self.topic}/{self.partition}: {missed}deleted before read; {healed}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +282,9 @@ class PostStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
+            # Erased content is overwritten, not only unlinked (see the module docstring).
+            self._db.execute("PRAGMA secure_delete=ON")
+            self._db.executescript(_SCHEMA + name_index.SCHEMA)
             self._db.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
@@ -299,24 +337,9 @@ class PostStore:
 
     def apply(self, outcomes: Sequence[Outcome]) -> ApplyResult:
         """Apply ``outcomes`` in order and store each partition's next offset, atomically."""
-        stored = cancelled = stale = rejected = 0
-        next_offsets: dict[TopicPartition, int] = {}
-        now = _iso(self.clock())
+        next_offsets = {(o.topic, o.partition): o.offset + 1 for o in outcomes}
         with self._transaction() as db:
-            for outcome in outcomes:
-                next_offsets[(outcome.topic, outcome.partition)] = outcome.offset + 1
-                if isinstance(outcome, Rejected):
-                    db.execute(
-                        'INSERT INTO rejected (topic, partition, "offset", reason, at) '
-                        "VALUES (?, ?, ?, ?, ?)",
-                        (outcome.topic, outcome.partition, outcome.offset, outcome.reason, now),
-                    )
-                    rejected += 1
-                    continue
-                result = self._apply_one(db, outcome, now)
-                stored += result == "stored"
-                cancelled += result == "cancelled"
-                stale += result == "stale"
+            result = self._apply_all(db, outcomes)
             for (topic, partition), offset in next_offsets.items():
                 db.execute(
                     "INSERT INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?) "
@@ -326,6 +349,25 @@ class PostStore:
                 )
             if self.before_commit is not None:
                 self.before_commit(outcomes)
+        return result
+
+    def _apply_all(self, db: sqlite3.Connection, outcomes: Sequence[Outcome]) -> ApplyResult:
+        """Apply ``outcomes`` in order inside the open transaction ``db``."""
+        stored = cancelled = stale = rejected = 0
+        now = _iso(self.clock())
+        for outcome in outcomes:
+            if isinstance(outcome, Rejected):
+                db.execute(
+                    'INSERT INTO rejected (topic, partition, "offset", reason, at) '
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (outcome.topic, outcome.partition, outcome.offset, outcome.reason, now),
+                )
+                rejected += 1
+                continue
+            result = self._apply_one(db, outcome, now)
+            stored += result == "stored"
+            cancelled += result == "cancelled"
+            stale += result == "stale"
         return ApplyResult(stored, cancelled, stale, rejected)
 
     def _apply_one(self, db: sqlite3.Connection, outcome: Accepted, now: str) -> str:
@@ -382,20 +424,14 @@ class PostStore:
         db.executemany("INSERT INTO plates VALUES (?, ?)", [(alert, p) for p in keys.plates])
         db.executemany("INSERT INTO vins VALUES (?, ?)", [(alert, v) for v in keys.vins])
         db.executemany("INSERT INTO documents VALUES (?, ?)", [(alert, d) for d in keys.documents])
-        db.executemany(
-            "INSERT INTO names VALUES (?, ?, ?, ?)",
-            [
-                (alert, number, token, name.date_of_birth and name.date_of_birth.isoformat())
-                for number, name in enumerate(keys.names)
-                for token in name.tokens
-            ],
-        )
+        name_index.index(db, alert, keys.names)
         return "stored"
 
     @staticmethod
     def _unindex(db: sqlite3.Connection, alert: int) -> None:
-        for table in ("plates", "vins", "documents", "names"):
+        for table in ("plates", "vins", "documents"):
             db.execute(f"DELETE FROM {table} WHERE alert = ?", (alert,))
+        name_index.unindex(db, alert)
 
     def record_sync(self, end_offsets: Mapping[TopicPartition, int]) -> None:
         """Note a successful fetch now, and the broker's end offsets when known."""
@@ -431,7 +467,100 @@ class PostStore:
                     "WHERE id = ?",
                     (State.EXPIRED.value, alert),
                 )
+        if ids:
+            self._flush_erased()
         return len(ids)
+
+    def record_gap(
+        self, topic: str, partition: int, expected: int | None, first: int, healed: str | None
+    ) -> None:
+        """Note that ``topic/partition`` lost records before the post read them."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO gaps (topic, partition, expected, first_available, healed_from, at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (topic, partition, expected, first, healed, _iso(self.clock())),
+            )
+
+    def bootstrap(
+        self,
+        origin: str,
+        feed: TopicPartition,
+        outcomes: Sequence[Outcome],
+        held: Collection[str] | None,
+        next_offset: int,
+    ) -> tuple[ApplyResult, int]:
+        """Apply a feed partition's state and resume the feed at ``next_offset``, atomically.
+
+        ``outcomes`` are the state's verified records (value records only), ``held`` the
+        alert ids whose latest state record is a value (None: no state to reconcile
+        with). Every alert of ``origin`` on that partition the state no longer holds is
+        erased (cancelled or expired, then
+        tombstoned, while the post was away). Returns the counts and how many were erased.
+        """
+        topic, partition = feed
+        with self._transaction() as db:
+            result = self._apply_all(db, outcomes)
+            gone: list[int] = []
+            if held is not None:
+                db.execute("CREATE TEMP TABLE IF NOT EXISTS held (alert_id TEXT PRIMARY KEY)")
+                db.execute("DELETE FROM held")
+                db.executemany("INSERT OR IGNORE INTO held VALUES (?)", [(a,) for a in held])
+                gone = [
+                    row[0]
+                    for row in db.execute(
+                        "SELECT id FROM alerts WHERE origin = ? AND partition = ? "
+                        "AND alert_id NOT IN (SELECT alert_id FROM held)",
+                        (origin, partition),
+                    )
+                ]
+                self._erase_rows(db, gone)
+                db.execute("DELETE FROM held")
+            db.execute(
+                "INSERT INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?) "
+                "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
+                (topic, partition, next_offset),
+            )
+        if gone:
+            self._flush_erased()
+        return result, len(gone)
+
+    def erase_after_grace(self, grace: timedelta) -> int:
+        """Delete the rows of alerts cancelled or expired more than ``grace`` ago."""
+        horizon = (self.clock() - grace).timestamp()
+        with self._transaction() as db:
+            gone = [
+                row[0]
+                for row in db.execute(
+                    "SELECT id, state, expires_ts, issued_at FROM alerts WHERE state != ?",
+                    (State.ACTIVE.value,),
+                )
+                if (row[2] if row[1] == State.EXPIRED else _time(row[3]).timestamp()) <= horizon
+            ]
+            self._erase_rows(db, gone)
+        if gone:
+            self._flush_erased()
+        return len(gone)
+
+    def _erase_rows(self, db: sqlite3.Connection, ids: Sequence[int]) -> None:
+        for alert in ids:
+            self._unindex(db, alert)
+            db.execute("DELETE FROM alerts WHERE id = ?", (alert,))
+
+    def _flush_erased(self) -> None:
+        """Move erased pages out of the write-ahead log, which would keep their old content."""
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot checkpoint the post store {self.path}: {exc}") from exc
+
+    def vacuum(self) -> None:
+        """Rebuild the database file (drops free pages), then empty the write-ahead log."""
+        try:
+            self._db.execute("VACUUM")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot vacuum the post store {self.path}: {exc}") from exc
+        self._flush_erased()
 
     # -- reading -----------------------------------------------------------------------
 
@@ -455,7 +584,30 @@ class PostStore:
             (State.ACTIVE.value, self.clock().timestamp()),
         ).fetchone()[0]
         rejected = self._db.execute("SELECT COUNT(*) FROM rejected").fetchone()[0]
-        return StoreStatus(None if row is None else _time(row[0]), feeds, active, rejected)
+        return StoreStatus(
+            None if row is None else _time(row[0]), feeds, active, rejected, self.gaps()
+        )
+
+    def gaps(self) -> tuple[Gap, ...]:
+        """Every gap recorded, oldest first."""
+        rows = self._db.execute(
+            "SELECT topic, partition, expected, first_available, healed_from, at FROM gaps "
+            "ORDER BY id"
+        )
+        return tuple(Gap(t, p, e, f, h, _time(at)) for t, p, e, f, h, at in rows)
+
+    def last_received(self) -> dict[str, datetime]:
+        """When the newest record still held from each feed topic was stored."""
+        rows = self._db.execute("SELECT topic, MAX(received_at) FROM alerts GROUP BY topic")
+        return {topic: _time(at) for topic, at in rows if at is not None}
+
+    def header_of(self, origin: str, alert_id: str) -> Header | None:
+        """The signed header of active alert ``alert_id`` (grading and all), or None."""
+        row = self._db.execute(
+            "SELECT envelope FROM alerts WHERE origin = ? AND alert_id = ? AND state = ?",
+            (origin, alert_id, State.ACTIVE.value),
+        ).fetchone()
+        return None if row is None or row[0] is None else decode_envelope(row[0]).header
 
     def rejected(self) -> list[RejectedRecord]:
         """Every refused record, oldest first."""
@@ -514,35 +666,37 @@ class PostStore:
         )
 
     def find_name(self, name: str, dob: date | None = None) -> list[StoredAlert]:
-        """Active alerts flagging a person whose one name holds every token of ``name``.
+        """Active alerts flagging a person by a name ``name`` matches, best match first."""
+        return [hit.alert for hit in self.match_name(name, dob)]
 
-        ``dob`` narrows to persons born that day or whose date of birth is unknown.
+    def match_name(self, name: str, dob: date | None = None) -> list[NameHit]:
+        """Active alerts flagging a person by a name ``name`` matches, with how, best first.
+
+        Matching is ``domain.names``: spellings, transliterations, scripts, order and one
+        typo. ``dob`` narrows to persons born that day or whose date of birth is unknown.
         """
-        tokens = sorted(name_tokens(name))
-        if not tokens:
+        candidates = name_index.search(self._db, name_form(name), dob)
+        if not candidates:
             return []
-        # Start from the rarest token, then require each other token in the same name.
-        counts = {
-            token: self._db.execute(
-                "SELECT COUNT(*) FROM names WHERE token = ?", (token,)
-            ).fetchone()[0]
-            for token in tokens
-        }
-        rarest, *others = sorted(tokens, key=lambda token: counts[token])
-        if counts[rarest] == 0:
-            return []
-        where = "n.token = ?"
-        params: list[object] = [rarest]
-        if dob is not None:
-            where += " AND (n.dob IS NULL OR n.dob = ?)"
-            params.append(dob.isoformat())
-        for token in others:
-            where += (
-                " AND EXISTS (SELECT 1 FROM names m WHERE m.alert = n.alert "
-                "AND m.name_no = n.name_no AND m.token = ?)"
-            )
-            params.append(token)
-        return self._alerts(f"a.id IN (SELECT n.alert FROM names n WHERE {where})", params)
+        by_row = {c.alert: c for c in candidates}
+        marks = ", ".join("?" for _ in by_row)
+        rows = self._db.execute(
+            f"SELECT a.id, {_ALERT_COLUMNS} FROM alerts a WHERE a.id IN ({marks}) "
+            "AND +a.state = ? AND +a.expires_ts > ?",
+            (*by_row, State.ACTIVE.value, self.clock().timestamp()),
+        )
+        hits = [NameHit(_stored(row[1:]), by_row[row[0]].written, by_row[row[0]].match)
+                for row in rows]  # fmt: skip
+        return sorted(hits, key=lambda h: (-h.match.score, h.alert.origin, h.alert.alert_id))
+
+
+@dataclass(frozen=True, slots=True)
+class NameHit:
+    """An alert found by name: the alert, the stored name that matched, and how."""
+
+    alert: StoredAlert
+    name: str
+    match: NameMatch
 
 
 def _stored(row: Sequence[Any]) -> StoredAlert:

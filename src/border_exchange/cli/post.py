@@ -2,6 +2,9 @@
 
 ``post run`` keeps the store in step with the feeds; ``post check``, ``post list`` and
 ``post status`` only read the SQLite store, so they answer while the link is down.
+``post serve`` is the officers' web page over the same store; ``post user`` manages
+their accounts and ``post log`` the consultation log (every ``check`` and every web
+search is logged).
 Labels are in French or English (``--lang``, by default from the locale); alert
 content is printed as its origin wrote it.
 """
@@ -11,20 +14,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import os
 import signal
-from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from border_exchange.adapters.agreement_topic import AgreementTopic
 from border_exchange.adapters.config_file import kafka_settings_from_file
+from border_exchange.adapters.officer_db import OfficerDB, officers_path
 from border_exchange.adapters.post_store import PostStore, StoredAlert
 from border_exchange.adapters.trust_file import load_trust_store
 from border_exchange.domain.catalog import is_participant_id
 from border_exchange.domain.labels import LANGUAGES, Lang, label, language_from_environment
+from border_exchange.domain.lookup import SearchKind
 from border_exchange.domain.naming import is_role_name
 from border_exchange.errors import ConfigError
+from border_exchange.services import post_search
 from border_exchange.services.post import BorderPost, PostConfig
 
 
@@ -55,14 +63,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     what = check.add_mutually_exclusive_group(required=True)
     what.add_argument("--plate", help="registration plate (case, spaces and dashes ignored)")
     what.add_argument("--vin", help="vehicle identification number")
-    what.add_argument("--name", help="a person's name, alias or transliteration")
+    what.add_argument(
+        "--name", help="a person's name, any spelling, order or script (one typo is tolerated)"
+    )
     what.add_argument("--document", help="identity document number")
     check.add_argument("--dob", help="date of birth YYYY-MM-DD (with --name)")
+    check.add_argument(
+        "--officer", help="who is searching, for the consultation log (default: the OS user)"
+    )
     check.set_defaults(handler=run_check)
 
     listing = commands.add_parser("list", help="list the active alerts")
     _store_options(listing)
     listing.set_defaults(handler=run_list)
+
+    from border_exchange.cli import post_web  # the web page, accounts and consultation log
+
+    post_web.register(commands)
 
 
 def _store_options(parser: argparse.ArgumentParser) -> None:
@@ -103,7 +120,8 @@ def run_post(args: argparse.Namespace) -> int:
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(signum, stop.set)
         with PostStore.open(args.db) as store:
-            await BorderPost(settings, config, store, trust).run(stop)
+            agreements = AgreementTopic(settings, trust, participant)
+            await BorderPost(settings, config, store, trust, agreements).run(stop)
 
     asyncio.run(run())
     return 0
@@ -132,6 +150,8 @@ def show_status(args: argparse.Namespace) -> int:
             f"{label(lang, 'next_offset')} {feed.next_offset}, {label(lang, 'end_offset')} {end}, "
             f"{label(lang, 'lag')} {lag}"
         )
+    for gap in status.gaps:
+        print(f"  gap {gap.describe()}")
     return 0
 
 
@@ -182,39 +202,35 @@ def render(alert: StoredAlert, lang: Lang) -> list[str]:
     return lines
 
 
-def _print_alerts(alerts: Sequence[StoredAlert], lang: Lang) -> None:
-    for number, alert in enumerate(alerts, start=1):
-        lines = render(alert, lang)
-        print(f"[{number}] {lines[0]}")
-        for line in lines[1:]:
-            print(line)
-
-
 def run_check(args: argparse.Namespace) -> int:
-    """Look the person, vehicle or document up in the store; 0 on a hit, 1 otherwise."""
+    """Look the person, vehicle or document up in the store; 0 on a hit, 1 otherwise.
+
+    The search is logged in the post's consultation log, whatever its outcome.
+    """
     lang = _lang(args)
-    dob: date | None = None
-    if args.dob is not None:
-        if args.name is None:
-            raise ConfigError("--dob narrows a --name search")
-        try:
-            dob = date.fromisoformat(args.dob)
-        except ValueError:
-            raise ConfigError(f"--dob: not a date YYYY-MM-DD: {args.dob!r}") from None
-    with _open_existing(args.db) as store:
-        if args.plate is not None:
-            found = store.find_plate(args.plate)
-        elif args.vin is not None:
-            found = store.find_vin(args.vin)
-        elif args.document is not None:
-            found = store.find_document(args.document)
-        else:
-            found = store.find_name(args.name, dob)
-    if not found:
+    if args.dob is not None and args.name is None:
+        raise ConfigError("--dob narrows a --name search")
+    kind = next(k for k in SearchKind if getattr(args, k.value) is not None)
+    officer = args.officer or f"cli:{getpass.getuser()}"
+    with _open_existing(args.db) as store, OfficerDB(officers_path(args.db)) as log:
+        outcome = post_search.search(
+            store, log, officer=officer, channel="cli", kind=kind.value,
+            text=getattr(args, kind.value), dob=args.dob,
+        )  # fmt: skip
+    if outcome.problem is not None:
+        raise ConfigError(f"--{kind.value}: {label(lang, outcome.problem.value)}")
+    if not outcome.found:
         print(label(lang, "no_hit"))
         return 1
-    print(f"{label(lang, 'hit')}: {label(lang, 'hits', count=len(found))}")
-    _print_alerts(found, lang)
+    print(f"{label(lang, 'hit')}: {label(lang, 'hits', count=len(outcome.found))}")
+    for number, found in enumerate(outcome.found, start=1):
+        lines = render(found.alert, lang)
+        print(f"[{number}] {lines[0]}")
+        print(f"  {label(lang, 'why')} ({label(lang, 'score')} {found.score:.2f}):")
+        for line in post_search.explain(found, kind, lang):
+            print(f"    {line}")
+        for line in lines[1:]:
+            print(line)
     return 0
 
 

@@ -66,8 +66,51 @@ class Flow(BaseModel):
     types: dict[str, TypeTerms] = Field(min_length=1)
 
 
+class StatementAction(StrEnum):
+    """What a party's signed statement does to an agreement both parties signed."""
+
+    SUSPEND = "suspend"
+    TERMINATE = "terminate"
+    RESUME = "resume"
+
+
+class _Signed(BaseModel):
+    """Who signed, with which key, when, over which agreement digest; the Ed25519 signature.
+
+    The signature is kept as text here: ``domain.consent`` decodes and verifies it,
+    naming the agreement, the party and the reason of every defect.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    party: str = Field(min_length=1)
+    key_id: str = Field(min_length=1)
+    signed_at: AwareDatetime
+    digest: str = Field(min_length=1)
+    signature: str = Field(min_length=1)
+
+    @field_validator("signed_at")
+    @classmethod
+    def _in_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+
+class AgreementSignature(_Signed):
+    """A party's signature of an agreement's content (see ``domain.consent``)."""
+
+
+class StatusStatement(_Signed):
+    """A party's signed statement that suspends, terminates or resumes an agreement."""
+
+    action: StatementAction
+
+
 class Agreement(BaseModel):
-    """A bilateral agreement: two parties, a status, a validity window and its flows."""
+    """A bilateral agreement: two parties, a status, a validity window and its flows.
+
+    ``signatures`` and ``statements`` travel with it but are not part of the content
+    the parties sign (``content_digest``).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -77,6 +120,8 @@ class Agreement(BaseModel):
     effective_from: AwareDatetime
     effective_until: AwareDatetime | None = None
     flows: tuple[Flow, ...] = ()
+    signatures: tuple[AgreementSignature, ...] = ()
+    statements: tuple[StatusStatement, ...] = ()
 
     @field_validator("effective_from", "effective_until", mode="before")
     @classmethod
@@ -95,6 +140,11 @@ class Agreement(BaseModel):
         return self.effective_from <= at and (
             self.effective_until is None or at < self.effective_until
         )
+
+    def content_digest(self) -> str:
+        """SHA-256 (hex) of the canonical content the parties sign: everything but signatures
+        and statements."""
+        return hashlib.sha256(_json(_canonical_content(self))).hexdigest()
 
     def flow(self, source: str, to: str) -> Flow | None:
         """The flow from ``source`` to ``to``, or None when nothing flows that way."""
@@ -193,7 +243,39 @@ def _canonical_sections(alert_type: str, sections: tuple[str, ...] | str) -> lis
     return sorted(sections, key=lambda name: (name not in order, order.get(name, 0), name))
 
 
+def _json(value: object) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _canonical_signed(entry: AgreementSignature | StatusStatement) -> dict[str, Any]:
+    canonical: dict[str, Any] = {
+        "party": entry.party,
+        "key_id": entry.key_id,
+        "signed_at": _format_time(entry.signed_at),
+        "digest": entry.digest,
+        "signature": entry.signature,
+    }
+    if isinstance(entry, StatusStatement):
+        canonical["action"] = entry.action.value
+    return canonical
+
+
 def _canonical_agreement(agreement: Agreement) -> dict[str, Any]:
+    canonical = _canonical_content(agreement)
+    if agreement.signatures:
+        canonical["signatures"] = sorted(
+            (_canonical_signed(entry) for entry in agreement.signatures),
+            key=lambda entry: (entry["party"], entry["signed_at"], entry["signature"]),
+        )
+    if agreement.statements:
+        canonical["statements"] = sorted(
+            (_canonical_signed(entry) for entry in agreement.statements),
+            key=lambda entry: (entry["signed_at"], entry["party"], entry["signature"]),
+        )
+    return canonical
+
+
+def _canonical_content(agreement: Agreement) -> dict[str, Any]:
     flows = sorted(agreement.flows, key=lambda flow: (flow.source, flow.to))
     return {
         "id": agreement.id,
@@ -265,9 +347,7 @@ def parse_agreement_set(text: str) -> AgreementSet:
             for agreement in sorted(document.agreements, key=lambda agreement: agreement.id)
         ],
     }
-    payload = json.dumps(
-        canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    ).encode()
+    payload = _json(canonical)
     normalised = _validate(canonical)
     return AgreementSet(
         label=normalised.version,
@@ -275,6 +355,37 @@ def parse_agreement_set(text: str) -> AgreementSet:
         agreements=normalised.agreements,
         _canonical=payload,
     )
+
+
+def add_signed(
+    text: str, entries: Sequence[tuple[str, AgreementSignature | StatusStatement]]
+) -> str:
+    """The agreement-set document ``text`` with each (agreement id, signature or statement)
+    added to its agreement; a party's earlier signature of the same agreement is replaced.
+
+    The result is YAML without the comments of ``text``; its agreements keep their order.
+    """
+    try:
+        data = yaml.load(text, Loader=_SAFE_LOADER)
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"agreement set is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise PolicyError("agreement set must be a mapping with 'version' and 'agreements'")
+    document = _validate(data)
+    by_id = {agreement.id: index for index, agreement in enumerate(document.agreements)}
+    raw = [dict(item) for item in data["agreements"]]
+    for agreement_id, entry in entries:
+        index = by_id.get(agreement_id)
+        if index is None:
+            raise PolicyError(f"the agreement set has no agreement {agreement_id!r} to sign")
+        canonical = _canonical_signed(entry)
+        if isinstance(entry, StatusStatement):
+            kept = [s for s in raw[index].get("statements") or () if s != canonical]
+            raw[index]["statements"] = [*kept, canonical]
+        else:
+            kept = [s for s in raw[index].get("signatures") or () if s.get("party") != entry.party]
+            raw[index]["signatures"] = [*kept, canonical]
+    return yaml.safe_dump({**data, "agreements": raw}, sort_keys=False, allow_unicode=True)
 
 
 def _windows_overlap(first: Agreement, second: Agreement) -> bool:

@@ -59,8 +59,17 @@ class ChainHead:
 
     def after(self, record_bytes: bytes, kind: AuditKind) -> ChainHead:
         """The head once ``record_bytes`` is appended."""
+        return self.following(self.seq, record_bytes, kind)
+
+    def following(self, seq: int, record_bytes: bytes, kind: AuditKind) -> ChainHead:
+        """The head once ``record_bytes``, recorded at position ``seq``, is appended.
+
+        On start the router reads its chain back and goes on from the last record's
+        own position and hash: counting the records read instead would repeat
+        positions once records at the chain's start were deleted.
+        """
         since = 0 if kind is AuditKind.CHECKPOINT else self.since_checkpoint + 1
-        return ChainHead(self.chain, self.seq + 1, chain_hash(record_bytes), since)
+        return ChainHead(self.chain, seq + 1, chain_hash(record_bytes), since)
 
 
 def head_signing_input(chain: str, seq: int, head: bytes) -> bytes:

@@ -26,6 +26,7 @@ copy whose outbox copy was not replayed is verified in full.
 from __future__ import annotations
 
 import gc
+import hashlib
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
@@ -49,8 +50,10 @@ from border_exchange.domain.audit import (
     header_fields,
     outcome_entries,
 )
+from border_exchange.domain.audit_gap import ChainStart
 from border_exchange.domain.audit_reader import AUDIT_FINGERPRINT, read_audit
 from border_exchange.domain.catalog import ActionOnHit, AlertType, HandlingCode, Operation
+from border_exchange.domain.consent import Consent, consents
 from border_exchange.domain.encoding import (
     PREFIX_SIZE,
     decode_envelope,
@@ -58,6 +61,7 @@ from border_exchange.domain.encoding import (
     decode_record,
 )
 from border_exchange.domain.envelope import Envelope, Header
+from border_exchange.domain.fastpath import key_hash
 from border_exchange.domain.fastpath import sections_tail as native_sections_tail
 from border_exchange.domain.memo import PerObject
 from border_exchange.domain.naming import parse_feed_topic, parse_outbox_topic
@@ -80,7 +84,10 @@ class ViolationCode(StrEnum):
     """What the replay found wrong; each violation is located at a topic, partition and offset."""
 
     CHAIN_BROKEN = "CHAIN_BROKEN"
-    """A record does not link to its predecessor: one was altered, deleted, inserted or moved."""
+    """A record does not link to its predecessor: one was altered, inserted or moved."""
+    AUDIT_DELETED = "AUDIT_DELETED"
+    """Audit records were deleted: the partition's log begins past offset 0 (audit topics
+    keep every record), or positions are missing between two records."""
     SEQ_GAP = "SEQ_GAP"
     """Records link by hash but their positions are not contiguous."""
     CHAIN_FOREIGN = "CHAIN_FOREIGN"
@@ -113,12 +120,18 @@ class ViolationCode(StrEnum):
     """A partner-feed record carries other sections than the decision permitted."""
     FEED_DUPLICATE = "FEED_DUPLICATE"
     """A delivery appears more than once in a partner feed."""
+    FEED_SECTION_DISCLOSED = "FEED_SECTION_DISCLOSED"
+    """A partner-feed record carries a section its decision withheld from that partner."""
     SIGNATURE_INVALID = "SIGNATURE_INVALID"
     """The origin's signature or a section digest does not verify (outbox or feed copy)."""
     QUARANTINE_MISSING = "QUARANTINE_MISSING"
     """A QUARANTINE audit record has no record in the quarantine topic."""
     QUARANTINE_UNAUDITED = "QUARANTINE_UNAUDITED"
     """A quarantine record has no QUARANTINE audit record."""
+    QUARANTINE_MISMATCH = "QUARANTINE_MISMATCH"
+    """A quarantine record's length or SHA-256 is not that of the outbox record it names."""
+    AGREEMENT_NOT_SIGNED = "AGREEMENT_NOT_SIGNED"
+    """A delivery rests on an agreement that both parties had not signed (``domain.consent``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +274,10 @@ class Stats:
     feed_records: int = 0
     signatures_verified: int = 0
     copies_checked: int = 0
+    erased_outbox: int = 0
+    """Outbox records decided in the window and since deleted by the outbox's retention."""
+    erased_feed: int = 0
+    """Feed copies delivered in the window and since deleted by the feed's retention."""
     delivered: dict[tuple[str, str], Counter[str]] = field(
         default_factory=lambda: defaultdict(Counter)
     )
@@ -359,8 +376,31 @@ def _checkpoint_problem(entry: AuditEntry, trust: TrustStore) -> str | None:
     return None
 
 
+def _deleted_start(topic: str, partition: int, start: ChainStart) -> Violation:
+    """The violation of a chain whose start was deleted, located where the log now begins."""
+    if start.first_seq is None:
+        rest = "no record is left"
+    elif start.first_seq == 0:
+        rest = "the chain starts again there from seq 0"
+    else:
+        gone = "seq 0" if start.first_seq == 1 else f"seq 0-{start.first_seq - 1}"
+        rest = f"the chain goes on there from seq {start.first_seq}: {gone} are gone"
+    return Violation(
+        ViolationCode.AUDIT_DELETED,
+        topic,
+        partition,
+        start.log_start,
+        f"deleted: the records before offset {start.log_start} of {topic}/{partition} "
+        f"(the partition's log now begins there); {rest}",
+    )
+
+
 def verify_chain(
-    topic: str, partition: int, logs: Sequence[LogRecord], trust: TrustStore
+    topic: str,
+    partition: int,
+    logs: Sequence[LogRecord],
+    trust: TrustStore,
+    start: ChainStart | None = None,
 ) -> ChainCheck:
     """Check one audit partition's records (in offset order) link into one chain, and locate breaks.
 
@@ -369,10 +409,14 @@ def verify_chain(
     names the expected predecessor, the records between were inserted (or, when that
     later record carries the expected position and the ones between come after it,
     moved); otherwise the expected position is missing (deleted) or, when the position
-    is right but the hash is not, the predecessor was altered.
+    is right but the hash is not, the predecessor was altered. ``start`` says where the
+    partition's log begins and its first record's position: records deleted at the
+    chain's start are located there.
     """
     expected_chain = audit_chain_of(topic, partition)
     violations: list[Violation] = []
+    if start is not None and start.truncated:
+        violations.append(_deleted_start(topic, partition, start))
     entries: list[AuditEntry] = []
     for log in logs:
         decoded = decode_audit(log)
@@ -507,7 +551,7 @@ def _classify_break(
         return (
             _at(
                 entry,
-                ViolationCode.CHAIN_BROKEN,
+                ViolationCode.AUDIT_DELETED,
                 f"deleted: {missing} missing between offsets {previous.log.offset} "
                 f"and {entry.log.offset}",
             ),
@@ -638,8 +682,10 @@ _AS_RECORDED_KEPT: Final = 4096
 class Reevaluator:
     """Re-decides recorded decisions under their recorded agreement sets; indexes are cached."""
 
-    def __init__(self, agreement_sets: Mapping[str, AgreementSet]) -> None:
+    def __init__(self, agreement_sets: Mapping[str, AgreementSet], trust: TrustStore) -> None:
         self.agreement_sets = agreement_sets
+        self.trust = trust
+        self._consents: dict[str, Mapping[str, Consent]] = {}
         self._indexes: dict[tuple[str, frozenset[str]], PolicyIndex] = {}
         self._as_recorded = PerObject[Mapping[str, Outcome], list[dict[str, Any]]](
             outcome_entries, _AS_RECORDED_KEPT
@@ -657,12 +703,42 @@ class Reevaluator:
         names = frozenset([str(o["participant"]) for o in listed])
         index = self._indexes.get((aset.digest, names))
         if index is None:
-            index = self._indexes[(aset.digest, names)] = PolicyIndex.build(aset, names)
+            index = self._indexes[(aset.digest, names)] = PolicyIndex.build(
+                aset, names, self.consent(aset)
+            )
         outcomes = self._outcomes(record, index)
         if listed == self._recorded_form(outcomes):
             return []
         recorded = {str(o["participant"]): _recorded_key(o) for o in listed}
         return self._compare(outcomes, recorded)
+
+    def consent(self, aset: AgreementSet) -> Mapping[str, Consent]:
+        """What the parties' signatures establish of each agreement of ``aset`` (cached)."""
+        found = self._consents.get(aset.digest)
+        if found is None:
+            found = self._consents[aset.digest] = consents(aset, self.trust)
+        return found
+
+    def unsigned_deliveries(self, record: Mapping[str, Any]) -> list[str]:
+        """The deliveries of a decision that rest on an agreement both parties had not signed."""
+        aset = self.agreement_sets.get(str(record.get("agreement_set")))
+        if aset is None:
+            return []
+        consent = self.consent(aset)
+        problems = []
+        for outcome in record.get("outcomes") or ():
+            agreement_id = outcome.get("agreement_id")
+            if not outcome.get("delivered") or outcome.get("basis") != "AGREEMENT":
+                continue
+            granted = consent.get(str(agreement_id))
+            if granted is None or not granted.signed_by_both:
+                why = (
+                    f"the set has no agreement {agreement_id}"
+                    if granted is None
+                    else granted.not_signed_detail()
+                )
+                problems.append(f"delivered to {outcome['participant']}: {why}")
+        return problems
 
     def _outcomes(self, record: Mapping[str, Any], index: PolicyIndex) -> Mapping[str, Outcome]:
         """The outcomes ``decide`` gives for the message and history ``record`` describes.
@@ -888,23 +964,45 @@ class Replay:
     ) -> None:
         self.window = window
         self.trust = trust
-        self.reevaluator = Reevaluator(agreement_sets)
+        self.reevaluator = Reevaluator(agreement_sets, trust)
         self._chains: dict[tuple[str, int], ChainCheck] = {}
         self._outbox: dict[tuple[str, int], dict[int, LogRecord]] = {}
         self._feeds: list[LogRecord] = []
         self._quarantine: list[LogRecord] | None = None
         self._notes: list[str] = []
+        self._retained: dict[tuple[str, int], tuple[int, datetime | None]] = {}
+        self._truncated: set[str] = set()
+        """Origins of which a chain lost its start."""
 
-    def add_chain(self, topic: str, partition: int, logs: Sequence[LogRecord]) -> ChainCheck:
-        """Add one audit partition's records, in offset order, and check its chain."""
+    def add_chain(
+        self,
+        topic: str,
+        partition: int,
+        logs: Sequence[LogRecord],
+        start: ChainStart | None = None,
+    ) -> ChainCheck:
+        """Add one audit partition's records, in offset order, and check its chain.
+
+        ``start`` (where the partition's log begins) locates records deleted at its start.
+        """
         with _cyclic_gc_paused():
-            check = verify_chain(topic, partition, logs, self.trust)
+            check = verify_chain(topic, partition, logs, self.trust, start)
+        if start is not None and start.truncated:
+            self._truncated.add(topic.removeprefix(AUDIT_PREFIX))
         self._chains[(topic, partition)] = check
         return check
 
     def add_outbox(self, topic: str, partition: int, logs: Iterable[LogRecord]) -> None:
         """Add the outbox records read of one partition."""
         self._outbox.setdefault((topic, partition), {}).update((log.offset, log) for log in logs)
+
+    def add_retained(
+        self, topic: str, partition: int, first_offset: int, first_time: datetime | None
+    ) -> None:
+        """Where a time-retained partition starts now: its first offset and that record's
+        time (None when it holds nothing). Records before were deleted under retention:
+        lawfully erased, not missing."""
+        self._retained[(topic, partition)] = (first_offset, first_time)
 
     def add_feed(self, logs: Iterable[LogRecord]) -> None:
         """Add partner-feed records."""
@@ -1086,9 +1184,12 @@ class _Verdict:
                     f"no DECISION or QUARANTINE record of {outbox_topic}/{partition} "
                     f"offset {offset}",
                 )
+        first = self.replay._retained.get((outbox_topic, partition), (0, None))[0]
         for entry in in_window:
             offset = int(entry.record["source_offset"])
-            if offset not in outbox:
+            if offset not in outbox and offset < first:
+                self.stats.erased_outbox += 1
+            elif offset not in outbox:
                 self._add(
                     ViolationCode.AUDIT_WITHOUT_SOURCE,
                     entry.log,
@@ -1183,6 +1284,9 @@ class _Verdict:
             )
         elif problems:
             self._add(ViolationCode.DECISION_MISMATCH, entry.log, "; ".join(problems))
+        unsigned = self.replay.reevaluator.unsigned_deliveries(record)
+        if unsigned:
+            self._add(ViolationCode.AGREEMENT_NOT_SIGNED, entry.log, "; ".join(unsigned))
         recorded = set(record.get("earlier_recipients") or ())
         if (complete and recorded != seen) or not seen <= recorded:
             self._add(
@@ -1261,6 +1365,8 @@ class _Verdict:
 
     def _feeds(self) -> None:
         matched: dict[tuple[str, str, str], LogRecord] = {}
+        disclosed: set[tuple[str, str, str]] = set()
+        """Deliveries made, but only in a copy carrying withheld sections."""
         topics: dict[str, tuple[str, str] | None] = {}
         for log in self.replay._feeds:
             try:
@@ -1286,7 +1392,13 @@ class _Verdict:
                     self._add(
                         ViolationCode.FEED_UNAUTHORISED,
                         log,
-                        f"message {message_id} of {origin}: no decision of the router delivers it",
+                        f"message {message_id} of {origin}: no decision of the router delivers it"
+                        + (
+                            f" (audit records of {origin} were deleted, see AUDIT_DELETED: "
+                            "its decision may have been among them)"
+                            if origin in self.replay._truncated
+                            else ""
+                        ),
                     )
                 continue
             entry, inside = found
@@ -1303,6 +1415,20 @@ class _Verdict:
                     f"does not deliver it to {recipient}",
                 )
                 continue
+            present = envelope.present_sections
+            withheld = present - expected[0]
+            if withheld:
+                # A disclosure, not a second delivery: the permitted copy may still be there.
+                self._add(
+                    ViolationCode.FEED_SECTION_DISCLOSED,
+                    log,
+                    f"message {message_id} of {origin} carries section(s) "
+                    f"{', '.join(sorted(withheld))} that the decision at "
+                    f"{entry.log.topic}/{entry.log.partition}/{entry.log.offset} "
+                    f"withheld from {recipient}",
+                )
+                disclosed.add(key)
+                continue
             if key in matched:
                 self._add(
                     ViolationCode.FEED_DUPLICATE,
@@ -1311,7 +1437,6 @@ class _Verdict:
                 )
                 continue
             matched[key] = log
-            present = envelope.present_sections
             if present != expected[0]:
                 self._add(
                     ViolationCode.FEED_SECTIONS_MISMATCH,
@@ -1321,14 +1446,29 @@ class _Verdict:
                 )
             self._feed_signature(log, envelope, origin, message_id)
         for key, (_, entry, _) in self.expected.items():
-            if key not in matched:
+            if key not in matched and key not in disclosed:
                 recipient, origin, message_id = key
+                if self._erased_copy(f"bx.{recipient}.from.{origin}", entry):
+                    self.stats.erased_feed += 1
+                    continue
                 self._add(
                     ViolationCode.FEED_MISSING,
                     entry.log,
                     f"message {message_id} delivered to {recipient} has no record in "
                     f"bx.{recipient}.from.{origin}",
                 )
+
+    def _erased_copy(self, feed: str, entry: AuditEntry) -> bool:
+        """Whether the copy ``entry`` delivered to ``feed`` was deleted under retention: its
+        partition (the alert id's, as the router chose it) now starts after the decision."""
+        partitions = sum(1 for topic, _ in self.replay._retained if topic == feed)
+        hashed = key_hash(str(entry.record.get("alert_id")).encode())
+        if not partitions or hashed is None:
+            return False
+        first_offset, first_time = self.replay._retained[(feed, hashed % partitions)]
+        if first_time is None:
+            return first_offset > 0  # emptied by retention
+        return entry.recorded_at < first_time
 
     def _permitted_copy(
         self,
@@ -1368,6 +1508,27 @@ class _Verdict:
         if problem is not None:
             self._add(ViolationCode.SIGNATURE_INVALID, log, f"feed copy: {problem}")
 
+    def _quarantined_bytes(
+        self, log: LogRecord, record: Mapping[str, Any], source: tuple[str, int, int]
+    ) -> None:
+        """A quarantine record keeps a prefix of the value: its length and hash must be
+        those of the outbox record it names (when that was replayed)."""
+        digest = record.get("original_value_sha256")
+        original = self.replay._outbox.get(source[:2], {}).get(source[2])
+        if digest is None or original is None:
+            return
+        value = original.value or b""
+        if hashlib.sha256(value).digest() != digest or len(value) != record.get(
+            "original_value_length"
+        ):
+            self._add(
+                ViolationCode.QUARANTINE_MISMATCH,
+                log,
+                f"quarantine of {source[0]}/{source[1]} offset {source[2]} names other bytes "
+                f"than the outbox record ({record.get('original_value_length')} bytes recorded, "
+                f"{len(value)} in the outbox)",
+            )
+
     def _quarantine(self) -> None:
         logs = self.replay._quarantine
         if logs is None:
@@ -1390,6 +1551,7 @@ class _Verdict:
                 int(record["source_offset"]),
             )
             found.add(source)
+            self._quarantined_bytes(log, record, source)
             owner = parse_outbox_topic(source[0])
             if (
                 owner in self.origins

@@ -78,14 +78,11 @@ def bounded_text(text: str, limit: int = QUARANTINE_TEXT_CHARS) -> str:
     return f"{text[:limit]}... ({len(text)} characters)"
 
 
-def alert_size_problem(size: int) -> str | None:
-    """Why a sealed alert of ``size`` bytes is refused, or None when it fits."""
+def alert_size_problem(size: int, what: str = "the sealed alert") -> str | None:
+    """Why ``what`` (a sealed alert) of ``size`` bytes is refused, or None when it fits."""
     if size <= MAX_ALERT_BYTES:
         return None
-    return (
-        f"the sealed alert is {size:,} bytes, more than the exchange's limit of "
-        f"{MAX_ALERT_BYTES:,} bytes"
-    )
+    return f"{what} is {size:,} bytes, more than the exchange's limit of {MAX_ALERT_BYTES:,} bytes"
 
 
 def _check() -> None:

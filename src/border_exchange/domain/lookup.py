@@ -1,9 +1,9 @@
 """What a border post searches by: normalised plates, VINs, document numbers and names.
 
 Plates, VINs and document numbers match regardless of case, spaces, dashes and dots.
-Names match regardless of accents and case: a query matches a person when every
-token of the query is a token of one of the person's names (the civil name, a name
-at birth, an alias, a name in original script or its transliteration). The functions
+Names are matched by ``domain.names`` against each of the person's names (the civil
+name, a name at birth, an alias, a name in original script or its transliteration):
+across spellings, transliterations, scripts, name order and one typo. The functions
 here are pure; the store keeps their output in its search tables.
 """
 
@@ -14,12 +14,16 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from enum import StrEnum
 from typing import Any, Final
 
 from border_exchange.domain.catalog import AlertType
+from border_exchange.domain.names import NameForm, match, name_form
+
+MAX_QUERY_CHARS: Final = 200
+"""The longest query a post accepts (any kind); a longer one is refused, not truncated."""
 
 _NOT_ALNUM: Final = re.compile(r"[^0-9A-Z]")
-_TOKEN: Final = re.compile(r"\w+")
 _SUSPECT: Final = "SUSPECT"
 
 
@@ -45,18 +49,18 @@ def normalise_document(text: str) -> str:
     return _NOT_ALNUM.sub("", fold(text).upper())
 
 
-def name_tokens(text: str) -> frozenset[str]:
-    """The tokens of a name, accents stripped and case-folded (``_`` counts as a separator)."""
-    return frozenset(t for t in _TOKEN.findall(fold(text).replace("_", " ")) if t)
-
-
 @dataclass(frozen=True, slots=True)
 class PersonName:
-    """One name under which a person is flagged, as its set of tokens."""
+    """One name under which a person is flagged, as written by the origin."""
 
     person: int
-    tokens: frozenset[str]
+    written: str
     date_of_birth: date | None
+
+    @property
+    def form(self) -> NameForm:
+        """The name as the matcher compares it."""
+        return name_form(self.written)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,20 +84,19 @@ def _date(value: object) -> date | None:
     return None
 
 
-def _names_of_identity(identity: Mapping[str, Any]) -> list[frozenset[str]]:
+def _names_of_identity(identity: Mapping[str, Any]) -> list[str]:
     given = list(identity.get("given_names") or [])
-    names: list[frozenset[str]] = []
+    names: list[str] = []
     family = identity.get("family_names") or []
     if family or given:
-        names.append(frozenset().union(*(name_tokens(n) for n in [*family, *given])))
+        names.append(" ".join([*family, *given]))
     for birth_name in identity.get("names_at_birth") or []:
-        names.append(frozenset().union(*(name_tokens(n) for n in [birth_name, *given])))
-    for alias in identity.get("aliases") or []:
-        names.append(name_tokens(alias))
+        names.append(" ".join([birth_name, *given]))
+    names.extend(identity.get("aliases") or [])
     for original in identity.get("original_script_names") or []:
-        names.append(name_tokens(original.get("value") or ""))
-        names.append(name_tokens(original.get("transliteration") or ""))
-    return [name for name in names if name]
+        names.append(original.get("value") or "")
+        names.append(original.get("transliteration") or "")
+    return [name for name in names if name_form(name).tokens]
 
 
 def search_keys(alert_type: AlertType, sections: Mapping[str, Mapping[str, Any]]) -> SearchKeys:
@@ -111,7 +114,7 @@ def search_keys(alert_type: AlertType, sections: Mapping[str, Mapping[str, Any]]
         identity = sections.get("identity")
         if identity is not None:
             born = _date(identity.get("date_of_birth"))
-            names.extend(PersonName(0, t, born) for t in _names_of_identity(identity))
+            names.extend(PersonName(0, n, born) for n in _names_of_identity(identity))
         for document in (sections.get("documents") or {}).get("documents") or []:
             documents.add(normalise_document(document.get("number") or ""))
     elif alert_type is AlertType.VEHICLE_NOTICE:
@@ -127,9 +130,9 @@ def search_keys(alert_type: AlertType, sections: Mapping[str, Mapping[str, Any]]
                 plates.add(normalise_plate(vehicle["plate"]))
         for index, person in enumerate(involved.get("persons") or []):
             if person.get("role") == _SUSPECT:
-                tokens = name_tokens(person.get("name") or "")
-                if tokens:
-                    names.append(PersonName(index, tokens, _date(person.get("date_of_birth"))))
+                written = person.get("name") or ""
+                if name_form(written).tokens:
+                    names.append(PersonName(index, written, _date(person.get("date_of_birth"))))
     return SearchKeys(
         frozenset(p for p in plates if p),
         frozenset(v for v in vins if v),
@@ -138,13 +141,73 @@ def search_keys(alert_type: AlertType, sections: Mapping[str, Mapping[str, Any]]
     )
 
 
+def dob_agrees(wanted: date | None, known: date | None) -> bool:
+    """Whether a date of birth asked for fits one on record (an unknown one always fits)."""
+    return wanted is None or known is None or wanted == known
+
+
 def name_matches(query: str, names: Iterable[PersonName], dob: date | None = None) -> bool:
     """Whether ``query`` matches one of ``names`` (and ``dob``, where the name has one)."""
-    wanted = name_tokens(query)
-    if not wanted:
-        return False
+    wanted = name_form(query)
     return any(
-        wanted <= name.tokens
-        and (dob is None or name.date_of_birth is None or name.date_of_birth == dob)
+        dob_agrees(dob, name.date_of_birth) and match(wanted, name.form) is not None
         for name in names
     )
+
+
+class SearchKind(StrEnum):
+    """What a post searches by."""
+
+    NAME = "name"
+    PLATE = "plate"
+    VIN = "vin"
+    DOCUMENT = "document"
+
+
+class QueryProblem(StrEnum):
+    """Why a query was refused before searching (each has a label in both languages)."""
+
+    EMPTY = "query_empty"
+    TOO_LONG = "query_too_long"
+    BAD_DOB = "query_bad_dob"
+    DOB_WITHOUT_NAME = "query_dob_without_name"
+    UNKNOWN_KIND = "query_unknown_kind"
+    CONTROL_CHARACTERS = "query_control_characters"
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A checked query: what to search by, the text, and the date of birth if given."""
+
+    kind: SearchKind
+    text: str
+    dob: date | None = None
+
+
+def parse_query(kind: str, text: str, dob: str | None = None) -> Query | QueryProblem:
+    """The query an officer typed, checked; or the problem with it (never an exception)."""
+    try:
+        chosen = SearchKind(kind)
+    except ValueError:
+        return QueryProblem.UNKNOWN_KIND
+    text = unicodedata.normalize("NFC", text).strip()
+    if len(text) > MAX_QUERY_CHARS:
+        return QueryProblem.TOO_LONG
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in text):
+        return QueryProblem.CONTROL_CHARACTERS
+    searchable = (
+        name_form(text).tokens
+        if chosen is SearchKind.NAME
+        else _NOT_ALNUM.sub("", fold(text).upper())
+    )
+    if not searchable:
+        return QueryProblem.EMPTY
+    born: date | None = None
+    if dob is not None and dob.strip():
+        if chosen is not SearchKind.NAME:
+            return QueryProblem.DOB_WITHOUT_NAME
+        try:
+            born = date.fromisoformat(dob.strip())
+        except ValueError:
+            return QueryProblem.BAD_DOB
+    return Query(chosen, text, born)

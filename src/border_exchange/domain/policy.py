@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from border_exchange.domain.agreements import Agreement, AgreementSet, AgreementStatus
 from border_exchange.domain.catalog import (
@@ -31,6 +31,9 @@ from border_exchange.domain.catalog import (
     Operation,
 )
 from border_exchange.errors import PolicyError
+
+if TYPE_CHECKING:
+    from border_exchange.domain.consent import Consent
 
 
 class DenyReason(StrEnum):
@@ -47,6 +50,7 @@ class DenyReason(StrEnum):
     NO_EARLIER_VERSION = "NO_EARLIER_VERSION"
     NOT_PREVIOUS_RECIPIENT = "NOT_PREVIOUS_RECIPIENT"
     UNKNOWN_PARTICIPANT = "UNKNOWN_PARTICIPANT"
+    NOT_SIGNED = "NOT_SIGNED"
 
 
 class Basis(StrEnum):
@@ -119,9 +123,10 @@ _DENY_PRECEDENCE: Final[Mapping[DenyReason, int]] = MappingProxyType(
         DenyReason.HANDLING_ABOVE_LIMIT: 1,
         DenyReason.TYPE_NOT_COVERED: 2,
         DenyReason.SUSPENDED: 3,
-        DenyReason.NOT_YET_IN_FORCE: 4,
-        DenyReason.EXPIRED: 5,
-        DenyReason.TERMINATED: 6,
+        DenyReason.NOT_SIGNED: 4,
+        DenyReason.NOT_YET_IN_FORCE: 5,
+        DenyReason.EXPIRED: 6,
+        DenyReason.TERMINATED: 7,
     }
 )
 """Among several agreements for a pair, the outcome nearest to delivering wins (Deliver is 0)."""
@@ -144,9 +149,12 @@ def _agreement_outcome(
     alert_type: AlertType,
     rank: int,
     at: datetime,
+    unsigned: Mapping[str, str],
 ) -> Outcome:
     """What ``agreement`` alone says about an alert from ``origin`` to ``recipient`` at ``at``."""
     aid = agreement.id
+    if agreement.id in unsigned:
+        return Deny(DenyReason.NOT_SIGNED, aid, unsigned[agreement.id])
     if agreement.status is AgreementStatus.TERMINATED:
         return Deny(DenyReason.TERMINATED, aid, f"agreement {aid} has been terminated")
     if at < agreement.effective_from:
@@ -204,12 +212,17 @@ def pair_outcome(
     alert_type: AlertType,
     handling_code: HandlingCode,
     at: datetime,
+    unsigned: Mapping[str, str] = MappingProxyType({}),
 ) -> Outcome:
-    """The outcome for one pair, from the agreements between them (any order, same result)."""
+    """The outcome for one pair, from the agreements between them (any order, same result).
+
+    ``unsigned`` maps the id of every agreement not signed by both parties to why: it
+    decides nothing but NOT_SIGNED.
+    """
     best: tuple[tuple[int, float, str], Outcome] | None = None
     for agreement in agreements:
         outcome = _agreement_outcome(
-            agreement, origin, recipient, alert_type, _RANK_OF[handling_code], at
+            agreement, origin, recipient, alert_type, _RANK_OF[handling_code], at, unsigned
         )
         key = _precedence(outcome, agreement)
         if best is None or key < best[0]:
@@ -245,7 +258,11 @@ _RANKS: Final = tuple(sorted(HandlingCode, key=lambda code: code.rank))
 
 
 def _compile_origin(
-    origin: str, own: Deny, names: tuple[str, ...], pairs: Mapping[str, list[Agreement]]
+    origin: str,
+    own: Deny,
+    names: tuple[str, ...],
+    pairs: Mapping[str, list[Agreement]],
+    unsigned: Mapping[str, str],
 ) -> dict[AlertType, _Table]:
     """The tables of one origin: per type, the time cuts and every outcome per segment and rank."""
     pair_cuts = {name: tuple(sorted(_cuts_of(agreements))) for name, agreements in pairs.items()}
@@ -262,7 +279,9 @@ def _compile_origin(
         key = (name, alert_type, _RANK_OF[code], bisect_right(pair_cuts[name], moment))
         found = memo.get(key)
         if found is None:
-            found = memo[key] = pair_outcome(pairs[name], origin, name, alert_type, code, moment)
+            found = memo[key] = pair_outcome(
+                pairs[name], origin, name, alert_type, code, moment, unsigned
+            )
         return found
 
     return {
@@ -294,12 +313,35 @@ class PolicyIndex:
     _no_earlier: Mapping[str, _Template]
 
     @classmethod
-    def build(cls, aset: AgreementSet, participants: Collection[str]) -> PolicyIndex:
-        """Compile ``aset`` for the participant ids; agreements naming others are ignored."""
+    def build(
+        cls,
+        aset: AgreementSet,
+        participants: Collection[str],
+        consent: Mapping[str, Consent] | None = None,
+    ) -> PolicyIndex:
+        """Compile ``aset`` for the participant ids; agreements naming others are ignored.
+
+        ``consent`` (``domain.consent.consents``) is what the parties' signatures
+        establish: an agreement not signed by both denies NOT_SIGNED, and a status a
+        party's statement set replaces the signed one. Every component that routes or
+        judges routing passes it; without it the agreements' terms alone are compiled
+        (to study terms, as the property tests do).
+        """
         names = tuple(sorted(set(participants)))
         known = frozenset(names)
         by_pair: dict[tuple[str, str], list[Agreement]] = {}
+        unsigned: dict[str, str] = {}
         for agreement in aset.agreements:
+            if consent is not None:
+                granted = consent.get(agreement.id)
+                if granted is None or not granted.signed_by_both:
+                    unsigned[agreement.id] = (
+                        f"agreement {agreement.id} is not signed by both parties"
+                        if granted is None
+                        else granted.not_signed_detail()
+                    )
+                elif granted.status is not agreement.status:
+                    agreement = agreement.model_copy(update={"status": granted.status})
             first, second = agreement.parties
             if first == second or first not in known or second not in known:
                 continue
@@ -336,7 +378,8 @@ class PolicyIndex:
                 }
             )
             pairs = {name: by_pair.get((origin, name), []) for name in names if name != origin}
-            for alert_type, table in _compile_origin(origin, own, names, pairs).items():
+            compiled = _compile_origin(origin, own, names, pairs, unsigned)
+            for alert_type, table in compiled.items():
                 tables[(origin, alert_type)] = table
         return cls(
             digest=aset.digest,

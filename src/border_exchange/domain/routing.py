@@ -56,6 +56,9 @@ class QuarantineReason(StrEnum):
     STALE_VERSION = "STALE_VERSION"
     ALERT_CANCELLED = "ALERT_CANCELLED"
     TYPE_CHANGED = "TYPE_CHANGED"
+    UNDELIVERABLE = "UNDELIVERABLE"
+    """The broker refused a copy of the record for good (too large for a feed, invalid
+    there, the router not authorized to write it): decided when it was sent."""
 
 
 _SIGNED_OK_REASONS = frozenset(
@@ -210,6 +213,34 @@ class PartitionState:
             )
         )
 
+    def recover_copy(self, header: Header, recipient: str, source_offset: int | None) -> None:
+        """Remember a copy the router wrote to ``recipient``'s feed, found there after the
+        audit records that decided it were deleted (``audit_gap``).
+
+        Copies are read feed by feed, not in the order they were decided: the alert's
+        history keeps the highest version seen, every recipient, and whether any copy
+        was a cancellation. The copy's outbox offset (its ``bx-source``) moves the
+        resume point past it, as its decision would have.
+        """
+        if header.message_id not in self.seen:
+            self._see(header.message_id, header.expires_at)
+        known = self.alerts.get(header.alert_id)
+        cancel = header.operation is Operation.CANCEL
+        if known is None:
+            history = AlertHistory(
+                header.alert_type, header.version, frozenset((recipient,)), cancelled=cancel
+            )
+        else:
+            history = AlertHistory(
+                known.alert_type,
+                max(known.last_version, header.version),
+                known.recipients | {recipient},
+                cancelled=known.cancelled or cancel,
+            )
+        self.alerts[header.alert_id] = self._share(history)
+        if source_offset is not None:
+            self.next_offset = max(self.next_offset, source_offset + 1)
+
     def remember_refused(self, message_id: str, expires_at: datetime) -> None:
         """Remember the id of a message refused after its signature verified."""
         if message_id not in self.seen:
@@ -292,7 +323,7 @@ def check_unsigned(
     owner = parse_outbox_topic(inbound.topic)
     if inbound.value is None:
         return Refused(QuarantineReason.MALFORMED, "record has no value")
-    too_large = limits.alert_size_problem(len(inbound.value))
+    too_large = limits.alert_size_problem(len(inbound.value), "the value")
     if too_large is not None:
         return Refused(QuarantineReason.TOO_LARGE, too_large)
     try:

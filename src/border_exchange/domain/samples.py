@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from border_exchange.domain.alerts import AlertInput, parse_alert
 from border_exchange.domain.catalog import AlertType
 
 Language = Literal["fr", "en"]
+
+SAMPLE_LIFETIME = timedelta(days=365)
+"""A sample alert expires this long after the time it is made for."""
 
 # A 1x1 grey JPEG: small, valid, and obviously not a real photo.
 SAMPLE_PHOTO_BASE64 = (
@@ -52,14 +56,22 @@ _TEXT: dict[str, dict[str, str]] = {
 }
 
 
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _day(moment: datetime, days_before: int) -> str:
+    return (moment.date() - timedelta(days=days_before)).isoformat()
+
+
 def _header(
-    alert_type: AlertType, origin: str, alert_id: str | None, language: Language
+    alert_type: AlertType, origin: str, alert_id: str | None, language: Language, at: datetime
 ) -> dict[str, Any]:
     return {
         "alert_type": alert_type.value,
         "origin": origin,
         "alert_id": alert_id,
-        "expires_at": "2027-06-30T00:00:00Z",
+        "expires_at": _stamp((at + SAMPLE_LIFETIME).replace(hour=0, minute=0, second=0)),
         "handling_code": "H1",
         "source_reliability": "B",
         "information_reliability": "2",
@@ -68,8 +80,9 @@ def _header(
     }
 
 
-def _wanted_person(text: dict[str, str], language: Language) -> dict[str, Any]:
+def _wanted_person(text: dict[str, str], language: Language, at: datetime) -> dict[str, Any]:
     french = language == "fr"
+    year = at.year
     identity: dict[str, Any] = {
         "family_names": ["NGAKOLA"] if french else ["LADU"],
         "given_names": ["Jean-Baptiste", "Désiré"] if french else ["Peter", "Wani"],
@@ -95,8 +108,8 @@ def _wanted_person(text: dict[str, str], language: Language) -> dict[str, Any]:
                         "kind": "NATIONAL_ID_CARD" if french else "PASSPORT",
                         "number": "CA-0457821" if french else "R00934512",
                         "issuing_country": "CAF" if french else "SSD",
-                        "issued_on": "2015-02-10",
-                        "expires_on": "2025-02-09",
+                        "issued_on": _ten_years_before(at.date()).isoformat(),
+                        "expires_on": _day(at, 295),
                     }
                 ]
             },
@@ -111,8 +124,8 @@ def _wanted_person(text: dict[str, str], language: Language) -> dict[str, Any]:
             "offence": {
                 "category": "HOMICIDE" if french else "ARMED_ROBBERY",
                 "description": text["offence"],
-                "warrant_reference": "MA-2026/0142" if french else "HCJ/CR/2026/077",
-                "warrant_date": "2026-01-20",
+                "warrant_reference": f"MA-{year}/0142" if french else f"HCJ/CR/{year}/077",
+                "warrant_date": _day(at, 40),
                 "issuing_authority": text["authority"],
             },
             "remarks": {"text": text["remarks"]},
@@ -125,7 +138,7 @@ def _wanted_person(text: dict[str, str], language: Language) -> dict[str, Any]:
     }
 
 
-def _vehicle_notice(text: dict[str, str], language: Language) -> dict[str, Any]:
+def _vehicle_notice(text: dict[str, str], language: Language, at: datetime) -> dict[str, Any]:
     french = language == "fr"
     return {
         "action_on_hit": "SEIZE",
@@ -143,7 +156,7 @@ def _vehicle_notice(text: dict[str, str], language: Language) -> dict[str, Any]:
             },
             "event": {
                 "reason": "STOLEN",
-                "event_date": "2026-02-03",
+                "event_date": _day(at, 26),
                 "place": "Bangui" if french else "Kaya",
                 "description": text["vehicle_event"],
             },
@@ -164,7 +177,7 @@ def _vehicle_notice(text: dict[str, str], language: Language) -> dict[str, Any]:
     }
 
 
-def _border_incident(text: dict[str, str], language: Language) -> dict[str, Any]:
+def _border_incident(text: dict[str, str], language: Language, at: datetime) -> dict[str, Any]:
     french = language == "fr"
     return {
         "action_on_hit": "REPORT_ONLY",
@@ -172,7 +185,9 @@ def _border_incident(text: dict[str, str], language: Language) -> dict[str, Any]
         "sections": {
             "incident": {
                 "incident_type": "ARMED_INCURSION" if french else "CATTLE_RAIDING",
-                "occurred_at": "2026-03-14T02:30:00Z",
+                "occurred_at": _stamp(
+                    (at - timedelta(days=2)).replace(hour=2, minute=30, second=0)
+                ),
                 "severity": "HIGH",
                 "description": text["incident"],
             },
@@ -200,16 +215,29 @@ _BUILDERS = {
 }
 
 
+def _ten_years_before(day: date) -> date:
+    # 29 February has no twin ten years earlier unless that year is a leap year too.
+    return day.replace(year=day.year - 10, day=28 if (day.month, day.day) == (2, 29) else day.day)
+
+
 def sample_alert_data(
     alert_type: AlertType,
     *,
     origin: str = "CAF",
     alert_id: str | None = None,
     language: Language = "fr",
+    at: datetime | None = None,
 ) -> dict[str, Any]:
-    """A sample alert as the mapping a gateway user would write (JSON or YAML)."""
+    """A sample alert as the mapping a gateway user would write (JSON or YAML).
+
+    Its dates are relative to ``at`` (default: now): the events lie days before it,
+    and it expires :data:`SAMPLE_LIFETIME` after it.
+    """
+    moment = at if at is not None else datetime.now(UTC)
     text = _TEXT[language]
-    return _header(alert_type, origin, alert_id, language) | _BUILDERS[alert_type](text, language)
+    return _header(alert_type, origin, alert_id, language, moment) | _BUILDERS[alert_type](
+        text, language, moment
+    )
 
 
 def sample_alert(
@@ -218,8 +246,9 @@ def sample_alert(
     origin: str = "CAF",
     alert_id: str | None = None,
     language: Language = "fr",
+    at: datetime | None = None,
 ) -> AlertInput:
-    """A validated sample CREATE alert of ``alert_type`` from ``origin``."""
+    """A validated sample CREATE alert of ``alert_type`` from ``origin``, dated around ``at``."""
     return parse_alert(
-        sample_alert_data(alert_type, origin=origin, alert_id=alert_id, language=language)
+        sample_alert_data(alert_type, origin=origin, alert_id=alert_id, language=language, at=at)
     )

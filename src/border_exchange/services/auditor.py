@@ -26,6 +26,7 @@ from aiokafka.errors import KafkaError as AIOKafkaError
 from border_exchange.adapters.agreement_files import AgreementHistory
 from border_exchange.adapters.kafka_settings import KafkaSettings, consumer_size_kwargs
 from border_exchange.domain.agreements import AgreementSet, parse_agreement_set
+from border_exchange.domain.audit_gap import ChainStart
 from border_exchange.domain.audit_verify import (
     AUDIT_PREFIX,
     AuditEntry,
@@ -34,6 +35,8 @@ from border_exchange.domain.audit_verify import (
     Replay,
     Verdict,
     Window,
+    audit_chain_of,
+    decode_audit,
     disclosures,
     verify_chain,
 )
@@ -186,6 +189,30 @@ class KafkaReader:
             consumer.unsubscribe()
         return records
 
+    async def retained(self, tp: TopicPartition) -> tuple[int, datetime | None]:
+        """Where ``tp`` starts now (retention may have deleted what was before), and the
+        time of its first committed record (None when it holds none)."""
+        first = int((await self.consumer.beginning_offsets([tp]))[tp])
+        end = await self.end(tp)
+        records = await self.read(tp, first, min(end, first + 100))
+        return first, (records[0].timestamp if records else None)
+
+    async def chain_start(self, tp: TopicPartition) -> ChainStart:
+        """Where audit partition ``tp`` begins: its log start offset and first record's seq."""
+        start = int((await self.consumer.beginning_offsets([tp]))[tp])
+        end = await self.end(tp)
+        first_seq = None
+        at = start
+        while first_seq is None and at < end:
+            # Transaction markers and aborted records take offsets: read a few at a time.
+            for log in await self.read(tp, at, min(end, at + 16)):
+                entry = decode_audit(log)
+                if isinstance(entry, AuditEntry):  # a malformed one is reported as such
+                    first_seq = entry.seq
+                    break
+            at += 16
+        return ChainStart(audit_chain_of(tp.topic, tp.partition), start, first_seq)
+
     async def read_between(
         self, tp: TopicPartition, start: datetime, end: datetime
     ) -> list[LogRecord]:
@@ -258,10 +285,14 @@ async def replay(
         for origin in origins:
             for tp in await reader.partitions(audit_topic(origin)):
                 logs = await reader.read_between(tp, wide_start, wide_end)
-                check = checker.add_chain(tp.topic, tp.partition, logs)
+                start = await reader.chain_start(tp)
+                check = checker.add_chain(tp.topic, tp.partition, logs, start)
+                outbox = TopicPartition(outbox_topic(origin), tp.partition)
+                checker.add_retained(outbox.topic, outbox.partition, *await reader.retained(outbox))
                 await _read_outbox(reader, checker, origin, tp.partition, check.entries, window)
             for topic in sorted(t for t in topics if _is_feed_of(t, origin)):
                 for feed in await reader.partitions(topic):
+                    checker.add_retained(feed.topic, feed.partition, *await reader.retained(feed))
                     checker.add_feed(await reader.read_between(feed, wide_start, wide_end))
         if QUARANTINE_TOPIC in topics:
             for tp in await reader.partitions(QUARANTINE_TOPIC):
@@ -342,6 +373,10 @@ def verdict_json(verdict: Verdict) -> dict[str, Any]:
             "feed_records": stats.feed_records,
             "signatures_verified": stats.signatures_verified,
             "feed_copies_checked": stats.copies_checked,
+            "erased_under_retention": {
+                "outbox_records": stats.erased_outbox,
+                "feed_copies": stats.erased_feed,
+            },
             "violations": len(verdict.violations),
         },
         "flows": [
@@ -390,6 +425,11 @@ def summary_lines(verdict: Verdict) -> list[str]:
         f"{stats.audit_records} audit records ({stats.checkpoints} checkpoints), "
         f"{stats.feed_records} feed records, {stats.signatures_verified} signatures verified",
     ]
+    if stats.erased_outbox or stats.erased_feed:
+        lines.append(
+            f"  erased under retention: {stats.erased_outbox} outbox records, "
+            f"{stats.erased_feed} feed copies (chains verified, decisions re-evaluated)"
+        )
     for origin, recipient in sorted(set(stats.delivered) | set(stats.denied)):
         delivered: Mapping[str, int] = stats.delivered.get((origin, recipient), {})
         denied: Mapping[str, int] = stats.denied.get((origin, recipient), {})

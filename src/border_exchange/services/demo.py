@@ -17,6 +17,7 @@ import io
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -34,28 +35,30 @@ import httpx
 import structlog
 import yaml
 from aiokafka import AIOKafkaProducer
-from aiokafka.client import AIOKafkaClient
-from aiokafka.errors import KafkaError as AioKafkaError
 from aiokafka.errors import TopicAuthorizationFailedError
 
 from border_exchange.adapters import kafka_launcher
 from border_exchange.adapters.agreement_files import AgreementHistory
+from border_exchange.adapters.agreement_topic import AgreementTopic
 from border_exchange.adapters.gateway_store import GatewayStore
 from border_exchange.adapters.kafka_launcher import ClusterInfo
+from border_exchange.adapters.kafka_security import wait_for_login
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.adapters.keyfiles import PASSPHRASE_ENV, load_private_key
 from border_exchange.adapters.post_store import PostStore, State
 from border_exchange.adapters.trust_file import load_trust_store
-from border_exchange.domain import naming
-from border_exchange.domain.agreements import AgreementSet
+from border_exchange.domain import limits, naming
+from border_exchange.domain.agreements import AgreementSet, parse_agreement_set
 from border_exchange.domain.alerts import AlertInput, parse_alert
 from border_exchange.domain.audit import AuditKind
 from border_exchange.domain.audit_verify import AuditEntry, Window, verify_chain
 from border_exchange.domain.catalog import SECTIONS, AlertType, Operation
+from border_exchange.domain.consent import consents
+from border_exchange.domain.encoding import decode_record
 from border_exchange.domain.labels import Lang
 from border_exchange.domain.samples import sample_alert_data
 from border_exchange.domain.trust import HUB, TrustStore
-from border_exchange.errors import AuditError, ConfigError, KafkaError
+from border_exchange.errors import AuditError, ConfigError, KafkaError, ValidationError
 from border_exchange.sandbox import make_sandbox
 from border_exchange.services.auditor import (
     KafkaReader,
@@ -73,6 +76,8 @@ from border_exchange.services.post import BorderPost, PostConfig
 from border_exchange.services.provisioner import provision, read_secrets
 
 PARTICIPANTS: Final = ("CAF", "COD", "SSD", "UN-MONUSCO")
+UNSIGNED_BY_CAF: Final = "SSD-CAF-INCIDENTS"
+"""The example agreement the demo has only SSD sign: not in force."""
 POSTS: Final = {"CAF": ("bangui-port",), "COD": ("zongo",)}
 """Two posts facing each other across the Oubangui river: Bangui (CAF) and Zongo (COD)."""
 AUDITOR: Final = "oversight"
@@ -89,6 +94,7 @@ REASONS: Final = {
     "EXPIRED": "the agreement has ended",
     "NOT_YET_IN_FORCE": "the agreement has not started",
     "TERMINATED": "the agreement was terminated",
+    "NOT_SIGNED": "both services have not signed the agreement: it is not in force",
 }
 """What each denial reason means, for the legend under the table."""
 
@@ -115,12 +121,21 @@ class DemoResult:
     cancel_reached: bool
     timings: tuple[tuple[str, float], ...]
     elapsed: float
+    oversize_refused: bool = True
+    """The gateway refused an oversized photo and the router quarantined 5 MB as TOO_LARGE."""
+    rebuilt_from_state: bool = False
+    """A post whose store was lost came back with every alert in force, none withdrawn."""
 
     @property
     def ok(self) -> bool:
         """Whether every point of the story came out as it should."""
         return (
-            self.violations == 0 and self.lookup_hit and self.photo_withheld and self.cancel_reached
+            self.violations == 0
+            and self.lookup_hit
+            and self.photo_withheld
+            and self.cancel_reached
+            and self.oversize_refused
+            and self.rebuilt_from_state
         )
 
 
@@ -185,6 +200,7 @@ async def publish_over_http(
 
 
 def _cod_wanted_person(data: dict[str, Any]) -> None:
+    today = datetime.now(UTC).date()
     sections = data["sections"]
     sections["identity"].update(
         family_names=["MUKENDI"],
@@ -200,8 +216,8 @@ def _cod_wanted_person(data: dict[str, Any]) -> None:
             "kind": "PASSPORT",
             "number": "OB0412957",
             "issuing_country": "COD",
-            "issued_on": "2021-05-03",
-            "expires_on": "2031-05-02",
+            "issued_on": (today - timedelta(days=5 * 365 + 30)).isoformat(),
+            "expires_on": (today + timedelta(days=5 * 365 - 30)).isoformat(),
         }
     ]
     sections["description"]["distinguishing_marks"] = ["tatouage d'un lion sur l'avant-bras droit"]
@@ -209,7 +225,7 @@ def _cod_wanted_person(data: dict[str, Any]) -> None:
         category="ARMED_ROBBERY",
         description="Attaque à main armée d'une agence de transfert d'argent à Gbadolite, "
         "deux blessés.",
-        warrant_reference="RMP 2026/0311",
+        warrant_reference=f"RMP {today.year}/0311",
         issuing_authority="Parquet de grande instance de Gbadolite",
     )
     sections["remarks"]["text"] = (
@@ -363,6 +379,43 @@ def default_agreements() -> Path:
     return Path(__file__).resolve().parents[3] / "examples" / "agreements.yaml"
 
 
+_WINDOW_YEAR = re.compile(r"^(\s*effective_(?:from|until):\s*[\"']?)(\d{4})(?=-)", re.MULTILINE)
+
+
+def _plus_years(moment: datetime, years: int) -> datetime:
+    try:
+        return moment.replace(year=moment.year + years)
+    except ValueError:  # 29 February in a year that has none
+        return moment.replace(year=moment.year + years, day=28)
+
+
+def dated_for(text: str, now: datetime) -> tuple[str, int]:
+    """The agreement document ``text`` with its windows moved so that all are in force at ``now``.
+
+    The windows move by the fewest whole years (0: ``text`` as written) that put ``now``
+    and the day after it inside every agreement's window, so the story's verdicts stay
+    those the example is written for, whatever the date of the run; only the years of
+    the ``effective_from``/``effective_until`` lines change. Returns the text and the years.
+    """
+    agreements = parse_agreement_set(text).agreements
+    for years in sorted(range(-100, 101), key=abs):
+        if all(_moved(a.effective_from, a.effective_until, years, now) for a in agreements):
+            if years == 0:
+                return text, 0
+            return _WINDOW_YEAR.sub(_year_plus(years), text), years
+    return text, 0
+
+
+def _year_plus(years: int) -> Callable[[re.Match[str]], str]:
+    return lambda match: f"{match[1]}{int(match[2]) + years}"
+
+
+def _moved(start: datetime, end: datetime | None, years: int, now: datetime) -> bool:
+    return _plus_years(start, years) <= now and (
+        end is None or now + timedelta(days=1) < _plus_years(end, years)
+    )
+
+
 def _shown(path: Path) -> str:
     """``path`` relative to the current directory when it is under it."""
     try:
@@ -413,10 +466,19 @@ def _write_yaml(path: Path, document: Mapping[str, Any]) -> None:
     path.write_text(yaml.safe_dump(dict(document), sort_keys=False), encoding="utf-8")
 
 
-def _describe_agreements(aset: AgreementSet) -> list[str]:
+def _describe_agreements(aset: AgreementSet, trust: TrustStore) -> list[str]:
     lines = []
+    signed = consents(aset, trust)
     for agreement in aset.agreements:
-        lines.append(f"{agreement.id} ({agreement.status})")
+        consent = signed[agreement.id]
+        by = " and ".join(consent.signed_by) or "nobody"
+        missing = ", ".join(d.party for d in consent.missing)
+        state = (
+            f"signed by {by}"
+            if consent.signed_by_both
+            else f"signed by {by} only, not by {missing}: NOT IN FORCE"
+        )
+        lines.append(f"{agreement.id} ({agreement.status}; {state})")
         for flow in agreement.flows:
             for alert_type, terms in flow.types.items():
                 everything = tuple(terms.sections) == SECTIONS[AlertType(alert_type)]
@@ -426,23 +488,6 @@ def _describe_agreements(aset: AgreementSet) -> list[str]:
                     f"{sections}; up to {terms.max_handling}"
                 )
     return lines
-
-
-async def wait_for_login(settings: KafkaSettings) -> None:
-    """Wait until ``settings`` can log in: new SCRAM users reach the broker a moment later."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        client = AIOKafkaClient(**settings.client_kwargs())
-        try:
-            await client.bootstrap()
-        except AioKafkaError as exc:
-            if time.monotonic() > deadline:
-                raise KafkaError(f"{settings.username} cannot log in: {exc}") from exc
-            await asyncio.sleep(0.5)
-        else:
-            return
-        finally:
-            await client.close()
 
 
 async def refused_write(settings: KafkaSettings, topic: str) -> str:
@@ -457,6 +502,44 @@ async def refused_write(settings: KafkaSettings, topic: str) -> str:
     finally:
         await producer.stop()
     raise KafkaError(f"{settings.username} could write to {topic}: the ACLs are not enforced")
+
+
+async def oversized_write(settings: KafkaSettings, topic: str) -> tuple[int, int, int]:
+    """Write 5 MB that gzip to a few kB straight into ``topic``, as a careless partner's
+    own client may; its partition, offset and size."""
+    value = b"\xc3\x01" + b"\0" * (5 * limits.MIB)
+    producer = AIOKafkaProducer(
+        **settings.client_kwargs(),
+        acks="all",
+        compression_type="gzip",
+        max_request_size=8 * limits.MIB,
+        request_timeout_ms=10_000,
+    )
+    try:
+        async with asyncio.timeout(30):
+            await producer.start()
+            sent = await producer.send_and_wait(topic, value, key=b"oversized")
+    finally:
+        await producer.stop()
+    return sent.partition, sent.offset, len(value)
+
+
+async def wait_for_quarantine(
+    settings: KafkaSettings, topic: str, partition: int, offset: int
+) -> dict[str, Any]:
+    """Wait for the router's quarantine record of ``topic``/``partition``/``offset``."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        async with KafkaReader(settings, Progress(every=1e9)) as reader:
+            for tp in await reader.partitions(naming.QUARANTINE_TOPIC):
+                for log in await reader.read(tp, 0, await reader.end(tp)):
+                    _, record = decode_record(log.value)
+                    source = (record["source_topic"], record["source_partition"])
+                    if source == (topic, partition) and record["source_offset"] == offset:
+                        return record
+        if time.monotonic() > deadline:
+            raise KafkaError(f"the router quarantined nothing of {topic} in {WAIT}s")
+        await asyncio.sleep(0.5)
 
 
 async def read_decisions(
@@ -556,6 +639,18 @@ class RouterProcess:
         self.log_file = log_file
         self.passphrase = passphrase
         self.process: asyncio.subprocess.Process | None = None
+        self._log_from = 0
+        """Where this run's lines begin in the log file (a restart appends to it)."""
+
+    async def crash_and_restart(self) -> float:
+        """SIGKILL the router, start it again; seconds from the new start to its partitions."""
+        process = self.process
+        if process is not None and process.returncode is None:
+            process.kill()
+            await process.wait()
+        started = time.monotonic()
+        await self.start()
+        return time.monotonic() - started
 
     async def start(self) -> None:
         """Start the router and wait until it has its outbox partitions."""
@@ -565,6 +660,7 @@ class RouterProcess:
             if not k.startswith(("BX_KAFKA_", "BX_ROUTER_"))  # the config file says it all
         }
         env[PASSPHRASE_ENV] = self.passphrase
+        self._log_from = self.log_file.stat().st_size if self.log_file.exists() else 0
         with self.log_file.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -589,7 +685,10 @@ class RouterProcess:
             await asyncio.sleep(0.3)
 
     def _assigned(self) -> bool:
-        for line in self.log_file.read_text(encoding="utf-8", errors="replace").splitlines():
+        with self.log_file.open("rb") as log:
+            log.seek(self._log_from)
+            lines = log.read().decode("utf-8", errors="replace").splitlines()
+        for line in lines:
             with contextlib.suppress(ValueError):
                 event = json.loads(line)
                 if event.get("event") == "router.assigned" and event.get("partitions"):
@@ -615,6 +714,20 @@ class RouterProcess:
                 process.kill()
                 await process.wait()
         return process.returncode
+
+
+async def _rebuilt_post(story: Story, lost: RunningPost, trust: TrustStore) -> RunningPost:
+    """Stop ``lost``, remove its store (a disk failure) and start the same post afresh."""
+    await lost.close()
+    for file in lost.path.parent.glob(lost.path.name + "*"):
+        file.unlink()
+    store = PostStore.open(lost.path)
+    config = lost.post.config
+    post = BorderPost(story.login(lost.principal), config, store, trust)
+    stop = asyncio.Event()
+    running = RunningPost(post, store, lost.path, stop, asyncio.create_task(post.run(stop)))
+    story.posts[config.participant] = running
+    return running
 
 
 async def post_check(db: Path, lang: Lang, *query: str) -> tuple[int, str]:
@@ -710,12 +823,15 @@ async def tell(story: Story) -> DemoResult:
             agreements_text = agreements_path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read the agreements {agreements_path}: {exc}") from exc
+        agreements_text, moved_years = dated_for(agreements_text, datetime.now(UTC))
         sandbox = make_sandbox(
             PARTICIPANTS,
             agreements_text,
             posts=POSTS,
             auditors=(AUDITOR,),
             start=datetime.now(UTC) - timedelta(days=1),
+            # Each service's officer signs with its own key; CAF has not signed this one yet.
+            signers={UNSIGNED_BY_CAF: ("SSD",)},
         )
         paths = sandbox.write(config, passphrase.encode())
         trust = load_trust_store(paths["trust"])
@@ -727,7 +843,9 @@ async def tell(story: Story) -> DemoResult:
         say(f"{'hub':<10} router's checkpoint key {sandbox.key_ids[HUB]}; auditor: {AUDITOR}")
         say(f"private keys encrypted in {config / 'keys'}")
         say(f"agreements from {_shown(agreements_path)} (set {sandbox.agreements.digest[:12]}):")
-        say("\n".join(_describe_agreements(sandbox.agreements)), indent=6)
+        if moved_years:
+            say(f"validity windows moved by {moved_years:+d} years to be in force today")
+        say("\n".join(_describe_agreements(sandbox.agreements, trust)), indent=6)
 
     with step("Provisioning: topics, one Kafka user per role, ACLs"):
         secrets_file = directory / "hub" / "credentials.yaml"
@@ -739,7 +857,7 @@ async def tell(story: Story) -> DemoResult:
             f"{len(plan.add_acls)} ACLs; passwords in {secrets_file} (mode 600)"
         )
         say("users: " + ", ".join(sorted(c.principal for c in plan.create_users)))
-        await asyncio.gather(*(wait_for_login(story.login(p)) for p in story.passwords))
+        await asyncio.gather(*(wait_for_login(story.login(p), WAIT) for p in story.passwords))
         refusal = await refused_write(
             story.login(naming.gateway_principal("SSD")), naming.outbox_topic("COD")
         )
@@ -783,8 +901,14 @@ async def tell(story: Story) -> DemoResult:
             store_path.parent.mkdir(exist_ok=True)
             store = PostStore.open(store_path)
             principal = naming.post_principal(participant, post_name)
+            settings = story.login(principal)
             post = BorderPost(
-                story.login(principal), PostConfig(participant, post_name), store, trust
+                settings,
+                PostConfig(participant, post_name),
+                store,
+                trust,
+                # Each copy must name a signed agreement that permitted it.
+                AgreementTopic(settings, trust, participant),
             )
             stop = asyncio.Event()
             running = RunningPost(
@@ -883,6 +1007,13 @@ async def tell(story: Story) -> DemoResult:
         )
 
     with step("COD cancels its wanted person: the cancellation reaches every earlier recipient"):
+        say("First the router crashes (SIGKILL) and is started again:")
+        assert story.router is not None
+        back = await story.router.crash_and_restart()
+        say(
+            f"it has its partitions back {back:.1f} s after its start (static group "
+            "membership, docs/router.md: Failover); it goes on from its audit chain"
+        )
         key = load_private_key(paths["key:COD"], passphrase.encode())
         settings = story.login(naming.gateway_principal("COD"))
         async with Gateway(settings, "COD", key, sandbox.key_ids["COD"], trust) as gateway:
@@ -910,6 +1041,61 @@ async def tell(story: Story) -> DemoResult:
             if cancel_reached
             else "UNEXPECTED: the cancelled alert is still found"
         )
+
+    with step("bangui-port loses its disk: a new store starts from the state topics"):
+        in_force = {
+            a.alert_id
+            for a in alerts
+            if a.alert_id != wanted.alert_id and caf.store.get(a.origin, a.alert_id)
+        }
+
+        rebuilt = await _rebuilt_post(story, caf, trust)
+
+        def bootstrapped() -> bool:
+            return in_force <= {a.alert_id for a in rebuilt.store.active()}
+
+        await _wait_until("the rebuilt post to start from the state", bootstrapped)
+        rebuilt_ids = {a.alert_id for a in rebuilt.store.active()}
+        rebuilt_ok = rebuilt_ids == in_force and rebuilt.store.get("COD", wanted.alert_id) is None
+        say(
+            f"new store {rebuilt.path}: {len(rebuilt_ids)} alerts in force read from "
+            f"{naming.feed_state_prefix('CAF')}* (compacted: the latest version of each alert "
+            "in force, however old), then the feeds from where the state ends"
+        )
+        say(
+            "the cancelled wanted person is not among them"
+            if rebuilt_ok
+            else "UNEXPECTED: the rebuilt store differs from the one it replaces"
+        )
+        caf = rebuilt
+
+    with step("Size limits: an oversized photo, and 5 MB written straight into an outbox"):
+        data = sample_alert_data(AlertType.WANTED_PERSON, origin="SSD", language="en")
+        data["sections"]["photo"]["data"] = bytes(600 * limits.KIB)
+        try:
+            parse_alert(data)
+        except ValidationError as exc:
+            photo_refused = True
+            say(f"SSD's gateway refuses a 600 KiB photo before sending: {exc.problems[0]}")
+        else:
+            photo_refused = False
+            say("UNEXPECTED: a 600 KiB photo was accepted")
+        outbox = naming.outbox_topic("SSD")
+        partition, offset, size = await oversized_write(
+            story.login(naming.gateway_principal("SSD")), outbox
+        )
+        say(
+            f"SSD's own client writes {size:,} bytes (gzip: a few kB on the wire) to "
+            f"{outbox}/{partition}, which its ACL allows"
+        )
+        record = await wait_for_quarantine(auditor, outbox, partition, offset)
+        kept = len(record["original_value"] or b"")
+        say(
+            f"the router quarantines it as {record['reason']} ({record['detail']}), keeping "
+            f"{kept:,} of {record['original_value_length']:,} bytes and their SHA-256 "
+            f"{bytes(record['original_value_sha256']).hex()[:16]}...; the partition goes on"
+        )
+        oversize_refused = photo_refused and record["reason"] == "TOO_LARGE"
 
     window = Window(started, datetime.now(UTC) + timedelta(seconds=1))
     audit_dir = directory / "audit"
@@ -969,8 +1155,10 @@ async def tell(story: Story) -> DemoResult:
         lookup_hit=lookup_hit,
         photo_withheld=photo_withheld,
         cancel_reached=cancel_reached,
+        oversize_refused=oversize_refused,
         timings=tuple(story.narrator.timings),
         elapsed=0.0,
+        rebuilt_from_state=rebuilt_ok,
     )
 
 
@@ -1010,6 +1198,16 @@ def _print_summary(narrator: Narrator, result: DemoResult) -> None:
     say(f"photo withheld at CAF's post: {'yes' if result.photo_withheld else 'NO'}", 2)
     say(
         f"cancellation reached every earlier recipient: {'yes' if result.cancel_reached else 'NO'}",
+        2,
+    )
+    say(
+        "oversized photo refused, 5 MB outbox record quarantined: "
+        + ("yes" if result.oversize_refused else "NO"),
+        2,
+    )
+    say(
+        "post rebuilt from the state topics, cancelled alert absent: "
+        + ("yes" if result.rebuilt_from_state else "NO"),
         2,
     )
     say(

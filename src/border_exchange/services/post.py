@@ -6,7 +6,10 @@ the feeds it names. Each record is verified end to end against the origin's key 
 the trust store and must come from the feed of its origin; a record that fails is
 refused and reported, never stored. Records and offsets go to SQLite in one
 transaction, and on every (re)assignment the consumer seeks to the offsets stored
-there, so a crash neither loses nor repeats an alert. While the broker is
+there, so a crash neither loses nor repeats an alert. A feed partition never read,
+or whose stored offset the feed no longer holds, first starts from its state topic
+(``post_state``): the gap is recorded and reported, the alerts cancelled or expired
+meanwhile are erased. While the broker is
 unreachable the loop backs off and retries; lookups only need the store.
 """
 
@@ -18,27 +21,39 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Final
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError as AioKafkaError
+from aiokafka.errors import OffsetOutOfRangeError
 
+from border_exchange.adapters.agreement_topic import AgreementTopic
 from border_exchange.adapters.kafka_settings import KafkaSettings, consumer_size_kwargs
 from border_exchange.adapters.post_store import Accepted, ApplyResult, Outcome, PostStore, Rejected
 from border_exchange.domain.catalog import Operation
 from border_exchange.domain.encoding import decode_envelope
 from border_exchange.domain.naming import feed_prefix, feed_topic, parse_feed_topic, post_group
+from border_exchange.domain.permitted import (
+    AGREEMENT_HEADER,
+    AgreementBook,
+    check_permitted,
+    parse_reference,
+)
+from border_exchange.domain.retention import DEFAULT_POLICY
 from border_exchange.domain.signing import section_content, verify_trusted
 from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import (
     BorderExchangeError,
     DecodeError,
     KeyNotValidError,
+    NotPermittedError,
     SignatureError,
     StoreError,
 )
+from border_exchange.services.post_state import StateStart
 
 log = structlog.get_logger(__name__)
 
@@ -60,12 +75,24 @@ class PostConfig:
     metadata_max_age_ms: int = 5000
     max_backoff: float = 30.0
     batch_records: int = 500
+    purge_every: float = PURGE_EVERY
+    grace: timedelta = DEFAULT_POLICY.grace
+    """How long a cancelled or expired alert's row stays (without content) before it goes."""
 
 
 def check_record(
-    topic: str, value: bytes | None, trust: TrustStore, participant: str
+    topic: str,
+    value: bytes | None,
+    trust: TrustStore,
+    participant: str,
+    agreements: AgreementBook | None = None,
+    reference: bytes | None = None,
 ) -> tuple[Any, dict[str, dict[str, Any]]]:
-    """The verified envelope and decoded sections of a feed record; raises why it is refused."""
+    """The verified envelope and decoded sections of a feed record; raises why it is refused.
+
+    With ``agreements``, the copy must also be one the agreement its ``reference``
+    (the ``bx-agreement`` header) names permitted (``domain.permitted``).
+    """
     feed = parse_feed_topic(topic)
     if feed is None or feed[0] != participant:
         raise DecodeError(f"{topic} is not a feed of {participant}")
@@ -75,6 +102,8 @@ def check_record(
     if envelope.header.origin != feed[1]:
         raise SignatureError(f"origin {envelope.header.origin} does not own feed {topic}")
     verify_trusted(envelope, trust)
+    if agreements is not None:
+        check_permitted(envelope.header, envelope.present_sections, reference, agreements)
     sections: dict[str, dict[str, Any]] = {}
     if envelope.header.operation is not Operation.CANCEL:
         for name in envelope.section_names:
@@ -83,11 +112,31 @@ def check_record(
     return envelope, sections
 
 
-def outcome_of(record: ConsumerRecord, trust: TrustStore, participant: str) -> Outcome:
-    """Accept or refuse one consumed record."""
+def agreement_reference(record: ConsumerRecord) -> bytes | None:
+    """The ``bx-agreement`` header of ``record``, if it has one."""
+    for name, value in record.headers or ():
+        if name == AGREEMENT_HEADER:
+            return bytes(value)
+    return None
+
+
+def outcome_of(
+    record: ConsumerRecord,
+    trust: TrustStore,
+    participant: str,
+    agreements: AgreementBook | None = None,
+) -> Outcome:
+    """Accept or refuse one consumed record (checking its agreement when ``agreements``)."""
     try:
-        envelope, sections = check_record(record.topic, record.value, trust, participant)
-    except (DecodeError, SignatureError, KeyNotValidError) as exc:
+        envelope, sections = check_record(
+            record.topic,
+            record.value,
+            trust,
+            participant,
+            agreements,
+            agreement_reference(record) if agreements is not None else None,
+        )
+    except (DecodeError, SignatureError, KeyNotValidError, NotPermittedError) as exc:
         reason = getattr(exc, "reason", None)
         text = f"{reason}: {exc}" if reason is not None else f"{type(exc).__name__}: {exc}"
         log.warning(
@@ -107,17 +156,22 @@ class _SeekToStore(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka
     def __init__(self, consumer: AIOKafkaConsumer, store: PostStore) -> None:
         self._consumer = consumer
         self._store = store
+        self.unstarted = False
+        """Set when a partition never started from its state was assigned (a feed that
+        appeared meanwhile): the session ends and the next one bootstraps it."""
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         """Nothing to do: offsets are stored with the data."""
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        """Seek to the stored offsets, or the beginning for a feed never read."""
+        """Seek to the stored offsets; hold a feed never read until it is bootstrapped."""
         stored = self._store.offsets()
         for tp in assigned:
             offset = stored.get((tp.topic, tp.partition))
             if offset is None:
                 await self._consumer.seek_to_beginning(tp)
+                self._consumer.pause(tp)
+                self.unstarted = True
             else:
                 self._consumer.seek(tp, offset)
         log.info(
@@ -134,11 +188,15 @@ class BorderPost:
         config: PostConfig,
         store: PostStore,
         trust: TrustStore,
+        agreements: AgreementTopic | None = None,
     ) -> None:
         self.settings = settings
         self.config = config
         self.store = store
         self.trust = trust
+        self.agreements = agreements
+        """Where the signed agreements of the service come from; None: copies are not checked
+        against an agreement (the origin's signature only)."""
         self.applied = ApplyResult()
         self.connected = asyncio.Event()
         self._last_probe = 0.0
@@ -159,7 +217,9 @@ class BorderPost:
             **consumer_size_kwargs(),
             group_id=post_group(self.config.participant, self.config.post),
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            # Never skip silently: an offset the feed no longer has ends the session, and
+            # the next one reports the gap and starts that partition from its state.
+            auto_offset_reset="none",
             isolation_level="read_committed",
             metadata_max_age_ms=self.config.metadata_max_age_ms,
         )
@@ -184,6 +244,7 @@ class BorderPost:
         consumer = self._consumer()
         await consumer.start()
         try:
+            await self.start_from_state(consumer)
             listener = _SeekToStore(consumer, self.store)
             if self.topics:
                 consumer.subscribe(topics=list(self.topics), listener=listener)
@@ -191,35 +252,76 @@ class BorderPost:
                 consumer.subscribe(pattern=self.pattern, listener=listener)
             last_purge = 0.0
             while not stop.is_set():
-                if time.monotonic() - last_purge > PURGE_EVERY:
-                    purged = self.store.purge_expired()
-                    if purged:
-                        log.info("post.expired", purged=purged)
+                if time.monotonic() - last_purge > self.config.purge_every:
+                    self.purge()
                     last_purge = time.monotonic()
-                batch = await consumer.getmany(
-                    timeout_ms=1000, max_records=self.config.batch_records
-                )
+                try:
+                    batch = await consumer.getmany(
+                        timeout_ms=1000, max_records=self.config.batch_records
+                    )
+                except OffsetOutOfRangeError as exc:
+                    log.warning("post.out_of_range", partitions=repr(exc), action="restart")
+                    return
+                if listener.unstarted:
+                    log.info("post.new_feed", action="restart")
+                    await asyncio.sleep(0.5)
+                    return
                 await self._apply(consumer, batch)
         finally:
             with contextlib.suppress(Exception):
                 await consumer.stop()
 
+    def purge(self) -> None:
+        """Drop the content of expired alerts, then the rows of those past their grace."""
+        purged = self.store.purge_expired()
+        erased = self.store.erase_after_grace(self.config.grace)
+        if purged or erased:
+            log.info("post.expired", purged=purged, erased=erased)
+
+    async def start_from_state(self, consumer: AIOKafkaConsumer) -> None:
+        """Bootstrap from the state topics every feed partition that is new or has a gap."""
+        if self.topics:
+            feeds = list(self.topics)
+        else:
+            pattern = re.compile(self.pattern)
+            feeds = sorted(t for t in await consumer.topics() if pattern.match(t))
+        # State records are checked like feed records, their agreement included.
+        book = None if self.agreements is None else await self.agreements.refresh()
+
+        def check(record: ConsumerRecord, trust: TrustStore, participant: str) -> Outcome:
+            return outcome_of(record, trust, participant, book)
+
+        starter = StateStart(self.settings, self.config.participant, self.store, self.trust, check)
+        for done in await starter.run(feeds):
+            self.applied = _added(self.applied, done.applied)
+        self.purge()
+
+    async def _book(
+        self, batch: dict[TopicPartition, list[ConsumerRecord]]
+    ) -> AgreementBook | None:
+        """The agreement book, read on when a copy names an agreement not in it yet."""
+        if self.agreements is None:
+            return None
+        book = self.agreements.book
+        for records in batch.values():
+            for record in records:
+                reference = parse_reference(agreement_reference(record))
+                if reference is not None and reference not in book:
+                    return await self.agreements.refresh()
+        return book
+
     async def _apply(
         self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord]]
     ) -> None:
+        book = await self._book(batch)
         outcomes: list[Outcome] = [
-            outcome_of(record, self.trust, self.config.participant)
+            outcome_of(record, self.trust, self.config.participant, book)
             for records in batch.values()
             for record in records
         ]
         if outcomes:
             result = self.store.apply(outcomes)
-            self.applied = ApplyResult(
-                self.applied.stored + result.stored,
-                self.applied.cancelled + result.cancelled,
-                self.applied.stale + result.stale,
-                self.applied.rejected + result.rejected,
-            )
+            self.applied = _added(self.applied, result)
             log.info("post.applied", records=len(outcomes), **_counts(result))
         if outcomes:
             self._record_sync(consumer, consumer.assignment())
@@ -266,6 +368,15 @@ class BorderPost:
             await consumer.commit(offsets)
         except (AioKafkaError, BorderExchangeError) as exc:
             log.info("post.commit_skipped", error=repr(exc))
+
+
+def _added(total: ApplyResult, more: ApplyResult) -> ApplyResult:
+    return ApplyResult(
+        total.stored + more.stored,
+        total.cancelled + more.cancelled,
+        total.stale + more.stale,
+        total.rejected + more.rejected,
+    )
 
 
 def _counts(result: ApplyResult) -> dict[str, int]:

@@ -33,6 +33,7 @@ from aiokafka.errors import IllegalStateError, ProducerFenced
 from aiokafka.errors import KafkaError as AioKafkaError
 from nacl.signing import SigningKey
 
+from border_exchange.adapters.kafka_errors import SendFault, describe, send_fault
 from border_exchange.adapters.kafka_settings import (
     KafkaSettings,
     consumer_size_kwargs,
@@ -52,8 +53,11 @@ from border_exchange.domain.audit import (
     outcome_entries,
     quarantine_audit_record,
 )
+from border_exchange.domain.audit_gap import ChainStart, FeedRecovery, may_route
+from border_exchange.domain.consent import consents
 from border_exchange.domain.encoding import decode_record, encode_envelope
 from border_exchange.domain.envelope import Header
+from border_exchange.domain.erasure import Erasure, ErasureSchedule
 from border_exchange.domain.memo import PerObject
 from border_exchange.domain.naming import (
     AGREEMENTS_TOPIC,
@@ -61,14 +65,19 @@ from border_exchange.domain.naming import (
     ROUTER_GROUP,
     ROUTER_TXN_PREFIX,
     audit_topic,
+    feed_state_topic,
     feed_topic,
+    outbox_state_topic,
     parse_outbox_topic,
 )
+from border_exchange.domain.permitted import AGREEMENT_HEADER, reference_value
 from border_exchange.domain.policy import Deliver, Outcome, PolicyIndex
 from border_exchange.domain.quarantine import RefusedRecord, encode_quarantine
+from border_exchange.domain.retention import DEFAULT_POLICY, RetentionPolicy
 from border_exchange.domain.routing import (
     Inbound,
     PartitionState,
+    QuarantineReason,
     Refused,
     Routed,
     RoutingRules,
@@ -79,7 +88,8 @@ from border_exchange.domain.routing import (
 )
 from border_exchange.domain.signature_batch import SignatureChecks, signature_checks
 from border_exchange.domain.trust import TrustStore
-from border_exchange.errors import ConfigError, KafkaError
+from border_exchange.errors import ConfigError, KafkaError, UndeliverableError
+from border_exchange.services.feed_recovery import recover_from_feeds
 
 log = structlog.get_logger("border_exchange.router")
 
@@ -144,6 +154,17 @@ class RouterTuning:
     rules: RoutingRules = field(default_factory=RoutingRules)
     group_id: str = ROUTER_GROUP
     outbox_pattern: str = OUTBOX_PATTERN
+    accepted_audit_gaps: frozenset[str] = frozenset()
+    """Audit chains whose deleted start an operator accepted (``ChainStart.token``)."""
+    session_timeout: float = 6.0
+    """Seconds without a heartbeat after which the group gives a member's partitions to the
+    others (the broker's smallest by default: ``group.min.session.timeout.ms``)."""
+    heartbeat_interval: float = 1.0
+    """Seconds between heartbeats; also how soon a live member hears of a rebalance."""
+    group_instance_id: str | None = None
+    """Static membership: a member rejoining with its id gets its partitions back at once."""
+    retention: RetentionPolicy = DEFAULT_POLICY
+    """Its grace period: when the state of a cancelled or expired alert is erased."""
 
 
 @dataclass(frozen=True)
@@ -153,12 +174,21 @@ class PolicyView:
     trust: TrustStore
     agreements: AgreementSet
     index: PolicyIndex
+    references: Mapping[str, bytes] = field(default_factory=dict)
+    """Per agreement id, the ``bx-agreement`` header value of the copies it permits."""
 
     @classmethod
     def build(cls, trust: TrustStore, agreements: AgreementSet) -> PolicyView:
-        """Index ``agreements`` for the active participants of ``trust``."""
+        """Index ``agreements``, as their parties' signatures establish them, for the active
+        participants of ``trust``."""
         participants = [p.id for p in trust.participants.values() if p.active]
-        return cls(trust, agreements, PolicyIndex.build(agreements, participants))
+        consent = consents(agreements, trust)
+        return cls(
+            trust,
+            agreements,
+            PolicyIndex.build(agreements, participants, consent),
+            {aid: reference_value(aid, c.digest) for aid, c in consent.items()},
+        )
 
 
 Clock = Callable[[], datetime]
@@ -172,10 +202,65 @@ def utc_now() -> datetime:
 @dataclass(slots=True)
 class _Output:
     topic: str
-    value: bytes
+    value: bytes | None
     key: bytes | None = None
     partition: int | None = None
     headers: list[tuple[str, bytes]] | None = None
+    source: int | None = None
+    """The outbox offset of the record this output was written for (None: a checkpoint)."""
+    copy: bool = False
+    """Whether this is a partner's copy of the record (a send refused blames the record)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """One queued send of a transaction: its delivery future and the outputs it carries."""
+
+    future: asyncio.Future[Any]
+    outputs: tuple[_Output, ...]
+
+
+def _failed(error: BaseException) -> asyncio.Future[Any]:
+    """A future already failed with ``error`` (a send refused before it was queued)."""
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    future.set_exception(error)
+    return future
+
+
+async def _acknowledged(sent: Sequence[_Sent]) -> None:
+    """Wait for every send of a transaction; raise if one failed, so that it aborts.
+
+    aiokafka commits a transaction whatever became of its sends: a batch the broker
+    refused is simply missing from it. So nothing commits before each send is
+    acknowledged. A refusal that blames the records (too large, invalid,
+    unauthorized) raises ``UndeliverableError`` naming their offsets; any other
+    failure is raised as it is (the producer is replaced either way: the refused
+    batch's sequence numbers are spent).
+    """
+    results = await asyncio.gather(*(s.future for s in sent), return_exceptions=True)
+    failures = [
+        (error, entry)
+        for error, entry in zip(results, sent, strict=True)
+        if isinstance(error, BaseException)
+    ]
+    if not failures:
+        return
+    for error, _ in failures:
+        if send_fault(error) is SendFault.FENCED:
+            raise error
+    blamed: dict[int, str] = {}
+    for error, entry in failures:
+        if send_fault(error) is not SendFault.RECORD:
+            continue
+        for output in entry.outputs:
+            if output.copy and output.source is not None:
+                blamed.setdefault(
+                    output.source,
+                    f"the broker refused its copy for {output.topic}: {describe(error)}",
+                )
+    if blamed:
+        raise UndeliverableError(blamed) from failures[0][0]
+    raise failures[0][0]
 
 
 RETRY_BACKOFF_MS: Final = 10
@@ -188,6 +273,20 @@ waits this long. Retries are rare (5 in 958 transactions at 1,000 messages a
 second), but at the default each would add 100 ms to every message of its
 transaction.
 """
+
+
+ERASE_BATCH: Final = 1000
+"""Alerts erased (tombstoned) per transaction at most."""
+
+REBALANCE_TIMEOUT_MS: Final = 30_000
+"""How long a rebalance waits for live members to rejoin (each first closes its workers)."""
+
+
+RETRY_PAUSE: Final = 0.2
+"""Seconds before a transaction that failed for a transient reason is tried again."""
+
+RETRY_PAUSE_MAX: Final = 10.0
+"""The longest pause, reached as the same failure recurs (the pause doubles each time)."""
 
 
 ROUTE_SLICE: Final = 8
@@ -251,6 +350,13 @@ class PartitionWorker:
         self.audit_tp = TopicPartition(audit_topic(self.origin), tp.partition)
         self.state = PartitionState()
         self.head = ChainHead(chain_id(tp.topic, tp.partition))
+        self.start_found: ChainStart | None = None
+        """Where the audit chain began on the last rebuild (records may have been deleted)."""
+        self.recovery: FeedRecovery | None = None
+        """What was recovered from the partner feeds when the chain's start was deleted."""
+        self.blocked = False
+        """Whether this partition is held unrouted: its chain lost records the feeds
+        cannot make up for, and no operator accepted the gap (``audit_gap.may_route``)."""
         self.last_checkpoint = time.monotonic()
         self.producer: AIOKafkaProducer | None = None
         self.next_offset = 0
@@ -269,8 +375,23 @@ class PartitionWorker:
         self._checks: SignatureChecks[int] | None = None
         self._counts: Counter[tuple[str, str, str]] = Counter()
         """Metrics of the transaction in hand, added once it commits."""
+        self._references: Mapping[str, bytes] = router.view.references
+        self._logged: list[tuple[str, dict[str, Any]]] = []
+        """Log events of the transaction in hand (routed, quarantined), logged once it commits."""
+        self.undeliverable: dict[int, str] = {}
+        """Outbox offsets whose copies the broker refused for good, with why: quarantined
+        when routed again."""
+        self.isolate_through = -1
+        """Up to this offset, records go one per transaction: a refused batch carried
+        several records' copies, and the one to blame is not known yet."""
+        self._failures = 0
+        """Transactions failed in a row (for the pause before the next attempt)."""
         self._feeds: dict[str, tuple[str, str, int]] = {}
         """Per recipient: origin, feed topic and its partition count, for the batch in hand."""
+        self._states: dict[str, bool] = {}
+        """Whether each feed state topic exists, for the batch in hand."""
+        self.erasure = ErasureSchedule(router.tuning.retention.grace)
+        """When each alert of this partition is to be erased from the state topics."""
         # A routed message's origin is this outbox's owner (the router refuses any other).
         self._summaries = PerObject[Mapping[str, Outcome], _OutcomeSummary](
             functools.partial(_OutcomeSummary.of, origin=self.origin), _SUMMARY_LIMIT
@@ -278,7 +399,7 @@ class PartitionWorker:
 
     async def start(self) -> None:
         """Fence any earlier owner of this partition, then rebuild state from the audit chain."""
-        producer = AIOKafkaProducer(
+        producer = self.router.producer_factory(
             **self.router.kafka.client_kwargs(),
             **producer_size_kwargs(),
             transactional_id=transactional_id(self.tp),
@@ -357,6 +478,9 @@ class PartitionWorker:
     async def _loop(self) -> None:
         tuning = self.router.tuning
         while True:
+            if self.blocked:
+                await self._held()
+                return
             timeout = tuning.checkpoint_interval
             if self._owed_offset is not None:
                 # An idle partition's group offset catches up after the interval.
@@ -365,6 +489,7 @@ class PartitionWorker:
                 first = await asyncio.wait_for(self.queue.get(), timeout=timeout)
             except TimeoutError:
                 await self._guarded(self.checkpoint_if_due)
+                await self._guarded(self.erase_if_due)
                 await self._guarded(self.group_offset_if_due)
                 continue
             # Everything queued while the last transaction committed goes in the next one:
@@ -378,11 +503,18 @@ class PartitionWorker:
                 if records:
                     await self._guarded(functools.partial(self.process, records))
                     await self._guarded(self.checkpoint_if_due)
+                    await self._guarded(self.erase_if_due)
                 if batches[-1] is None:
                     return
             finally:
                 for _ in batches:
                     self.queue.task_done()
+
+    async def _held(self) -> None:
+        """Route nothing (the partition stays paused) until the worker is closed."""
+        while await self.queue.get() is not None:
+            self.queue.task_done()
+        self.queue.task_done()
 
     async def _guarded(self, step: Callable[[], Awaitable[None]]) -> None:
         try:
@@ -392,11 +524,33 @@ class PartitionWorker:
                 f"another router took over {self.tp.topic}/{self.tp.partition}; "
                 "this process must not route it any more"
             ) from exc
+        except UndeliverableError as exc:
+            self._blame(exc.blamed)
+            await self._recover(exc)
         except AioKafkaError as exc:
+            self._failures += 1
+            # A transient failure is tried again, later each time it recurs.
+            await asyncio.sleep(min(RETRY_PAUSE * 2 ** (self._failures - 1), RETRY_PAUSE_MAX))
             await self._recover(exc)
 
+    def _blame(self, blamed: Mapping[int, str]) -> None:
+        """Remember the record the broker refused, or isolate the records of a refused batch."""
+        if len(blamed) == 1:
+            self.undeliverable.update(blamed)
+        else:
+            self.isolate_through = max(self.isolate_through, *blamed)
+        log.warning(
+            "router.copy_refused",
+            partition=f"{self.tp.topic}/{self.tp.partition}",
+            offsets=sorted(blamed),
+            detail=next(iter(blamed.values())),
+            isolated=len(blamed) > 1,
+        )
+
     async def _recover(self, exc: Exception) -> None:
-        """After an aborted transaction: rebuild from the audit chain, resume at the commit."""
+        """After an aborted transaction: a new producer (fencing the old one: its sequence
+        numbers may be spent), the memory rebuilt from the audit chain, routing resumed
+        after the last commit."""
         consumer = self.router.consumer
         assert consumer is not None
         # Nothing fetched from here on may be routed before the seek below.
@@ -410,6 +564,8 @@ class PartitionWorker:
         await self.stop_producer()
         await self.start()
         self._drain()
+        if self.blocked:  # the chain lost records meanwhile: held, paused (see rebuild)
+            return
         await self.router.resume(self)
         consumer.resume(self.tp)
 
@@ -424,15 +580,20 @@ class PartitionWorker:
         )
         await reader.start()
         state = PartitionState()
-        head = ChainHead(chain_id(self.tp.topic, self.tp.partition))
+        erasure = ErasureSchedule(self.router.tuning.retention.grace)
+        chain = chain_id(self.tp.topic, self.tp.partition)
+        head = ChainHead(chain)
+        first_seq: int | None = None
+        records = 0
         try:
             if self.audit_tp.topic not in await reader.topics():
                 raise ConfigError(
                     f"audit topic {self.audit_tp.topic} of outbox {self.tp.topic} does not "
                     "exist: run 'border-exchange provision'"
                 )
+            log_start = (await reader.beginning_offsets([self.audit_tp]))[self.audit_tp]
             reader.assign([self.audit_tp])
-            await reader.seek_to_beginning(self.audit_tp)
+            reader.seek(self.audit_tp, log_start)
             end = (await reader.end_offsets([self.audit_tp]))[self.audit_tp]
             while await reader.position(self.audit_tp) < end:
                 batch = await reader.getmany(self.audit_tp, timeout_ms=1000)
@@ -441,17 +602,70 @@ class PartitionWorker:
                         continue
                     _, audit = decode_record(record.value)
                     replay_audit(state, audit)
-                    head = head.after(record.value, AuditKind(audit["kind"]))
+                    erasure.note_audit(audit)
+                    # The chain goes on from the last record's position and hash, whatever
+                    # came before it (records deleted at the start are not counted).
+                    head = head.following(audit["seq"], record.value, AuditKind(audit["kind"]))
+                    if first_seq is None:
+                        first_seq = int(audit["seq"])
+                    records += 1
         finally:
             await reader.stop()
-        self.state, self.head = state, head
+        self.start_found = ChainStart(chain, log_start, first_seq)
+        self.recovery = None
+        if self.start_found.truncated:
+            self.recovery = await recover_from_feeds(self.router.kafka, self.tp, state)
+        retention = self.router.tuning.retention
+        erasure.forget_before(self.router.clock() - retention.tombstone_reissue)
+        self.state, self.head, self.erasure = state, head, erasure
+        self.blocked = not may_route(
+            self.start_found, self.recovery, self.router.tuning.accepted_audit_gaps
+        )
         log.info(
             "router.partition_rebuilt",
             partition=f"{self.tp.topic}/{self.tp.partition}",
-            audit_records=head.seq,
+            audit_records=records,
+            next_seq=head.seq,
             alerts=len(state.alerts),
             resume_at=state.next_offset,
+            to_erase=len(erasure.pending),
         )
+        if self.start_found.truncated:
+            self._report_gap()
+
+    def _report_gap(self) -> None:
+        """Log (and count) a chain whose start was deleted: recovered, accepted, or held."""
+        start, recovery = self.start_found, self.recovery
+        assert start is not None
+        fields: dict[str, Any] = {
+            "partition": f"{self.tp.topic}/{self.tp.partition}",
+            "audit": f"{self.audit_tp.topic}/{self.audit_tp.partition}",
+            "detail": start.describe(),
+            "gap": start.token,
+        }
+        if recovery is not None:
+            fields.update(
+                copies_recovered=recovery.copies,
+                messages_recovered=recovery.messages,
+                feeds_incomplete=list(recovery.incomplete),
+            )
+        self.router.metrics.set(
+            "audit_gap", 1 if self.blocked else 0, labels={"partition": fields["partition"]}
+        )
+        if self.blocked:
+            log.error(
+                "router.audit_gap_held",
+                advice=(
+                    "this partition is not routed: the feeds cannot prove which of its "
+                    "messages were delivered, and a re-sent one could be delivered twice; "
+                    f"to route it anyway, add {start.token!r} to audit_gaps_accepted"
+                ),
+                **fields,
+            )
+        elif recovery is not None and not recovery.incomplete:
+            log.warning("router.audit_gap_recovered", **fields)
+        else:
+            log.warning("router.audit_gap_accepted", **fields)
 
     def _checkpoint(self, head: ChainHead, now: datetime, outputs: list[_Output]) -> ChainHead:
         router = self.router
@@ -462,10 +676,12 @@ class PartitionWorker:
         outputs.append(_Output(self.audit_tp.topic, record, head.chain.encode(), self.tp.partition))
         return head.after(record, AuditKind.CHECKPOINT)
 
-    def _audit(self, record: dict[str, Any], kind: AuditKind, outputs: list[_Output]) -> None:
+    def _audit(
+        self, record: dict[str, Any], kind: AuditKind, source: int, outputs: list[_Output]
+    ) -> None:
         data = encode_audit(record)
         chain = self.head.chain.encode()
-        outputs.append(_Output(self.audit_tp.topic, data, chain, self.tp.partition))
+        outputs.append(_Output(self.audit_tp.topic, data, chain, self.tp.partition, None, source))
         self.head = self.head.after(data, kind)
 
     def _route(
@@ -480,9 +696,19 @@ class PartitionWorker:
             envelope = result.envelope
             header = envelope.header
             present = result.present
-            headers = [("bx-source", f"{record.topic}/{record.partition}/{record.offset}".encode())]
+            source = ("bx-source", f"{record.topic}/{record.partition}/{record.offset}".encode())
+            references = self._references
+            outcomes = result.decision.outcomes
             encoded: dict[int, bytes] = {}
             for recipient, copy in result.copies:
+                # Each copy names the agreement it was delivered under, for the post to check.
+                permitted = outcomes.get(recipient)
+                reference = (
+                    references.get(permitted.agreement_id)
+                    if isinstance(permitted, Deliver) and permitted.agreement_id is not None
+                    else None
+                )
+                headers = [source] if reference is None else [source, (AGREEMENT_HEADER, reference)]
                 if copy is envelope:
                     # A copy that keeps every section is the origin's bytes, unchanged.
                     value = record.value
@@ -490,16 +716,20 @@ class PartitionWorker:
                     value = encoded.get(id(copy)) or encode_envelope(copy)
                     encoded[id(copy)] = value
                 topic, partitions = self._feed(recipient, header.origin)
+                # The default partitioner's choice, computed once for every copy.
+                partition = None if hashed is None or not partitions else hashed % partitions
                 out.append(
-                    _Output(
-                        topic,
-                        value,
-                        record.key,
-                        # The default partitioner's choice, computed once for every copy.
-                        None if hashed is None or not partitions else hashed % partitions,
-                        headers,
-                    )
+                    _Output(topic, value, record.key, partition, headers, record.offset, copy=True)
                 )
+                # The feed's state, in the same transaction: its latest version of the alert.
+                # It has the feed's partitions, so the same partition holds the same key.
+                state = feed_state_topic(recipient, header.origin)
+                if self._has_topic(state):
+                    out.append(
+                        _Output(
+                            state, value, record.key, partition, headers, record.offset, copy=True
+                        )
+                    )
             summary = self._summaries(result.decision.outcomes)
             self._audit(
                 decision_record(
@@ -513,9 +743,13 @@ class PartitionWorker:
                     summary.entries,
                 ),
                 AuditKind.DECISION,
+                record.offset,
                 out,
             )
             self.state.apply_routed(header, summary.recipients)
+            self.erasure.note(
+                header.alert_id, header.operation, header.expires_at, now, summary.recipients
+            )
             self._count_routed(header, summary)
             return "routed"
         self._quarantine(record, result, now, out)
@@ -526,13 +760,17 @@ class PartitionWorker:
         counts = self._counts
         counts["routed_total", "origin", header.origin] += 1
         counts.update(summary.counted)
-        log.info(
-            "router.routed",
-            message_id=header.message_id,
-            alert_id=header.alert_id,
-            version=header.version,
-            origin=header.origin,
-            recipients=list(summary.recipients),
+        self._logged.append(
+            (
+                "router.routed",
+                {
+                    "message_id": header.message_id,
+                    "alert_id": header.alert_id,
+                    "version": header.version,
+                    "origin": header.origin,
+                    "recipients": list(summary.recipients),
+                },
+            )
         )
 
     def _feed(self, recipient: str, origin: str) -> tuple[str, int]:
@@ -542,6 +780,56 @@ class PartitionWorker:
             topic = feed_topic(recipient, origin)
             found = self._feeds[recipient] = (origin, topic, self.router.partition_count(topic))
         return found[1], found[2]
+
+    def _has_topic(self, topic: str) -> bool:
+        """Whether ``topic`` exists (a state topic of an exchange provisioned before them
+        may not: routing goes on without it)."""
+        known = self._states.get(topic)
+        if known is None:
+            known = self._states[topic] = self.router.partition_count(topic) > 0
+        if known:
+            return True
+        if topic not in self.router.missing_topics:
+            self.router.missing_topics.add(topic)
+            log.warning("router.state_topic_missing", topic=topic, hint="run provision")
+        return False
+
+    def _tombstones(self, erasures: Sequence[Erasure]) -> list[_Output]:
+        """A tombstone for each alert in its recipients' feed states and its outbox state."""
+        outputs = []
+        for erasure in erasures:
+            key = erasure.alert_id.encode()
+            hashed = key_hash(key)
+            topics = [feed_state_topic(r, self.origin) for r in sorted(erasure.recipients)]
+            topics.append(outbox_state_topic(self.origin))
+            for topic in topics:
+                partitions = self.router.partition_count(topic)
+                if partitions and hashed is not None:
+                    outputs.append(_Output(topic, None, key, hashed % partitions))
+        return outputs
+
+    async def erase_if_due(self) -> None:
+        """Tombstone the state of alerts whose cancellation or expiry plus grace has passed."""
+        erasures = self.erasure.take_due(self.router.clock(), ERASE_BATCH)
+        if not erasures:
+            return
+        outputs = self._tombstones(erasures)
+        try:
+            await self._commit(outputs)
+        except BaseException:
+            self.erasure.restore(erasures)
+            raise
+        retention = self.router.tuning.retention
+        self.erasure.written(erasures, self.router.clock(), retention.state_segment)
+        first = sum(not e.again for e in erasures)
+        if first:
+            self.router.count(Counter({("erased_total", "origin", self.origin): first}))
+        log.info(
+            "router.erased",
+            partition=f"{self.tp.topic}/{self.tp.partition}",
+            alerts=len(erasures),
+            tombstones=len(outputs),
+        )
 
     def _quarantine(
         self,
@@ -569,6 +857,7 @@ class PartitionWorker:
                     now,
                 ),
                 record.key[: limits.QUARANTINE_PREFIX_BYTES] if record.key else record.key,
+                source=record.offset,
             )
         )
         self._audit(
@@ -576,27 +865,46 @@ class PartitionWorker:
                 self.head, now, record.offset, refused.reason.value, detail, header
             ),
             AuditKind.QUARANTINE,
+            record.offset,
             out,
         )
         self.state.apply_refused(header, refused.reason.value)
         self._counts["quarantined_total", "reason", refused.reason.value] += 1
-        log.warning(
-            "router.quarantined",
-            reason=refused.reason.value,
-            detail=detail,
-            source=f"{record.topic}/{record.partition}/{record.offset}",
-            message_id=header.message_id if header else None,
-            alert_id=header.alert_id if header else None,
+        self._logged.append(
+            (
+                "router.quarantined",
+                {
+                    "reason": refused.reason.value,
+                    "detail": detail,
+                    "source": f"{record.topic}/{record.partition}/{record.offset}",
+                    "message_id": header.message_id if header else None,
+                    "alert_id": header.alert_id if header else None,
+                },
+            )
         )
 
     async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        """Route ``records`` and commit their outputs and offset in one transaction."""
+        """Route ``records`` and commit their outputs and offset in one transaction.
+
+        Records up to ``isolate_through`` go one per transaction, until the one whose
+        copy the broker refuses is found.
+        """
         records = [r for r in records if r.offset >= self.next_offset]
+        isolated = [r for r in records if r.offset <= self.isolate_through]
+        for record in isolated:
+            await self._transact([record])
+        rest = records[len(isolated) :]
+        if rest:
+            await self._transact(rest)
+
+    async def _transact(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Route ``records`` in one transaction; commit it once every send was acknowledged."""
         if not records:
             return
         next_offset = records[-1].offset + 1
         head_before = self.head
         self._counts.clear()
+        self._logged.clear()
         producer = self.producer
         assert producer is not None
         # The audit records carry every routed offset; the group's offset joins the
@@ -615,7 +923,7 @@ class PartitionWorker:
                 )
                 try:
                     outputs = await self._route_all(records)
-                    await self._send(producer, outputs)
+                    await _acknowledged(await self._send(producer, outputs))
                 finally:
                     # Settled before the transaction commits or aborts, even on failure.
                     if offsets is not None:
@@ -626,7 +934,21 @@ class PartitionWorker:
         self.next_offset = next_offset
         if commit_offset:
             self._group_offset_committed(next_offset)
+        self._committed()
+
+    def _committed(self) -> None:
+        """After a commit: count and log what it carried (only now is any of it true)."""
+        self._failures = 0
         self.router.count(self._counts)
+        self._counts.clear()
+        for event, fields in self._logged:
+            if event == "router.routed":
+                log.info(event, **fields)
+            else:
+                log.warning(event, **fields)
+        self._logged.clear()
+        for offset in [o for o in self.undeliverable if o < self.next_offset]:
+            del self.undeliverable[offset]
 
     @property
     def _owed_offset(self) -> int | None:
@@ -681,6 +1003,7 @@ class PartitionWorker:
         """
         router = self.router
         view, rules, every = router.view, router.tuning.rules, router.tuning.checkpoint_every
+        self._references = view.references  # of the view that decides this batch
         now = router.clock()
         checks = self._signature_checks()
         unsigned: list[tuple[int | None, Signed | Refused]] = []
@@ -697,6 +1020,10 @@ class PartitionWorker:
                     expected_partition=None if hashed is None else hashed % self.partitions,
                     trust=view.trust,
                 )
+                refused = self.undeliverable.get(record.offset)
+                if refused is not None:
+                    header = checked.envelope.header if isinstance(checked, Signed) else None
+                    checked = Refused(QuarantineReason.UNDELIVERABLE, refused, header)
                 if isinstance(checked, Signed):
                     checks.add(index, checked.signed, checked.public_key)
                     queued += 1
@@ -709,6 +1036,7 @@ class PartitionWorker:
 
         outputs: list[_Output] = []
         self._feeds.clear()  # partition counts are read again for every transaction
+        self._states.clear()
         for index, (record, (hashed, checked)) in enumerate(zip(records, unsigned, strict=True)):
             if index % ROUTE_SLICE == ROUTE_SLICE - 1:
                 await asyncio.sleep(0)
@@ -767,23 +1095,38 @@ class PartitionWorker:
         async with producer.transaction():
             if offset is not None:
                 await self._send_group_offset(producer, offset)
-            await self._send(producer, outputs)
+            await _acknowledged(await self._send(producer, outputs))
         if offset is not None:
             self._group_offset_committed(offset)
 
     @staticmethod
-    async def _send(producer: AIOKafkaProducer, outputs: Sequence[_Output]) -> None:
+    async def _send(producer: AIOKafkaProducer, outputs: Sequence[_Output]) -> list[_Sent]:
         """Queue ``outputs`` in the open transaction, one record batch per partition.
 
         A batch costs far less per record than one ``send`` each. Records keep their
         order within each partition; a full batch is queued and a new one started.
+        Returns each send's future with the outputs it carries: a send refused at once
+        (too large for the producer, a topic it may not write) is a failed future.
         """
+        sent: list[_Sent] = []
+
+        async def queue(send: Awaitable[asyncio.Future[Any]], carried: list[_Output]) -> None:
+            try:
+                future = await send
+            except AioKafkaError as exc:
+                future = _failed(exc)
+            sent.append(_Sent(future, tuple(carried)))
+
         for (topic, partition), group in _grouped(outputs).items():
             if partition is None:  # the default partitioner chooses (quarantine records)
                 for output in group:
-                    await producer.send(topic, output.value, key=output.key, headers=output.headers)
+                    await queue(
+                        producer.send(topic, output.value, key=output.key, headers=output.headers),
+                        [output],
+                    )
                 continue
             batch = producer.create_batch()
+            carried: list[_Output] = []
             for output in group:
                 if (
                     batch.append(
@@ -794,8 +1137,9 @@ class PartitionWorker:
                     )
                     is None
                 ):
-                    await producer.send_batch(batch, topic, partition=partition)
+                    await queue(producer.send_batch(batch, topic, partition=partition), carried)
                     batch = producer.create_batch()
+                    carried = []
                     # The first record always fits in an empty batch.
                     batch.append(
                         key=output.key,
@@ -803,7 +1147,9 @@ class PartitionWorker:
                         timestamp=None,
                         headers=output.headers or [],
                     )
-            await producer.send_batch(batch, topic, partition=partition)
+                carried.append(output)
+            await queue(producer.send_batch(batch, topic, partition=partition), carried)
+        return sent
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
@@ -845,8 +1191,11 @@ class Router:
         metrics: Metrics | None = None,
         clock: Clock = utc_now,
         sources: Sequence[Callable[[], PolicyView | None]] = (),
+        producer_factory: Callable[..., AIOKafkaProducer] = AIOKafkaProducer,
     ) -> None:
         self.kafka = kafka
+        self.producer_factory = producer_factory
+        """Makes the workers' transactional producers (a test may wrap them)."""
         self.view = view
         self.signing_key = signing_key
         self.signing_key_id = signing_key_id
@@ -858,6 +1207,8 @@ class Router:
         self.workers: dict[TopicPartition, PartitionWorker] = {}
         self.consumer: AIOKafkaConsumer | None = None
         self._published: set[str] = set()
+        self.missing_topics: set[str] = set()
+        """State topics found missing (each reported once)."""
         self.pending: set[TopicPartition] = set()
         """Partitions assigned whose workers are not started yet (kept paused)."""
         self._describe_metrics()
@@ -869,6 +1220,11 @@ class Router:
         m.describe("denied_total", "Participants denied a message, by reason.")
         m.describe("quarantined_total", "Outbox records quarantined, by reason.")
         m.describe("consumer_lag", "Records not yet routed, by outbox partition.")
+        m.describe("erased_total", "Alerts whose state was tombstoned after grace, by origin.")
+        m.describe(
+            "audit_gap",
+            "1 while an outbox partition is held unrouted because its audit chain lost records.",
+        )
 
     def count(self, counts: Counter[tuple[str, str, str]]) -> None:
         """Add a committed transaction's ``counts`` (by metric, label and value) to the metrics."""
@@ -896,6 +1252,10 @@ class Router:
         await asyncio.gather(*(worker.start() for worker in workers))
         started = []
         for worker in workers:
+            if worker.blocked:
+                # Held, paused, until restarted with the gap accepted (see rebuild).
+                self.workers[worker.tp] = worker
+                continue
             try:
                 await self.resume(worker)
                 consumer.resume(worker.tp)
@@ -914,7 +1274,10 @@ class Router:
         if aset.digest in self._published:
             return
         producer = AIOKafkaProducer(
-            **self.kafka.client_kwargs(), acks="all", enable_idempotence=True
+            **self.kafka.client_kwargs(),
+            **producer_size_kwargs(),
+            acks="all",
+            enable_idempotence=True,
         )
         await producer.start()
         try:
@@ -960,8 +1323,14 @@ class Router:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             metadata_max_age_ms=int(self.tuning.topic_refresh * 1000),
-            session_timeout_ms=30_000,
-            heartbeat_interval_ms=3_000,
+            # Failover in seconds (docs/router.md, *Failover*): a dead member's partitions
+            # move after the session timeout; a restarted static member gets them back at
+            # once. The rebalance timeout is how long the group waits for the live members
+            # to finish their transactions and rejoin.
+            session_timeout_ms=int(self.tuning.session_timeout * 1000),
+            heartbeat_interval_ms=int(self.tuning.heartbeat_interval * 1000),
+            rebalance_timeout_ms=REBALANCE_TIMEOUT_MS,
+            group_instance_id=self.tuning.group_instance_id,
             max_poll_records=self.tuning.batch_size,
         )
         self.consumer = consumer

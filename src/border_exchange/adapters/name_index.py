@@ -1,0 +1,144 @@
+"""The post store's name index: candidate generation in SQLite, scoring by ``domain.names``.
+
+Two tables, both keyed by the alert's row id so that every path that drops an alert's
+search keys (update, cancel, expiry, erasure: ``PostStore._unindex``) drops them too:
+
+* ``name_forms``: one row per name of a flagged person, with the name as written, its
+  comparable form (JSON) and the date of birth;
+* ``name_keys``: the keys of every token of that name (``names.token_keys``), with the
+  token's number, so that two query tokens are looked for in two different tokens.
+
+A search fetches the names that share a key with every query token and scores only
+those: a handful of rows instead of every name in force.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sqlite3
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Final
+
+from border_exchange.domain.lookup import PersonName, dob_agrees
+from border_exchange.domain.names import (
+    NameForm,
+    NameMatch,
+    Token,
+    join,
+    match,
+    query_keys,
+    token_keys,
+)
+
+TABLES: Final = ("name_forms", "name_keys")
+"""The tables holding an alert's name index (rows keyed by ``alert``)."""
+
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS name_forms (
+    alert INTEGER NOT NULL, name_no INTEGER NOT NULL, written TEXT NOT NULL,
+    form TEXT NOT NULL, dob TEXT, PRIMARY KEY (alert, name_no)
+);
+CREATE TABLE IF NOT EXISTS name_keys (key TEXT NOT NULL, alert INTEGER NOT NULL,
+    name_no INTEGER NOT NULL, token_no INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS name_keys_key ON name_keys (key, alert, name_no, token_no);
+CREATE INDEX IF NOT EXISTS name_keys_name ON name_keys (alert, name_no, key, token_no);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class NameCandidate:
+    """A stored name the query matched: which alert, the name as written, how it matched."""
+
+    alert: int
+    written: str
+    match: NameMatch
+
+
+def _dump(form: NameForm) -> str:
+    return json.dumps([[t.text, t.key, t.skeleton, t.latin] for t in form.tokens])
+
+
+def _load(text: str) -> NameForm:
+    return NameForm(tuple(Token(a, b, c, bool(d)) for a, b, c, d in json.loads(text)))
+
+
+def index(db: sqlite3.Connection, alert: int, names: Sequence[PersonName]) -> None:
+    """Index the ``names`` of stored alert ``alert`` (inside the caller's transaction)."""
+    for number, name in enumerate(names):
+        form = name.form
+        born = name.date_of_birth and name.date_of_birth.isoformat()
+        db.execute(
+            "INSERT INTO name_forms VALUES (?, ?, ?, ?, ?)",
+            (alert, number, name.written, _dump(form), born),
+        )
+        db.executemany(
+            "INSERT INTO name_keys VALUES (?, ?, ?, ?)",
+            [
+                (key, alert, number, token)
+                for token, keys in token_keys(form)
+                for key in sorted(keys)
+            ],
+        )
+
+
+def unindex(db: sqlite3.Connection, alert: int) -> None:
+    """Drop the name index of alert ``alert``."""
+    for table in TABLES:
+        db.execute(f"DELETE FROM {table} WHERE alert = ?", (alert,))
+
+
+def _marks(keys: Collection[str]) -> str:
+    return ", ".join("?" for _ in keys)
+
+
+def _postings(db: sqlite3.Connection, keys: Sequence[str]) -> int:
+    row = db.execute(
+        f"SELECT COUNT(*) FROM name_keys WHERE key IN ({_marks(keys)})", keys
+    ).fetchone()
+    return int(row[0])
+
+
+def search(db: sqlite3.Connection, query: NameForm, dob: date | None = None) -> list[NameCandidate]:
+    """The stored names ``query`` matches, best first, one (the best) per alert.
+
+    Candidates are the names sharing a key with every query token (each query token must
+    pair with a close token of the name, and close tokens share a key), found from the
+    rarest token's keys; and the names holding two adjacent query tokens read as one.
+    """
+    if not query.tokens:
+        return []
+    per_token = sorted(
+        (sorted(query_keys(token)) for token in query.tokens),
+        key=lambda keys: _postings(db, keys),
+    )
+    rarest, *others = per_token
+    sql = f"SELECT k.alert, k.name_no FROM name_keys k WHERE k.key IN ({_marks(rarest)})"
+    params: list[str] = list(rarest)
+    for keys in others:
+        sql += (
+            " AND EXISTS (SELECT 1 FROM name_keys m WHERE m.alert = k.alert "
+            f"AND m.name_no = k.name_no AND m.key IN ({_marks(keys)}) "
+            "AND m.token_no != k.token_no)"
+        )
+        params.extend(keys)
+    for first, second in itertools.pairwise(query.tokens):
+        joined = sorted(query_keys(join(first, second)))
+        sql += f" UNION SELECT alert, name_no FROM name_keys WHERE key IN ({_marks(joined)})"
+        params.extend(joined)
+    rows = db.execute(
+        f"WITH found (alert, name_no) AS ({sql}) "
+        "SELECT f.alert, f.written, f.form, f.dob FROM found "
+        "CROSS JOIN name_forms f ON f.alert = found.alert AND f.name_no = found.name_no",
+        params,
+    )
+    best: dict[int, NameCandidate] = {}
+    for alert, written, form, born in rows:
+        if not dob_agrees(dob, None if born is None else date.fromisoformat(born)):
+            continue
+        found = match(query, _load(form))
+        if found is not None and (alert not in best or found.score > best[alert].match.score):
+            best[alert] = NameCandidate(alert, written, found)
+    return sorted(best.values(), key=lambda c: -c.match.score)

@@ -1,0 +1,1 @@
+"""The border post's web page (``post serve``): templates, stylesheet, application."""
