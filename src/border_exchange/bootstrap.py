@@ -29,10 +29,12 @@ from border_exchange.domain.gateway_api import (
     DEFAULT_RATE_PER_SECOND,
 )
 from border_exchange.domain.naming import ROUTER_GROUP
+from border_exchange.domain.retention import DEFAULT_POLICY
 from border_exchange.domain.routing import RoutingRules
 from border_exchange.domain.trust import HUB, TrustStore
 from border_exchange.errors import BorderExchangeError, ConfigError
 from border_exchange.services.gateway import Gateway
+from border_exchange.services.provisioner import load_retention
 from border_exchange.services.router import (
     OUTBOX_PATTERN,
     PolicyView,
@@ -116,6 +118,11 @@ class RouterConfig(BaseModel):
     )
     max_clock_skew: float = Field(300.0, ge=0, description="seconds")
     topic_refresh: float = Field(5.0, gt=0, description="seconds between outbox/policy scans")
+    retention: Path | None = Field(
+        None,
+        description="retention settings file, as given to provision --retention (its grace "
+        "period times the erasure of state); unset: the built-in policy",
+    )
     metrics_host: str = Field("127.0.0.1", description="address of the metrics endpoint")
     metrics_port: int = Field(9464, ge=0, le=65535, description="0 turns the endpoint off")
     group_id: str = Field(ROUTER_GROUP, description="consumer group shared by the replicas")
@@ -279,6 +286,7 @@ def build_router(config_path: Path, env: Mapping[str, str] | None = None) -> Rou
         session_timeout=config.session_timeout,
         heartbeat_interval=config.heartbeat_interval,
         group_instance_id=instance_id,
+        retention=load_retention(config.retention) if config.retention else DEFAULT_POLICY,
     )
     source = PolicySource(config.trust_store, agreements, trust, trust_file)
     router = Router(

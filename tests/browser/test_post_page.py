@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 
 from border_exchange.adapters.kafka_launcher import free_port
+from border_exchange.adapters.post_store import PostStore
 from tests.post_site import OFFICER, PASSWORD, add_officers, fill_store
+from tests.unit.test_post_store import FEED
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
@@ -39,8 +41,12 @@ ARGS = [
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
-    store = fill_store(tmp_path / "post.db")
+def store(tmp_path: Path) -> Path:
+    return fill_store(tmp_path / "post.db")
+
+
+@pytest.fixture
+def server(store: Path) -> Iterator[str]:
     add_officers(store)
     port = free_port()
     process = subprocess.Popen(
@@ -69,7 +75,9 @@ def server(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run does)")
-def test_an_officer_logs_in_searches_opens_hits_checks_status_and_logs_out(server: str) -> None:
+def test_an_officer_logs_in_searches_opens_hits_checks_status_and_logs_out(
+    server: str, store: Path
+) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     outside: list[str] = []
     with playwright_sync.sync_playwright() as driver:
@@ -129,6 +137,8 @@ def test_an_officer_logs_in_searches_opens_hits_checks_status_and_logs_out(serve
         page.keyboard.press("Enter")
         assert "Query too long" in page.locator("#problem").inner_text()
 
+        with PostStore.open(store) as feeds:  # as ``post run`` does after each fetch
+            feeds.record_sync({(FEED, 0): 3})
         page.click("text=Sync status")
         page.wait_for_selector("#link")
         assert "up" in page.locator("#link").inner_text()

@@ -120,3 +120,29 @@ def test_a_retention_file_is_read_and_an_incoherent_one_refused(tmp_path: Path) 
     bad.write_text("retention: {audit: 1y}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="audit retention 365 days"):
         load_retention(bad)
+
+
+def test_the_router_takes_its_grace_period_from_the_retention_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    from border_exchange.bootstrap import build_router
+    from border_exchange.sandbox import make_sandbox
+
+    sandbox = make_sandbox(["CAF", "COD"], 'version: "r"\nagreements: []\n')
+    paths = sandbox.write(tmp_path, b"retention-test")
+    (tmp_path / "retention.yaml").write_text("retention: {grace: 3d}\n", encoding="utf-8")
+    config = {
+        "kafka": {"bootstrap": "127.0.0.1:9", "security_protocol": "PLAINTEXT"},
+        "trust_store": str(paths["trust"]),
+        "agreements": str(paths["agreements"]),
+        "agreement_history": str(tmp_path / "history"),
+        "signing_key": str(paths["key:hub"]),
+        "retention": str(tmp_path / "retention.yaml"),
+        "metrics_port": 0,
+    }
+    (tmp_path / "router.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    monkeypatch.setenv("BX_KEY_PASSPHRASE", "retention-test")
+    app = build_router(tmp_path / "router.yaml")
+    assert app.router.tuning.retention.grace == 3 * DAY

@@ -74,6 +74,7 @@ from border_exchange.services.gateway import Gateway, Receipt
 from border_exchange.services.gateway_http import GatewayApi, create_app, serving
 from border_exchange.services.post import BorderPost, PostConfig
 from border_exchange.services.provisioner import provision, read_secrets
+from border_exchange.web.visit import visit_post_page
 
 PARTICIPANTS: Final = ("CAF", "COD", "SSD", "UN-MONUSCO")
 UNSIGNED_BY_CAF: Final = "SSD-CAF-INCIDENTS"
@@ -125,6 +126,8 @@ class DemoResult:
     """The gateway refused an oversized photo and the router quarantined 5 MB as TOO_LARGE."""
     rebuilt_from_state: bool = False
     """A post whose store was lost came back with every alert in force, none withdrawn."""
+    page_hit: bool = False
+    """A search through the post's web page found the wanted person, and said why."""
 
     @property
     def ok(self) -> bool:
@@ -136,6 +139,7 @@ class DemoResult:
             and self.cancel_reached
             and self.oversize_refused
             and self.rebuilt_from_state
+            and self.page_hit
         )
 
 
@@ -1006,6 +1010,16 @@ async def tell(story: Story) -> DemoResult:
             else "UNEXPECTED: the photo reached CAF"
         )
 
+    with step("The officers' page at CAF's post: one search through it (post serve)"):
+        visit = await visit_post_page(caf.path, "demo-officer", "Patrik Moukendi", lang)
+        say(f"$ border-exchange post serve --db {caf.path}   # listens on loopback only")
+        say(f"post page: {visit.url}/  (officer demo-officer logged in; the search is logged)")
+        hits = len(visit.results)
+        say(f"search by name 'Patrik Moukendi' (spelt otherwise, order swapped): {hits} hit(s)", 4)
+        for line in (*visit.results[:1], *visit.why):
+            say(line, 6)
+        page_hit = bool(visit.results)
+
     with step("COD cancels its wanted person: the cancellation reaches every earlier recipient"):
         say("First the router crashes (SIGKILL) and is started again:")
         assert story.router is not None
@@ -1159,6 +1173,7 @@ async def tell(story: Story) -> DemoResult:
         timings=tuple(story.narrator.timings),
         elapsed=0.0,
         rebuilt_from_state=rebuilt_ok,
+        page_hit=page_hit,
     )
 
 
@@ -1196,6 +1211,7 @@ def _print_summary(narrator: Narrator, result: DemoResult) -> None:
     say("\nSummary", 0)
     say(f"audit replay: {result.violations} violations", 2)
     say(f"photo withheld at CAF's post: {'yes' if result.photo_withheld else 'NO'}", 2)
+    say(f"search through CAF's post page: {'hit' if result.page_hit else 'NO HIT'}", 2)
     say(
         f"cancellation reached every earlier recipient: {'yes' if result.cancel_reached else 'NO'}",
         2,
