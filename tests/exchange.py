@@ -7,7 +7,7 @@ import contextlib
 import random
 import string
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -54,18 +54,35 @@ def random_ids(count: int, prefix: str = "") -> list[str]:
     return sorted(ids)
 
 
-async def create_topics(settings: KafkaSettings, ids: Sequence[str]) -> None:
-    """Outboxes, feeds and audit trails of ``ids``, and the hub's shared topics."""
-    names = [(naming.QUARANTINE_TOPIC, 3), (naming.AGREEMENTS_TOPIC, 1)]
+async def create_topics(
+    settings: KafkaSettings,
+    ids: Sequence[str],
+    log_configs: Mapping[str, str] | None = None,
+    state_configs: Mapping[str, str] | None = None,
+) -> None:
+    """Outboxes, feeds, their states and audit trails of ``ids``, and the hub's shared topics."""
+    compact = dict(state_configs or {"cleanup.policy": "compact"})
+    logs = dict(log_configs or {})
+    names: list[tuple[str, int, dict[str, str]]] = [
+        (naming.QUARANTINE_TOPIC, 3, {}),
+        (naming.AGREEMENTS_TOPIC, 1, {}),
+    ]
     for p in ids:
-        names += [(naming.outbox_topic(p), PARTITIONS), (naming.audit_topic(p), PARTITIONS)]
-        names += [(naming.feed_topic(p, q), PARTITIONS) for q in ids if q != p]
+        names += [
+            (naming.outbox_topic(p), PARTITIONS, logs),
+            (naming.outbox_state_topic(p), PARTITIONS, compact),
+            (naming.audit_topic(p), PARTITIONS, {}),
+        ]
+        for q in ids:
+            if q != p:
+                names.append((naming.feed_topic(p, q), PARTITIONS, logs))
+                names.append((naming.feed_state_topic(p, q), PARTITIONS, compact))
     admin = AIOKafkaAdminClient(**settings.client_kwargs())
     await admin.start()
     try:
-        for name, partitions in names:
+        for name, partitions, configs in names:
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics([NewTopic(name, partitions, 1)])
+                await admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs)])
     finally:
         await admin.close()
 

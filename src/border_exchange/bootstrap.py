@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from border_exchange.adapters.agreement_files import AgreementSource
 from border_exchange.adapters.config_file import kafka_settings_from, read_config_file
+from border_exchange.adapters.instance_slot import InstanceSlot, group_instance
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.adapters.keyfiles import load_private_key, passphrase_from_env_or_prompt
 from border_exchange.adapters.metrics import Metrics
@@ -28,10 +29,12 @@ from border_exchange.domain.gateway_api import (
     DEFAULT_RATE_PER_SECOND,
 )
 from border_exchange.domain.naming import ROUTER_GROUP
+from border_exchange.domain.retention import DEFAULT_POLICY
 from border_exchange.domain.routing import RoutingRules
 from border_exchange.domain.trust import HUB, TrustStore
 from border_exchange.errors import BorderExchangeError, ConfigError
 from border_exchange.services.gateway import Gateway
+from border_exchange.services.provisioner import load_retention
 from border_exchange.services.router import (
     OUTBOX_PATTERN,
     PolicyView,
@@ -115,15 +118,44 @@ class RouterConfig(BaseModel):
     )
     max_clock_skew: float = Field(300.0, ge=0, description="seconds")
     topic_refresh: float = Field(5.0, gt=0, description="seconds between outbox/policy scans")
+    retention: Path | None = Field(
+        None,
+        description="retention settings file, as given to provision --retention (its grace "
+        "period times the erasure of state); unset: the built-in policy",
+    )
     metrics_host: str = Field("127.0.0.1", description="address of the metrics endpoint")
     metrics_port: int = Field(9464, ge=0, le=65535, description="0 turns the endpoint off")
     group_id: str = Field(ROUTER_GROUP, description="consumer group shared by the replicas")
     outbox_pattern: str = Field(OUTBOX_PATTERN, description="regular expression of outboxes")
+    session_timeout: float = Field(
+        6.0,
+        ge=1,
+        description="seconds without a heartbeat before the other routers take a member's "
+        "partitions (the broker refuses less than its group.min.session.timeout.ms, 6 s)",
+    )
+    heartbeat_interval: float = Field(
+        1.0, gt=0, description="seconds between heartbeats; below session_timeout / 3"
+    )
+    group_instance_id: str = Field(
+        "auto",
+        description="static group membership, so a restarted router gets its partitions back "
+        "at once: auto (<host>-<n>, n the lowest free on this host), an id unique among the "
+        "routers, or none (dynamic membership)",
+    )
     audit_gaps_accepted: tuple[str, ...] = Field(
         (),
         description="audit chains whose deleted start is accepted, as the router logs them "
         "(<outbox>/<partition>@<offset>; comma-separated in the variable)",
     )
+
+    @model_validator(mode="after")
+    def _heartbeats_fit(self) -> RouterConfig:
+        if self.heartbeat_interval * 3 > self.session_timeout:
+            raise ValueError(
+                f"heartbeat_interval {self.heartbeat_interval} s must be at most a third of "
+                f"session_timeout {self.session_timeout} s"
+            )
+        return self
 
     @field_validator("audit_gaps_accepted", mode="before")
     @classmethod
@@ -215,6 +247,8 @@ class RouterApp:
 
     router: Router
     config: RouterConfig
+    slot: InstanceSlot | None = None
+    """The host slot that holds this router's group instance id (``group_instance_id: auto``)."""
 
 
 def build_router(config_path: Path, env: Mapping[str, str] | None = None) -> RouterApp:
@@ -238,6 +272,7 @@ def build_router(config_path: Path, env: Mapping[str, str] | None = None) -> Rou
         raise ConfigError(
             f"{config.signing_key} is not the private half of hub key {key_id} in the trust store"
         )
+    instance_id, slot = group_instance(config.group_instance_id, config.group_id)
     tuning = RouterTuning(
         batch_size=config.batch_size,
         checkpoint_every=config.checkpoint_every,
@@ -248,6 +283,10 @@ def build_router(config_path: Path, env: Mapping[str, str] | None = None) -> Rou
         group_id=config.group_id,
         outbox_pattern=config.outbox_pattern,
         accepted_audit_gaps=frozenset(config.audit_gaps_accepted),
+        session_timeout=config.session_timeout,
+        heartbeat_interval=config.heartbeat_interval,
+        group_instance_id=instance_id,
+        retention=load_retention(config.retention) if config.retention else DEFAULT_POLICY,
     )
     source = PolicySource(config.trust_store, agreements, trust, trust_file)
     router = Router(
@@ -257,7 +296,7 @@ def build_router(config_path: Path, env: Mapping[str, str] | None = None) -> Rou
     router.metrics.describe(
         "trust_rejected_total", "Trust store versions refused (the last valid one kept)."
     )
-    return RouterApp(router, config)
+    return RouterApp(router, config, slot)
 
 
 class GatewayServerConfig(BaseModel):

@@ -226,6 +226,27 @@ async def test_nobody_but_the_router_writes_a_feed(world: World) -> None:
             await produce(world.login(principal), own_feed, idempotent=False)
 
 
+async def test_state_topics_follow_the_feeds_and_outboxes_rules(world: World) -> None:
+    a, b = world.a, world.b
+    router = world.login(naming.ROUTER_PRINCIPAL)
+    await produce(router, naming.feed_state_topic(b, a), naming.ROUTER_TXN_PREFIX + "0")
+    assert (
+        await read(world.login(naming.post_principal(b, "beta")), naming.feed_state_topic(b, a))
+        >= 1
+    )
+    gateway = world.login(naming.gateway_principal(a))
+    await produce(gateway, naming.outbox_state_topic(a), naming.gateway_transactional_id(a))
+    assert await read(gateway, naming.outbox_state_topic(a)) >= 1
+    # A post reads only its own service's state; only the router writes feed state.
+    with pytest.raises(TopicAuthorizationFailedError):
+        await read(world.login(naming.post_principal(a, "alpha")), naming.feed_state_topic(b, a))
+    for principal in (naming.gateway_principal(a), naming.post_principal(b, "beta")):
+        with pytest.raises(TopicAuthorizationFailedError):
+            await produce(world.login(principal), naming.feed_state_topic(b, a), idempotent=False)
+    with pytest.raises(TopicAuthorizationFailedError):
+        await produce(gateway, naming.outbox_state_topic(b), idempotent=False)
+
+
 async def test_only_auditors_read_the_audit_trail_and_quarantine(world: World) -> None:
     for principal in (naming.gateway_principal(world.a), naming.post_principal(world.a, "alpha")):
         for topic in (naming.audit_topic(world.a), naming.QUARANTINE_TOPIC):

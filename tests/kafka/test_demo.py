@@ -27,7 +27,11 @@ def test_the_demo_tells_the_whole_story_and_stops_everything(tmp_path: Path) -> 
     assert "audit replay: 0 violations" in output
     assert "offline lookup at COD's post (Kafka stopped): hit" in output
     assert "photo withheld at CAF's post: yes" in output
+    assert "search through CAF's post page: hit" in output
+    assert "post page: http://127.0.0.1:" in output
     assert "cancellation reached every earlier recipient: yes" in output
+    assert "post rebuilt from the state topics, cancelled alert absent: yes" in output
+    assert "it has its partitions back" in output  # after the router's kill -9
     assert "oversized photo refused, 5 MB outbox record quarantined: yes" in output
     assert "CAF        delivered under COD-CAF-2026" in output
     assert "UN-MONUSCO denied SUSPENDED (COD-MONUSCO-2026)" in output

@@ -125,12 +125,12 @@ def _router_config(ex: Exchange, directory: Path) -> Path:
     return path
 
 
-def _start_router(config: Path, log: Path) -> subprocess.Popen[bytes]:
+def _start_router(config: Path, log: Path, level: str = "WARNING") -> subprocess.Popen[bytes]:
     env = {**os.environ, "BX_KEY_PASSPHRASE": "crash-test"}
     with log.open("ab") as sink:
         return subprocess.Popen(
             [sys.executable, "-m", "border_exchange", "router", "run", "--config", str(config),
-             "--log-level", "WARNING"],
+             "--log-level", level],
             env=env, stdout=sink, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
         )  # fmt: skip
 

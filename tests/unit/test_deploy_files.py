@@ -140,7 +140,10 @@ def test_the_generated_example_grants_the_gateway_of_caf_writes_to_its_outbox_on
         for a in acls
         if a["resource"]["type"] == "topic" and "Write" in a["operations"]
     ]
-    assert written == [{"type": "topic", "name": "bx.CAF.outbox", "patternType": "literal"}]
+    assert written == [
+        {"type": "topic", "name": "bx.CAF.outbox", "patternType": "literal"},
+        {"type": "topic", "name": "bx.CAF.outbox.state", "patternType": "literal"},
+    ]
     topics = _documents(K8S / "generated" / "topics.yaml")
     assert {t["kind"] for t in topics} == {"KafkaTopic"}
     assert all(t["metadata"]["labels"]["strimzi.io/cluster"] == "bx" for t in topics)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from border_exchange.adapters import name_index
+from border_exchange.domain.lookup import PersonName
 from border_exchange.domain.names import (
     THRESHOLD,
     Kind,
@@ -113,3 +116,20 @@ def test_a_misspelt_query_shares_an_index_key_with_the_name() -> None:
     for query, name in [("Nkakola", "Ngakola"), ("Mukebdi", "Mukendi"), ("محمد", "Muhammad")]:
         wanted = frozenset().union(*(query_keys(t) for t in name_form(query).tokens))
         assert wanted & index_keys(name_form(name)), (query, name)
+
+
+def test_the_store_index_finds_what_the_matcher_matches_on_the_labelled_set() -> None:
+    pairs = labelled()
+    db = sqlite3.connect(":memory:")
+    db.executescript(name_index.SCHEMA)
+    for number, pair in enumerate(pairs):
+        name_index.index(db, number, [PersonName(0, pair.name, None)])
+    found = [
+        any(c.alert == number for c in name_index.search(db, name_form(pair.query)))
+        for number, pair in enumerate(pairs)
+    ]
+    true_pos = sum(f and p.same for f, p in zip(found, pairs, strict=True))
+    false_pos = sum(f and not p.same for f, p in zip(found, pairs, strict=True))
+    recall = true_pos / sum(p.same for p in pairs)
+    assert recall >= 0.95, f"recall through the store {recall:.3f}"
+    assert true_pos / (true_pos + false_pos) >= 0.9

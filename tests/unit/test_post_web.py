@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
 from border_exchange.adapters.officer_db import MAX_FAILURES, OfficerDB, officers_path
+from border_exchange.adapters.post_store import PostStore
 from border_exchange.web.app import PostSite, create_app
 from tests.post_site import OFFICER, PASSWORD, QUICK_HASHER, add_officers, fill_store
+from tests.unit.test_post_store import FEED
 
 
 @pytest.fixture
@@ -174,8 +177,10 @@ def test_the_alert_card_shows_the_photo_only_when_received(client: TestClient) -
     assert "Alert not found" in missing.text
 
 
-def test_the_status_page_shows_each_feed_and_the_link(client: TestClient) -> None:
+def test_the_status_page_shows_each_feed_and_the_link(client: TestClient, store: Path) -> None:
     _login(client)
+    with PostStore.open(store) as feeds:  # as ``post run`` does after each fetch
+        feeds.record_sync({(FEED, 0): 3})
     page = client.get("/status", headers={"accept-language": "fr"}).text
     assert "bx.COD.from.CAF/0" in page
     assert "Liaison" in page
@@ -218,3 +223,14 @@ def test_logout_ends_the_session(client: TestClient) -> None:
     csrf = _login(client)
     assert client.post("/logout", data={"csrf": csrf}).status_code == 303
     assert client.get("/").status_code == 303
+
+
+def test_the_status_page_says_the_link_is_down_after_a_silence(
+    client: TestClient, store: Path
+) -> None:
+    _login(client)
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    with PostStore.open(store, clock=lambda: an_hour_ago) as feeds:
+        feeds.record_sync({(FEED, 0): 3})
+    page = client.get("/status", headers={"accept-language": "fr"}).text
+    assert "coupée" in page

@@ -65,6 +65,8 @@ def test_first_run_creates_topics_users_and_acls_and_the_second_changes_nothing(
     assert names == {
         "bx.hub.audit.CAF", "bx.hub.audit.COD", "bx.hub.quarantine", "bx.hub.agreements",
         "bx.CAF.outbox", "bx.COD.outbox", "bx.CAF.from.COD", "bx.COD.from.CAF",
+        "bx.CAF.outbox.state", "bx.COD.outbox.state",
+        "bx.CAF.state.from.COD", "bx.COD.state.from.CAF",
     }  # fmt: skip
     assert {u.principal for u in first.create_users} == {
         "hub.router", "hub.auditor.oversight",
@@ -75,16 +77,19 @@ def test_first_run_creates_topics_users_and_acls_and_the_second_changes_nothing(
     assert second.summary() == "nothing to change"
 
 
-def test_feeds_and_outboxes_outlast_thirty_days_offline_and_the_audit_trail_never_expires() -> None:
+def test_feeds_and_outboxes_outlast_thirty_days_offline_and_the_audit_trail_lasts_years() -> None:
     specs = {
         t.name: t
         for t in plan(_trust(_participant("CAF"), _participant("COD")), EMPTY).create_topics
     }
     assert int(specs["bx.CAF.from.COD"].configs["retention.ms"]) > 30 * 24 * 3600 * 1000
     assert specs["bx.CAF.outbox"].configs["retention.ms"] == str(FEED_RETENTION_MS)
-    assert specs["bx.hub.audit.CAF"].configs["retention.ms"] == "-1"
+    ten_years = str(3650 * 24 * 3600 * 1000)
+    assert specs["bx.hub.audit.CAF"].configs["retention.ms"] == ten_years
+    assert specs["bx.hub.audit.CAF"].configs["cleanup.policy"] == "delete"  # a hash chain
     assert specs["bx.hub.audit.CAF"].partitions == specs["bx.CAF.outbox"].partitions
-    assert specs["bx.hub.quarantine"].configs["retention.ms"] == "-1"
+    assert specs["bx.hub.quarantine"].configs["retention.ms"] == ten_years
+    assert specs["bx.hub.agreements"].configs["retention.ms"] == "-1"
     for spec in specs.values():
         assert spec.configs["compression.type"] == "gzip"
         assert (spec.replication, spec.configs["min.insync.replicas"]) == (1, "1")
@@ -108,6 +113,12 @@ def test_a_gateway_writes_only_its_own_outbox_and_only_the_router_writes_feeds()
         ("User:COD.gateway", "bx.COD.outbox", PatternType.LITERAL),
         ("User:hub.router", "bx.CAF.from.", PatternType.PREFIXED),
         ("User:hub.router", "bx.COD.from.", PatternType.PREFIXED),
+        ("User:CAF.gateway", "bx.CAF.outbox.state", PatternType.LITERAL),
+        ("User:COD.gateway", "bx.COD.outbox.state", PatternType.LITERAL),
+        ("User:hub.router", "bx.CAF.state.from.", PatternType.PREFIXED),
+        ("User:hub.router", "bx.COD.state.from.", PatternType.PREFIXED),
+        ("User:hub.router", "bx.CAF.outbox.state", PatternType.LITERAL),
+        ("User:hub.router", "bx.COD.outbox.state", PatternType.LITERAL),
         ("User:hub.router", "bx.hub.audit.", PatternType.PREFIXED),
         ("User:hub.router", "bx.hub.quarantine", PatternType.LITERAL),
         ("User:hub.router", "bx.hub.agreements", PatternType.LITERAL),
@@ -139,6 +150,7 @@ def test_a_post_reads_only_its_participants_feeds_in_its_own_group() -> None:
     }
     assert {(b.resource_type, b.name, b.pattern, b.operation) for b in acls} == {
         (ResourceType.TOPIC, "bx.CAF.from.", PatternType.PREFIXED, AclOperation.READ),
+        (ResourceType.TOPIC, "bx.CAF.state.from.", PatternType.PREFIXED, AclOperation.READ),
         (ResourceType.TOPIC, "bx.hub.agreements", PatternType.LITERAL, AclOperation.READ),
         (ResourceType.GROUP, "bx.CAF.post.east", PatternType.LITERAL, AclOperation.READ),
     }

@@ -49,9 +49,13 @@ def _rules(user: dict[str, Any], operation: str, kind: str) -> set[tuple[str, st
 
 def test_the_gateway_of_caf_may_write_its_outbox_only() -> None:
     gateway = _users()["caf.gateway"]
-    assert _rules(gateway, "Write", "topic") == {("bx.CAF.outbox", "literal")}
+    assert _rules(gateway, "Write", "topic") == {
+        ("bx.CAF.outbox", "literal"),
+        ("bx.CAF.outbox.state", "literal"),
+    }
     assert _rules(gateway, "Read", "topic") == {
         ("bx.CAF.outbox", "literal"),
+        ("bx.CAF.outbox.state", "literal"),
         ("bx.CAF.from.", "prefix"),
     }
     assert gateway["spec"]["authentication"] == {"type": "scram-sha-512"}
@@ -62,6 +66,7 @@ def test_a_post_reads_its_services_feeds_and_writes_nothing() -> None:
     post = _users()["cod.post.kasindi"]
     assert _rules(post, "Read", "topic") == {
         ("bx.COD.from.", "prefix"),
+        ("bx.COD.state.from.", "prefix"),
         ("bx.hub.agreements", "literal"),
     }
     assert _rules(post, "Read", "group") == {("bx.COD.post.kasindi", "literal")}

@@ -15,8 +15,9 @@ from nacl.signing import SigningKey
 
 from border_exchange.adapters.agreement_files import AgreementSource
 from border_exchange.adapters.metrics import Metrics
-from border_exchange.adapters.trust_file import TrustFile
+from border_exchange.adapters.trust_file import TrustFile, load_trust_store
 from border_exchange.bootstrap import PolicySource
+from border_exchange.cli.main import main
 from border_exchange.domain.trust import PublicKey, TrustStore
 from border_exchange.domain.trust_governance import governance_document
 from border_exchange.errors import TrustStoreError
@@ -201,3 +202,50 @@ def test_the_router_keeps_the_last_valid_store_and_counts_the_refusal(
     assert view is not None
     assert "UGA" in view.trust.participants
     assert metrics.value("trust_rejected_total") == 1
+
+
+def test_officers_sign_the_store_on_their_machines_and_the_hub_combines(
+    box: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("BX_KEY_PASSPHRASE", "officer passphrase")
+    paths = box.write(tmp_path / "box", b"officer passphrase")
+
+    def draft(names: Sequence[str], serial: int) -> Path:
+        document = yaml.safe_load(trust_store_yaml(_members(box, names)))
+        document["governance"] = {
+            "serial": serial,
+            "valid_from": (NOW - timedelta(days=1)).isoformat(),
+            "valid_until": (NOW + timedelta(days=90)).isoformat(),
+        }
+        path = tmp_path / f"draft-{serial}.yaml"
+        path.write_text(yaml.safe_dump(document))
+        return path
+
+    def signed(path: Path, pid: str) -> str:
+        out = tmp_path / f"{path.stem}-{pid}.yaml"
+        argv = ["keys", "sign-store", str(path), "--as", pid, "--key", str(paths[f"key:{pid}"])]
+        assert main([*argv, "--key-id", box.key_ids[pid], "--out", str(out)]) == 0
+        return str(out)
+
+    three = ("CAF", "COD", "SSD")
+    first = draft(three, 1)
+    store = tmp_path / "trust.yaml"
+    files = [signed(first, pid) for pid in three]
+    assert main(["keys", "combine-store", str(first), *files, "--out", str(store)]) == 0
+    assert set(load_trust_store(store).participants) == set(three)
+
+    four = ("CAF", "COD", "SSD", "UGA")
+    second = draft(four, 2)
+    out = tmp_path / "trust-2.yaml"
+    few = [signed(second, pid) for pid in ("SSD", "UGA")]  # UGA's own approval does not count
+    argv = ["keys", "combine-store", str(second), "--current", str(store), "--out", str(out)]
+    capsys.readouterr()
+    assert main([*argv[:3], *few, *argv[3:]]) == 1
+    assert "needs the approval of 2 of the 3 active participants" in capsys.readouterr().out
+    assert not out.exists()
+    entries = [signed(second, pid) for pid in ("CAF", "COD")]
+    assert main([*argv[:3], *few, *entries, *argv[3:]]) == 0
+    assert "UGA" in load_trust_store(out).participants

@@ -29,7 +29,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Final
@@ -246,6 +246,7 @@ def _server_properties(
     data_dir: Path,
     nodes: int,
     tls: _TlsListeners | None = None,
+    overrides: Mapping[str, str] | None = None,
 ) -> str:
     admin, client, controller = ports[node]
     voters = ",".join(f"{n}@127.0.0.1:{p[2]}" for n, p in sorted(ports.items()))
@@ -300,7 +301,18 @@ def _server_properties(
         lines["advertised.listeners"] += extra
         lines["listener.security.protocol.map"] += ",SSL:SSL,SASL_SSL:SASL_SSL"
         lines.update(_tls_properties(tls))
+    lines.update(overrides or {})
     return "".join(f"{k}={v}\n" for k, v in lines.items())
+
+
+COMPRESSED_CLOCK: Final = {
+    "log.retention.check.interval.ms": "500",
+    "log.cleaner.backoff.ms": "500",
+    "log.segment.delete.delay.ms": "0",
+    "log.initial.task.delay.ms": "0",
+}
+"""Broker settings for tests of retention and compaction in seconds: the broker looks for
+expired segments and for logs to clean twice a second, and deletes files at once."""
 
 
 def _log4j_properties(log_file: Path) -> str:
@@ -397,6 +409,7 @@ def start_cluster(
     client_ports: Sequence[int] | None = None,
     tls: bool = False,
     tls_dir: Path | None = None,
+    overrides: Mapping[str, str] | None = None,
 ) -> ClusterInfo:
     """Start a local cluster of ``nodes`` combined broker+controller nodes and wait until ready.
 
@@ -404,7 +417,8 @@ def start_cluster(
     otherwise Linux stops them when the starting process dies. With ``tls`` the
     nodes also listen with mutual TLS and with SASL_SSL, with certificates of a
     local CA made in ``tls_dir`` (default ``<base_dir>/tls``); a CA already there
-    is reused, so client certificates issued by it stay valid.
+    is reused, so client certificates issued by it stay valid. ``overrides`` are broker
+    settings that replace the launcher's (e.g. ``COMPRESSED_CLOCK``).
     """
     if nodes not in (1, 3):
         raise LauncherError(f"a local cluster has 1 or 3 nodes, not {nodes}")
@@ -437,7 +451,7 @@ def start_cluster(
             node_dir.mkdir(parents=True, exist_ok=True)
             config = node_dir / "server.properties"
             node_tls = tls_ports.get(node)
-            config.write_text(_server_properties(node, ports, node_dir, nodes, node_tls))
+            config.write_text(_server_properties(node, ports, node_dir, nodes, node_tls, overrides))
             log_file = node_dir / "kafka.log"
             log_config = node_dir / "log4j2.properties"
             log_config.write_text(_log4j_properties(log_file))

@@ -9,12 +9,15 @@ version with the broker. Errors become ``KafkaError``/``AuthorizationError``.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
+import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
+from aiokafka import AIOKafkaClient
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError as AioKafkaError
 from aiokafka.errors import for_code
@@ -356,6 +359,23 @@ async def list_scram_users(settings: KafkaSettings) -> frozenset[str]:
         if any(mechanism == SCRAM_MECHANISM for mechanism, _iterations, _t in infos):
             users.add(name)
     return frozenset(users)
+
+
+async def wait_for_login(settings: KafkaSettings, wait: float = 30.0) -> None:
+    """Wait until ``settings`` can log in: new SCRAM users reach the broker a moment later."""
+    deadline = time.monotonic() + wait
+    while True:
+        client = AIOKafkaClient(**settings.client_kwargs())
+        try:
+            await client.bootstrap()
+        except AioKafkaError as exc:
+            if time.monotonic() > deadline:
+                raise KafkaError(f"{settings.username} cannot log in: {exc}") from exc
+            await asyncio.sleep(0.5)
+        else:
+            return
+        finally:
+            await client.close()
 
 
 # ------------------------------------------------------------------------- ACLs

@@ -5,6 +5,14 @@ next offset of every partition it came from, so after a crash or a power cut the
 store and its offsets agree: the offsets in SQLite are the truth the post restarts
 from. A cancel or an older version never resurrects an alert: the row stays as a
 tombstone with its version. Lookups exclude alerts whose expiry has passed.
+
+Erasure: a cancelled or expired alert keeps no content (sections, envelope, search
+keys go at once); after the grace period its row goes too. ``secure_delete`` is on,
+so freed pages and cells are overwritten with zeros, and each erasure ends with a
+checkpoint that empties the write-ahead log, which would otherwise still hold the
+old pages. A post that bootstraps a feed partition from its state topic
+(``bootstrap``) gets every alert in force there and drops what the state no longer
+holds; a gap (stored offsets the feed no longer has) is recorded and reported.
 """
 
 from __future__ import annotations
@@ -12,10 +20,10 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
@@ -80,6 +88,15 @@ CREATE TABLE IF NOT EXISTS offsets (
     next_offset INTEGER NOT NULL,
     end_offset INTEGER,
     PRIMARY KEY (topic, partition)
+);
+CREATE TABLE IF NOT EXISTS gaps (
+    id INTEGER PRIMARY KEY,
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    expected INTEGER,
+    first_available INTEGER NOT NULL,
+    healed_from TEXT,
+    at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS rejected (
     id INTEGER PRIMARY KEY,
@@ -188,12 +205,35 @@ class StoreStatus:
     feeds: tuple[FeedStatus, ...]
     active: int
     rejected: int
+    gaps: tuple[Gap, ...] = ()
 
     @property
     def lag(self) -> int | None:
         """Total lag over every feed, None when no end offset is known."""
         lags = [feed.lag for feed in self.feeds if feed.lag is not None]
         return sum(lags) if lags else None
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Feed records the post never read because the feed had deleted them."""
+
+    topic: str
+    partition: int
+    expected: int | None
+    """The next offset the post had stored (None: it had read nothing)."""
+    first_available: int
+    healed_from: str | None
+    """The state topic the post bootstrapped from instead, or None when there was none."""
+    at: datetime
+
+    def describe(self) -> str:
+        """One line for ``post status``."""
+        missed = ""
+        if self.expected is not None:
+            missed = f"offsets {self.expected}..{self.first_available - 1} "
+        healed = f"bootstrapped from {self.healed_from}" if self.healed_from else "NOT healed"
+        return f"{self.topic}/{self.partition}: {missed}deleted before read; {healed}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +282,8 @@ class PostStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
+            # Erased content is overwritten, not only unlinked (see the module docstring).
+            self._db.execute("PRAGMA secure_delete=ON")
             self._db.executescript(_SCHEMA + name_index.SCHEMA)
             self._db.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
@@ -295,24 +337,9 @@ class PostStore:
 
     def apply(self, outcomes: Sequence[Outcome]) -> ApplyResult:
         """Apply ``outcomes`` in order and store each partition's next offset, atomically."""
-        stored = cancelled = stale = rejected = 0
-        next_offsets: dict[TopicPartition, int] = {}
-        now = _iso(self.clock())
+        next_offsets = {(o.topic, o.partition): o.offset + 1 for o in outcomes}
         with self._transaction() as db:
-            for outcome in outcomes:
-                next_offsets[(outcome.topic, outcome.partition)] = outcome.offset + 1
-                if isinstance(outcome, Rejected):
-                    db.execute(
-                        'INSERT INTO rejected (topic, partition, "offset", reason, at) '
-                        "VALUES (?, ?, ?, ?, ?)",
-                        (outcome.topic, outcome.partition, outcome.offset, outcome.reason, now),
-                    )
-                    rejected += 1
-                    continue
-                result = self._apply_one(db, outcome, now)
-                stored += result == "stored"
-                cancelled += result == "cancelled"
-                stale += result == "stale"
+            result = self._apply_all(db, outcomes)
             for (topic, partition), offset in next_offsets.items():
                 db.execute(
                     "INSERT INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?) "
@@ -322,6 +349,25 @@ class PostStore:
                 )
             if self.before_commit is not None:
                 self.before_commit(outcomes)
+        return result
+
+    def _apply_all(self, db: sqlite3.Connection, outcomes: Sequence[Outcome]) -> ApplyResult:
+        """Apply ``outcomes`` in order inside the open transaction ``db``."""
+        stored = cancelled = stale = rejected = 0
+        now = _iso(self.clock())
+        for outcome in outcomes:
+            if isinstance(outcome, Rejected):
+                db.execute(
+                    'INSERT INTO rejected (topic, partition, "offset", reason, at) '
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (outcome.topic, outcome.partition, outcome.offset, outcome.reason, now),
+                )
+                rejected += 1
+                continue
+            result = self._apply_one(db, outcome, now)
+            stored += result == "stored"
+            cancelled += result == "cancelled"
+            stale += result == "stale"
         return ApplyResult(stored, cancelled, stale, rejected)
 
     def _apply_one(self, db: sqlite3.Connection, outcome: Accepted, now: str) -> str:
@@ -421,7 +467,100 @@ class PostStore:
                     "WHERE id = ?",
                     (State.EXPIRED.value, alert),
                 )
+        if ids:
+            self._flush_erased()
         return len(ids)
+
+    def record_gap(
+        self, topic: str, partition: int, expected: int | None, first: int, healed: str | None
+    ) -> None:
+        """Note that ``topic/partition`` lost records before the post read them."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO gaps (topic, partition, expected, first_available, healed_from, at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (topic, partition, expected, first, healed, _iso(self.clock())),
+            )
+
+    def bootstrap(
+        self,
+        origin: str,
+        feed: TopicPartition,
+        outcomes: Sequence[Outcome],
+        held: Collection[str] | None,
+        next_offset: int,
+    ) -> tuple[ApplyResult, int]:
+        """Apply a feed partition's state and resume the feed at ``next_offset``, atomically.
+
+        ``outcomes`` are the state's verified records (value records only), ``held`` the
+        alert ids whose latest state record is a value (None: no state to reconcile
+        with). Every alert of ``origin`` on that partition the state no longer holds is
+        erased (cancelled or expired, then
+        tombstoned, while the post was away). Returns the counts and how many were erased.
+        """
+        topic, partition = feed
+        with self._transaction() as db:
+            result = self._apply_all(db, outcomes)
+            gone: list[int] = []
+            if held is not None:
+                db.execute("CREATE TEMP TABLE IF NOT EXISTS held (alert_id TEXT PRIMARY KEY)")
+                db.execute("DELETE FROM held")
+                db.executemany("INSERT OR IGNORE INTO held VALUES (?)", [(a,) for a in held])
+                gone = [
+                    row[0]
+                    for row in db.execute(
+                        "SELECT id FROM alerts WHERE origin = ? AND partition = ? "
+                        "AND alert_id NOT IN (SELECT alert_id FROM held)",
+                        (origin, partition),
+                    )
+                ]
+                self._erase_rows(db, gone)
+                db.execute("DELETE FROM held")
+            db.execute(
+                "INSERT INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?) "
+                "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
+                (topic, partition, next_offset),
+            )
+        if gone:
+            self._flush_erased()
+        return result, len(gone)
+
+    def erase_after_grace(self, grace: timedelta) -> int:
+        """Delete the rows of alerts cancelled or expired more than ``grace`` ago."""
+        horizon = (self.clock() - grace).timestamp()
+        with self._transaction() as db:
+            gone = [
+                row[0]
+                for row in db.execute(
+                    "SELECT id, state, expires_ts, issued_at FROM alerts WHERE state != ?",
+                    (State.ACTIVE.value,),
+                )
+                if (row[2] if row[1] == State.EXPIRED else _time(row[3]).timestamp()) <= horizon
+            ]
+            self._erase_rows(db, gone)
+        if gone:
+            self._flush_erased()
+        return len(gone)
+
+    def _erase_rows(self, db: sqlite3.Connection, ids: Sequence[int]) -> None:
+        for alert in ids:
+            self._unindex(db, alert)
+            db.execute("DELETE FROM alerts WHERE id = ?", (alert,))
+
+    def _flush_erased(self) -> None:
+        """Move erased pages out of the write-ahead log, which would keep their old content."""
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot checkpoint the post store {self.path}: {exc}") from exc
+
+    def vacuum(self) -> None:
+        """Rebuild the database file (drops free pages), then empty the write-ahead log."""
+        try:
+            self._db.execute("VACUUM")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot vacuum the post store {self.path}: {exc}") from exc
+        self._flush_erased()
 
     # -- reading -----------------------------------------------------------------------
 
@@ -445,7 +584,17 @@ class PostStore:
             (State.ACTIVE.value, self.clock().timestamp()),
         ).fetchone()[0]
         rejected = self._db.execute("SELECT COUNT(*) FROM rejected").fetchone()[0]
-        return StoreStatus(None if row is None else _time(row[0]), feeds, active, rejected)
+        return StoreStatus(
+            None if row is None else _time(row[0]), feeds, active, rejected, self.gaps()
+        )
+
+    def gaps(self) -> tuple[Gap, ...]:
+        """Every gap recorded, oldest first."""
+        rows = self._db.execute(
+            "SELECT topic, partition, expected, first_available, healed_from, at FROM gaps "
+            "ORDER BY id"
+        )
+        return tuple(Gap(t, p, e, f, h, _time(at)) for t, p, e, f, h, at in rows)
 
     def last_received(self) -> dict[str, datetime]:
         """When the newest record still held from each feed topic was stored."""

@@ -6,19 +6,31 @@ import argparse
 import base64
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import yaml
 from nacl.signing import SigningKey
 
-from border_exchange.adapters.keyfiles import passphrase_from_env_or_prompt, write_private_key
+from border_exchange.adapters.keyfiles import (
+    load_private_key,
+    passphrase_from_env_or_prompt,
+    write_private_key,
+)
 from border_exchange.adapters.trust_file import load_trust_store
 from border_exchange.domain.catalog import is_participant_id
-from border_exchange.domain.trust import HUB, PublicKey, key_entry
+from border_exchange.domain.trust import HUB, PublicKey, key_entry, parse_trust_store
+from border_exchange.domain.trust_governance import (
+    GovernedStore,
+    accept,
+    governed,
+    signatures_of,
+    with_signatures,
+)
 from border_exchange.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``keys generate`` and ``keys show``."""
+    """Add ``keys generate``, ``show``, ``sign-store`` and ``combine-store``."""
     keys = subparsers.add_parser("keys", help="generate signing keys, show the trust store")
     commands = keys.add_subparsers(title="keys commands", metavar="KEYS_COMMAND", required=True)
 
@@ -38,6 +50,31 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     show.add_argument("truststore", type=Path, help="trust store YAML file")
     show.add_argument("--at", help="judge validity at this time, ISO 8601 (default: now)")
     show.set_defaults(handler=show_trust_store)
+
+    sign = commands.add_parser(
+        "sign-store",
+        help="sign, as one participant, its entry of a governed trust store draft and approve it",
+        description=(
+            "The officer signs on the service's own machine (passphrase from "
+            "BX_KEY_PASSPHRASE or a prompt) and sends the file to the hub."
+        ),
+    )
+    sign.add_argument("draft", type=Path, help="the trust store draft, with a governance section")
+    sign.add_argument("--as", dest="participant", required=True, help="participant id")
+    sign.add_argument("--key", required=True, type=Path, help="the participant's key file")
+    sign.add_argument("--key-id", required=True, help="the key's id (a key of the store in force)")
+    sign.add_argument("--out", required=True, type=Path, help="signature file to write")
+    sign.set_defaults(handler=sign_store)
+
+    combine = commands.add_parser(
+        "combine-store",
+        help="add the participants' signature files to a trust store draft and check the result",
+    )
+    combine.add_argument("draft", type=Path, help="the trust store draft")
+    combine.add_argument("signatures", type=Path, nargs="+", help="files of 'keys sign-store'")
+    combine.add_argument("--current", type=Path, help="the store in force, to check the change")
+    combine.add_argument("--out", required=True, type=Path, help="signed trust store to write")
+    combine.set_defaults(handler=combine_store)
 
 
 def _time(value: str | None, option: str) -> datetime:
@@ -144,3 +181,56 @@ def _key_cells(key: PublicKey, at: datetime) -> tuple[str, str, str, str, str]:
         revoked,
         _status(key, at),
     )
+
+
+def _draft(path: Path) -> tuple[dict[str, Any], GovernedStore]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    governance = governed(text, parse_trust_store(text))
+    if governance is None:
+        raise ConfigError(f"{path} has no governance section (serial, valid_from, valid_until)")
+    return yaml.safe_load(text), governance
+
+
+def sign_store(args: argparse.Namespace) -> int:
+    """Write the participant's entry signature and approval of the draft."""
+    _, governance = _draft(args.draft)
+    if args.participant not in governance.store.participants:
+        raise ConfigError(f"--as: {args.participant} is not in {args.draft}")
+    key = load_private_key(args.key, passphrase_from_env_or_prompt())
+    signed = signatures_of(governance, args.participant, args.key_id, key)
+    args.out.write_text(yaml.safe_dump(signed, sort_keys=False), encoding="utf-8")
+    print(
+        f"{args.participant} signed its entry and approved store serial {governance.serial} "
+        f"(digest {signed['store_digest'][:16]}); wrote {args.out}"
+    )
+    return 0
+
+
+def combine_store(args: argparse.Namespace) -> int:
+    """Insert the signatures, then check the store alone and, with --current, the change."""
+    document, _ = _draft(args.draft)
+    files = []
+    for path in args.signatures:
+        try:
+            files.append(yaml.safe_load(path.read_text(encoding="utf-8")))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read signature file {path}: {exc}") from exc
+    text = yaml.safe_dump(with_signatures(document, files), sort_keys=False)
+    new = governed(text, parse_trust_store(text))
+    assert new is not None  # the draft had a governance section
+    old = None
+    if args.current is not None:
+        current_text = args.current.read_text(encoding="utf-8")
+        old = governed(current_text, parse_trust_store(current_text))
+    problems = accept(new, old, datetime.now(UTC))
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s); {args.out} not written")
+        return 1
+    args.out.write_text(text, encoding="utf-8")
+    print(f"wrote {args.out}: serial {new.serial}, digest {new.digest.hex()[:16]}")
+    return 0

@@ -95,11 +95,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "and writes the signatures to --out, to be sent to the hub and combined."
         ),
     )
-    sign.add_argument("agreements", type=Path, help="agreement set YAML file")
-    sign.add_argument("--trust", required=True, type=Path, help="trust store YAML file")
-    sign.add_argument("--as", dest="party", required=True, help="the signing party's id")
-    sign.add_argument("--key", required=True, type=Path, help="the party's encrypted key file")
-    sign.add_argument("--key-id", help="key id in the trust store (default: current key)")
+    _signer_arguments(sign)
     sign.add_argument(
         "--agreement",
         action="append",
@@ -117,11 +113,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "resuming needs a resume statement of each party."
         ),
     )
-    state.add_argument("agreements", type=Path, help="agreement set YAML file")
-    state.add_argument("--trust", required=True, type=Path, help="trust store YAML file")
-    state.add_argument("--as", dest="party", required=True, help="the signing party's id")
-    state.add_argument("--key", required=True, type=Path, help="the party's encrypted key file")
-    state.add_argument("--key-id", help="key id in the trust store (default: current key)")
+    _signer_arguments(state)
     state.add_argument("--agreement", required=True, help="the agreement's id")
     state.add_argument(
         "--action", required=True, choices=[action.value for action in StatementAction]
@@ -142,6 +134,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     combine.add_argument("--trust", required=True, type=Path, help="trust store YAML file")
     combine.add_argument("--out", required=True, type=Path, help="signed agreement set to write")
     combine.set_defaults(handler=combine_command)
+
+
+def _signer_arguments(parser: argparse.ArgumentParser) -> None:
+    """The agreement set, the trust store and the signing party's key, for sign and statement."""
+    parser.add_argument("agreements", type=Path, help="agreement set YAML file")
+    parser.add_argument("--trust", required=True, type=Path, help="trust store YAML file")
+    parser.add_argument("--as", dest="party", required=True, help="the signing party's id")
+    parser.add_argument("--key", required=True, type=Path, help="the party's encrypted key file")
+    parser.add_argument("--key-id", help="key id in the trust store (default: current key)")
 
 
 def _time(value: str | None) -> datetime:

@@ -18,7 +18,6 @@ import getpass
 import os
 import signal
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +27,21 @@ from border_exchange.adapters.officer_db import OfficerDB, officers_path
 from border_exchange.adapters.post_store import PostStore, StoredAlert
 from border_exchange.adapters.trust_file import load_trust_store
 from border_exchange.domain.catalog import is_participant_id
-from border_exchange.domain.labels import LANGUAGES, Lang, label, language_from_environment
+from border_exchange.domain.labels import (
+    LANGUAGES,
+    Lang,
+    content_text,
+    label,
+    language_from_environment,
+    when,
+)
 from border_exchange.domain.lookup import SearchKind
 from border_exchange.domain.naming import is_role_name
+from border_exchange.domain.retention import DEFAULT_POLICY
 from border_exchange.errors import ConfigError
 from border_exchange.services import post_search
 from border_exchange.services.post import BorderPost, PostConfig
+from border_exchange.services.provisioner import load_retention
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,6 +55,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("--db", required=True, type=Path, help="SQLite store file")
     run.add_argument("--trust", required=True, type=Path, help="trust store YAML file")
     run.add_argument("--from", dest="partners", help="only these partners' feeds, e.g. UGA,SSD")
+    run.add_argument(
+        "--retention",
+        type=Path,
+        help="retention settings file (its grace: how long a cancelled or expired alert's "
+        "row stays, without content); default: the built-in policy, 7 days",
+    )
     run.add_argument(
         "--config", type=Path, help="YAML file with a 'kafka' mapping (BX_KAFKA_* override it)"
     )
@@ -111,7 +125,8 @@ def run_post(args: argparse.Namespace) -> int:
             raise ConfigError(f"--from: {partner!r} is not a participant id")
     trust = load_trust_store(args.trust)
     settings = kafka_settings_from_file(args.config)
-    config = PostConfig(participant, args.post, partners)
+    policy = load_retention(args.retention) if args.retention else DEFAULT_POLICY
+    config = PostConfig(participant, args.post, partners, grace=policy.grace)
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -127,18 +142,12 @@ def run_post(args: argparse.Namespace) -> int:
     return 0
 
 
-def _when(value: datetime | None, lang: Lang) -> str:
-    if value is None:
-        return label(lang, "never")
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def show_status(args: argparse.Namespace) -> int:
     """Print the last sync time, each feed's position and lag, and the counts."""
     lang = _lang(args)
     with _open_existing(args.db) as store:
         status = store.status()
-    print(f"{label(lang, 'last_sync')}: {_when(status.last_sync, lang)}")
+    print(f"{label(lang, 'last_sync')}: {when(status.last_sync, lang)}")
     print(f"{label(lang, 'lag')}: {'-' if status.lag is None else status.lag}")
     print(label(lang, "active_alerts", count=status.active))
     print(f"{label(lang, 'rejected')}: {status.rejected}")
@@ -150,15 +159,9 @@ def show_status(args: argparse.Namespace) -> int:
             f"{label(lang, 'next_offset')} {feed.next_offset}, {label(lang, 'end_offset')} {end}, "
             f"{label(lang, 'lag')} {lag}"
         )
+    for gap in status.gaps:
+        print(f"  gap {gap.describe()}")
     return 0
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return ", ".join(f"{k}: {_value(v)}" for k, v in value.items() if v not in (None, [], ""))
-    if isinstance(value, list):
-        return "; ".join(_value(v) for v in value)
-    return str(value)
 
 
 def _section_lines(name: str, content: Mapping[str, Any]) -> list[str]:
@@ -166,7 +169,7 @@ def _section_lines(name: str, content: Mapping[str, Any]) -> list[str]:
         size = len(str(content.get("data") or "")) * 3 // 4
         return [f"      {content.get('media_type')}, ~{size} bytes"]
     return [
-        f"      {field}: {_value(value)}"
+        f"      {field}: {content_text(value)}"
         for field, value in content.items()
         if value not in (None, [], "")
     ]
@@ -184,8 +187,8 @@ def render(alert: StoredAlert, lang: Lang) -> list[str]:
         f"  {label(lang, 'warnings')}: {warnings}",
         f"  {label(lang, 'handling')}: {alert.handling_code}  "
         f"{label(lang, 'priority')}: {label(lang, alert.priority)}",
-        f"  {label(lang, 'issued_at')}: {_when(alert.issued_at, lang)}  "
-        f"{label(lang, 'expires_at')}: {_when(alert.expires_at, lang)}",
+        f"  {label(lang, 'issued_at')}: {when(alert.issued_at, lang)}  "
+        f"{label(lang, 'expires_at')}: {when(alert.expires_at, lang)}",
         f"  {label(lang, 'sections_received')}: "
         + (", ".join(label(lang, s) for s in alert.sections) or label(lang, "none")),
     ]
@@ -242,6 +245,6 @@ def run_list(args: argparse.Namespace) -> int:
         warnings = ",".join(alert.warning_markers) or "-"
         print(
             f"{alert.origin}\t{alert.alert_id}\tv{alert.version}\t{alert.alert_type.value}\t"
-            f"{alert.action_on_hit}\t{warnings}\t{_when(alert.expires_at, lang)}"
+            f"{alert.action_on_hit}\t{warnings}\t{when(alert.expires_at, lang)}"
         )
     return 0

@@ -7,9 +7,11 @@ import asyncio
 from pathlib import Path
 
 from border_exchange.adapters.trust_file import load_trust_store
+from border_exchange.domain.retention import DEFAULT_POLICY
 from border_exchange.services.provisioner import (
     DEFAULT_SECRETS_NAME,
     load_admin_settings,
+    load_retention,
     provision,
 )
 
@@ -39,6 +41,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=Path,
         help=f"credentials file, mode 0600 (default: {DEFAULT_SECRETS_NAME} beside the config)",
     )
+    parser.add_argument(
+        "--retention",
+        type=Path,
+        help=(
+            "YAML file of retention settings (feed, grace, audit, ...; see docs/operations.md); "
+            "default: the built-in policy. A changed policy is applied to existing topics."
+        ),
+    )
     parser.set_defaults(handler=run_provision)
 
 
@@ -47,7 +57,8 @@ def run_provision(args: argparse.Namespace) -> int:
     trust = load_trust_store(args.trust)
     settings = load_admin_settings(args.admin_config)
     secrets: Path = args.secrets or args.admin_config.parent / DEFAULT_SECRETS_NAME
-    result = asyncio.run(provision(trust, settings, secrets, dry_run=args.dry_run))
+    policy = load_retention(args.retention) if args.retention else DEFAULT_POLICY
+    result = asyncio.run(provision(trust, settings, secrets, dry_run=args.dry_run, policy=policy))
     for line in result.plan.lines():
         print(line)
     summary = result.plan.summary()

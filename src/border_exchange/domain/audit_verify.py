@@ -61,6 +61,7 @@ from border_exchange.domain.encoding import (
     decode_record,
 )
 from border_exchange.domain.envelope import Envelope, Header
+from border_exchange.domain.fastpath import key_hash
 from border_exchange.domain.fastpath import sections_tail as native_sections_tail
 from border_exchange.domain.memo import PerObject
 from border_exchange.domain.naming import parse_feed_topic, parse_outbox_topic
@@ -273,6 +274,10 @@ class Stats:
     feed_records: int = 0
     signatures_verified: int = 0
     copies_checked: int = 0
+    erased_outbox: int = 0
+    """Outbox records decided in the window and since deleted by the outbox's retention."""
+    erased_feed: int = 0
+    """Feed copies delivered in the window and since deleted by the feed's retention."""
     delivered: dict[tuple[str, str], Counter[str]] = field(
         default_factory=lambda: defaultdict(Counter)
     )
@@ -965,6 +970,7 @@ class Replay:
         self._feeds: list[LogRecord] = []
         self._quarantine: list[LogRecord] | None = None
         self._notes: list[str] = []
+        self._retained: dict[tuple[str, int], tuple[int, datetime | None]] = {}
         self._truncated: set[str] = set()
         """Origins of which a chain lost its start."""
 
@@ -989,6 +995,14 @@ class Replay:
     def add_outbox(self, topic: str, partition: int, logs: Iterable[LogRecord]) -> None:
         """Add the outbox records read of one partition."""
         self._outbox.setdefault((topic, partition), {}).update((log.offset, log) for log in logs)
+
+    def add_retained(
+        self, topic: str, partition: int, first_offset: int, first_time: datetime | None
+    ) -> None:
+        """Where a time-retained partition starts now: its first offset and that record's
+        time (None when it holds nothing). Records before were deleted under retention:
+        lawfully erased, not missing."""
+        self._retained[(topic, partition)] = (first_offset, first_time)
 
     def add_feed(self, logs: Iterable[LogRecord]) -> None:
         """Add partner-feed records."""
@@ -1170,9 +1184,12 @@ class _Verdict:
                     f"no DECISION or QUARANTINE record of {outbox_topic}/{partition} "
                     f"offset {offset}",
                 )
+        first = self.replay._retained.get((outbox_topic, partition), (0, None))[0]
         for entry in in_window:
             offset = int(entry.record["source_offset"])
-            if offset not in outbox:
+            if offset not in outbox and offset < first:
+                self.stats.erased_outbox += 1
+            elif offset not in outbox:
                 self._add(
                     ViolationCode.AUDIT_WITHOUT_SOURCE,
                     entry.log,
@@ -1431,12 +1448,27 @@ class _Verdict:
         for key, (_, entry, _) in self.expected.items():
             if key not in matched and key not in disclosed:
                 recipient, origin, message_id = key
+                if self._erased_copy(f"bx.{recipient}.from.{origin}", entry):
+                    self.stats.erased_feed += 1
+                    continue
                 self._add(
                     ViolationCode.FEED_MISSING,
                     entry.log,
                     f"message {message_id} delivered to {recipient} has no record in "
                     f"bx.{recipient}.from.{origin}",
                 )
+
+    def _erased_copy(self, feed: str, entry: AuditEntry) -> bool:
+        """Whether the copy ``entry`` delivered to ``feed`` was deleted under retention: its
+        partition (the alert id's, as the router chose it) now starts after the decision."""
+        partitions = sum(1 for topic, _ in self.replay._retained if topic == feed)
+        hashed = key_hash(str(entry.record.get("alert_id")).encode())
+        if not partitions or hashed is None:
+            return False
+        first_offset, first_time = self.replay._retained[(feed, hashed % partitions)]
+        if first_time is None:
+            return first_offset > 0  # emptied by retention
+        return entry.recorded_at < first_time
 
     def _permitted_copy(
         self,

@@ -8,7 +8,8 @@ language; an unknown code is shown as it is.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final, Literal
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
 
 Lang = Literal["fr", "en"]
 LANGUAGES: Final[tuple[Lang, ...]] = ("fr", "en")
@@ -297,3 +298,21 @@ def language_from_header(accept_language: str | None) -> Lang:
             if best is None or (quality, -position) > (best[0], best[1]):
                 best = (quality, -position, lang)
     return "en" if best is None else best[2]
+
+
+def when(value: datetime | None, lang: Lang) -> str:
+    """A time as the post shows it (UTC, to the second), or "never"."""
+    if value is None:
+        return label(lang, "never")
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def content_text(value: Any) -> str:
+    """A section field as text, records and lists flattened, as the origin wrote it."""
+    if isinstance(value, Mapping):
+        return ", ".join(
+            f"{k}: {content_text(v)}" for k, v in value.items() if v not in (None, [], "")
+        )
+    if isinstance(value, list):
+        return "; ".join(content_text(v) for v in value)
+    return str(value)

@@ -21,8 +21,8 @@ Two tokens are compared by the Jaro-Winkler similarity of their keys (``rapidfuz
 or of their skeletons when one of them was written in a non-Latin script. A query
 matches a name when every query token pairs with a distinct token of the name (order
 free, two adjacent tokens may be written as one) and the mean similarity reaches
-``THRESHOLD``. The store finds candidates by skeleton keys (and, with the same first letter,
-every skeleton with one letter deleted), so that only a few rows are scored.
+``THRESHOLD``. The store finds candidates by keys (the key with one letter deleted,
+and across scripts the skeleton), so that only a few rows are scored.
 """
 
 from __future__ import annotations
@@ -46,14 +46,16 @@ TOKEN_FLOOR: Final = 0.84
 
 _MAX_TOKENS: Final = 8
 _JOINED_FLOOR: Final = 0.95  # two tokens read as one must then agree closely
+_DELETIONS_FROM: Final = 5
 _TYPO_FROM: Final = 6  # shorter names differ by one letter from other names (Said, Saad)
 _APOSTROPHES: Final = re.compile(r"['’ʼ`´ʻʿʾ‘]")
 _SEPARATORS: Final = re.compile(r"[\s\-_.,;:/()]+")
 _NOT_ALNUM: Final = re.compile(r"[^0-9a-z]")
 _PARTICLES: Final = frozenset({"al", "el", "ul", "ibn", "bin", "ben", "ould", "wad", "wld"})
 _ABD_ALONE: Final = frozenset({"abd", "abdel", "abdul", "abdoul", "abdal", "abdou"})
-_ABD_PREFIX: Final = re.compile(r"^abd(?:e|u|ou|a|o)?(?:l|r|n|s|d|t|z)?(?=[a-z]{3})")
+_ABD_PREFIX: Final = re.compile(r"^abd(?:e|u|ou|a|o)?l?(?=[a-z]{3})")
 _DIGRAPHS: Final = (
+    ("chr", "kr"),
     ("tch", "s"),
     ("tsh", "s"),
     ("sch", "s"),
@@ -197,34 +199,50 @@ def _deletions(skeleton: str) -> set[str]:
     return {skeleton[:i] + skeleton[i + 1 :] for i in range(len(skeleton))}
 
 
+def _starred(key: str) -> str:
+    return "*" + key[1:] if key[0] in "aeiu" else key
+
+
 def _typo_keys(token: Token) -> set[str]:
-    first = token.key[0]
-    keys = {f"t:{first}:{token.skeleton}"}
-    if len(token.skeleton) >= 3 and " " not in token.text:  # a joined reading: no typo
-        keys.update(f"t:{first}:{d}" for d in _deletions(token.skeleton))
+    """Keys two tokens of the same script share when close: ``e:`` the key and the key
+    with one letter deleted (one letter added, dropped, changed, or two swapped: Ngakola
+    / Ngakloa, Mohamed / Muhammad once both are keys) after the first letter, which is
+    seldom the one mistyped (a first vowel counts as any vowel: Ibrahim / Ebrahim).
+    Keys shorter than ``_DELETIONS_FROM`` letters get no deletions: their neighbourhood
+    would gather every short name (a typo in a four-letter name is found when the other
+    tokens of the query find the person)."""
+    key = _starred(token.key)
+    keys = {"e:" + key}
+    if len(key) >= _DELETIONS_FROM:
+        keys.update("e:" + key[0] + d for d in _deletions(key[1:]))
     return keys
 
 
 def token_index_keys(token: Token) -> frozenset[str]:
     """The keys a stored token is found by.
 
-    For one typo in the same script: its skeleton and every skeleton with one letter
-    deleted, each marked with the key's first letter (``t:``), so that a short deleted
-    skeleton does not gather every short name. Across scripts: its bare skeleton, under
-    ``s:`` when written in Latin letters and ``a:`` otherwise, so that a Latin query only
-    meets the (few) names written in other scripts there. A token without consonants is
-    found by its key.
+    In the same script, the keys of ``_typo_keys``; two adjacent tokens read as one are
+    found by their key alone, which they share with the single token they stand for
+    (Jean Baptiste / Jeanbaptiste). Across scripts: its bare skeleton, under ``s:`` when
+    written in Latin letters and ``a:`` otherwise, so that a Latin query only meets the
+    (few) names written in other scripts there.
     """
-    if not token.skeleton:
-        return frozenset({"v:" + token.key})
-    return frozenset({*_typo_keys(token), ("s:" if token.latin else "a:") + token.skeleton})
+    cross = ("s:" if token.latin else "a:") + token.skeleton
+    if _is_joined_token(token):
+        return frozenset({"e:" + _starred(token.key), cross})
+    return frozenset({*_typo_keys(token), cross})
 
 
 def query_keys(token: Token) -> frozenset[str]:
     """The keys to look a query token up by (those of ``token_index_keys`` it can share)."""
-    if not token.skeleton:
-        return frozenset({"v:" + token.key})
-    return frozenset({*_typo_keys(token), ("a:" if token.latin else "s:") + token.skeleton})
+    cross = ("a:" if token.latin else "s:") + token.skeleton
+    if _is_joined_token(token):
+        return frozenset({"e:" + _starred(token.key), cross})
+    return frozenset({*_typo_keys(token), cross})
+
+
+def _is_joined_token(token: Token) -> bool:
+    return " " in token.text and not token.key.startswith("abd")
 
 
 def index_keys(form: NameForm) -> frozenset[str]:

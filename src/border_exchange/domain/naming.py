@@ -42,6 +42,34 @@ def feed_prefix(recipient: str) -> str:
     return f"bx.{recipient}.from."
 
 
+def feed_state_topic(recipient: str, origin: str) -> str:
+    """The compacted state of ``recipient``'s feed from ``origin``: every alert in force."""
+    return f"bx.{recipient}.state.from.{origin}"
+
+
+def feed_state_prefix(recipient: str) -> str:
+    """The prefix shared by every feed state of ``recipient``."""
+    return f"bx.{recipient}.state.from."
+
+
+def outbox_state_topic(participant: str) -> str:
+    """The compacted state of ``participant``'s outbox: the last version of each alert in force."""
+    return f"bx.{participant}.outbox.state"
+
+
+def parse_feed_state_topic(topic: str) -> tuple[str, str] | None:
+    """``(recipient, origin)`` of feed state ``topic``, or None when it is not one."""
+    parts = topic.split(".")
+    if (
+        len(parts) == 5
+        and parts[0] == "bx"
+        and parts[1] != "hub"
+        and parts[2:4] == ["state", "from"]
+    ):
+        return parts[1], parts[4]
+    return None
+
+
 def participant_prefix(participant: str) -> str:
     """The prefix of every resource (topic, group, transactional id) owned by ``participant``."""
     return f"bx.{participant}."

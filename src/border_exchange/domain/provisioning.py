@@ -12,12 +12,15 @@ partition), and a topic whose replication differs is reported, not moved.
 
 Topic layout (see ``docs/onboarding.md``):
 
-- outboxes and feeds: 3 partitions, 35 days retention (a post may be offline
-  for 30 days and still catch up);
+- outboxes and feeds: 3 partitions, time-retained (35 days by default: a post may
+  be offline for 30 days and still catch up);
+- beside each, its state (``bx.<P>.outbox.state``, ``bx.<P>.state.from.<Q>``):
+  compacted, as many partitions as the log it mirrors (the same key lands on the
+  same partition), the latest version of every alert in force;
 - audit trails, one per origin (``bx.hub.audit.<P>``, partition i auditing outbox
-  partition i, so as many partitions as the outbox) and quarantine: kept forever
-  (retention -1);
+  partition i, so as many partitions as the outbox) and quarantine: years;
 - agreements: 1 partition (one ordered history of the agreement set), forever;
+- every figure comes from one ``RetentionPolicy`` (``domain/retention.py``);
 - every topic: gzip compression (every client reads it without extra libraries),
   records of at most ``limits.MAX_MESSAGE_BYTES`` (``max.message.bytes``),
   replication min(3, brokers), min ISR 2 when replicated three times, else 1.
@@ -40,13 +43,14 @@ from border_exchange.domain.acl import (
     transactional_id_acl,
     user,
 )
+from border_exchange.domain.retention import DEFAULT_POLICY, RetentionPolicy
 from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import TrustStoreError
 
 HUB: Final = "hub"
 DAY_MS: Final = 24 * 60 * 60 * 1000
-FEED_RETENTION_MS: Final = 35 * DAY_MS
-"""Outboxes and feeds: 30 days offline plus 5 days of margin."""
+FEED_RETENTION_MS: Final = int(DEFAULT_POLICY.feed.total_seconds() * 1000)
+"""Outboxes and feeds by default: 30 days offline plus 5 days of margin."""
 FOREVER: Final = -1
 PARTICIPANT_PARTITIONS: Final = 3
 HUB_LOG_PARTITIONS: Final = 3
@@ -174,35 +178,42 @@ def replication_for(brokers: int) -> int:
     return max(1, min(3, brokers))
 
 
-def _topic(name: str, partitions: int, brokers: int, retention_ms: int) -> TopicSpec:
+def _topic(name: str, partitions: int, brokers: int, configs: Mapping[str, str]) -> TopicSpec:
     rf = replication_for(brokers)
-    configs = {
-        "cleanup.policy": "delete",
-        "compression.type": COMPRESSION,
-        "max.message.bytes": str(limits.MAX_MESSAGE_BYTES),
-        "min.insync.replicas": "2" if rf >= 3 else "1",
-        "retention.ms": str(retention_ms),
-    }
-    return TopicSpec(name, partitions, rf, configs)
+    return TopicSpec(
+        name,
+        partitions,
+        rf,
+        {
+            "compression.type": COMPRESSION,
+            "max.message.bytes": str(limits.MAX_MESSAGE_BYTES),
+            "min.insync.replicas": "2" if rf >= 3 else "1",
+            **configs,
+        },
+    )
 
 
-def desired_topics(trust: TrustStore, brokers: int) -> dict[str, TopicSpec]:
-    """Every topic of the trust store: outboxes, a feed per ordered pair, the hub's logs."""
+def desired_topics(
+    trust: TrustStore, brokers: int, policy: RetentionPolicy = DEFAULT_POLICY
+) -> dict[str, TopicSpec]:
+    """Every topic of the trust store: outboxes, feeds per ordered pair, their states, the
+    hub's logs, each configured by ``policy``."""
+    policy.check()
     ids = sorted(trust.participants)
+    log, state = policy.log_configs(), policy.state_configs()
+    n = PARTICIPANT_PARTITIONS
     specs = [
-        _topic(naming.QUARANTINE_TOPIC, HUB_LOG_PARTITIONS, brokers, FOREVER),
-        _topic(naming.AGREEMENTS_TOPIC, 1, brokers, FOREVER),
+        _topic(naming.QUARANTINE_TOPIC, HUB_LOG_PARTITIONS, brokers, policy.quarantine_configs()),
+        _topic(naming.AGREEMENTS_TOPIC, 1, brokers, policy.agreements_configs()),
     ]
     for p in ids:
-        specs.append(
-            _topic(naming.outbox_topic(p), PARTICIPANT_PARTITIONS, brokers, FEED_RETENTION_MS)
-        )
-        specs.append(_topic(naming.audit_topic(p), PARTICIPANT_PARTITIONS, brokers, FOREVER))
-        specs.extend(
-            _topic(naming.feed_topic(p, q), PARTICIPANT_PARTITIONS, brokers, FEED_RETENTION_MS)
-            for q in ids
-            if q != p
-        )
+        specs.append(_topic(naming.outbox_topic(p), n, brokers, log))
+        specs.append(_topic(naming.outbox_state_topic(p), n, brokers, state))
+        specs.append(_topic(naming.audit_topic(p), n, brokers, policy.audit_configs()))
+        for q in ids:
+            if q != p:
+                specs.append(_topic(naming.feed_topic(p, q), n, brokers, log))
+                specs.append(_topic(naming.feed_state_topic(p, q), n, brokers, state))
     return {s.name: s for s in specs}
 
 
@@ -241,7 +252,11 @@ def _gateway_acls(p: str) -> list[AclBinding]:
     txn = naming.gateway_transactional_id(p)
     return [
         topic_acl(who, WRITE, outbox),
-        topic_acl(who, READ, outbox),  # to rebuild its alerts' version history
+        topic_acl(who, READ, outbox),
+        # The outbox state holds the last version of every alert in force: the gateway
+        # writes it with each publish and rebuilds its version history from it.
+        topic_acl(who, WRITE, naming.outbox_state_topic(p)),
+        topic_acl(who, READ, naming.outbox_state_topic(p)),
         topic_acl(who, READ, naming.feed_prefix(p), PREFIXED),
         group_acl(who, READ, naming.gateway_group_prefix(p), PREFIXED),
         transactional_id_acl(who, WRITE, txn, PREFIXED),
@@ -253,6 +268,7 @@ def _post_acls(p: str, post: str) -> list[AclBinding]:
     who = user(naming.post_principal(p, post))
     return [
         topic_acl(who, READ, naming.feed_prefix(p), PREFIXED),
+        topic_acl(who, READ, naming.feed_state_prefix(p), PREFIXED),
         # The signed agreements, to check that each copy was permitted (domain.permitted).
         topic_acl(who, READ, naming.AGREEMENTS_TOPIC),
         group_acl(who, READ, naming.post_group(p, post)),
@@ -279,6 +295,9 @@ def _router_acls(ids: Iterable[str]) -> list[AclBinding]:
         # Read back only when records of an audit chain were deleted: what the router
         # delivered is then recovered from the feeds (see ``audit_gap``).
         acls.append(topic_acl(who, READ, naming.feed_prefix(p), PREFIXED))
+        # Feed state in the routing transaction; tombstones of erased alerts in both.
+        acls.append(topic_acl(who, WRITE, naming.feed_state_prefix(p), PREFIXED))
+        acls.append(topic_acl(who, WRITE, naming.outbox_state_topic(p)))
     return acls
 
 
@@ -357,16 +376,23 @@ def _removal_reason(principal: str, trust: TrustStore) -> str:
     return "post no longer in the trust store"
 
 
-def plan(trust: TrustStore, state: ClusterState, scope: Iterable[str] | None = None) -> Plan:
+def plan(
+    trust: TrustStore,
+    state: ClusterState,
+    scope: Iterable[str] | None = None,
+    policy: RetentionPolicy = DEFAULT_POLICY,
+) -> Plan:
     """The changes that make ``state`` match ``trust``; empty when it already does.
 
-    ``scope`` limits removals to some participants' principals and ACLs (the hub's
+    Topic configs that differ from ``policy`` are changed (retention included), so a
+    changed policy reaches existing topics. ``scope`` limits removals to some
+    participants' principals and ACLs (the hub's
     principals and ACLs are then only added, never removed, except those on the
     scoped participants' resources), for a cluster shared with other trust
     stores; ``None`` manages every principal the provisioner could have made.
     """
     within = None if scope is None else frozenset(scope)
-    topics = desired_topics(trust, state.brokers)
+    topics = desired_topics(trust, state.brokers, policy)
     create = tuple(spec for name, spec in sorted(topics.items()) if name not in state.topics)
     alter: list[TopicConfigChange] = []
     notes: list[str] = []

@@ -276,3 +276,48 @@ def governance_document(
         for pid, (key_id, key) in approvers.items()
     ]
     return document
+
+
+def _text(signature: Signature) -> str:
+    return base64.b64encode(signature.raw).decode("ascii")
+
+
+def signatures_of(
+    governance: GovernedStore, participant: str, key_id: str, key: SigningKey
+) -> dict[str, Any]:
+    """``participant``'s signature of its own entry and its approval of the whole store, as
+    the file its officer sends to the hub."""
+    entry = sign(governance.entry_digest(participant), participant, key_id, key)
+    approval = sign(governance.digest, participant, key_id, key)
+    return {
+        "participant": participant,
+        "key_id": key_id,
+        "store_digest": governance.digest.hex(),
+        "entry_signature": _text(entry),
+        "approval": _text(approval),
+    }
+
+
+def with_signatures(
+    document: Mapping[str, Any], files: Iterable[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The trust store ``document`` with each participant's entry signature and approval."""
+    result = dict(document)
+    participants = [dict(item) for item in document.get("participants") or ()]
+    approvals = [dict(item) for item in document.get("approvals") or ()]
+    for signed in files:
+        pid, key_id = signed["participant"], signed["key_id"]
+        for entry in participants:
+            if entry.get("id") == pid:
+                entry["entry_signature"] = {
+                    "key_id": key_id,
+                    "signature": signed["entry_signature"],
+                }
+                break
+        else:
+            raise TrustStoreError(f"the trust store has no participant {pid!r} to sign for")
+        approvals = [a for a in approvals if a.get("participant") != pid]
+        approvals.append({"participant": pid, "key_id": key_id, "signature": signed["approval"]})
+    result["participants"] = participants
+    result["approvals"] = approvals
+    return result

@@ -189,6 +189,14 @@ class KafkaReader:
             consumer.unsubscribe()
         return records
 
+    async def retained(self, tp: TopicPartition) -> tuple[int, datetime | None]:
+        """Where ``tp`` starts now (retention may have deleted what was before), and the
+        time of its first committed record (None when it holds none)."""
+        first = int((await self.consumer.beginning_offsets([tp]))[tp])
+        end = await self.end(tp)
+        records = await self.read(tp, first, min(end, first + 100))
+        return first, (records[0].timestamp if records else None)
+
     async def chain_start(self, tp: TopicPartition) -> ChainStart:
         """Where audit partition ``tp`` begins: its log start offset and first record's seq."""
         start = int((await self.consumer.beginning_offsets([tp]))[tp])
@@ -279,9 +287,12 @@ async def replay(
                 logs = await reader.read_between(tp, wide_start, wide_end)
                 start = await reader.chain_start(tp)
                 check = checker.add_chain(tp.topic, tp.partition, logs, start)
+                outbox = TopicPartition(outbox_topic(origin), tp.partition)
+                checker.add_retained(outbox.topic, outbox.partition, *await reader.retained(outbox))
                 await _read_outbox(reader, checker, origin, tp.partition, check.entries, window)
             for topic in sorted(t for t in topics if _is_feed_of(t, origin)):
                 for feed in await reader.partitions(topic):
+                    checker.add_retained(feed.topic, feed.partition, *await reader.retained(feed))
                     checker.add_feed(await reader.read_between(feed, wide_start, wide_end))
         if QUARANTINE_TOPIC in topics:
             for tp in await reader.partitions(QUARANTINE_TOPIC):
@@ -362,6 +373,10 @@ def verdict_json(verdict: Verdict) -> dict[str, Any]:
             "feed_records": stats.feed_records,
             "signatures_verified": stats.signatures_verified,
             "feed_copies_checked": stats.copies_checked,
+            "erased_under_retention": {
+                "outbox_records": stats.erased_outbox,
+                "feed_copies": stats.erased_feed,
+            },
             "violations": len(verdict.violations),
         },
         "flows": [
@@ -410,6 +425,11 @@ def summary_lines(verdict: Verdict) -> list[str]:
         f"{stats.audit_records} audit records ({stats.checkpoints} checkpoints), "
         f"{stats.feed_records} feed records, {stats.signatures_verified} signatures verified",
     ]
+    if stats.erased_outbox or stats.erased_feed:
+        lines.append(
+            f"  erased under retention: {stats.erased_outbox} outbox records, "
+            f"{stats.erased_feed} feed copies (chains verified, decisions re-evaluated)"
+        )
     for origin, recipient in sorted(set(stats.delivered) | set(stats.denied)):
         delivered: Mapping[str, int] = stats.delivered.get((origin, recipient), {})
         denied: Mapping[str, int] = stats.denied.get((origin, recipient), {})

@@ -34,14 +34,13 @@ from typing import Any, Final, TextIO
 import structlog
 import yaml
 from aiokafka import AIOKafkaProducer
-from aiokafka.client import AIOKafkaClient
-from aiokafka.errors import KafkaError as AioKafkaError
 from aiokafka.errors import TopicAuthorizationFailedError
 
 from border_exchange.adapters import kafka_launcher
 from border_exchange.adapters.agreement_files import AgreementHistory
 from border_exchange.adapters.agreement_topic import AgreementTopic
 from border_exchange.adapters.kafka_launcher import ClusterInfo
+from border_exchange.adapters.kafka_security import wait_for_login
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.adapters.keyfiles import PASSPHRASE_ENV, load_private_key
 from border_exchange.adapters.post_store import PostStore, State
@@ -72,6 +71,7 @@ from border_exchange.services.auditor import (
 from border_exchange.services.gateway import Gateway, Receipt
 from border_exchange.services.post import BorderPost, PostConfig
 from border_exchange.services.provisioner import provision, read_secrets
+from border_exchange.web.visit import visit_post_page
 
 PARTICIPANTS: Final = ("CAF", "COD", "SSD", "UN-MONUSCO")
 UNSIGNED_BY_CAF: Final = "SSD-CAF-INCIDENTS"
@@ -121,6 +121,10 @@ class DemoResult:
     elapsed: float
     oversize_refused: bool = True
     """The gateway refused an oversized photo and the router quarantined 5 MB as TOO_LARGE."""
+    rebuilt_from_state: bool = False
+    """A post whose store was lost came back with every alert in force, none withdrawn."""
+    page_hit: bool = False
+    """A search through the post's web page found the wanted person, and said why."""
 
     @property
     def ok(self) -> bool:
@@ -131,6 +135,8 @@ class DemoResult:
             and self.photo_withheld
             and self.cancel_reached
             and self.oversize_refused
+            and self.rebuilt_from_state
+            and self.page_hit
         )
 
 
@@ -446,23 +452,6 @@ def _describe_agreements(aset: AgreementSet, trust: TrustStore) -> list[str]:
     return lines
 
 
-async def wait_for_login(settings: KafkaSettings) -> None:
-    """Wait until ``settings`` can log in: new SCRAM users reach the broker a moment later."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        client = AIOKafkaClient(**settings.client_kwargs())
-        try:
-            await client.bootstrap()
-        except AioKafkaError as exc:
-            if time.monotonic() > deadline:
-                raise KafkaError(f"{settings.username} cannot log in: {exc}") from exc
-            await asyncio.sleep(0.5)
-        else:
-            return
-        finally:
-            await client.close()
-
-
 async def refused_write(settings: KafkaSettings, topic: str) -> str:
     """Try to write one record to ``topic``; the broker's refusal, or KafkaError if it accepts."""
     producer = AIOKafkaProducer(**settings.client_kwargs(), request_timeout_ms=10_000)
@@ -612,6 +601,18 @@ class RouterProcess:
         self.log_file = log_file
         self.passphrase = passphrase
         self.process: asyncio.subprocess.Process | None = None
+        self._log_from = 0
+        """Where this run's lines begin in the log file (a restart appends to it)."""
+
+    async def crash_and_restart(self) -> float:
+        """SIGKILL the router, start it again; seconds from the new start to its partitions."""
+        process = self.process
+        if process is not None and process.returncode is None:
+            process.kill()
+            await process.wait()
+        started = time.monotonic()
+        await self.start()
+        return time.monotonic() - started
 
     async def start(self) -> None:
         """Start the router and wait until it has its outbox partitions."""
@@ -621,6 +622,7 @@ class RouterProcess:
             if not k.startswith(("BX_KAFKA_", "BX_ROUTER_"))  # the config file says it all
         }
         env[PASSPHRASE_ENV] = self.passphrase
+        self._log_from = self.log_file.stat().st_size if self.log_file.exists() else 0
         with self.log_file.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -645,7 +647,10 @@ class RouterProcess:
             await asyncio.sleep(0.3)
 
     def _assigned(self) -> bool:
-        for line in self.log_file.read_text(encoding="utf-8", errors="replace").splitlines():
+        with self.log_file.open("rb") as log:
+            log.seek(self._log_from)
+            lines = log.read().decode("utf-8", errors="replace").splitlines()
+        for line in lines:
             with contextlib.suppress(ValueError):
                 event = json.loads(line)
                 if event.get("event") == "router.assigned" and event.get("partitions"):
@@ -671,6 +676,20 @@ class RouterProcess:
                 process.kill()
                 await process.wait()
         return process.returncode
+
+
+async def _rebuilt_post(story: Story, lost: RunningPost, trust: TrustStore) -> RunningPost:
+    """Stop ``lost``, remove its store (a disk failure) and start the same post afresh."""
+    await lost.close()
+    for file in lost.path.parent.glob(lost.path.name + "*"):
+        file.unlink()
+    store = PostStore.open(lost.path)
+    config = lost.post.config
+    post = BorderPost(story.login(lost.principal), config, store, trust)
+    stop = asyncio.Event()
+    running = RunningPost(post, store, lost.path, stop, asyncio.create_task(post.run(stop)))
+    story.posts[config.participant] = running
+    return running
 
 
 async def post_check(db: Path, lang: Lang, *query: str) -> tuple[int, str]:
@@ -800,7 +819,7 @@ async def tell(story: Story) -> DemoResult:
             f"{len(plan.add_acls)} ACLs; passwords in {secrets_file} (mode 600)"
         )
         say("users: " + ", ".join(sorted(c.principal for c in plan.create_users)))
-        await asyncio.gather(*(wait_for_login(story.login(p)) for p in story.passwords))
+        await asyncio.gather(*(wait_for_login(story.login(p), WAIT) for p in story.passwords))
         refusal = await refused_write(
             story.login(naming.gateway_principal("SSD")), naming.outbox_topic("COD")
         )
@@ -943,7 +962,24 @@ async def tell(story: Story) -> DemoResult:
             else "UNEXPECTED: the photo reached CAF"
         )
 
+    with step("The officers' page at CAF's post: one search through it (post serve)"):
+        visit = await visit_post_page(caf.path, "demo-officer", "Patrik Moukendi", lang)
+        say(f"$ border-exchange post serve --db {caf.path}   # listens on loopback only")
+        say(f"post page: {visit.url}/  (officer demo-officer logged in; the search is logged)")
+        hits = len(visit.results)
+        say(f"search by name 'Patrik Moukendi' (spelt otherwise, order swapped): {hits} hit(s)", 4)
+        for line in (*visit.results[:1], *visit.why):
+            say(line, 6)
+        page_hit = bool(visit.results)
+
     with step("COD cancels its wanted person: the cancellation reaches every earlier recipient"):
+        say("First the router crashes (SIGKILL) and is started again:")
+        assert story.router is not None
+        back = await story.router.crash_and_restart()
+        say(
+            f"it has its partitions back {back:.1f} s after its start (static group "
+            "membership, docs/router.md: Failover); it goes on from its audit chain"
+        )
         key = load_private_key(paths["key:COD"], passphrase.encode())
         settings = story.login(naming.gateway_principal("COD"))
         async with Gateway(settings, "COD", key, sandbox.key_ids["COD"], trust) as gateway:
@@ -971,6 +1007,33 @@ async def tell(story: Story) -> DemoResult:
             if cancel_reached
             else "UNEXPECTED: the cancelled alert is still found"
         )
+
+    with step("bangui-port loses its disk: a new store starts from the state topics"):
+        in_force = {
+            a.alert_id
+            for a in alerts
+            if a.alert_id != wanted.alert_id and caf.store.get(a.origin, a.alert_id)
+        }
+
+        rebuilt = await _rebuilt_post(story, caf, trust)
+
+        def bootstrapped() -> bool:
+            return in_force <= {a.alert_id for a in rebuilt.store.active()}
+
+        await _wait_until("the rebuilt post to start from the state", bootstrapped)
+        rebuilt_ids = {a.alert_id for a in rebuilt.store.active()}
+        rebuilt_ok = rebuilt_ids == in_force and rebuilt.store.get("COD", wanted.alert_id) is None
+        say(
+            f"new store {rebuilt.path}: {len(rebuilt_ids)} alerts in force read from "
+            f"{naming.feed_state_prefix('CAF')}* (compacted: the latest version of each alert "
+            "in force, however old), then the feeds from where the state ends"
+        )
+        say(
+            "the cancelled wanted person is not among them"
+            if rebuilt_ok
+            else "UNEXPECTED: the rebuilt store differs from the one it replaces"
+        )
+        caf = rebuilt
 
     with step("Size limits: an oversized photo, and 5 MB written straight into an outbox"):
         data = sample_alert_data(AlertType.WANTED_PERSON, origin="SSD", language="en")
@@ -1061,6 +1124,8 @@ async def tell(story: Story) -> DemoResult:
         oversize_refused=oversize_refused,
         timings=tuple(story.narrator.timings),
         elapsed=0.0,
+        rebuilt_from_state=rebuilt_ok,
+        page_hit=page_hit,
     )
 
 
@@ -1098,6 +1163,7 @@ def _print_summary(narrator: Narrator, result: DemoResult) -> None:
     say("\nSummary", 0)
     say(f"audit replay: {result.violations} violations", 2)
     say(f"photo withheld at CAF's post: {'yes' if result.photo_withheld else 'NO'}", 2)
+    say(f"search through CAF's post page: {'hit' if result.page_hit else 'NO HIT'}", 2)
     say(
         f"cancellation reached every earlier recipient: {'yes' if result.cancel_reached else 'NO'}",
         2,
@@ -1105,6 +1171,11 @@ def _print_summary(narrator: Narrator, result: DemoResult) -> None:
     say(
         "oversized photo refused, 5 MB outbox record quarantined: "
         + ("yes" if result.oversize_refused else "NO"),
+        2,
+    )
+    say(
+        "post rebuilt from the state topics, cancelled alert absent: "
+        + ("yes" if result.rebuilt_from_state else "NO"),
         2,
     )
     say(

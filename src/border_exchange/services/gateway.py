@@ -3,9 +3,11 @@
 Every publish is one Kafka transaction of an idempotent producer with ``acks=all``
 under the participant's transactional id, so a batch is visible to the router
 entirely or not at all. The gateway knows every alert it ever published (last
-version, type, header, cancelled or not) by reading its own outbox from the beginning
-with ``read_committed`` when it starts; an update is a publish with an existing alert
-id and gets the next version from that history.
+version, type, header, cancelled or not) by reading its outbox state (compacted: the
+last version of every alert in force, written in the same transaction as each
+publish) and then its outbox, with ``read_committed``, when it starts; an update is a
+publish with an existing alert id and gets the next version from that history, so a
+gateway on a fresh machine can update or cancel any alert in force, however old.
 """
 
 from __future__ import annotations
@@ -34,7 +36,11 @@ from border_exchange.domain.alerts import AlertInput
 from border_exchange.domain.catalog import Operation
 from border_exchange.domain.encoding import decode_envelope, encode_envelope, envelope_fingerprint
 from border_exchange.domain.envelope import Envelope, Header
-from border_exchange.domain.naming import gateway_transactional_id, outbox_topic
+from border_exchange.domain.naming import (
+    gateway_transactional_id,
+    outbox_state_topic,
+    outbox_topic,
+)
 from border_exchange.domain.signing import seal, sign
 from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import (
@@ -130,6 +136,8 @@ class Gateway:
         self._producer_options = producer_options or {}
         self._producer: AIOKafkaProducer | None = None
         self._history: dict[str, AlertHistory] = {}
+        self._state_topic: str | None = None
+        """The outbox state topic, once found to exist."""
         self._lock = asyncio.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -186,6 +194,8 @@ class Gateway:
         self._producer = producer
 
     async def _read_history(self) -> dict[str, AlertHistory]:
+        """Every alert's last version: from the outbox state (which keeps each alert in force
+        for as long as it lasts), then from the outbox (its last weeks, newer if anything)."""
         consumer = AIOKafkaConsumer(
             **self.settings.client_kwargs(),
             **consumer_size_kwargs(),
@@ -196,27 +206,44 @@ class Gateway:
         history: dict[str, AlertHistory] = {}
         try:
             await consumer.start()
-            partitions = await _partitions(consumer, self.topic)
-            if not partitions:
+            state = outbox_state_topic(self.participant)
+            if await _partitions(consumer, state, wait=0.0):
+                await self._read_topic(consumer, state, history)
+                self._state_topic = state
+            else:
+                log.warning("gateway.no_outbox_state", topic=state, hint="run provision")
+            if not await self._read_topic(consumer, self.topic, history):
                 raise KafkaError(f"outbox {self.topic} does not exist or is not readable")
-            tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            ends = await consumer.end_offsets(tps)
-            pending = {tp for tp in tps if ends[tp] > 0}
-            while pending:
-                batch = await consumer.getmany(*pending, timeout_ms=1000)
-                for records in batch.values():
-                    for record in records:
-                        self._remember(history, record.value, record.offset)
-                for tp in list(pending):
-                    if await consumer.position(tp) >= ends[tp]:
-                        pending.discard(tp)
         except AioKafkaError as exc:
             raise KafkaError(f"cannot read the history of outbox {self.topic}: {exc}") from exc
         finally:
             await consumer.stop()
         return history
+
+    async def _read_topic(
+        self, consumer: AIOKafkaConsumer, topic: str, history: dict[str, AlertHistory]
+    ) -> bool:
+        """Add ``topic``'s records to ``history``; False when the topic does not exist."""
+        partitions = await _partitions(consumer, topic)
+        if not partitions:
+            return False
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        pending = {tp for tp in tps if ends[tp] > 0}
+        while pending:
+            batch = await consumer.getmany(*pending, timeout_ms=1000)
+            for records in batch.values():
+                for record in records:
+                    if record.value is None and record.key is not None:
+                        # A tombstone: the alert's state was erased after its grace period.
+                        history.pop(record.key.decode("utf-8", "replace"), None)
+                    self._remember(history, record.value, record.offset)
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+        return True
 
     @staticmethod
     def _remember(history: dict[str, AlertHistory], value: bytes | None, offset: int) -> None:
@@ -413,7 +440,13 @@ class Gateway:
                 await producer.send(self.topic, value, key=header.alert_id.encode("utf-8"))
                 for header, value in values
             ]
-            metadata = await asyncio.gather(*futures)
+            if self._state_topic is not None:
+                # The outbox state, in the same transaction: the last version of each alert.
+                futures += [
+                    await producer.send(self._state_topic, v, key=h.alert_id.encode("utf-8"))
+                    for h, v in values
+                ]
+            metadata = (await asyncio.gather(*futures))[: len(values)]
         except BaseException:
             try:
                 await producer.abort_transaction()

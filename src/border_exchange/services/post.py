@@ -6,7 +6,10 @@ the feeds it names. Each record is verified end to end against the origin's key 
 the trust store and must come from the feed of its origin; a record that fails is
 refused and reported, never stored. Records and offsets go to SQLite in one
 transaction, and on every (re)assignment the consumer seeks to the offsets stored
-there, so a crash neither loses nor repeats an alert. While the broker is
+there, so a crash neither loses nor repeats an alert. A feed partition never read,
+or whose stored offset the feed no longer holds, first starts from its state topic
+(``post_state``): the gap is recorded and reported, the alerts cancelled or expired
+meanwhile are erased. While the broker is
 unreachable the loop backs off and retries; lookups only need the store.
 """
 
@@ -18,12 +21,14 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Final
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError as AioKafkaError
+from aiokafka.errors import OffsetOutOfRangeError
 
 from border_exchange.adapters.agreement_topic import AgreementTopic
 from border_exchange.adapters.kafka_settings import KafkaSettings, consumer_size_kwargs
@@ -37,6 +42,7 @@ from border_exchange.domain.permitted import (
     check_permitted,
     parse_reference,
 )
+from border_exchange.domain.retention import DEFAULT_POLICY
 from border_exchange.domain.signing import section_content, verify_trusted
 from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import (
@@ -47,6 +53,7 @@ from border_exchange.errors import (
     SignatureError,
     StoreError,
 )
+from border_exchange.services.post_state import StateStart
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +75,9 @@ class PostConfig:
     metadata_max_age_ms: int = 5000
     max_backoff: float = 30.0
     batch_records: int = 500
+    purge_every: float = PURGE_EVERY
+    grace: timedelta = DEFAULT_POLICY.grace
+    """How long a cancelled or expired alert's row stays (without content) before it goes."""
 
 
 def check_record(
@@ -146,17 +156,22 @@ class _SeekToStore(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka
     def __init__(self, consumer: AIOKafkaConsumer, store: PostStore) -> None:
         self._consumer = consumer
         self._store = store
+        self.unstarted = False
+        """Set when a partition never started from its state was assigned (a feed that
+        appeared meanwhile): the session ends and the next one bootstraps it."""
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         """Nothing to do: offsets are stored with the data."""
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        """Seek to the stored offsets, or the beginning for a feed never read."""
+        """Seek to the stored offsets; hold a feed never read until it is bootstrapped."""
         stored = self._store.offsets()
         for tp in assigned:
             offset = stored.get((tp.topic, tp.partition))
             if offset is None:
                 await self._consumer.seek_to_beginning(tp)
+                self._consumer.pause(tp)
+                self.unstarted = True
             else:
                 self._consumer.seek(tp, offset)
         log.info(
@@ -202,7 +217,9 @@ class BorderPost:
             **consumer_size_kwargs(),
             group_id=post_group(self.config.participant, self.config.post),
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            # Never skip silently: an offset the feed no longer has ends the session, and
+            # the next one reports the gap and starts that partition from its state.
+            auto_offset_reset="none",
             isolation_level="read_committed",
             metadata_max_age_ms=self.config.metadata_max_age_ms,
         )
@@ -227,6 +244,7 @@ class BorderPost:
         consumer = self._consumer()
         await consumer.start()
         try:
+            await self.start_from_state(consumer)
             listener = _SeekToStore(consumer, self.store)
             if self.topics:
                 consumer.subscribe(topics=list(self.topics), listener=listener)
@@ -234,18 +252,49 @@ class BorderPost:
                 consumer.subscribe(pattern=self.pattern, listener=listener)
             last_purge = 0.0
             while not stop.is_set():
-                if time.monotonic() - last_purge > PURGE_EVERY:
-                    purged = self.store.purge_expired()
-                    if purged:
-                        log.info("post.expired", purged=purged)
+                if time.monotonic() - last_purge > self.config.purge_every:
+                    self.purge()
                     last_purge = time.monotonic()
-                batch = await consumer.getmany(
-                    timeout_ms=1000, max_records=self.config.batch_records
-                )
+                try:
+                    batch = await consumer.getmany(
+                        timeout_ms=1000, max_records=self.config.batch_records
+                    )
+                except OffsetOutOfRangeError as exc:
+                    log.warning("post.out_of_range", partitions=repr(exc), action="restart")
+                    return
+                if listener.unstarted:
+                    log.info("post.new_feed", action="restart")
+                    await asyncio.sleep(0.5)
+                    return
                 await self._apply(consumer, batch)
         finally:
             with contextlib.suppress(Exception):
                 await consumer.stop()
+
+    def purge(self) -> None:
+        """Drop the content of expired alerts, then the rows of those past their grace."""
+        purged = self.store.purge_expired()
+        erased = self.store.erase_after_grace(self.config.grace)
+        if purged or erased:
+            log.info("post.expired", purged=purged, erased=erased)
+
+    async def start_from_state(self, consumer: AIOKafkaConsumer) -> None:
+        """Bootstrap from the state topics every feed partition that is new or has a gap."""
+        if self.topics:
+            feeds = list(self.topics)
+        else:
+            pattern = re.compile(self.pattern)
+            feeds = sorted(t for t in await consumer.topics() if pattern.match(t))
+        # State records are checked like feed records, their agreement included.
+        book = None if self.agreements is None else await self.agreements.refresh()
+
+        def check(record: ConsumerRecord, trust: TrustStore, participant: str) -> Outcome:
+            return outcome_of(record, trust, participant, book)
+
+        starter = StateStart(self.settings, self.config.participant, self.store, self.trust, check)
+        for done in await starter.run(feeds):
+            self.applied = _added(self.applied, done.applied)
+        self.purge()
 
     async def _book(
         self, batch: dict[TopicPartition, list[ConsumerRecord]]
@@ -272,12 +321,7 @@ class BorderPost:
         ]
         if outcomes:
             result = self.store.apply(outcomes)
-            self.applied = ApplyResult(
-                self.applied.stored + result.stored,
-                self.applied.cancelled + result.cancelled,
-                self.applied.stale + result.stale,
-                self.applied.rejected + result.rejected,
-            )
+            self.applied = _added(self.applied, result)
             log.info("post.applied", records=len(outcomes), **_counts(result))
         if outcomes:
             self._record_sync(consumer, consumer.assignment())
@@ -324,6 +368,15 @@ class BorderPost:
             await consumer.commit(offsets)
         except (AioKafkaError, BorderExchangeError) as exc:
             log.info("post.commit_skipped", error=repr(exc))
+
+
+def _added(total: ApplyResult, more: ApplyResult) -> ApplyResult:
+    return ApplyResult(
+        total.stored + more.stored,
+        total.cancelled + more.cancelled,
+        total.stale + more.stale,
+        total.rejected + more.rejected,
+    )
 
 
 def _counts(result: ApplyResult) -> dict[str, int]:

@@ -8,6 +8,7 @@ gets fresh credentials.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import stat
@@ -20,8 +21,10 @@ import yaml
 
 from border_exchange.adapters.config_file import kafka_settings_from, read_config_file
 from border_exchange.adapters.kafka_admin import apply_plan, read_state
+from border_exchange.adapters.kafka_security import wait_for_login
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.domain.provisioning import Plan, plan
+from border_exchange.domain.retention import DEFAULT_POLICY, RetentionPolicy, policy_from
 from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import ConfigError
 
@@ -43,6 +46,15 @@ def load_admin_settings(path: str | Path, env: Mapping[str, str] | None = None) 
     if not isinstance(config.get("kafka"), Mapping):
         raise ConfigError(f"admin config {path}: expected a mapping with a 'kafka' section")
     return kafka_settings_from(config, str(path), env)
+
+
+def load_retention(path: str | Path) -> RetentionPolicy:
+    """A retention policy from a YAML file ``{retention: {feed: 35d, grace: 7d, ...}}``."""
+    config = read_config_file(path)
+    section = config.get("retention", config)
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"retention file {path}: expected a mapping of setting to duration")
+    return policy_from(section, str(path))
 
 
 def read_secrets(path: Path) -> dict[str, str]:
@@ -96,10 +108,13 @@ async def provision(
     *,
     dry_run: bool = False,
     scope: Iterable[str] | None = None,
+    policy: RetentionPolicy = DEFAULT_POLICY,
 ) -> ProvisionResult:
-    """Plan the changes ``trust`` implies for the cluster and, unless ``dry_run``, apply them."""
+    """Plan the changes ``trust`` and ``policy`` imply for the cluster and, unless
+    ``dry_run``, apply them."""
+    policy.check()  # refused before the cluster is even read
     state = await read_state(settings)
-    changes = plan(trust, state, scope)
+    changes = plan(trust, state, scope, policy)
     if dry_run or changes.empty:
         return ProvisionResult(changes, applied=False)
     passwords = read_secrets(secrets_file)
@@ -107,6 +122,14 @@ async def provision(
         passwords.setdefault(change.principal, new_password())
     write_secrets(secrets_file, passwords)  # before the users exist: no password is ever lost
     await apply_plan(settings, changes, passwords)
+    # New SCRAM credentials reach the brokers a moment after the controller has them:
+    # return when every new principal can log in, so the next step may use it.
+    await asyncio.gather(
+        *(
+            wait_for_login(settings.as_user(c.principal, passwords[c.principal]))
+            for c in changes.create_users
+        )
+    )
     if changes.delete_users:
         for change in changes.delete_users:
             passwords.pop(change.principal, None)

@@ -57,6 +57,7 @@ from border_exchange.domain.audit_gap import ChainStart, FeedRecovery, may_route
 from border_exchange.domain.consent import consents
 from border_exchange.domain.encoding import decode_record, encode_envelope
 from border_exchange.domain.envelope import Header
+from border_exchange.domain.erasure import Erasure, ErasureSchedule
 from border_exchange.domain.memo import PerObject
 from border_exchange.domain.naming import (
     AGREEMENTS_TOPIC,
@@ -64,12 +65,15 @@ from border_exchange.domain.naming import (
     ROUTER_GROUP,
     ROUTER_TXN_PREFIX,
     audit_topic,
+    feed_state_topic,
     feed_topic,
+    outbox_state_topic,
     parse_outbox_topic,
 )
 from border_exchange.domain.permitted import AGREEMENT_HEADER, reference_value
 from border_exchange.domain.policy import Deliver, Outcome, PolicyIndex
 from border_exchange.domain.quarantine import RefusedRecord, encode_quarantine
+from border_exchange.domain.retention import DEFAULT_POLICY, RetentionPolicy
 from border_exchange.domain.routing import (
     Inbound,
     PartitionState,
@@ -152,6 +156,15 @@ class RouterTuning:
     outbox_pattern: str = OUTBOX_PATTERN
     accepted_audit_gaps: frozenset[str] = frozenset()
     """Audit chains whose deleted start an operator accepted (``ChainStart.token``)."""
+    session_timeout: float = 6.0
+    """Seconds without a heartbeat after which the group gives a member's partitions to the
+    others (the broker's smallest by default: ``group.min.session.timeout.ms``)."""
+    heartbeat_interval: float = 1.0
+    """Seconds between heartbeats; also how soon a live member hears of a rebalance."""
+    group_instance_id: str | None = None
+    """Static membership: a member rejoining with its id gets its partitions back at once."""
+    retention: RetentionPolicy = DEFAULT_POLICY
+    """Its grace period: when the state of a cancelled or expired alert is erased."""
 
 
 @dataclass(frozen=True)
@@ -189,7 +202,7 @@ def utc_now() -> datetime:
 @dataclass(slots=True)
 class _Output:
     topic: str
-    value: bytes
+    value: bytes | None
     key: bytes | None = None
     partition: int | None = None
     headers: list[tuple[str, bytes]] | None = None
@@ -260,6 +273,13 @@ waits this long. Retries are rare (5 in 958 transactions at 1,000 messages a
 second), but at the default each would add 100 ms to every message of its
 transaction.
 """
+
+
+ERASE_BATCH: Final = 1000
+"""Alerts erased (tombstoned) per transaction at most."""
+
+REBALANCE_TIMEOUT_MS: Final = 30_000
+"""How long a rebalance waits for live members to rejoin (each first closes its workers)."""
 
 
 RETRY_PAUSE: Final = 0.2
@@ -368,6 +388,10 @@ class PartitionWorker:
         """Transactions failed in a row (for the pause before the next attempt)."""
         self._feeds: dict[str, tuple[str, str, int]] = {}
         """Per recipient: origin, feed topic and its partition count, for the batch in hand."""
+        self._states: dict[str, bool] = {}
+        """Whether each feed state topic exists, for the batch in hand."""
+        self.erasure = ErasureSchedule(router.tuning.retention.grace)
+        """When each alert of this partition is to be erased from the state topics."""
         # A routed message's origin is this outbox's owner (the router refuses any other).
         self._summaries = PerObject[Mapping[str, Outcome], _OutcomeSummary](
             functools.partial(_OutcomeSummary.of, origin=self.origin), _SUMMARY_LIMIT
@@ -465,6 +489,7 @@ class PartitionWorker:
                 first = await asyncio.wait_for(self.queue.get(), timeout=timeout)
             except TimeoutError:
                 await self._guarded(self.checkpoint_if_due)
+                await self._guarded(self.erase_if_due)
                 await self._guarded(self.group_offset_if_due)
                 continue
             # Everything queued while the last transaction committed goes in the next one:
@@ -478,6 +503,7 @@ class PartitionWorker:
                 if records:
                     await self._guarded(functools.partial(self.process, records))
                     await self._guarded(self.checkpoint_if_due)
+                    await self._guarded(self.erase_if_due)
                 if batches[-1] is None:
                     return
             finally:
@@ -554,6 +580,7 @@ class PartitionWorker:
         )
         await reader.start()
         state = PartitionState()
+        erasure = ErasureSchedule(self.router.tuning.retention.grace)
         chain = chain_id(self.tp.topic, self.tp.partition)
         head = ChainHead(chain)
         first_seq: int | None = None
@@ -575,6 +602,7 @@ class PartitionWorker:
                         continue
                     _, audit = decode_record(record.value)
                     replay_audit(state, audit)
+                    erasure.note_audit(audit)
                     # The chain goes on from the last record's position and hash, whatever
                     # came before it (records deleted at the start are not counted).
                     head = head.following(audit["seq"], record.value, AuditKind(audit["kind"]))
@@ -587,7 +615,9 @@ class PartitionWorker:
         self.recovery = None
         if self.start_found.truncated:
             self.recovery = await recover_from_feeds(self.router.kafka, self.tp, state)
-        self.state, self.head = state, head
+        retention = self.router.tuning.retention
+        erasure.forget_before(self.router.clock() - retention.tombstone_reissue)
+        self.state, self.head, self.erasure = state, head, erasure
         self.blocked = not may_route(
             self.start_found, self.recovery, self.router.tuning.accepted_audit_gaps
         )
@@ -598,6 +628,7 @@ class PartitionWorker:
             next_seq=head.seq,
             alerts=len(state.alerts),
             resume_at=state.next_offset,
+            to_erase=len(erasure.pending),
         )
         if self.start_found.truncated:
             self._report_gap()
@@ -685,18 +716,20 @@ class PartitionWorker:
                     value = encoded.get(id(copy)) or encode_envelope(copy)
                     encoded[id(copy)] = value
                 topic, partitions = self._feed(recipient, header.origin)
+                # The default partitioner's choice, computed once for every copy.
+                partition = None if hashed is None or not partitions else hashed % partitions
                 out.append(
-                    _Output(
-                        topic,
-                        value,
-                        record.key,
-                        # The default partitioner's choice, computed once for every copy.
-                        None if hashed is None or not partitions else hashed % partitions,
-                        headers,
-                        record.offset,
-                        copy=True,
-                    )
+                    _Output(topic, value, record.key, partition, headers, record.offset, copy=True)
                 )
+                # The feed's state, in the same transaction: its latest version of the alert.
+                # It has the feed's partitions, so the same partition holds the same key.
+                state = feed_state_topic(recipient, header.origin)
+                if self._has_topic(state):
+                    out.append(
+                        _Output(
+                            state, value, record.key, partition, headers, record.offset, copy=True
+                        )
+                    )
             summary = self._summaries(result.decision.outcomes)
             self._audit(
                 decision_record(
@@ -714,6 +747,9 @@ class PartitionWorker:
                 out,
             )
             self.state.apply_routed(header, summary.recipients)
+            self.erasure.note(
+                header.alert_id, header.operation, header.expires_at, now, summary.recipients
+            )
             self._count_routed(header, summary)
             return "routed"
         self._quarantine(record, result, now, out)
@@ -744,6 +780,56 @@ class PartitionWorker:
             topic = feed_topic(recipient, origin)
             found = self._feeds[recipient] = (origin, topic, self.router.partition_count(topic))
         return found[1], found[2]
+
+    def _has_topic(self, topic: str) -> bool:
+        """Whether ``topic`` exists (a state topic of an exchange provisioned before them
+        may not: routing goes on without it)."""
+        known = self._states.get(topic)
+        if known is None:
+            known = self._states[topic] = self.router.partition_count(topic) > 0
+        if known:
+            return True
+        if topic not in self.router.missing_topics:
+            self.router.missing_topics.add(topic)
+            log.warning("router.state_topic_missing", topic=topic, hint="run provision")
+        return False
+
+    def _tombstones(self, erasures: Sequence[Erasure]) -> list[_Output]:
+        """A tombstone for each alert in its recipients' feed states and its outbox state."""
+        outputs = []
+        for erasure in erasures:
+            key = erasure.alert_id.encode()
+            hashed = key_hash(key)
+            topics = [feed_state_topic(r, self.origin) for r in sorted(erasure.recipients)]
+            topics.append(outbox_state_topic(self.origin))
+            for topic in topics:
+                partitions = self.router.partition_count(topic)
+                if partitions and hashed is not None:
+                    outputs.append(_Output(topic, None, key, hashed % partitions))
+        return outputs
+
+    async def erase_if_due(self) -> None:
+        """Tombstone the state of alerts whose cancellation or expiry plus grace has passed."""
+        erasures = self.erasure.take_due(self.router.clock(), ERASE_BATCH)
+        if not erasures:
+            return
+        outputs = self._tombstones(erasures)
+        try:
+            await self._commit(outputs)
+        except BaseException:
+            self.erasure.restore(erasures)
+            raise
+        retention = self.router.tuning.retention
+        self.erasure.written(erasures, self.router.clock(), retention.state_segment)
+        first = sum(not e.again for e in erasures)
+        if first:
+            self.router.count(Counter({("erased_total", "origin", self.origin): first}))
+        log.info(
+            "router.erased",
+            partition=f"{self.tp.topic}/{self.tp.partition}",
+            alerts=len(erasures),
+            tombstones=len(outputs),
+        )
 
     def _quarantine(
         self,
@@ -950,6 +1036,7 @@ class PartitionWorker:
 
         outputs: list[_Output] = []
         self._feeds.clear()  # partition counts are read again for every transaction
+        self._states.clear()
         for index, (record, (hashed, checked)) in enumerate(zip(records, unsigned, strict=True)):
             if index % ROUTE_SLICE == ROUTE_SLICE - 1:
                 await asyncio.sleep(0)
@@ -1120,6 +1207,8 @@ class Router:
         self.workers: dict[TopicPartition, PartitionWorker] = {}
         self.consumer: AIOKafkaConsumer | None = None
         self._published: set[str] = set()
+        self.missing_topics: set[str] = set()
+        """State topics found missing (each reported once)."""
         self.pending: set[TopicPartition] = set()
         """Partitions assigned whose workers are not started yet (kept paused)."""
         self._describe_metrics()
@@ -1131,6 +1220,7 @@ class Router:
         m.describe("denied_total", "Participants denied a message, by reason.")
         m.describe("quarantined_total", "Outbox records quarantined, by reason.")
         m.describe("consumer_lag", "Records not yet routed, by outbox partition.")
+        m.describe("erased_total", "Alerts whose state was tombstoned after grace, by origin.")
         m.describe(
             "audit_gap",
             "1 while an outbox partition is held unrouted because its audit chain lost records.",
@@ -1160,6 +1250,11 @@ class Router:
             for tp in ready
         ]
         await asyncio.gather(*(worker.start() for worker in workers))
+        # Each seek asks for the group's committed offset, a round trip per partition: asked
+        # together, not one after the other (which took a second for 12 partitions).
+        routable = [worker for worker in workers if not worker.blocked]
+        sought = await asyncio.gather(*map(self.resume, routable), return_exceptions=True)
+        failures = {id(w): f for w, f in zip(routable, sought, strict=True) if f is not None}
         started = []
         for worker in workers:
             if worker.blocked:
@@ -1167,7 +1262,9 @@ class Router:
                 self.workers[worker.tp] = worker
                 continue
             try:
-                await self.resume(worker)
+                failure = failures.get(id(worker))
+                if failure is not None:
+                    raise failure
                 consumer.resume(worker.tp)
             except (AssertionError, IllegalStateError):
                 # The subscription changed meanwhile (a new outbox appeared): the next
@@ -1233,8 +1330,14 @@ class Router:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             metadata_max_age_ms=int(self.tuning.topic_refresh * 1000),
-            session_timeout_ms=30_000,
-            heartbeat_interval_ms=3_000,
+            # Failover in seconds (docs/router.md, *Failover*): a dead member's partitions
+            # move after the session timeout; a restarted static member gets them back at
+            # once. The rebalance timeout is how long the group waits for the live members
+            # to finish their transactions and rejoin.
+            session_timeout_ms=int(self.tuning.session_timeout * 1000),
+            heartbeat_interval_ms=int(self.tuning.heartbeat_interval * 1000),
+            rebalance_timeout_ms=REBALANCE_TIMEOUT_MS,
+            group_instance_id=self.tuning.group_instance_id,
             max_poll_records=self.tuning.batch_size,
         )
         self.consumer = consumer

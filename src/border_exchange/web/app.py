@@ -38,7 +38,14 @@ from starlette.staticfiles import StaticFiles
 from border_exchange.adapters.officer_db import OfficerDB, Role, Session
 from border_exchange.adapters.post_store import PostStore, StoredAlert
 from border_exchange.domain.consultation import Search
-from border_exchange.domain.labels import LANGUAGES, Lang, label, language_from_header
+from border_exchange.domain.labels import (
+    LANGUAGES,
+    Lang,
+    content_text,
+    label,
+    language_from_header,
+    when,
+)
 from border_exchange.domain.lookup import MAX_QUERY_CHARS, SearchKind
 from border_exchange.errors import LoginRefused, StoreError
 from border_exchange.services import post_search
@@ -115,12 +122,6 @@ def _lang(request: Request) -> Lang:
     return language_from_header(request.headers.get("accept-language"))
 
 
-def _when(value: datetime | None, lang: Lang) -> str:
-    if value is None:
-        return label(lang, "never")
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def _page(
     request: Request,
     template: str,
@@ -135,7 +136,7 @@ def _page(
 
     body = _TEMPLATES.get_template(template).render(
         t=t, lang=lang, languages=LANGUAGES, session=session, path=request.url.path,
-        when=lambda v: _when(v, lang), **values,
+        when=lambda v: when(v, lang), **values,
     )  # fmt: skip
     response = HTMLResponse(body, status_code=status)
     if request.query_params.get("lang") in LANGUAGES:
@@ -318,19 +319,10 @@ def _photo(alert: StoredAlert) -> tuple[str, str | None]:
 
 def _fields(content: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [
-        (name, post_value(value))
+        (name, content_text(value))
         for name, value in content.items()
         if value not in (None, [], "", {})
     ]
-
-
-def post_value(value: Any) -> str:
-    """A section field as text (lists and records flattened), as the origin wrote it."""
-    if isinstance(value, Mapping):
-        return ", ".join(f"{k}: {post_value(v)}" for k, v in value.items() if v not in (None, []))
-    if isinstance(value, list):
-        return "; ".join(post_value(v) for v in value)
-    return str(value)
 
 
 async def alert_card(request: Request) -> Response:
