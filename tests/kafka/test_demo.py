@@ -25,6 +25,7 @@ def test_the_demo_tells_the_whole_story_and_stops_everything(tmp_path: Path) -> 
     output = done.stdout
     assert done.returncode == 0, output[-3000:] + done.stderr[-3000:]
     assert "audit replay: 0 violations" in output
+    assert "publishes over HTTP, POST /alerts -> 202" in output
     assert "offline lookup at COD's post (Kafka stopped): hit" in output
     assert "photo withheld at CAF's post: yes" in output
     assert "search through CAF's post page: hit" in output

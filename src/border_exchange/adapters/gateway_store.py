@@ -114,7 +114,9 @@ class GatewayStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            # WAL with NORMAL: a commit survives the process (a crash, a restart) without an
+            # fsync each; a power cut may lose the last ones (see docs/gateway-and-post.md)
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the gateway store {path}: {exc}") from exc

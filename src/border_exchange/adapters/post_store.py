@@ -471,6 +471,21 @@ class PostStore:
             self._flush_erased()
         return len(ids)
 
+    # -- the trust store in force (adapters.trust_file.TrustKeeper) ---------------------
+
+    def kept_trust(self) -> str | None:
+        """The document of the last valid governed trust store this post ran under."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'trust_store'").fetchone()
+        return None if row is None else str(row[0])
+
+    def keep_trust(self, text: str) -> None:
+        """Keep ``text`` as the last valid governed trust store, for the next start."""
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES ('trust_store', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (text,),
+        )
+
     def record_gap(
         self, topic: str, partition: int, expected: int | None, first: int, healed: str | None
     ) -> None:

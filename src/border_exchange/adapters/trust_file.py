@@ -5,10 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
+
+import structlog
 
 from border_exchange.domain.trust import TrustStore, parse_trust_store
-from border_exchange.domain.trust_governance import GovernedStore, accept, governed
+from border_exchange.domain.trust_governance import GovernedStore, accept, governed, stale
 from border_exchange.errors import TrustStoreError
+
+log = structlog.get_logger(__name__)
 
 
 def load_trust_store(path: str | Path) -> TrustStore:
@@ -32,6 +37,17 @@ class TrustFile:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.governance: GovernedStore | None = None
         self.current: TrustStore | None = None
+        self.text: str | None = None
+        """The document of the store in force, as read."""
+
+    def adopt(self, text: str) -> None:
+        """Take ``text``, a governed store this component accepted before (kept across a
+        restart), as the store in force: the file must then be accepted against it."""
+        store = parse_trust_store(text)
+        governance = governed(text, store)
+        if governance is None:
+            raise TrustStoreError("the kept trust store has no governance")
+        self.governance, self.current, self.text = governance, store, text
 
     def reload(self) -> TrustStore:
         """Read the file; the new store in force, or ``TrustStoreError`` and the old one kept."""
@@ -54,5 +70,64 @@ class TrustFile:
             problems = accept(governance, self.governance, self.clock())
             if problems:
                 raise TrustStoreError(f"{self.path}: refused: " + "; ".join(problems))
-        self.governance, self.current = governance, store
+        self.governance, self.current, self.text = governance, store, text
         return store
+
+
+class TrustKeeper(Protocol):
+    """Where a component keeps the last valid governed store across restarts."""
+
+    def kept_trust(self) -> str | None:
+        """The document of the last valid governed store, or None."""
+
+    def keep_trust(self, text: str) -> None:
+        """Keep ``text`` as the last valid governed store."""
+
+
+def load_kept(path: str | Path, keeper: TrustKeeper) -> TrustStore:
+    """The trust store at ``path`` accepted against the one ``keeper`` kept (a post's store).
+
+    A governed store the file cannot replace (unsigned, under-signed, an older serial, stale)
+    is refused, logged as ``trust.rejected`` with why, and the kept one stays in force,
+    as long as the kept one is itself inside its validity window; otherwise
+    ``TrustStoreError`` names both reasons. A store accepted is kept for the next start.
+    """
+    trust_file = TrustFile(path)
+    kept = keeper.kept_trust()
+    if kept is not None:
+        trust_file.adopt(kept)
+    try:
+        store = trust_file.reload()
+    except TrustStoreError as exc:
+        if trust_file.governance is None or trust_file.current is None:
+            raise
+        expired = stale(trust_file.governance, trust_file.clock())
+        if expired is not None:
+            raise TrustStoreError(
+                f"{exc}; and the last valid store kept (serial {trust_file.governance.serial})"
+                f" is {expired}"
+            ) from exc
+        log.error(
+            "trust.rejected",
+            path=str(path),
+            error=str(exc),
+            kept_serial=trust_file.governance.serial,
+            kept_digest=trust_file.governance.digest.hex(),
+        )
+        return trust_file.current
+    if trust_file.governance is not None and trust_file.text is not None:
+        keeper.keep_trust(trust_file.text)
+    return store
+
+
+def load_governed(path: str | Path) -> tuple[TrustStore, GovernedStore]:
+    """The governed trust store at ``path`` (valid now, every entry signed, approved by a
+    majority); ``TrustStoreError`` for a store without governance too, as the auditor needs."""
+    trust_file = TrustFile(path)
+    store = trust_file.reload()
+    if trust_file.governance is None:
+        raise TrustStoreError(
+            f"{path}: refused: the store is not governed (no serial, validity window or "
+            f"signatures), so nothing shows its participants agreed to it"
+        )
+    return store, trust_file.governance

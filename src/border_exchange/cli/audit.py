@@ -10,7 +10,7 @@ from pathlib import Path
 
 from border_exchange.adapters.agreement_files import AgreementHistory
 from border_exchange.adapters.config_file import kafka_settings_from_file
-from border_exchange.adapters.trust_file import load_trust_store
+from border_exchange.adapters.trust_file import load_governed, load_trust_store
 from border_exchange.domain.audit_verify import Window
 from border_exchange.errors import ConfigError
 from border_exchange.services.auditor import (
@@ -88,7 +88,8 @@ def _window(args: argparse.Namespace) -> Window:
 def replay_command(args: argparse.Namespace) -> int:
     """Run ``audit replay``."""
     window = _window(args)
-    trust = load_trust_store(args.trust)
+    # The auditor checks only a governed store, and that the router routed under it.
+    trust, governance = load_governed(args.trust)
     history = AgreementHistory(args.agreements_history) if args.agreements_history else None
     progress = Progress(every=1e9) if args.quiet else Progress()
     verdict = asyncio.run(
@@ -98,6 +99,7 @@ def replay_command(args: argparse.Namespace) -> int:
             ReplayRequest(window, participant=args.participant),
             history=history,
             progress=progress,
+            governance=governance,
         )
     )
     if args.report is not None:

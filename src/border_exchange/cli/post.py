@@ -25,7 +25,7 @@ from border_exchange.adapters.agreement_topic import AgreementTopic
 from border_exchange.adapters.config_file import kafka_settings_from_file
 from border_exchange.adapters.officer_db import OfficerDB, officers_path
 from border_exchange.adapters.post_store import PostStore, StoredAlert
-from border_exchange.adapters.trust_file import load_trust_store
+from border_exchange.adapters.trust_file import load_kept
 from border_exchange.domain.catalog import is_participant_id
 from border_exchange.domain.labels import (
     LANGUAGES,
@@ -123,7 +123,6 @@ def run_post(args: argparse.Namespace) -> int:
     for partner in partners:
         if not is_participant_id(partner):
             raise ConfigError(f"--from: {partner!r} is not a participant id")
-    trust = load_trust_store(args.trust)
     settings = kafka_settings_from_file(args.config)
     policy = load_retention(args.retention) if args.retention else DEFAULT_POLICY
     config = PostConfig(participant, args.post, partners, grace=policy.grace)
@@ -135,6 +134,9 @@ def run_post(args: argparse.Namespace) -> int:
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(signum, stop.set)
         with PostStore.open(args.db) as store:
+            # The last valid governed store is kept in the post's own database: an
+            # ungoverned, older or under-signed one handed over at a restart is refused.
+            trust = load_kept(args.trust, store)
             agreements = AgreementTopic(settings, trust, participant)
             await BorderPost(settings, config, store, trust, agreements).run(stop)
 

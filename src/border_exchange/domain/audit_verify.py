@@ -132,6 +132,12 @@ class ViolationCode(StrEnum):
     """A quarantine record's length or SHA-256 is not that of the outbox record it names."""
     AGREEMENT_NOT_SIGNED = "AGREEMENT_NOT_SIGNED"
     """A delivery rests on an agreement that both parties had not signed (``domain.consent``)."""
+    TRUST_STORE_NOT_GOVERNED = "TRUST_STORE_NOT_GOVERNED"
+    """The router routed under a trust store without governance, or recorded none
+    (``domain.audit_trust``)."""
+    TRUST_STORE_MISMATCH = "TRUST_STORE_MISMATCH"
+    """The router routed under a trust store other than the governed one the auditor
+    checked, or took it outside its validity window (``domain.audit_trust``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -192,14 +192,22 @@ def _membership(store: TrustStore) -> tuple[Any, ...]:
     )
 
 
+def stale(governance: GovernedStore, now: datetime) -> str | None:
+    """Why ``governance`` is outside its validity window at ``now``; None when inside."""
+    if governance.valid_from <= now < governance.valid_until:
+        return None
+    return (
+        f"stale: valid from {_iso(governance.valid_from)} until "
+        f"{_iso(governance.valid_until)}, not at {_iso(now)}"
+    )
+
+
 def accept(new: GovernedStore, old: GovernedStore | None, now: datetime) -> list[str]:
     """Why ``new`` may not replace ``old`` at ``now``; empty when it may."""
     problems: list[str] = []
-    if not new.valid_from <= now < new.valid_until:
-        problems.append(
-            f"stale: valid from {_iso(new.valid_from)} until {_iso(new.valid_until)}, "
-            f"not at {_iso(now)}"
-        )
+    expired = stale(new, now)
+    if expired is not None:
+        problems.append(expired)
     if old is not None and new.serial <= old.serial and new.digest != old.digest:
         problems.append(f"serial {new.serial} is not after the store in force ({old.serial})")
     before = {} if old is None else dict(old.store.participants)
@@ -321,3 +329,38 @@ def with_signatures(
     result["participants"] = participants
     result["approvals"] = approvals
     return result
+
+
+TRUST_STORE_HEADER: Final = "bx-trust-store"
+"""The header on each agreements-topic record naming the governed trust store the router
+held when it published the set: ``<serial>:<digest hex>``. Absent: the router's store was
+not governed."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreReference:
+    """Which governed trust store a router routed under: its serial and digest (hex)."""
+
+    serial: int
+    digest: str
+
+    def value(self) -> bytes:
+        """The header value."""
+        return f"{self.serial}:{self.digest}".encode("ascii")
+
+    @classmethod
+    def of(cls, governance: GovernedStore) -> StoreReference:
+        """The reference of ``governance``."""
+        return cls(governance.serial, governance.digest.hex())
+
+    @classmethod
+    def parse(cls, value: bytes) -> StoreReference | None:
+        """The reference in a header value; None when it is not ``<serial>:<64 hex>``."""
+        serial, _, digest = value.decode("ascii", errors="replace").partition(":")
+        if not serial.isdigit() or len(digest) != 64:
+            return None
+        try:
+            bytes.fromhex(digest)
+        except ValueError:
+            return None
+        return cls(int(serial), digest)

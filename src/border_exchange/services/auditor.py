@@ -14,7 +14,7 @@ import json
 import sys
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
@@ -27,6 +27,7 @@ from border_exchange.adapters.agreement_files import AgreementHistory
 from border_exchange.adapters.kafka_settings import KafkaSettings, consumer_size_kwargs
 from border_exchange.domain.agreements import AgreementSet, parse_agreement_set
 from border_exchange.domain.audit_gap import ChainStart
+from border_exchange.domain.audit_trust import trust_violations
 from border_exchange.domain.audit_verify import (
     AUDIT_PREFIX,
     AuditEntry,
@@ -48,6 +49,7 @@ from border_exchange.domain.naming import (
     parse_feed_topic,
 )
 from border_exchange.domain.trust import TrustStore
+from border_exchange.domain.trust_governance import GovernedStore
 from border_exchange.errors import AuditError, BorderExchangeError, KafkaError
 
 log = structlog.get_logger(__name__)
@@ -222,25 +224,32 @@ class KafkaReader:
         return await self.read(tp, first, last)
 
 
+async def agreement_records(reader: KafkaReader, topics: Iterable[str]) -> list[LogRecord]:
+    """Every record of the agreements topic (each set the router published, with the trust
+    store it routed under)."""
+    if AGREEMENTS_TOPIC not in set(topics):
+        return []
+    records: list[LogRecord] = []
+    for tp in await reader.partitions(AGREEMENTS_TOPIC):
+        records.extend(await reader.read(tp, 0, await reader.end(tp)))
+    return records
+
+
 async def load_agreement_sets(
     reader: KafkaReader, history: AgreementHistory | None, topics: Iterable[str]
 ) -> dict[str, AgreementSet]:
     """Every agreement set published to the agreements topic and in ``history``, by digest."""
     sets: dict[str, AgreementSet] = {}
-    if AGREEMENTS_TOPIC in set(topics):
-        for tp in await reader.partitions(AGREEMENTS_TOPIC):
-            for record in await reader.read(tp, 0, await reader.end(tp)):
-                try:
-                    aset = parse_agreement_set(record.value.decode("utf-8"))
-                except (BorderExchangeError, UnicodeDecodeError) as exc:
-                    log.warning(
-                        "audit.agreement_set_unreadable", offset=record.offset, error=str(exc)
-                    )
-                    continue
-                if record.key is not None and record.key.decode(errors="replace") != aset.digest:
-                    log.warning("audit.agreement_set_digest_mismatch", offset=record.offset)
-                    continue
-                sets[aset.digest] = aset
+    for record in await agreement_records(reader, topics):
+        try:
+            aset = parse_agreement_set(record.value.decode("utf-8"))
+        except (BorderExchangeError, UnicodeDecodeError) as exc:
+            log.warning("audit.agreement_set_unreadable", offset=record.offset, error=str(exc))
+            continue
+        if record.key is not None and record.key.decode(errors="replace") != aset.digest:
+            log.warning("audit.agreement_set_digest_mismatch", offset=record.offset)
+            continue
+        sets[aset.digest] = aset
     if history is not None:
         for digest in history.digests():
             if digest not in sets:
@@ -267,8 +276,11 @@ async def replay(
     *,
     history: AgreementHistory | None = None,
     progress: Progress | None = None,
+    governance: GovernedStore | None = None,
 ) -> Verdict:
-    """Read the period from Kafka and return the verifier's verdict."""
+    """Read the period from Kafka and return the verifier's verdict; with ``governance``
+    (of ``trust``), also whether the router routed under that governed store
+    (``domain.audit_trust``)."""
     window = request.window
     wide_start, wide_end = window.start - request.slack, window.end + request.grace
     async with KafkaReader(settings, progress) as reader:
@@ -299,7 +311,11 @@ async def replay(
                 checker.add_quarantine(await reader.read_between(tp, wide_start, wide_end))
         else:
             checker.note(f"{QUARANTINE_TOPIC} does not exist or is not readable")
+        used = [] if governance is None else await agreement_records(reader, topics)
     verdict = checker.verdict()
+    if governance is not None:
+        found = trust_violations(used, governance, window, verdict.stats.decisions)
+        verdict = replace(verdict, violations=(*verdict.violations, *found))
     log.info(
         "audit.replay_done",
         violations=len(verdict.violations),

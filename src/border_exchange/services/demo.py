@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+import httpx
 import structlog
 import yaml
 from aiokafka import AIOKafkaProducer
@@ -39,6 +40,7 @@ from aiokafka.errors import TopicAuthorizationFailedError
 from border_exchange.adapters import kafka_launcher
 from border_exchange.adapters.agreement_files import AgreementHistory
 from border_exchange.adapters.agreement_topic import AgreementTopic
+from border_exchange.adapters.gateway_store import GatewayStore
 from border_exchange.adapters.kafka_launcher import ClusterInfo
 from border_exchange.adapters.kafka_security import wait_for_login
 from border_exchange.adapters.kafka_settings import KafkaSettings
@@ -50,7 +52,7 @@ from border_exchange.domain.agreements import AgreementSet, parse_agreement_set
 from border_exchange.domain.alerts import AlertInput, parse_alert
 from border_exchange.domain.audit import AuditKind
 from border_exchange.domain.audit_verify import AuditEntry, Window, verify_chain
-from border_exchange.domain.catalog import SECTIONS, AlertType
+from border_exchange.domain.catalog import SECTIONS, AlertType, Operation
 from border_exchange.domain.consent import consents
 from border_exchange.domain.encoding import decode_record
 from border_exchange.domain.labels import Lang
@@ -69,6 +71,7 @@ from border_exchange.services.auditor import (
     write_report,
 )
 from border_exchange.services.gateway import Gateway, Receipt
+from border_exchange.services.gateway_http import GatewayApi, create_app, serving
 from border_exchange.services.post import BorderPost, PostConfig
 from border_exchange.services.provisioner import provision, read_secrets
 from border_exchange.web.visit import visit_post_page
@@ -156,6 +159,45 @@ class DemoAlert:
     def alert_id(self) -> str:
         """The alert id (set by the demo)."""
         return self.alert.alert_id or ""
+
+
+HTTP_ORIGIN: Final = "UN-MONUSCO"
+"""The participant whose alerts the demo publishes through the gateway's HTTP API."""
+
+
+async def publish_over_http(
+    gateway: Gateway, alerts: Sequence[AlertInput], db: Path
+) -> list[Receipt]:
+    """Publish ``alerts`` as a national system would: ``POST /alerts`` to ``gateway serve``."""
+    store = GatewayStore(db)
+    token = store.add_client("incident-log")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    receipts: list[Receipt] = []
+    try:
+        app = create_app(GatewayApi(gateway, store))
+        async with serving(app) as url, httpx.AsyncClient(base_url=url, headers=headers) as http:
+            for alert in alerts:
+                answer = await http.post(
+                    "/alerts",
+                    content=alert.model_dump_json(),
+                    headers={"Idempotency-Key": alert.alert_id or uuid.uuid4().hex},
+                )
+                if answer.status_code != 202:
+                    raise KafkaError(f"POST /alerts answered {answer.status_code}: {answer.text}")
+                body = answer.json()
+                receipts.append(
+                    Receipt(
+                        body["message_id"],
+                        body["alert_id"],
+                        body["version"],
+                        body["partition"],
+                        body["offset"],
+                        Operation(body["operation"]),
+                    )
+                )
+    finally:
+        store.close()
+    return receipts
 
 
 # -- the story's alerts -------------------------------------------------------------------
@@ -896,9 +938,15 @@ async def tell(story: Story) -> DemoResult:
             settings = story.login(naming.gateway_principal(origin))
             mine = [a.alert for a in alerts if a.origin == origin]
             async with Gateway(settings, origin, key, sandbox.key_ids[origin], trust) as gateway:
+                if origin == HTTP_ORIGIN:
+                    return await publish_over_http(gateway, mine, directory / "gateway-http.db")
                 return await gateway.publish_batch(mine)
 
         batches = await asyncio.gather(*(publish(p) for p in PARTICIPANTS))
+        say(
+            f"{HTTP_ORIGIN}'s incident log is not a Python program: it publishes over HTTP, "
+            "POST /alerts -> 202 (bearer token, Idempotency-Key; `gateway serve`)"
+        )
         for receipt in (r for batch in batches for r in batch):
             receipts[receipt.alert_id] = receipt
         for alert in alerts:

@@ -57,6 +57,9 @@ log = structlog.get_logger(__name__)
 RETRY_FOR: Final = 180.0
 """Seconds a publish keeps retrying its transaction while the cluster is unavailable."""
 
+ABORT_TIMEOUT: Final = 5.0
+"""Seconds an abort or a stop may wait for the broker; past that the next producer fences."""
+
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
@@ -416,14 +419,17 @@ class Gateway:
             try:
                 if self._producer is None:
                     await self._start_producer()
-                receipts = await self._transaction(values)
+                # an attempt may wait for a coordinator that never answers: bounded too
+                async with asyncio.timeout(max(1.0, deadline - time.monotonic())):
+                    receipts = await self._transaction(values)
             except (AioKafkaError, KafkaError, TimeoutError, OSError) as exc:
+                # the next attempt, or the next publish, starts on a fresh producer
+                await self._drop_producer()
                 if time.monotonic() + delay > deadline:
                     raise KafkaError(
                         f"publishing to {self.topic} failed, nothing was published: {exc}"
                     ) from exc
                 log.warning("gateway.retry", topic=self.topic, error=repr(exc), delay=delay)
-                await self._drop_producer()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
@@ -449,7 +455,7 @@ class Gateway:
             metadata = (await asyncio.gather(*futures))[: len(values)]
         except BaseException:
             try:
-                await producer.abort_transaction()
+                await asyncio.wait_for(producer.abort_transaction(), ABORT_TIMEOUT)
             except Exception as abort:  # the producer is reset by the caller
                 log.warning("gateway.abort_failed", error=repr(abort))
             raise
@@ -471,6 +477,7 @@ class Gateway:
         producer, self._producer = self._producer, None
         if producer is not None:
             try:
-                await producer.stop()
+                # with the broker gone, stop would wait for its batches forever
+                await asyncio.wait_for(producer.stop(), ABORT_TIMEOUT)
             except Exception as exc:  # stopping a broken producer may fail too
                 log.warning("gateway.stop_failed", error=repr(exc))

@@ -11,10 +11,12 @@ seconds gives ``503`` with ``Retry-After``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
@@ -710,6 +712,31 @@ def _not_found(alert_id: str, participant: str) -> Problem:
         f"alert_id: {alert_id} was never published by {participant}",
         (FieldProblem("alert_id", f"never published by {participant}"),),
     )
+
+
+@contextlib.asynccontextmanager
+async def serving(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+    """Serve ``app`` with uvicorn in this event loop (a free port by default); yields its URL."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield  # the process around it keeps its own signal handling
+
+    server = Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            await task  # raises why it could not start
+            raise RuntimeError("the HTTP server stopped before it started")
+        await asyncio.sleep(0.05)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{bound}"
+    finally:
+        server.should_exit = True
+        await task
 
 
 def openapi_document(app: FastAPI | None = None) -> dict[str, Any]:

@@ -88,6 +88,7 @@ from border_exchange.domain.routing import (
 )
 from border_exchange.domain.signature_batch import SignatureChecks, signature_checks
 from border_exchange.domain.trust import TrustStore
+from border_exchange.domain.trust_governance import TRUST_STORE_HEADER, StoreReference
 from border_exchange.errors import ConfigError, KafkaError, UndeliverableError
 from border_exchange.services.feed_recovery import recover_from_feeds
 
@@ -176,11 +177,15 @@ class PolicyView:
     index: PolicyIndex
     references: Mapping[str, bytes] = field(default_factory=dict)
     """Per agreement id, the ``bx-agreement`` header value of the copies it permits."""
+    store: StoreReference | None = None
+    """The governed trust store in force (None: not governed), published with the set."""
 
     @classmethod
-    def build(cls, trust: TrustStore, agreements: AgreementSet) -> PolicyView:
+    def build(
+        cls, trust: TrustStore, agreements: AgreementSet, store: StoreReference | None = None
+    ) -> PolicyView:
         """Index ``agreements``, as their parties' signatures establish them, for the active
-        participants of ``trust``."""
+        participants of ``trust`` (the governed store ``store``)."""
         participants = [p.id for p in trust.participants.values() if p.active]
         consent = consents(agreements, trust)
         return cls(
@@ -188,6 +193,7 @@ class PolicyView:
             agreements,
             PolicyIndex.build(agreements, participants, consent),
             {aid: reference_value(aid, c.digest) for aid, c in consent.items()},
+            store,
         )
 
 
@@ -1206,7 +1212,7 @@ class Router:
         self.lock = asyncio.Lock()
         self.workers: dict[TopicPartition, PartitionWorker] = {}
         self.consumer: AIOKafkaConsumer | None = None
-        self._published: set[str] = set()
+        self._published: set[tuple[str, StoreReference | None]] = set()
         self.missing_topics: set[str] = set()
         """State topics found missing (each reported once)."""
         self.pending: set[TopicPartition] = set()
@@ -1276,10 +1282,13 @@ class Router:
             started.append(worker.tp)
         log.info("router.assigned", partitions=[f"{tp.topic}/{tp.partition}" for tp in started])
 
-    async def publish_agreements(self, aset: AgreementSet) -> None:
-        """Keep ``aset`` in the agreements topic so an auditor can re-check its decisions."""
-        if aset.digest in self._published:
+    async def publish_agreements(self, view: PolicyView) -> None:
+        """Keep the view's set in the agreements topic, with the trust store it is routed
+        under (``TRUST_STORE_HEADER``), so an auditor can re-check its decisions."""
+        aset = view.agreements
+        if (aset.digest, view.store) in self._published:
             return
+        headers = [] if view.store is None else [(TRUST_STORE_HEADER, view.store.value())]
         producer = AIOKafkaProducer(
             **self.kafka.client_kwargs(),
             **producer_size_kwargs(),
@@ -1289,17 +1298,17 @@ class Router:
         await producer.start()
         try:
             await producer.send_and_wait(
-                AGREEMENTS_TOPIC, aset.canonical_bytes(), key=aset.digest.encode()
+                AGREEMENTS_TOPIC, aset.canonical_bytes(), key=aset.digest.encode(), headers=headers
             )
         finally:
             await producer.stop()
-        self._published.add(aset.digest)
+        self._published.add((aset.digest, view.store))
 
     async def _refresh_sources(self) -> None:
         for source in self.sources:
             view = source()
             if view is not None:
-                await self.publish_agreements(view.agreements)
+                await self.publish_agreements(view)
                 self.view = view
                 log.info("router.policy_changed", agreement_set=view.agreements.digest)
 
@@ -1321,7 +1330,7 @@ class Router:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Route until ``stop`` is set, then finish the current transaction and leave."""
-        await self.publish_agreements(self.view.agreements)
+        await self.publish_agreements(self.view)
         consumer = AIOKafkaConsumer(
             **self.kafka.client_kwargs(),
             **consumer_size_kwargs(),
