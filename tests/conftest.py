@@ -75,10 +75,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     skip = pytest.mark.skip(
         reason="the clock shift applies to this process only; the broker and the processes "
-        "a Kafka test starts keep the real clock"
+        "a Kafka or real_clock test starts keep the real clock"
     )
     for item in items:
-        if "kafka" in item.keywords:
+        if "kafka" in item.keywords or "real_clock" in item.keywords:
             item.add_marker(skip)
 
 

@@ -7,7 +7,8 @@ import contextlib
 import random
 import string
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -21,7 +22,7 @@ from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.domain import naming
 from border_exchange.domain.alerts import AlertInput
 from border_exchange.domain.catalog import AlertType
-from border_exchange.domain.encoding import decode_envelope, encode_envelope
+from border_exchange.domain.encoding import decode_envelope, decode_record, encode_envelope
 from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.samples import sample_alert
 from border_exchange.domain.signing import seal
@@ -59,19 +60,26 @@ async def create_topics(
     ids: Sequence[str],
     log_configs: Mapping[str, str] | None = None,
     state_configs: Mapping[str, str] | None = None,
+    *,
+    replication: int = 1,
+    min_isr: int = 1,
 ) -> None:
-    """Outboxes, feeds, their states and audit trails of ``ids``, and the hub's shared topics."""
-    compact = dict(state_configs or {"cleanup.policy": "compact"})
-    logs = dict(log_configs or {})
+    """Outboxes, feeds, their states and audit trails of ``ids``, and the hub's shared topics.
+
+    Each has ``replication`` copies and ``min_isr`` in-sync replicas.
+    """
+    isr = {"min.insync.replicas": str(min_isr)}
+    compact = dict(state_configs or {"cleanup.policy": "compact"}) | isr
+    logs = dict(log_configs or {}) | isr
     names: list[tuple[str, int, dict[str, str]]] = [
-        (naming.QUARANTINE_TOPIC, 3, {}),
-        (naming.AGREEMENTS_TOPIC, 1, {}),
+        (naming.QUARANTINE_TOPIC, 3, isr),
+        (naming.AGREEMENTS_TOPIC, 1, isr),
     ]
     for p in ids:
         names += [
             (naming.outbox_topic(p), PARTITIONS, logs),
             (naming.outbox_state_topic(p), PARTITIONS, compact),
-            (naming.audit_topic(p), PARTITIONS, {}),
+            (naming.audit_topic(p), PARTITIONS, isr),
         ]
         for q in ids:
             if q != p:
@@ -82,7 +90,9 @@ async def create_topics(
     try:
         for name, partitions, configs in names:
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs)])
+                await admin.create_topics(
+                    [NewTopic(name, partitions, replication, topic_configs=configs)]
+                )
     finally:
         await admin.close()
 
@@ -198,23 +208,66 @@ class Exchange:
         finally:
             await consumer.stop()
 
-    async def feed(self, recipient: str, origin: str, expect: int | None = None) -> list[Envelope]:
-        """The envelopes in ``recipient``'s feed of ``origin``'s alerts."""
-        values = await self.read(naming.feed_topic(recipient, origin), expect)
+    async def feed(
+        self, recipient: str, origin: str, expect: int | None = None, wait: float = 30.0
+    ) -> list[Envelope]:
+        """The envelopes in ``recipient``'s feed of ``origin``'s alerts (see ``read``)."""
+        values = await self.read(naming.feed_topic(recipient, origin), expect, wait)
         return [decode_envelope(v) for v in values]
 
 
 async def make_exchange(
-    kafka: KafkaCluster, count: int, agreements: str | None = None, **kwargs: object
+    kafka: KafkaCluster,
+    count: int,
+    agreements: str | None = None,
+    *,
+    replication: int = 1,
+    min_isr: int = 1,
+    **kwargs: object,
 ) -> Exchange:
-    """An exchange of ``count`` fresh participants; ``agreements`` may use P0, P1, ... for ids."""
+    """An exchange of ``count`` fresh participants; ``agreements`` may use P0, P1, ... for ids.
+
+    Its topics have ``replication`` copies and ``min_isr`` in-sync replicas.
+    """
     ids = random_ids(count)
     text = agreements or ""
     for i, pid in enumerate(ids):
         text = text.replace(f"P{i}", pid)
     sandbox = make_sandbox(ids, text, **kwargs)  # type: ignore[arg-type]
-    await create_topics(kafka.admin, ids)
+    await create_topics(kafka.admin, ids, replication=replication, min_isr=min_isr)
     return Exchange(kafka, sandbox, ids)
+
+
+async def every_copy_once(ex: Exchange, sent: Iterable[tuple[str, str]], unknown: int = 0) -> None:
+    """Every partner's feed holds each sent ``(origin, message id)`` exactly once.
+
+    Counted as a multiset, so a duplicate shows. Besides, a feed may hold up to
+    ``unknown`` other messages once each (those of batches whose publication failed
+    though their commit may have happened); nothing of the outboxes is quarantined.
+    """
+    expected: dict[tuple[str, str], Counter[str]] = {
+        (recipient, origin): Counter()
+        for origin in ex.ids
+        for recipient in ex.ids
+        if recipient != origin
+    }
+    for origin, message_id in sent:
+        for recipient in ex.ids:
+            if recipient != origin:
+                expected[recipient, origin][message_id] += 1
+    for (recipient, origin), want in expected.items():
+        got = Counter(e.header.message_id for e in await ex.feed(recipient, origin))
+        extra, missing = got - want, want - got
+        assert not missing, f"{recipient} from {origin}: {sum(missing.values())} missing"
+        doubled = {m: n for m, n in got.items() if n > 1}
+        assert not doubled, f"{recipient} from {origin}: doubled {doubled}"
+        assert len(extra) <= unknown, f"{recipient} from {origin}: {len(extra)} never sent"
+    quarantined = [
+        record
+        for _, record in map(decode_record, await ex.read(naming.QUARANTINE_TOPIC))
+        if naming.parse_outbox_topic(record["source_topic"]) in ex.ids
+    ]
+    assert quarantined == []
 
 
 @contextlib.asynccontextmanager

@@ -92,7 +92,18 @@ async def test_a_withheld_section_is_absent_and_the_copy_still_verifies(
     verify_trusted(copy, ex.sandbox.trust)  # the origin's signature survives redaction
     assert to_c[0].present_sections == envelope.present_sections
     verify_trusted(to_c[0], ex.sandbox.trust)
-    assert await ex.feed(a, b) == []  # nothing flows back to the origin
+    # Nothing flows back to the origin: the recorded decision denies it as the origin,
+    # and the copies went to b and c only.
+    audit = [decode_record(v)[1] for v in await ex.read(naming.audit_topic(a))]
+    (decision,) = [
+        r
+        for r in audit
+        if r["kind"] == "DECISION" and r["message_id"] == envelope.header.message_id
+    ]
+    outcomes = {o["participant"]: o for o in decision["outcomes"]}
+    assert (outcomes[a]["delivered"], outcomes[a]["reason"]) == (False, "ORIGIN")
+    assert {p for p, o in outcomes.items() if o["delivered"]} == {b, c}
+    assert outcomes[b]["sections"] == ["identity", "offence", "contact"]
 
 
 async def test_every_refused_record_is_quarantined_with_its_reason_and_the_stream_goes_on(

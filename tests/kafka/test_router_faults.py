@@ -3,28 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import glob
+import json
 import os
 import random
 import signal
 import subprocess
 import sys
-from collections import Counter
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from border_exchange.adapters.kafka_launcher import die_with_parent
+from border_exchange.adapters import kafka_launcher
+from border_exchange.adapters.kafka_launcher import ClusterInfo, die_with_parent
 from border_exchange.domain import naming
 from border_exchange.domain.catalog import AlertType
-from border_exchange.domain.encoding import decode_record, encode_envelope
+from border_exchange.domain.encoding import encode_envelope
 from border_exchange.domain.envelope import Envelope
 from border_exchange.sandbox import open_agreements
 from border_exchange.services.router import Router
+from tests import cli, clock
 from tests.conftest import KafkaCluster
-from tests.exchange import Exchange, make_exchange, running
+from tests.exchange import Exchange, every_copy_once, make_exchange, running
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -60,24 +64,7 @@ async def _publish_steadily(ex: Exchange, envelopes: Sequence[Envelope], seconds
 
 
 async def _feeds_hold_exactly(ex: Exchange, envelopes: Sequence[Envelope]) -> None:
-    expected: dict[tuple[str, str], Counter[str]] = {}
-    for envelope in envelopes:
-        origin = envelope.header.origin
-        for recipient in ex.ids:
-            if recipient != origin:
-                expected.setdefault((recipient, origin), Counter())[envelope.header.message_id] += 1
-    for (recipient, origin), want in expected.items():
-        got = Counter(e.header.message_id for e in await ex.feed(recipient, origin))
-        assert got == want, (
-            f"{recipient} from {origin}: {sum((got - want).values())} extra, "
-            f"{sum((want - got).values())} missing"
-        )
-    quarantined = [
-        record
-        for _, record in map(decode_record, await ex.read(naming.QUARANTINE_TOPIC))
-        if naming.parse_outbox_topic(record["source_topic"]) in ex.ids
-    ]
-    assert quarantined == []
+    await every_copy_once(ex, [(e.header.origin, e.header.message_id) for e in envelopes])
 
 
 async def _wait_for_feeds(ex: Exchange, envelopes: Sequence[Envelope], within: float) -> None:
@@ -143,13 +130,21 @@ async def test_kill_9_at_random_points_neither_loses_nor_duplicates(
     config = _router_config(ex, tmp_path)
     log = tmp_path / "router.log"
     rng = random.Random(20261129)
+    started = clock.now() - timedelta(minutes=1)
 
     publishing = asyncio.create_task(_publish_steadily(ex, envelopes, seconds=20))
     kills = 0
+    caught: list[bool] = []
     router = _start_router(config, log)
+    written = [TopicPartition(t, p) for t in _written_topics(ex) for p in range(3)]
     try:
         while kills < 4:
-            await asyncio.sleep(rng.uniform(2.0, 7.0))
+            await asyncio.sleep(rng.uniform(1.0, 4.0))
+            # Half the kills wait for a transaction that has written records and is not
+            # committed yet (a restarted router first waits out its killed predecessor's
+            # 30 s session in the group); the others land wherever they fall.
+            if kills % 2 == 0:
+                caught.append(await _until_a_transaction_is_open(ex, written, within=75))
             assert router.poll() is None, log.read_text()[-3000:]
             router.send_signal(signal.SIGKILL)
             router.wait()
@@ -166,6 +161,102 @@ async def test_kill_9_at_random_points_neither_loses_nor_duplicates(
             router.kill()
     assert router.returncode == 0, log.read_text()[-3000:]
     await _feeds_hold_exactly(ex, envelopes)
+    # At least one kill landed inside an open transaction: the broker aborted it when the
+    # next router took over its transactional id, and wrote ABORT markers into the logs
+    # it had written to; its records (when sent before the kill) are there, aborted: a
+    # read_uncommitted reader sees them, a read_committed one does not.
+    assert any(caught), "no kill found an open transaction to interrupt"
+    topics = _written_topics(ex)
+    aborted = await _aborted_records(ex, topics)
+    assert aborted > 0, "no kill left aborted records"
+    if kafka.info is not None:  # the launcher's broker: its log files can be read
+        assert _abort_markers(kafka.info, topics) > 0
+    # And the audit chains replay clean after the crashes, by the auditor's command.
+    replay = cli.run(
+        "audit", "replay", "--from", clock.iso(started), "--to", clock.iso(clock.days(1)),
+        "--trust", str(tmp_path / "trust.yaml"),
+        "--config", str(cli.kafka_config(ex.settings, tmp_path / "auditor.yaml")),
+        "--agreements-history", str(tmp_path / "history"),
+        "--participant", ex.ids[0],  # and its two partners: this exchange only
+        "--report", str(tmp_path / "report.json"), "--quiet",
+    )  # fmt: skip
+    assert replay.returncode == 0, replay.stdout[-3000:] + replay.stderr[-3000:]
+    assert cli.summary(replay.stdout).endswith(": CLEAN"), replay.stdout
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert (report["verdict"], report["violations"]) == ("CLEAN", [])
+    assert report["counts"]["decisions"] == len(envelopes)  # each decided once, crashes or not
+
+
+def _written_topics(ex: Exchange) -> list[str]:
+    """The topics the router writes in its transactions: audit trails and feeds."""
+    topics = [naming.audit_topic(p) for p in ex.ids]
+    return topics + [naming.feed_topic(r, o) for o in ex.ids for r in ex.ids if r != o]
+
+
+async def _until_a_transaction_is_open(
+    ex: Exchange, partitions: Sequence[TopicPartition], within: float
+) -> bool:
+    """Return once a partition's high watermark is past its last stable offset: records of
+    a transaction not committed yet are in the log (False after ``within`` seconds)."""
+    readers = [
+        AIOKafkaConsumer(**ex.settings.client_kwargs(), isolation_level=isolation)
+        for isolation in ("read_uncommitted", "read_committed")
+    ]
+    for reader in readers:
+        await reader.start()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while loop.time() < deadline:
+            high = await readers[0].end_offsets(list(partitions))
+            stable = await readers[1].end_offsets(list(partitions))
+            if any(high[tp] > stable[tp] for tp in partitions):
+                return True
+        return False
+    finally:
+        for reader in readers:
+            await reader.stop()
+
+
+def _abort_markers(info: ClusterInfo, topics: Sequence[str]) -> int:
+    """ABORT markers in the log segments of ``topics``, as Kafka's DumpLogSegments prints them."""
+    files = [
+        str(segment)
+        for node in info.nodes
+        for topic in topics
+        for segment in sorted(Path(node.data_dir, "data").glob(f"{glob.escape(topic)}-*/*.log"))
+    ]
+    assert files, "no log segment of the exchange's topics"
+    command = [kafka_launcher.java_executable(), "-cp", f"{kafka_launcher.resolve_jars()}/*"]
+    command += ["org.apache.kafka.tools.DumpLogSegments", "--print-data-log"]
+    dumped = subprocess.run(
+        [*command, "--files", ",".join(files)], capture_output=True, check=True, timeout=300
+    ).stdout
+    return dumped.count(b"endTxnMarker: ABORT")
+
+
+async def _aborted_records(ex: Exchange, topics: Sequence[str]) -> int:
+    """Records of ``topics`` that belong to aborted transactions (all seen minus committed)."""
+
+    async def count(isolation: str) -> int:
+        consumer = AIOKafkaConsumer(
+            **ex.settings.client_kwargs(), isolation_level=isolation, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            tps = [TopicPartition(t, p) for t in topics for p in range(3)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
+            seen = 0
+            while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+                batch = await consumer.getmany(*tps, timeout_ms=1000)
+                seen += sum(len(records) for records in batch.values())
+            return seen
+        finally:
+            await consumer.stop()
+
+    return await count("read_uncommitted") - await count("read_committed")
 
 
 async def test_two_routers_share_the_work_across_a_stop_and_a_start(

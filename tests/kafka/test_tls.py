@@ -14,9 +14,10 @@ from border_exchange.adapters import kafka_launcher
 from border_exchange.adapters.kafka_launcher import ClusterInfo
 from border_exchange.adapters.kafka_security import create_acls, upsert_scram_user
 from border_exchange.adapters.kafka_settings import KafkaSettings
-from border_exchange.adapters.tls_ca import Issued, issue_client_cert
+from border_exchange.adapters.tls_ca import Issued, create_ca, issue_client_cert
 from border_exchange.domain import naming
 from border_exchange.domain.acl import AclOperation, topic_acl, user
+from tests import cli
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -99,3 +100,54 @@ async def test_scram_over_tls_logs_in_with_the_provisioned_password(
         ca_file=tls_cluster.ca_file,
     )
     await _produce(sasl_ssl, naming.outbox_topic("TLC"))
+
+
+def _refused(settings: KafkaSettings, directory: Path) -> tuple[int, str]:
+    """Exit code and error output of ``provision --dry-run`` connecting with ``settings``."""
+    trust = directory / "trust.yaml"
+    trust.write_text("version: 1\nparticipants: []\n")
+    admin = cli.kafka_config(settings, directory / "admin.yaml")
+    result = cli.run(
+        "provision", "--dry-run", "--trust", str(trust), "--admin-config", str(admin), timeout=120
+    )
+    return result.returncode, result.stderr
+
+
+def test_a_client_that_does_not_know_the_brokers_ca_is_refused_by_the_command(
+    tls_cluster: ClusterInfo, tmp_path: Path
+) -> None:
+    stranger = create_ca(tmp_path / "other-ca")
+    code, err = _refused(
+        KafkaSettings(
+            tls_cluster.sasl_ssl_bootstrap,
+            "SASL_SSL",
+            tls_cluster.admin_user,
+            tls_cluster.admin_password,
+            ca_file=str(stranger.cert_file),
+        ),
+        tmp_path,
+    )
+    assert code == 1, err
+    assert "Traceback" not in err
+    assert f"cannot connect to Kafka at {tls_cluster.sasl_ssl_bootstrap}" in err
+    assert "CERTIFICATE_VERIFY_FAILED" in err  # the reason, as the client logged it
+
+
+def test_a_wrong_password_over_tls_is_refused_by_the_command(
+    tls_cluster: ClusterInfo, tmp_path: Path
+) -> None:
+    assert tls_cluster.ca_file
+    code, err = _refused(
+        KafkaSettings(
+            tls_cluster.sasl_ssl_bootstrap,
+            "SASL_SSL",
+            tls_cluster.admin_user,
+            "not-the-password",
+            ca_file=tls_cluster.ca_file,
+        ),
+        tmp_path,
+    )
+    assert code == 1, err
+    assert "Traceback" not in err
+    assert f"cannot connect to Kafka at {tls_cluster.sasl_ssl_bootstrap}" in err
+    assert "Authentication failed" in err  # the broker's answer, as the client logged it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 
@@ -83,7 +84,43 @@ def test_a_valid_document_parses_into_canonical_values() -> None:
 
 def test_the_digest_is_sha256_of_the_canonical_bytes_and_they_read_back() -> None:
     aset = parse_agreement_set(ONE)
-    assert len(aset.digest) == 64
+    # The documented layout, built here from ONE: compact JSON with sorted keys, parties
+    # sorted, flows sorted by direction, sections in canonical order ("all" spelled out).
+    wanted = AlertType.WANTED_PERSON.value
+    expected = {
+        "version": "2026-11-01",
+        "agreements": [
+            {
+                "id": "COD-CAF-2026",
+                "parties": ["CAF", "COD"],
+                "status": "active",
+                "effective_from": "2026-01-01T00:00:00Z",
+                "effective_until": "2027-01-01T00:00:00Z",
+                "flows": [
+                    {
+                        "from": "CAF",
+                        "to": "COD",
+                        "types": {
+                            wanted: {
+                                "max_handling": "H1",
+                                "sections": list(SECTIONS[AlertType.WANTED_PERSON]),
+                            }
+                        },
+                    },
+                    {
+                        "from": "COD",
+                        "to": "CAF",
+                        "types": {
+                            wanted: {"max_handling": "H2", "sections": ["identity", "contact"]}
+                        },
+                    },
+                ],
+            }
+        ],
+    }
+    canonical = json.dumps(expected, sort_keys=True, separators=(",", ":")).encode()
+    assert aset.canonical_bytes() == canonical
+    assert aset.digest == hashlib.sha256(canonical).hexdigest()
     again = parse_agreement_set(aset.canonical_bytes().decode())
     assert again == aset
     assert again.canonical_bytes() == aset.canonical_bytes()

@@ -258,14 +258,14 @@ def test_a_suspension_by_one_party_takes_effect_and_one_resume_does_not_lift_it(
 
 
 def test_combine_names_agreement_party_and_reason_of_a_bad_signature_and_writes_nothing(
-    written: Mapping[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    box: Sandbox, written: Mapping[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert _sign(written, "CAF", tmp_path / "caf.yaml") == 0
     text = (tmp_path / "caf.yaml").read_text()
     digest = parse_agreement_set(EXAMPLE.read_text()).by_id("COD-CAF-2026").content_digest()
     cases = {
         "malformed": text.replace("signature: ", "signature: AAAA", 1),
-        "unknown key": text.replace("key_id: CAF-2026-01", "key_id: CAF-1999-09"),
+        "unknown key": text.replace(f"key_id: {box.key_ids['CAF']}", "key_id: CAF-1999-09"),
         "other digest": text.replace(digest, "ab" * 32),
     }
     expected = {
@@ -288,13 +288,13 @@ def test_combine_names_agreement_party_and_reason_of_a_bad_signature_and_writes_
 
 
 def test_signing_with_a_key_that_is_not_the_partys_is_refused(
-    written: Mapping[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    box: Sandbox, written: Mapping[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["policy", "sign", str(EXAMPLE), "--trust", str(written["trust"]), "--as", "CAF"]
     argv += ["--key", str(written["key:COD"]), "--out", str(tmp_path / "x.yaml")]
     assert main(argv) == 1
     err = capsys.readouterr().err
-    assert "is not the private half of key CAF-2026-01 of CAF" in err
+    assert f"is not the private half of key {box.key_ids['CAF']} of CAF" in err
     assert not (tmp_path / "x.yaml").exists()
 
 

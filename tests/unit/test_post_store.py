@@ -17,6 +17,7 @@ from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.samples import sample_alert, sample_alert_data
 from border_exchange.domain.signing import redact, seal, section_content, sign
 from border_exchange.domain.trust import Participant, PublicKey, TrustStore
+from border_exchange.errors import DecodeError
 from border_exchange.services.post import check_record, outcome_of
 from tests import clock as clock_of_run
 
@@ -221,5 +222,5 @@ def test_records_are_verified_end_to_end_and_must_come_from_their_origins_feed()
 
     garbage = outcome_of(_record(b"\xc3\x01garbage"), trust(), "COD")
     assert isinstance(garbage, Rejected)
-    with pytest.raises(Exception, match="not a feed of COD"):
+    with pytest.raises(DecodeError, match="not a feed of COD"):
         check_record("bx.SSD.from.CAF", encode_envelope(envelope), trust(), "COD")

@@ -27,30 +27,40 @@ SCHEMA_DIR = default_schema_dir()
 CURRENT = sorted(SCHEMA_DIR.glob("*.avsc"))
 
 
-def earlier_versions(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    """Every committed version of ``path`` (by git history) and its superseded copies."""
-    versions: list[tuple[str, dict[str, Any]]] = []
-    for old in sorted((SCHEMA_DIR / HISTORY_DIR).glob(f"{path.stem}.*.avsc")):
-        versions.append((old.name, json.loads(old.read_text(encoding="utf-8"))))
+def history_copies(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """The superseded copies of ``path`` kept in the schema history directory."""
+    return [
+        (old.name, json.loads(old.read_text(encoding="utf-8")))
+        for old in sorted((SCHEMA_DIR / HISTORY_DIR).glob(f"{path.stem}.*.avsc"))
+    ]
+
+
+def git_top() -> Path | None:
+    """The top of the git checkout holding the schemas, or None (an sdist, a tarball)."""
     git = shutil.which("git")
     if git is None:
-        return versions
+        return None
     top = subprocess.run(
-        [git, "rev-parse", "--show-toplevel"], cwd=path.parent, capture_output=True, text=True
+        [git, "rev-parse", "--show-toplevel"], cwd=SCHEMA_DIR, capture_output=True, text=True
     )
-    if top.returncode != 0:
-        return versions
-    relative = path.resolve().relative_to(Path(top.stdout.strip()).resolve()).as_posix()
+    return Path(top.stdout.strip()) if top.returncode == 0 else None
+
+
+def committed_versions(path: Path, top: Path) -> list[tuple[str, dict[str, Any]]]:
+    """Every committed version of ``path`` in the git history under ``top``."""
+    git = shutil.which("git") or "git"
+    versions: list[tuple[str, dict[str, Any]]] = []
+    relative = path.resolve().relative_to(top.resolve()).as_posix()
     commits = subprocess.run(
         [git, "log", "--format=%H", "--", relative],
-        cwd=path.parent,
+        cwd=top,  # the path is relative to the top, and so is git's pathspec from there
         capture_output=True,
         text=True,
         check=True,
     ).stdout.split()
     for commit in commits:
         shown = subprocess.run(
-            [git, "show", f"{commit}:{relative}"], cwd=path.parent, capture_output=True, text=True
+            [git, "show", f"{commit}:{relative}"], cwd=top, capture_output=True, text=True
         )
         if shown.returncode == 0:
             versions.append((commit[:12], json.loads(shown.stdout)))
@@ -84,7 +94,17 @@ def fully_compatible(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 @pytest.mark.parametrize("path", CURRENT, ids=[p.stem for p in CURRENT])
 def test_schema_is_compatible_with_every_earlier_committed_version(path: Path) -> None:
     current = json.loads(path.read_text(encoding="utf-8"))
-    for label, old in earlier_versions(path):
+    for label, old in history_copies(path):
+        assert fully_compatible(old, current) == [], f"{path.name} vs {label}"
+    top = git_top()
+    if top is None:
+        pytest.skip(
+            "no git history here (an sdist or a tarball): checked against the schema "
+            "history directory only, not against every committed version"
+        )
+    versions = committed_versions(path, top)
+    assert versions, f"git knows no committed version of {path.name}: is it committed?"
+    for label, old in versions:
         assert fully_compatible(old, current) == [], f"{path.name} vs {label}"
 
 

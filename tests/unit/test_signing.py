@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -441,3 +441,55 @@ def test_the_vector_digest_follows_the_documented_layout() -> None:
         bytes.fromhex(first["salt_hex"]),
         bytes.fromhex(first["content_hex"]),
     ) == bytes.fromhex(first["digest_hex"])
+
+
+def test_the_vector_signing_input_is_the_documented_layout_and_verifies_elsewhere() -> None:
+    """The bytes of docs/contract.md section 2, built here from the vector's fields alone."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    vector = json.loads(VECTOR.read_text(encoding="utf-8"))
+    h = vector["header"]
+
+    def lp(data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + data
+
+    def text(value: str) -> bytes:
+        return lp(value.encode())
+
+    def opt(value: str | None) -> bytes:
+        return b"\x00" if value is None else b"\x01" + text(value)
+
+    def micros(iso: str) -> bytes:
+        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+        since = moment - datetime(1970, 1, 1, tzinfo=UTC)
+        return (since // timedelta(microseconds=1)).to_bytes(8, "big", signed=True)
+
+    expected = (
+        b"border-exchange/alert/v1\x00"
+        + text(h["origin"])
+        + text(h["alert_type"])
+        + text(h["alert_id"])
+        + h["version"].to_bytes(4, "big", signed=True)
+        + text(h["message_id"])
+        + text(h["operation"])
+        + micros(h["issued_at"])
+        + micros(h["expires_at"])
+        + text(h["handling_code"])
+        + text(h["source_reliability"])
+        + text(h["information_reliability"])
+        + text(h["priority"])
+        + text(h["action_on_hit"])
+        + len(h["warning_markers"]).to_bytes(4, "big")
+        + b"".join(text(m) for m in h["warning_markers"])
+        + opt(h["cancel_reason"])
+        + opt(h["language"])
+        + text(h["key_id"])
+        + lp(bytes.fromhex(h["schema_fingerprint_hex"]))
+        + len(vector["sections"]).to_bytes(4, "big")
+        + b"".join(text(s["name"]) + bytes.fromhex(s["digest_hex"]) for s in vector["sections"])
+    )
+    assert expected.hex() == vector["signing_input_hex"]
+    assert micros(h["issued_at"]) == h["issued_at_micros"].to_bytes(8, "big", signed=True)
+    # OpenSSL's Ed25519 (through cryptography), not the libsodium path the package verifies with.
+    public = Ed25519PublicKey.from_public_bytes(bytes.fromhex(vector["public_key_hex"]))
+    public.verify(bytes.fromhex(vector["signature_hex"]), expected)
