@@ -197,13 +197,14 @@ async def test_a_copy_the_feed_refuses_quarantines_its_record_and_the_next_is_de
 
 
 class _FailOnce(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is untyped
-    """A producer whose first record batch for a feed fails, never sent, as if the
+    """A producer whose first record batch for ``feed`` fails, never sent, as if the
     broker had answered NOT_ENOUGH_REPLICAS for it."""
 
+    feed: ClassVar[str] = ""
     failed: ClassVar[list[str]] = []
 
     async def send_batch(self, batch: Any, topic: str, *, partition: int) -> asyncio.Future[Any]:
-        if ".from." in topic and not _FailOnce.failed:
+        if topic == _FailOnce.feed and not _FailOnce.failed:
             _FailOnce.failed.append(topic)
             future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             future.set_exception(NotEnoughReplicasError())
@@ -221,6 +222,7 @@ async def test_a_transaction_with_a_failed_send_aborts_and_the_message_is_delive
     envelopes = [ex.seal(_on_partition(ex, a, 0)) for _ in range(3)]
     await ex.publish(*envelopes)
     _FailOnce.failed.clear()
+    _FailOnce.feed = naming.feed_topic(b, a)
     router = ex.router()
     router.producer_factory = _FailOnce
 
