@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
+from border_exchange.adapters import sqlite_tx
 from border_exchange.errors import ConfigError, StoreError
 
 TOKEN_PREFIX: Final = "bxg_"
@@ -127,14 +128,10 @@ class GatewayStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        # A failing statement inside the body is the store's fault too, so it is mapped here.
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+            with sqlite_tx.immediate(self._db, f"the gateway store {self.path}") as db:
+                yield db
         except sqlite3.Error as exc:
             raise StoreError(f"gateway store {self.path}: {exc}") from exc
 

@@ -17,8 +17,8 @@ import hashlib
 import json
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -28,6 +28,7 @@ from typing import Final
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from border_exchange.adapters import sqlite_tx
 from border_exchange.domain.consultation import Entry, Search, chain
 from border_exchange.errors import ConfigError, LoginRefusal, LoginRefused, StoreError
 
@@ -131,19 +132,8 @@ class OfficerDB:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        db = self._db
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot write the officers file {self.path}: {exc}") from exc
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return sqlite_tx.immediate(self._db, f"the officers file {self.path}")
 
     # -- accounts ----------------------------------------------------------------------
 

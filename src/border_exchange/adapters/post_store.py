@@ -20,15 +20,15 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
-from border_exchange.adapters import name_index
+from border_exchange.adapters import name_index, sqlite_tx
 from border_exchange.domain.catalog import SECTIONS, AlertType, Operation
 from border_exchange.domain.encoding import decode_envelope, encode_envelope
 from border_exchange.domain.envelope import Envelope, Header
@@ -315,23 +315,8 @@ class PostStore:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        db = self._db
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot write the post store {self.path}: {exc}") from exc
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        try:
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            db.execute("ROLLBACK")
-            raise StoreError(f"cannot commit to the post store {self.path}: {exc}") from exc
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return sqlite_tx.immediate(self._db, f"the post store {self.path}")
 
     # -- writing -----------------------------------------------------------------------
 
