@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -176,19 +176,29 @@ class RouterConfig(BaseModel):
 ROUTER_ENV_PREFIX = "BX_ROUTER_"
 
 
-def _router_config(raw: Mapping[str, Any], base: Path, env: Mapping[str, str]) -> RouterConfig:
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _validated(
+    model: type[_Model], raw: Mapping[str, Any], env_prefix: str, env: Mapping[str, str], what: str
+) -> _Model:
+    """``model`` from a config file's keys (all but ``kafka``), ``env_prefix`` variables winning."""
     values = {k: v for k, v in raw.items() if k != "kafka"}
-    for name in RouterConfig.model_fields:
-        override = env.get(ROUTER_ENV_PREFIX + name.upper())
+    for name in model.model_fields:
+        override = env.get(env_prefix + name.upper())
         if override:
             values[name] = override
     try:
-        config = RouterConfig.model_validate(values)
+        return model.model_validate(values)
     except PydanticValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
-        raise ConfigError(f"invalid router configuration: {problems}") from exc
+        raise ConfigError(f"invalid {what} configuration: {problems}") from exc
+
+
+def _router_config(raw: Mapping[str, Any], base: Path, env: Mapping[str, str]) -> RouterConfig:
+    config = _validated(RouterConfig, raw, ROUTER_ENV_PREFIX, env, "router")
     paths = ("trust_store", "agreements", "agreement_history", "signing_key")
     return config.model_copy(update={name: base / getattr(config, name) for name in paths})
 
@@ -350,18 +360,7 @@ def gateway_server_config(
     env = os.environ if env is None else env
     raw = read_config_file(config_path)
     kafka = kafka_settings_from(raw, str(config_path), env)
-    values = {k: v for k, v in raw.items() if k != "kafka"}
-    for name in GatewayServerConfig.model_fields:
-        override = env.get(GATEWAY_ENV_PREFIX + name.upper())
-        if override:
-            values[name] = override
-    try:
-        config = GatewayServerConfig.model_validate(values)
-    except PydanticValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"invalid gateway configuration: {problems}") from exc
+    config = _validated(GatewayServerConfig, raw, GATEWAY_ENV_PREFIX, env, "gateway")
     base = config_path.parent
     update = {
         name: base / getattr(config, name)
