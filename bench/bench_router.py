@@ -100,10 +100,19 @@ async def _create_topics(settings: KafkaSettings, extra: Sequence[str] = ()) -> 
         names += [(naming.outbox_topic(p), PARTITIONS), (naming.audit_topic(p), PARTITIONS)]
         names += [(naming.feed_topic(p, q), PARTITIONS) for q in IDS if q != p]
     names += [(name, PARTITIONS) for name in extra]
+    # The feed states the router writes beside every copy, compacted as provisioning makes them.
+    compacted = [naming.feed_state_topic(p, q) for p in IDS for q in IDS if q != p]
+    compacted += [name for name in extra if ".state." in name]
     admin = AIOKafkaAdminClient(**settings.client_kwargs())
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(n, p, 1) for n, p in names])
+        await admin.create_topics(
+            [NewTopic(n, p, 1) for n, p in names if n not in compacted]
+            + [
+                NewTopic(n, PARTITIONS, 1, topic_configs={"cleanup.policy": "compact"})
+                for n in compacted
+            ]
+        )
     finally:
         await admin.close()
 
@@ -245,15 +254,16 @@ async def fanout(
     workers: each transaction takes every batch queued while the last one committed,
     a partition with ``batch_size`` records queued is paused, and the group's offset
     joins a transaction once per ``offset_commit_interval``. Per message: the record's
-    bytes to three partner topics (the partition its key hashes to, the ``bx-source``
-    header) and an audit record of the router's own (from (b)) to the partition's audit
-    topic, all sent in record batches per partition, every send acknowledged before the
-    commit.
+    bytes to three partner topics and to their three state topics (the partition its key
+    hashes to, the ``bx-source`` header) and an audit record of the router's own (from
+    (b)) to the partition's audit topic, all sent in record batches per partition, every
+    send acknowledged before the commit.
     """
     tuning = RouterTuning()
     limit = tuning.batch_size
     group = f"bench.fanout.{uuid.uuid4().hex[:6]}"
     feeds = [f"bench.fanout.{p}" for p in FANOUT_PARTNERS]
+    feeds += [f"bench.fanout.state.{p}" for p in FANOUT_PARTNERS]
     audit_topic = "bench.fanout.audit"
     consumer = AIOKafkaConsumer(
         source, **settings.client_kwargs(), group_id=group, isolation_level="read_committed",
@@ -589,7 +599,8 @@ async def measure(settings: KafkaSettings, args: argparse.Namespace) -> None:
     # As ``router run`` does; (a) and (b) run in this process, under the same settings.
     tune_garbage_collector()
     raw_in, raw_out = "bench.raw.in", "bench.raw.out"
-    fanout_topics = [f"bench.fanout.{p}" for p in FANOUT_PARTNERS] + ["bench.fanout.audit"]
+    fanout_topics = [f"bench.fanout.{p}" for p in FANOUT_PARTNERS]
+    fanout_topics += [f"bench.fanout.state.{p}" for p in FANOUT_PARTNERS] + ["bench.fanout.audit"]
     await _create_topics(settings, (raw_in, raw_out, *fanout_topics))
     print(f"sealing {args.messages} wanted-person alerts ...", flush=True)
     records = _seal_many(box, args.messages)
@@ -611,8 +622,9 @@ async def measure(settings: KafkaSettings, args: argparse.Namespace) -> None:
     feeds = [naming.feed_topic(p, ORIGIN) for p in FANOUT_PARTNERS]
     # End offsets count transaction markers too: they are written records as well.
     b_copies = await _records_written(settings, feeds)
+    states = [naming.feed_state_topic(p, ORIGIN) for p in FANOUT_PARTNERS]
     b_total = b_copies + await _records_written(
-        settings, [naming.audit_topic(ORIGIN), naming.QUARANTINE_TOPIC]
+        settings, [*states, naming.audit_topic(ORIGIN), naming.QUARANTINE_TOPIC]
     )
     verify_after = bare_verify_rate(box)
     verify = (verify + verify_after) / 2
@@ -628,8 +640,9 @@ async def measure(settings: KafkaSettings, args: argparse.Namespace) -> None:
     delivered = 3 * len(records)
     print(
         f"records written per delivered copy, transaction markers included: router "
-        f"{b_total / delivered:.2f} ({b_total:,} in feeds, audit trail and quarantine for "
-        f"{delivered:,} copies, {b_copies - delivered:,} of them markers in the feeds); "
+        f"{b_total / delivered:.2f} ({b_total:,} in feeds, feed states, audit trail and "
+        f"quarantine for {delivered:,} copies, {b_copies - delivered:,} of them markers in "
+        f"the feeds); "
         f"fan-out {c_total / delivered:.2f} ({c_written / delivered:.2f} without markers)"
     )
     print(f"ratio b/a: {b / a:.2f} (goal >= 0.5); b / batched pass-through: {b / a_batched:.2f}")
