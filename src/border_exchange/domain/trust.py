@@ -83,6 +83,8 @@ class Participant:
     status: str
     posts: tuple[str, ...]
     keys: tuple[PublicKey, ...]
+    post_keys: tuple[PublicKey, ...] = ()
+    """Keys of its border posts (owner ``<P>.post.<name>``): they sign hit reports only."""
 
     @property
     def active(self) -> bool:
@@ -124,6 +126,23 @@ class TrustStore:
                 return key
         raise KeyNotValidError(f"{owner} has no key {key_id!r}", KeyProblem.UNKNOWN_KEY)
 
+    def post_key_for(self, participant: str, post: str, key_id: str, at: datetime) -> PublicKey:
+        """Key ``key_id`` of post ``post`` of ``participant`` if valid at ``at``; raises
+        ``KeyNotValidError`` (a post key never signs an alert, nor a service key a report)."""
+        member = self.participants.get(participant)
+        if member is None:
+            raise KeyNotValidError(
+                f"unknown participant {participant!r}", KeyProblem.UNKNOWN_PARTICIPANT
+            )
+        owner = post_owner(participant, post)
+        for key in member.post_keys:
+            if key.key_id == key_id and key.owner == owner:
+                problem = key.problem_at(at)
+                if problem is not None:
+                    raise KeyNotValidError(problem[1], problem[0])
+                return key
+        raise KeyNotValidError(f"post {owner} has no key {key_id!r}", KeyProblem.UNKNOWN_KEY)
+
     def current_key(self, owner: str, at: datetime) -> PublicKey:
         """The most recent key of ``owner`` valid at ``at``; raises ``KeyNotValidError``."""
         valid = [key for key in self.keys_of(owner) if key.valid_at(at)]
@@ -132,6 +151,11 @@ class TrustStore:
                 f"{owner} has no key valid at {_iso(at)}", KeyProblem.UNKNOWN_KEY
             )
         return max(valid, key=lambda key: key.valid_from)
+
+
+def post_owner(participant: str, post: str) -> str:
+    """The owner name of a post's keys: ``<participant>.post.<post>``, its Kafka user's name."""
+    return f"{participant}.post.{post}"
 
 
 def _iso(value: datetime) -> str:
@@ -192,6 +216,7 @@ class _Reader:
             "valid_until",
             "revoked_at",
             "revocation_reason",
+            *(("post",) if owner.count(".") else ()),
         }
         for extra in sorted(set(entry) - known):
             self.fail(f"{path}.{extra}", "unknown field")
@@ -225,6 +250,21 @@ class _Reader:
             for i, item in enumerate(self.sequence(value, path))
         ]
         return tuple(key for key in found if key is not None)
+
+    def post_keys(
+        self, value: object, path: str, participant: str, posts: tuple[str, ...]
+    ) -> tuple[PublicKey, ...]:
+        """The ``post_keys`` of a participant: key entries, each naming its ``post``."""
+        found: list[PublicKey] = []
+        for i, item in enumerate(self.sequence(value, path)):
+            post = self.mapping(item, f"{path}[{i}]").get("post")
+            if post not in posts:
+                self.fail(f"{path}[{i}].post", f"{post!r} is not one of the participant's posts")
+                continue
+            key = self.key(item, f"{path}[{i}]", post_owner(participant, str(post)))
+            if key is not None:
+                found.append(key)
+        return tuple(found)
 
 
 def parse_trust_store(text: str) -> TrustStore:
@@ -268,15 +308,19 @@ def parse_trust_store(text: str) -> TrustStore:
             for j, post in enumerate(reader.sequence(entry.get("posts"), f"{path}.posts"))
         )
         keys = reader.keys(entry.get("keys"), f"{path}.keys", pid)
-        participants[pid] = Participant(pid, name, kind, str(status), posts, keys)
+        post_keys = reader.post_keys(entry.get("post_keys"), f"{path}.post_keys", pid, posts)
+        participants[pid] = Participant(pid, name, kind, str(status), posts, keys, post_keys)
     if reader.problems:
         raise TrustStoreError("invalid trust store: " + "; ".join(reader.problems))
     return TrustStore(MappingProxyType(participants), hub)
 
 
 def key_entry(key: PublicKey) -> dict[str, Any]:
-    """The trust store entry of ``key``, as it appears under ``keys:``."""
+    """The trust store entry of ``key``, as it appears under ``keys:`` (``post_keys:`` with
+    the ``post`` it belongs to)."""
+    _, dot, post = key.owner.partition(".post.")
     return {
+        **({"post": post} if dot else {}),
         "key_id": key.key_id,
         "public_key": base64.b64encode(key.raw).decode("ascii"),
         "valid_from": _iso(key.valid_from),

@@ -88,6 +88,12 @@ def _entry(member: Participant) -> dict[str, Any]:
         "status": member.status,
         "posts": list(member.posts),
         "keys": [key_entry(key) for key in sorted(member.keys, key=lambda k: k.key_id)],
+        # Only when there are any, so that entries signed before posts had keys still verify.
+        **(
+            {"post_keys": [key_entry(k) for k in sorted(member.post_keys, key=lambda k: k.key_id)]}
+            if member.post_keys
+            else {}
+        ),
     }
 
 
