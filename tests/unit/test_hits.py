@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -35,6 +36,7 @@ from border_exchange.domain.quarantine_notice import (
     decode_notice,
     encode_notice,
 )
+from border_exchange.domain.schemas import registry
 from border_exchange.domain.trust import parse_trust_store
 from border_exchange.domain.trust_governance import entry_digest
 from border_exchange.errors import (
@@ -158,6 +160,21 @@ def test_remarks_at_the_limit_fit_within_the_record_limit() -> None:
         NOW,
     )
     assert len(value) <= limits.MAX_HIT_BYTES
+
+
+@pytest.mark.parametrize(
+    ("value", "schema"),
+    [
+        (HitReport, "bx.HitReport"),
+        (HitAcknowledgement, "bx.HitAcknowledgement"),
+        (QuarantineNotice, "bx.QuarantineNotice"),
+    ],
+)
+def test_each_value_has_the_fields_of_its_schema(value: type, schema: str) -> None:
+    fields = [entry["name"] for entry in registry().schema(schema).raw["fields"]]
+    assert sorted(f.name for f in dataclasses.fields(value)) == sorted(fields)
+    if schema != "bx.QuarantineNotice":
+        assert fields[-1] == "signature"  # the signature covers every byte before it
 
 
 def test_an_alert_envelope_and_garbage_are_told_apart() -> None:
