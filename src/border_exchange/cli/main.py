@@ -20,6 +20,7 @@ COMMANDS: tuple[str, ...] = (
     "border_exchange.cli.audit",
     "border_exchange.demo.cli",
     "border_exchange.cli.deploy",
+    "border_exchange.cli.desk",
     "border_exchange.cli.dev",
     "border_exchange.cli.gateway",
     "border_exchange.cli.keys",
