@@ -45,6 +45,7 @@ from border_exchange.bootstrap import configure_logging, tune_garbage_collector
 from border_exchange.domain import naming
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import encode_envelope
+from border_exchange.domain.partitioning import key_hash
 from border_exchange.domain.samples import sample_alert
 from border_exchange.domain.signing import seal
 from border_exchange.sandbox import Sandbox, make_sandbox, open_agreements
@@ -53,7 +54,6 @@ from border_exchange.services.router import (
     PolicyView,
     Router,
     RouterTuning,
-    key_hash,
 )
 
 IDS = ("CAF", "COD", "SSD", "UGA")
