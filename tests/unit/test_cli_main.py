@@ -62,7 +62,7 @@ def test_router_run_imports_neither_the_gateway_nor_the_demo_nor_the_alert_model
     heavy_modules = (
         "border_exchange.services.gateway",
         "border_exchange.services.gateway_http",
-        "border_exchange.cli.demo",
+        "border_exchange.demo.cli",
         "border_exchange.domain.alerts",
         "fastapi",
     )

@@ -18,7 +18,7 @@ from border_exchange.errors import BorderExchangeError
 
 COMMANDS: Mapping[str, tuple[str, ...]] = {
     "border_exchange.cli.audit": ("audit",),
-    "border_exchange.cli.demo": ("demo",),
+    "border_exchange.demo.cli": ("demo",),
     "border_exchange.cli.deploy": ("deploy",),
     "border_exchange.cli.dev": ("dev",),
     "border_exchange.cli.gateway": ("gateway",),
