@@ -5,15 +5,19 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from nacl.signing import SigningKey
 
+from border_exchange.adapters.hit_queue import HitQueue
+from border_exchange.adapters.post_store import Accepted, PostStore
 from border_exchange.domain import naming
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import decode_record
 from border_exchange.domain.envelope import Envelope
+from border_exchange.domain.hit_deadlines import DeadlineTable, HitStatus
 from border_exchange.domain.hits import (
     HitAction,
     HitReport,
@@ -25,7 +29,9 @@ from border_exchange.domain.hits import (
     seal_report,
 )
 from border_exchange.domain.quarantine_notice import decode_notice
+from border_exchange.domain.signing import section_content
 from border_exchange.domain.trust import post_owner
+from border_exchange.services import hits
 from tests.clock import days, iso
 from tests.conftest import KafkaCluster
 from tests.exchange import Exchange, make_exchange, running
@@ -227,3 +233,61 @@ async def test_a_quarantine_notice_reaches_the_service_whose_alert_was_refused_a
     assert notice.message_kind == "ALERT"
     for pid in (b, c):
         assert await ex.read(naming.notices_topic(pid)) == []
+
+
+async def test_the_post_reports_the_desk_sees_the_deadline_and_answers_and_the_post_sees_it(
+    kafka: KafkaCluster, tmp_path: Path
+) -> None:
+    ex = await exchange(kafka)
+    a, b, _ = ex.ids
+    alert = ex.seal(ex.alert(AlertType.WANTED_PERSON, a, priority="ROUTINE"))
+    owner = post_owner(b, POST)
+    async with running(ex.router()):
+        await ex.publish(alert)
+        (copy,) = await ex.feed(b, a, expect=1)
+        db = tmp_path / "post.db"
+        with PostStore.open(db) as store:
+            sections = {n: section_content(copy, n) for n in copy.present_sections}
+            store.apply([Accepted(naming.feed_topic(b, a), 0, 0, copy, sections)])
+            report, value = hits.prepare_report(
+                store,
+                reporter=b,
+                post=POST,
+                key=ex.sandbox.keys[owner],
+                key_id=ex.sandbox.key_ids[owner],
+                alert_id=alert.header.alert_id,
+                version=None,
+                hit_at=datetime.now(UTC) - timedelta(minutes=2),
+                action=HitAction.ARRESTED,
+                place="Bangui port ferry",
+                contact="+236 72 00 00 00",
+            )
+        with HitQueue(db) as queue:
+            queue.queue(report, value)
+            assert (await hits.send_queued(ex.settings, queue, b)) == hits.SendResult(1, 0)
+            assert (await hits.send_queued(ex.settings, queue, b)) == hits.SendResult(0, 0)
+            await ex.read(naming.hits_topic(a), expect=1)
+            now = datetime.now(UTC)
+            table = DeadlineTable()
+            (row,) = await hits.desk_hits(ex.settings, a, ex.sandbox.trust, table, now)
+            assert row.report.hit_id == report.hit_id
+            assert row.deadline == report.reported_at + timedelta(hours=12)  # routine person
+            assert row.status is HitStatus.OPEN
+            late = await hits.desk_hits(
+                ex.settings, a, ex.sandbox.trust, table, now + timedelta(hours=13)
+            )
+            assert [r.status for r in late] == [HitStatus.OVERDUE]
+            ack = await hits.acknowledge(
+                ex.settings,
+                row.report,
+                key=ex.sandbox.keys[a],
+                key_id=ex.sandbox.key_ids[a],
+                instructions="Hold him for extradition; liaison officer on the way.",
+                now=datetime.now(UTC),
+            )
+            await ex.read(naming.hits_topic(b), expect=1)
+            assert await hits.collect_acks(ex.settings, queue, b, POST, ex.sandbox.trust) == 1
+            (kept,) = queue.reports()
+        answered = await hits.desk_hits(ex.settings, a, ex.sandbox.trust, table, now)
+    assert (kept.ack_id, kept.instructions) == (ack.ack_id, ack.instructions)
+    assert [r.status for r in answered] == [HitStatus.ACKNOWLEDGED]

@@ -81,10 +81,10 @@ async def read_topic(settings: KafkaSettings, topic: str) -> list[bytes]:
     )
     try:
         await consumer.start()
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions is None:
-            await consumer.topics()
-            partitions = consumer.partitions_for_topic(topic) or set()
+        # As the auditor reads it: the consumer's own ``topics()`` keeps the partitions to
+        # itself, and a topic not subscribed to is not in its metadata.
+        cluster = await consumer._client.fetch_all_metadata()
+        partitions = cluster.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         if not tps:
             raise KafkaError(f"topic {topic} does not exist or may not be read (provision it)")
