@@ -16,7 +16,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from border_exchange.adapters.agreement_files import AgreementSource
+from border_exchange.adapters.agreement_files import AgreementSource, section_recipients
 from border_exchange.adapters.config_file import kafka_settings_from, read_config_file
 from border_exchange.adapters.instance_slot import InstanceSlot, group_instance
 from border_exchange.adapters.kafka_settings import KafkaSettings
@@ -330,6 +330,11 @@ class GatewayServerConfig(BaseModel):
     trust_store: Path = Field(description="the trust store file")
     signing_key: Path = Field(description="the service's encrypted private key")
     signing_key_id: str | None = Field(None, description="its key id; unset: the current key")
+    encrypt_for: Path | None = Field(
+        None,
+        description="signed agreement set: seal each section for exactly the partners it "
+        "permits; unset: sections in clear",
+    )
     state_db: Path = Field(
         Path("gateway-http.db"), description="SQLite file: token hashes, idempotency keys"
     )
@@ -350,7 +355,15 @@ class GatewayServerConfig(BaseModel):
 
 
 GATEWAY_ENV_PREFIX = "BX_GATEWAY_"
-_GATEWAY_PATHS = ("trust_store", "signing_key", "state_db", "tls_cert", "tls_key", "tls_client_ca")
+_GATEWAY_PATHS = (
+    "trust_store",
+    "signing_key",
+    "encrypt_for",
+    "state_db",
+    "tls_cert",
+    "tls_key",
+    "tls_client_ca",
+)
 
 
 def gateway_server_config(
@@ -385,4 +398,7 @@ def build_gateway(kafka: KafkaSettings, config: GatewayServerConfig) -> Gateway:
         trust,
         retry_for=config.publish_timeout,
         producer_options={"request_timeout_ms": attempt_ms},
+        recipients=None
+        if config.encrypt_for is None
+        else section_recipients(config.encrypt_for, trust),
     )

@@ -31,7 +31,7 @@ from typing import Any, Final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke
-from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PublicKey
+from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey, MLKEM768PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
@@ -91,6 +91,8 @@ class RecipientPrivateKey:
     key_id: str
     algorithm: EncryptionAlgorithm
     private: PrivateKey
+    halves: tuple[MLKEM768PrivateKey, X25519PrivateKey] | None = None
+    """The hybrid key's ML-KEM-768 and X25519 halves, to store it (HPKE's object hides them)."""
 
 
 @dataclass(frozen=True, slots=True)
