@@ -32,7 +32,6 @@ from border_exchange.domain.naming import ROUTER_GROUP
 from border_exchange.domain.retention import DEFAULT_POLICY
 from border_exchange.domain.routing import RoutingRules
 from border_exchange.domain.trust import HUB, TrustStore
-from border_exchange.domain.trust_governance import StoreReference
 from border_exchange.errors import BorderExchangeError, ConfigError
 from border_exchange.services.gateway import Gateway
 from border_exchange.services.provisioner import load_retention
@@ -249,13 +248,7 @@ class PolicySource:
         current = self.agreements.current
         if current is None or not (trust_changed or new_set is not None):
             return None
-        return PolicyView.build(self.trust, current, self.store)
-
-    @property
-    def store(self) -> StoreReference | None:
-        """The governed trust store in force, as the router publishes it with each set."""
-        governance = self.trust_file.governance
-        return None if governance is None else StoreReference.of(governance)
+        return PolicyView.build(self.trust, current, self.trust_file.governance)
 
 
 @dataclass(frozen=True)
@@ -308,7 +301,7 @@ def build_router(config_path: Path, env: Mapping[str, str] | None = None) -> Rou
     source = PolicySource(config.trust_store, agreements, trust, trust_file)
     router = Router(
         kafka,
-        PolicyView.build(trust, aset, source.store),
+        PolicyView.build(trust, aset, trust_file.governance),
         key,
         key_id,
         tuning=tuning,

@@ -96,6 +96,11 @@ class TrustStoreError(BorderExchangeError):
     """The trust store document is malformed or inconsistent."""
 
 
+class TrustStoreExpiredError(TrustStoreError):
+    """The governed trust store in force is past its validity window: nothing may be routed
+    under it until a valid one replaces it."""
+
+
 class PolicyError(BorderExchangeError):
     """An agreement set is malformed or inconsistent."""
 

@@ -88,8 +88,18 @@ from border_exchange.domain.routing import (
 )
 from border_exchange.domain.signature_batch import SignatureChecks, signature_checks
 from border_exchange.domain.trust import TrustStore
-from border_exchange.domain.trust_governance import TRUST_STORE_HEADER, StoreReference
-from border_exchange.errors import ConfigError, KafkaError, UndeliverableError
+from border_exchange.domain.trust_governance import (
+    TRUST_STORE_HEADER,
+    GovernedStore,
+    StoreReference,
+    stale,
+)
+from border_exchange.errors import (
+    ConfigError,
+    KafkaError,
+    TrustStoreExpiredError,
+    UndeliverableError,
+)
 from border_exchange.services.feed_recovery import recover_from_feeds
 
 log = structlog.get_logger("border_exchange.router")
@@ -177,15 +187,17 @@ class PolicyView:
     index: PolicyIndex
     references: Mapping[str, bytes] = field(default_factory=dict)
     """Per agreement id, the ``bx-agreement`` header value of the copies it permits."""
+    governance: GovernedStore | None = None
+    """The governance of ``trust`` (None: not governed): its serial, digest and validity."""
     store: StoreReference | None = None
     """The governed trust store in force (None: not governed), published with the set."""
 
     @classmethod
     def build(
-        cls, trust: TrustStore, agreements: AgreementSet, store: StoreReference | None = None
+        cls, trust: TrustStore, agreements: AgreementSet, governance: GovernedStore | None = None
     ) -> PolicyView:
         """Index ``agreements``, as their parties' signatures establish them, for the active
-        participants of ``trust`` (the governed store ``store``)."""
+        participants of ``trust`` (governed by ``governance``)."""
         participants = [p.id for p in trust.participants.values() if p.active]
         consent = consents(agreements, trust)
         return cls(
@@ -193,8 +205,14 @@ class PolicyView:
             agreements,
             PolicyIndex.build(agreements, participants, consent),
             {aid: reference_value(aid, c.digest) for aid, c in consent.items()},
-            store,
+            governance,
+            None if governance is None else StoreReference.of(governance),
         )
+
+    def expired(self, now: datetime) -> str | None:
+        """Why the governed trust store of this view may not be routed under at ``now`` (past
+        its validity window); None when it may, or when the store is not governed."""
+        return None if self.governance is None else stale(self.governance, now)
 
 
 Clock = Callable[[], datetime]
@@ -203,6 +221,10 @@ Clock = Callable[[], datetime]
 def utc_now() -> datetime:
     """The router's clock."""
     return datetime.now(UTC)
+
+
+STORE_RECHECK: Final = 0.5
+"""Seconds between two looks at the trust store in force while routing is held for it."""
 
 
 @dataclass(slots=True)
@@ -377,6 +399,8 @@ class PartitionWorker:
         """Records queued and not yet taken by the loop."""
         self.held = False
         """Whether the run loop paused this partition because too much is queued."""
+        self.closing = False
+        """Set when the worker is being closed (a hold for the trust store ends then)."""
         self._resources = contextlib.ExitStack()
         self._checks: SignatureChecks[int] | None = None
         self._counts: Counter[tuple[str, str, str]] = Counter()
@@ -438,6 +462,7 @@ class PartitionWorker:
 
     async def close(self) -> None:
         """Drop queued batches, let the batch in hand finish its transaction, and stop."""
+        self.closing = True
         self._drain()
         self.queue.put_nowait(None)
         if self.task is not None:
@@ -895,6 +920,15 @@ class PartitionWorker:
         Records up to ``isolate_through`` go one per transaction, until the one whose
         copy the broker refuses is found.
         """
+        while True:
+            try:
+                await self._process(records)
+                return
+            except TrustStoreExpiredError as expired:
+                if not await self._hold_for_store(str(expired)):
+                    return  # closed meanwhile: the partition's next owner routes them
+
+    async def _process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         records = [r for r in records if r.offset >= self.next_offset]
         isolated = [r for r in records if r.offset <= self.isolate_through]
         for record in isolated:
@@ -902,6 +936,19 @@ class PartitionWorker:
         rest = records[len(isolated) :]
         if rest:
             await self._transact(rest)
+
+    async def _hold_for_store(self, detail: str) -> bool:
+        """Route nothing of this partition while the trust store in force is past its validity
+        window (fail closed: the records stay unrouted, in hand, and fetching pauses once
+        enough are queued); True once a valid store is in force, False when closed first."""
+        router = self.router
+        router.store_expired(self.tp, detail)
+        while not self.closing:
+            await asyncio.sleep(STORE_RECHECK)
+            if router.view.expired(router.clock()) is None:
+                router.store_valid(self.tp)
+                return True
+        return False
 
     async def _transact(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Route ``records`` in one transaction; commit it once every send was acknowledged."""
@@ -1011,6 +1058,9 @@ class PartitionWorker:
         view, rules, every = router.view, router.tuning.rules, router.tuning.checkpoint_every
         self._references = view.references  # of the view that decides this batch
         now = router.clock()
+        expired = view.expired(now)
+        if expired is not None:
+            raise TrustStoreExpiredError(expired)  # before anything is sent: the transaction aborts
         checks = self._signature_checks()
         unsigned: list[tuple[int | None, Signed | Refused]] = []
         queued = 0
@@ -1217,6 +1267,8 @@ class Router:
         """State topics found missing (each reported once)."""
         self.pending: set[TopicPartition] = set()
         """Partitions assigned whose workers are not started yet (kept paused)."""
+        self.held_for_store: set[TopicPartition] = set()
+        """Partitions whose routing waits for a trust store inside its validity window."""
         self._describe_metrics()
 
     def _describe_metrics(self) -> None:
@@ -1231,6 +1283,41 @@ class Router:
             "audit_gap",
             "1 while an outbox partition is held unrouted because its audit chain lost records.",
         )
+        m.describe(
+            "trust_store_expired",
+            "1 while routing is held because the trust store in force is past its validity.",
+        )
+        m.describe(
+            "trust_store_held",
+            "Outbox partitions held unrouted because the trust store in force expired.",
+        )
+
+    def store_expired(self, tp: TopicPartition, detail: str) -> None:
+        """Note that ``tp`` is held for an expired trust store; log it when the hold begins."""
+        if not self.held_for_store:
+            governance = self.view.governance
+            log.error(
+                "router.trust_store_expired",
+                detail=detail,
+                serial=None if governance is None else governance.serial,
+                advice="nothing is routed until a new governed store, signed as the store "
+                "in force requires, replaces the trust store file",
+            )
+            self.metrics.set("trust_store_expired", 1)
+        self.held_for_store.add(tp)
+        self.metrics.set("trust_store_held", len(self.held_for_store))
+
+    def store_valid(self, tp: TopicPartition) -> None:
+        """Note that ``tp`` routes again under a valid trust store."""
+        self.held_for_store.discard(tp)
+        self.metrics.set("trust_store_held", len(self.held_for_store))
+        if not self.held_for_store:
+            self.metrics.set("trust_store_expired", 0)
+            governance = self.view.governance
+            log.info(
+                "router.trust_store_valid",
+                serial=None if governance is None else governance.serial,
+            )
 
     def count(self, counts: Counter[tuple[str, str, str]]) -> None:
         """Add a committed transaction's ``counts`` (by metric, label and value) to the metrics."""
