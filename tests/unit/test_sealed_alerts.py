@@ -12,6 +12,7 @@ from types import MappingProxyType
 import pytest
 
 from border_exchange.adapters.keyfiles import generate_encryption_key
+from border_exchange.demo.sandbox import Sandbox, make_sandbox
 from border_exchange.domain.catalog import SECTIONS, AlertType
 from border_exchange.domain.consent import consents
 from border_exchange.domain.encoding import decode_envelope, encode_envelope
@@ -26,7 +27,6 @@ from border_exchange.domain.section_seal import RecipientPrivateKey, is_sealed, 
 from border_exchange.domain.signing import redact, seal, section_content, verify_trusted
 from border_exchange.domain.trust import EncryptionAlgorithm, EncryptionKey, TrustStore
 from border_exchange.errors import DecodeError, SectionProblem, SignatureError, SignatureProblem
-from border_exchange.sandbox import Sandbox, make_sandbox
 from border_exchange.services.post import check_record
 
 NOW = datetime.now(UTC).replace(microsecond=0)
