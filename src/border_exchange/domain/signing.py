@@ -16,13 +16,12 @@ import struct
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey
 
-from border_exchange.domain.alerts import AlertInput
 from border_exchange.domain.catalog import (
     SECTIONS,
     ActionOnHit,
@@ -48,6 +47,9 @@ from border_exchange.domain.schemas import registry
 from border_exchange.domain.section_seal import Recipient, SectionContext, seal_section
 from border_exchange.domain.trust import PublicKey, TrustStore
 from border_exchange.errors import DecodeError, SignatureError, SignatureProblem, ValidationError
+
+if TYPE_CHECKING:  # only seal's annotation: readers and the router need not load the models
+    from border_exchange.domain.alerts import AlertInput
 
 SIGNING_TAG: Final = b"border-exchange/alert/v1\x00"
 SECTION_TAG: Final = b"border-exchange/section/v1\x00"
