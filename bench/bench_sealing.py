@@ -191,7 +191,7 @@ def routing_and_reading(seconds: float, messages: int) -> None:
             f"(best of 3 over {len(batch):,} distinct messages, "
             f"{statistics.mean(len(v) for _, v in batch):,.0f} bytes each)"
         )
-    print(f"    sealed / clear: {rates['sealed'] / rates['clear']:.2f} (goal >= 0.90)")
+    print(f"    ratio sealed / clear: {rates['sealed'] / rates['clear']:.2f} (goal >= 0.90)")
     topic = feed_topic("UGA", "CAF")
     clear = rate(lambda: check_record(topic, copies["clear"], trust, "UGA"), seconds)
     opened = rate(
@@ -199,7 +199,7 @@ def routing_and_reading(seconds: float, messages: int) -> None:
         seconds,
     )
     print(f"(3) post verify + read 5 sections in clear: {clear:,.0f}/s")
-    print(f"    post verify + open 5 sealed sections: {opened:,.0f}/s ({opened / clear:.2f})")
+    print(f"    post verify + open 5 sealed sections: {opened:,.0f}/s (ratio {opened / clear:.2f})")
 
 
 def main() -> None:
