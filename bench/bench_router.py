@@ -46,6 +46,7 @@ from border_exchange.demo.sandbox import Sandbox, make_sandbox, open_agreements
 from border_exchange.domain import naming
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import encode_envelope
+from border_exchange.domain.partitioning import key_hash
 from border_exchange.domain.samples import sample_alert
 from border_exchange.domain.signing import seal
 from border_exchange.interpreter import tune_garbage_collector
@@ -54,7 +55,6 @@ from border_exchange.services.router import (
     PolicyView,
     Router,
     RouterTuning,
-    key_hash,
 )
 
 IDS = ("CAF", "COD", "SSD", "UGA")

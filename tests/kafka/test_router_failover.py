@@ -26,7 +26,7 @@ from border_exchange.domain import naming
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import decode_envelope
 from border_exchange.domain.envelope import Envelope
-from border_exchange.services.router import expected_partition
+from border_exchange.domain.partitioning import expected_partition
 from tests.conftest import KafkaCluster
 from tests.exchange import PARTITIONS, Exchange, make_exchange
 from tests.kafka.test_router_faults import _router_config, _start_router

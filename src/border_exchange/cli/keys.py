@@ -18,7 +18,8 @@ from border_exchange.adapters.keyfiles import (
 )
 from border_exchange.adapters.trust_file import load_trust_store
 from border_exchange.domain.catalog import is_participant_id
-from border_exchange.domain.trust import HUB, PublicKey, key_entry, parse_trust_store
+from border_exchange.domain.naming import is_role_name
+from border_exchange.domain.trust import HUB, PublicKey, key_entry, parse_trust_store, post_owner
 from border_exchange.domain.trust_governance import (
     GovernedStore,
     accept,
@@ -41,7 +42,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     generate.add_argument("--participant", required=True, help="participant id, or 'hub'")
     generate.add_argument("--out", required=True, type=Path, help="directory to write into")
-    generate.add_argument("--key-id", help="key id (default: <participant>-<YYYY>-<MMDD>)")
+    generate.add_argument(
+        "--post",
+        help="a border post of the participant: its own key, which signs hit reports only "
+        "(listed under post_keys of the participant)",
+    )
+    generate.add_argument("--key-id", help="key id (default: <participant>[-<post>]-<YYYY>-<MMDD>)")
     generate.add_argument("--valid-days", type=int, default=365, help="validity (default 365)")
     generate.add_argument("--valid-from", help="start of validity, ISO 8601 (default: now)")
     generate.set_defaults(handler=generate_key)
@@ -96,8 +102,13 @@ def generate_key(args: argparse.Namespace) -> int:
         raise ConfigError(f"--participant: {owner!r} is not a participant id nor 'hub'")
     if args.valid_days < 1:
         raise ConfigError("--valid-days must be at least 1")
+    post: str | None = args.post
+    if post is not None and (owner == HUB or not is_role_name(post)):
+        raise ConfigError(f"--post: {post!r} is not a post name of a participant")
     valid_from = _time(args.valid_from, "--valid-from")
-    key_id: str = args.key_id or f"{owner}-{valid_from:%Y-%m%d}"
+    key_id: str = args.key_id or "-".join(
+        (owner, *((post,) if post else ()), f"{valid_from:%Y-%m%d}")
+    )
     if not key_id or "/" in key_id or key_id.startswith("."):
         raise ConfigError(f"--key-id: {key_id!r} cannot name a file")
     out: Path = args.out
@@ -105,7 +116,7 @@ def generate_key(args: argparse.Namespace) -> int:
     passphrase = passphrase_from_env_or_prompt(confirm=True)
     signing_key = SigningKey.generate()
     public = PublicKey(
-        owner,
+        owner if post is None else post_owner(owner, post),
         key_id,
         bytes(signing_key.verify_key),
         valid_from,
@@ -118,6 +129,8 @@ def generate_key(args: argparse.Namespace) -> int:
     text = yaml.safe_dump([entry], sort_keys=False, allow_unicode=True)
     (out / f"{key_id}.pub.yaml").write_text(text, encoding="utf-8")
     where = "hub.keys" if owner == HUB else f"the keys of participant {owner}"
+    if post is not None:
+        where = f"the post_keys of participant {owner}"
     print(f"# private key written to {private_path} (mode 0600)")
     print(f"# add this entry to {where} in the trust store:")
     print(text, end="")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import struct
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -40,7 +39,7 @@ from border_exchange.adapters.kafka_settings import (
     producer_size_kwargs,
 )
 from border_exchange.adapters.metrics import Metrics
-from border_exchange.domain import fastpath, limits
+from border_exchange.domain import limits
 from border_exchange.domain.agreements import AgreementSet
 from border_exchange.domain.audit import (
     AuditKind,
@@ -70,6 +69,7 @@ from border_exchange.domain.naming import (
     outbox_state_topic,
     parse_outbox_topic,
 )
+from border_exchange.domain.partitioning import key_hash
 from border_exchange.domain.permitted import AGREEMENT_HEADER, reference_value
 from border_exchange.domain.policy import Deliver, Outcome, PolicyIndex
 from border_exchange.domain.quarantine import RefusedRecord, encode_quarantine
@@ -106,45 +106,6 @@ log = structlog.get_logger("border_exchange.router")
 
 OUTBOX_PATTERN: Final = r"^bx\.(?:[A-Z]{3}|UN-[A-Z]{3,12})\.outbox$"
 """The outboxes the router subscribes to; new participants' outboxes match as they appear."""
-
-
-def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 hash of ``data`` (as its Java client computes it), unsigned 32 bits.
-
-    The same function as aiokafka's, which reads the bytes one at a time: this one
-    reads whole words, in a third of the time.
-    """
-    length = len(data)
-    m = 0x5BD1E995
-    h = (0x9747B28C ^ length) & 0xFFFFFFFF
-    for k in struct.unpack_from(f"<{length >> 2}I", data):
-        k = (k * m) & 0xFFFFFFFF
-        k = ((k ^ (k >> 24)) * m) & 0xFFFFFFFF
-        h = ((h * m) & 0xFFFFFFFF) ^ k
-    tail = length & 3
-    if tail:
-        end = length & ~3
-        if tail == 3:
-            h ^= data[end + 2] << 16
-        if tail >= 2:
-            h ^= data[end + 1] << 8
-        h = ((h ^ data[end]) * m) & 0xFFFFFFFF
-    h = ((h ^ (h >> 13)) * m) & 0xFFFFFFFF
-    return h ^ (h >> 15)
-
-
-def key_hash(key: bytes | None) -> int | None:
-    """The hash Kafka's default partitioner takes of ``key`` (murmur2, positive)."""
-    if key is None:
-        return None
-    hashed = fastpath.key_hash(key)  # the same function compiled; None for a bytes subclass
-    return murmur2(key) & 0x7FFFFFFF if hashed is None else hashed
-
-
-def expected_partition(key: bytes | None, partitions: int) -> int | None:
-    """The partition Kafka's default partitioner gives ``key`` among ``partitions``."""
-    hashed = key_hash(key)
-    return None if hashed is None or partitions <= 0 else hashed % partitions
 
 
 def transactional_id(tp: TopicPartition) -> str:
