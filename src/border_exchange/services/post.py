@@ -147,7 +147,8 @@ def outcome_of(
             reason=text,
         )
         return Rejected(record.topic, record.partition, record.offset, text)
-    return Accepted(record.topic, record.partition, record.offset, envelope, sections)
+    raw = record.value if isinstance(record.value, bytes) else None
+    return Accepted(record.topic, record.partition, record.offset, envelope, sections, raw)
 
 
 class _SeekToStore(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
