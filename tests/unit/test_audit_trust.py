@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from border_exchange.adapters.trust_file import load_governed
+from border_exchange.demo.sandbox import Sandbox
 from border_exchange.domain.audit_trust import in_force, trust_violations
 from border_exchange.domain.audit_verify import LogRecord, ViolationCode, Window
 from border_exchange.domain.naming import AGREEMENTS_TOPIC
@@ -15,7 +16,6 @@ from border_exchange.domain.trust_governance import (
     GovernedStore,
     StoreReference,
 )
-from border_exchange.sandbox import Sandbox
 from tests.unit.test_trust_governance import (
     NOW,
     _keys,

@@ -172,6 +172,8 @@ class Accepted:
     offset: int
     envelope: Envelope
     sections: Mapping[str, Mapping[str, Any]]
+    refused: Mapping[str, str] = field(default_factory=dict)
+    """Sealed sections present that did not open here, with the reason (kept as withheld)."""
     raw: bytes | None = None
     """The record's own bytes, which the store keeps as the envelope (None: re-encoded)."""
 
@@ -468,8 +470,7 @@ class PostStore:
         if row is not None:
             pending.unindex(row[0])
         cancel = header.operation is Operation.CANCEL
-        present = outcome.envelope.present_sections
-        withheld = [name for name in outcome.envelope.section_names if name not in present]
+        withheld = [name for name in outcome.envelope.section_names if name not in outcome.sections]
         sections = {} if cancel else {n: outcome.sections[n] for n in SECTIONS[header.alert_type]
                                         if n in outcome.sections}  # fmt: skip
         if cancel:
