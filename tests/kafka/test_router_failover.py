@@ -143,7 +143,7 @@ async def test_a_router_restarted_after_kill_9_delivers_again_within_seconds(
     log = tmp_path / "router.log"
     before, after = _one_per_partition(ex), _one_per_partition(ex)
     async with _watching(ex) as arrivals:
-        router = _start_router(config, log)
+        router = _start_router(config, log, level="INFO")
         try:
             await ex.publish(*before)
             await arrivals.all_of(before, within=60)
@@ -151,7 +151,7 @@ async def test_a_router_restarted_after_kill_9_delivers_again_within_seconds(
             router.wait()
             await ex.publish(*after)  # waiting in the outboxes
             started = time.monotonic()
-            router = _start_router(config, log)
+            router = _start_router(config, log, level="INFO")
             done = await arrivals.all_of(after, within=60)
         finally:
             _stop(router)

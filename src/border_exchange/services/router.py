@@ -39,6 +39,7 @@ from border_exchange.adapters.kafka_settings import (
     producer_size_kwargs,
 )
 from border_exchange.adapters.metrics import Metrics
+from border_exchange.adapters.process_clock import process_age
 from border_exchange.domain import limits
 from border_exchange.domain.agreements import AgreementSet
 from border_exchange.domain.audit import (
@@ -100,7 +101,6 @@ from border_exchange.errors import (
     TrustStoreExpiredError,
     UndeliverableError,
 )
-from border_exchange.services.feed_recovery import recover_from_feeds
 
 log = structlog.get_logger("border_exchange.router")
 
@@ -387,6 +387,8 @@ class PartitionWorker:
         self._summaries = PerObject[Mapping[str, Outcome], _OutcomeSummary](
             functools.partial(_OutcomeSummary.of, origin=self.origin), _SUMMARY_LIMIT
         )
+        self.fence_seconds = 0.0
+        """How long the last start took to fence the earlier owner (for the start's log)."""
 
     async def start(self) -> None:
         """Fence any earlier owner of this partition, then rebuild state from the audit chain."""
@@ -401,9 +403,26 @@ class PartitionWorker:
             max_batch_size=limits.ROUTER_BATCH_BYTES,
             retry_backoff_ms=RETRY_BACKOFF_MS,
         )
-        await producer.start()
-        self.producer = producer
-        await self.rebuild()
+        began = time.monotonic()
+        # The audit chain's reader connects while the producer fences; it reads only after.
+        reader = AIOKafkaConsumer(
+            **self.router.kafka.client_kwargs(),
+            **consumer_size_kwargs(),
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            group_id=None,
+        )
+        connecting = asyncio.ensure_future(reader.start())
+        try:
+            await producer.start()  # init_transactions: fences the earlier owner
+            self.producer = producer
+            self.fence_seconds = time.monotonic() - began
+            await connecting
+            await self.rebuild(reader)
+        finally:
+            connecting.cancel()  # if the fencing failed first
+            await asyncio.gather(connecting, return_exceptions=True)
+            await reader.stop()
 
     async def stop_producer(self) -> None:
         """Close the producer (no transaction is open between batches)."""
@@ -561,51 +580,48 @@ class PartitionWorker:
         await self.router.resume(self)
         consumer.resume(self.tp)
 
-    async def rebuild(self) -> None:
-        """Read this partition's audit chain to its end and rebuild the routing memory."""
-        reader = AIOKafkaConsumer(
-            **self.router.kafka.client_kwargs(),
-            **consumer_size_kwargs(),
-            isolation_level="read_committed",
-            enable_auto_commit=False,
-            group_id=None,
-        )
-        await reader.start()
+    async def rebuild(self, reader: AIOKafkaConsumer) -> None:
+        """Read this partition's audit chain to its end with ``reader`` (started, with no
+        group) and rebuild the routing memory."""
+        began = time.monotonic()
         state = PartitionState()
         erasure = ErasureSchedule(self.router.tuning.retention.grace)
         chain = chain_id(self.tp.topic, self.tp.partition)
         head = ChainHead(chain)
         first_seq: int | None = None
         records = 0
-        try:
-            if self.audit_tp.topic not in await reader.topics():
-                raise ConfigError(
-                    f"audit topic {self.audit_tp.topic} of outbox {self.tp.topic} does not "
-                    "exist: run 'border-exchange provision'"
-                )
-            log_start = (await reader.beginning_offsets([self.audit_tp]))[self.audit_tp]
-            reader.assign([self.audit_tp])
-            reader.seek(self.audit_tp, log_start)
-            end = (await reader.end_offsets([self.audit_tp]))[self.audit_tp]
-            while await reader.position(self.audit_tp) < end:
-                batch = await reader.getmany(self.audit_tp, timeout_ms=1000)
-                for record in batch.get(self.audit_tp, []):
-                    if record.value is None:
-                        continue
-                    _, audit = decode_record(record.value)
-                    replay_audit(state, audit)
-                    erasure.note_audit(audit)
-                    # The chain goes on from the last record's position and hash, whatever
-                    # came before it (records deleted at the start are not counted).
-                    head = head.following(audit["seq"], record.value, AuditKind(audit["kind"]))
-                    if first_seq is None:
-                        first_seq = int(audit["seq"])
-                    records += 1
-        finally:
-            await reader.stop()
+        if self.audit_tp.topic not in await reader.topics():
+            raise ConfigError(
+                f"audit topic {self.audit_tp.topic} of outbox {self.tp.topic} does not "
+                "exist: run 'border-exchange provision'"
+            )
+        # Where the chain starts and ends, asked together (a round trip each).
+        starts, ends = await asyncio.gather(
+            reader.beginning_offsets([self.audit_tp]), reader.end_offsets([self.audit_tp])
+        )
+        log_start, end = starts[self.audit_tp], ends[self.audit_tp]
+        reader.assign([self.audit_tp])
+        reader.seek(self.audit_tp, log_start)
+        while await reader.position(self.audit_tp) < end:
+            batch = await reader.getmany(self.audit_tp, timeout_ms=1000)
+            for record in batch.get(self.audit_tp, []):
+                if record.value is None:
+                    continue
+                _, audit = decode_record(record.value)
+                replay_audit(state, audit)
+                erasure.note_audit(audit)
+                # The chain goes on from the last record's position and hash, whatever
+                # came before it (records deleted at the start are not counted).
+                head = head.following(audit["seq"], record.value, AuditKind(audit["kind"]))
+                if first_seq is None:
+                    first_seq = int(audit["seq"])
+                records += 1
         self.start_found = ChainStart(chain, log_start, first_seq)
         self.recovery = None
         if self.start_found.truncated:
+            # Imported here: only a chain that lost records needs it (and the auditor's reader).
+            from border_exchange.services.feed_recovery import recover_from_feeds
+
             self.recovery = await recover_from_feeds(self.router.kafka, self.tp, state)
         retention = self.router.tuning.retention
         erasure.forget_before(self.router.clock() - retention.tombstone_reissue)
@@ -621,6 +637,8 @@ class PartitionWorker:
             alerts=len(state.alerts),
             resume_at=state.next_offset,
             to_erase=len(erasure.pending),
+            fence_ms=round(self.fence_seconds * 1000),
+            rebuild_ms=round((time.monotonic() - began) * 1000),
         )
         if self.start_found.truncated:
             self._report_gap()
@@ -955,6 +973,9 @@ class PartitionWorker:
         self._failures = 0
         self.router.count(self._counts)
         self._counts.clear()
+        if not self.router.delivering and self._logged:
+            self.router.delivering = True
+            log.info("router.delivering", process_age=process_age())
         for event, fields in self._logged:
             if event == "router.routed":
                 log.info(event, **fields)
@@ -1192,6 +1213,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka i
         if fresh:
             consumer.pause(*fresh)
             self.router.pending.update(fresh)
+            log.info("router.joined", partitions=len(fresh), process_age=process_age())
 
 
 class Router:
@@ -1228,6 +1250,8 @@ class Router:
         """State topics found missing (each reported once)."""
         self.pending: set[TopicPartition] = set()
         """Partitions assigned whose workers are not started yet (kept paused)."""
+        self.delivering = False
+        """Whether a transaction of this process committed a routed or quarantined record."""
         self.held_for_store: set[TopicPartition] = set()
         """Partitions whose routing waits for a trust store inside its validity window."""
         self._describe_metrics()
@@ -1296,6 +1320,7 @@ class Router:
         """Start workers for newly assigned partitions (fence, rebuild, seek), then resume them."""
         consumer = self.consumer
         assert consumer is not None
+        began = time.monotonic()
         assigned = consumer.assignment()
         ready = [tp for tp in self.pending if tp in assigned and tp not in self.workers]
         self.pending.clear()
@@ -1328,7 +1353,12 @@ class Router:
             self.workers[worker.tp] = worker
             worker.launch()
             started.append(worker.tp)
-        log.info("router.assigned", partitions=[f"{tp.topic}/{tp.partition}" for tp in started])
+        log.info(
+            "router.assigned",
+            partitions=[f"{tp.topic}/{tp.partition}" for tp in started],
+            ready_ms=round((time.monotonic() - began) * 1000),
+            process_age=process_age(),
+        )
 
     async def publish_agreements(self, view: PolicyView) -> None:
         """Keep the view's set in the agreements topic, with the trust store it is routed
@@ -1378,7 +1408,10 @@ class Router:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Route until ``stop`` is set, then finish the current transaction and leave."""
-        await self.publish_agreements(self.view)
+        # The agreement set must be in its topic before anything is routed under it, but
+        # its producer's start need not hold up joining the group: it is published
+        # meanwhile, and awaited before the first partition's worker starts.
+        published = asyncio.ensure_future(self._publish_first())
         consumer = AIOKafkaConsumer(
             **self.kafka.client_kwargs(),
             **consumer_size_kwargs(),
@@ -1399,11 +1432,19 @@ class Router:
         )
         self.consumer = consumer
         consumer.subscribe(pattern=self.tuning.outbox_pattern, listener=_Rebalance(self))
-        await consumer.start()
+        try:
+            await consumer.start()
+        except BaseException:
+            published.cancel()
+            await asyncio.gather(published, return_exceptions=True)
+            raise
         last_refresh = time.monotonic()
         try:
             while not stop.is_set():
+                if published.done():
+                    published.result()  # a failure to publish stops the router
                 if self.pending:
+                    await published
                     async with self.lock:
                         await self.start_pending()
                 batches = await consumer.getmany(timeout_ms=200, max_records=self.tuning.batch_size)
@@ -1413,6 +1454,8 @@ class Router:
                     await self._refresh_sources()
                     await self._update_lag()
         finally:
+            published.cancel()  # if not done yet; a failure was raised where it was awaited
+            await asyncio.gather(published, return_exceptions=True)
             async with self.lock:
                 for worker in self.workers.values():
                     await worker.close()
@@ -1420,6 +1463,10 @@ class Router:
             await consumer.stop()
             self.consumer = None
             log.info("router.stopped")
+
+    async def _publish_first(self) -> None:
+        await self.publish_agreements(self.view)
+        log.info("router.agreements_published", process_age=process_age())
 
     async def _dispatch(
         self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
