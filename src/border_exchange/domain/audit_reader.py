@@ -23,4 +23,4 @@ def read_audit(data: bytes, pos: int) -> dict[str, Any]:
     record = native_read(data, pos)
     if record is not None:
         return record
-    return decode_body("bx.AuditRecord", data, pos)
+    return decode_body(AUDIT_FINGERPRINT, data, pos)

@@ -128,11 +128,17 @@ def _read_body(writer: Schema, reader: Schema, data: bytes, pos: int) -> dict[st
     return record
 
 
-def decode_body(schema_name: str, data: bytes, pos: int) -> dict[str, Any]:
-    """The record of the current version of ``schema_name`` whose body fills ``data`` from
-    ``pos`` (after a prefix already checked); raises only ``DecodeError``."""
-    schema = registry().schema(schema_name)
-    return _read_body(schema, schema, bytes(data), pos)
+def decode_body(fingerprint: bytes, data: bytes, pos: int) -> dict[str, Any]:
+    """The record written with the schema version ``fingerprint`` whose body fills ``data``
+    from ``pos`` (a prefix checked already), resolved to the current version; raises only
+    ``DecodeError``."""
+    writer = registry().by_fingerprint.get(fingerprint)
+    if writer is None:
+        raise DecodeError(f"unknown writer schema fingerprint {fingerprint.hex()}")
+    if not 0 <= pos <= len(data):
+        raise DecodeError(f"malformed {writer.name} record: no body at {pos}")
+    reader = writer if writer.current else registry().schema(writer.name)
+    return _read_body(writer, reader, bytes(data), pos)
 
 
 def encode_record(schema_name: str, record: Mapping[str, Any]) -> bytes:
