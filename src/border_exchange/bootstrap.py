@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import sys
@@ -10,13 +9,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from border_exchange.adapters.agreement_files import AgreementSource
+from border_exchange.adapters.agreement_files import AgreementSource, section_recipients
 from border_exchange.adapters.config_file import kafka_settings_from, read_config_file
 from border_exchange.adapters.instance_slot import InstanceSlot, group_instance
 from border_exchange.adapters.kafka_settings import KafkaSettings
@@ -32,10 +31,7 @@ from border_exchange.domain.naming import ROUTER_GROUP
 from border_exchange.domain.retention import DEFAULT_POLICY
 from border_exchange.domain.routing import RoutingRules
 from border_exchange.domain.trust import HUB, TrustStore
-from border_exchange.domain.trust_governance import StoreReference
 from border_exchange.errors import BorderExchangeError, ConfigError
-from border_exchange.services.gateway import Gateway
-from border_exchange.services.provisioner import load_retention
 from border_exchange.services.router import (
     OUTBOX_PATTERN,
     PolicyView,
@@ -43,6 +39,9 @@ from border_exchange.services.router import (
     RouterTuning,
     utc_now,
 )
+
+if TYPE_CHECKING:  # imported where used: a router's start does not pay for the gateway
+    from border_exchange.services.gateway import Gateway
 
 log = structlog.get_logger("border_exchange.bootstrap")
 
@@ -63,26 +62,6 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
-
-
-GC_THRESHOLDS: tuple[int, int, int] = (10_000, 20, 10)
-"""Allocations between young collections, young collections between middle ones, and so on."""
-
-
-def tune_garbage_collector() -> None:
-    """Set up a long-running routing process's cycle collector for its batches.
-
-    Python's defaults (700, 10, 10) suit short scripts: under a backlog the router holds
-    a batch of 2,000 decoded records (some 30 tracked objects each) for the length of
-    a transaction, and collected them again and again, in full collections of the
-    whole heap taking 100-240 ms each, about a sixth of its time in all. Everything
-    alive once the process is set up (modules, configuration, trust store) is frozen
-    out of the collector's scans, and young collections run every 10,000 allocations
-    instead of 700, so most batch objects are gone before they are scanned. Reference
-    counting still frees everything acyclic at once; cycles are still collected.
-    """
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def config_keys_help(model: type[BaseModel]) -> str:
@@ -249,13 +228,7 @@ class PolicySource:
         current = self.agreements.current
         if current is None or not (trust_changed or new_set is not None):
             return None
-        return PolicyView.build(self.trust, current, self.store)
-
-    @property
-    def store(self) -> StoreReference | None:
-        """The governed trust store in force, as the router publishes it with each set."""
-        governance = self.trust_file.governance
-        return None if governance is None else StoreReference.of(governance)
+        return PolicyView.build(self.trust, current, self.trust_file.governance)
 
 
 @dataclass(frozen=True)
@@ -290,6 +263,11 @@ def build_router(config_path: Path, env: Mapping[str, str] | None = None) -> Rou
             f"{config.signing_key} is not the private half of hub key {key_id} in the trust store"
         )
     instance_id, slot = group_instance(config.group_instance_id, config.group_id)
+    retention = DEFAULT_POLICY
+    if config.retention is not None:
+        from border_exchange.services.provisioner import load_retention  # only when set
+
+        retention = load_retention(config.retention)
     tuning = RouterTuning(
         batch_size=config.batch_size,
         checkpoint_every=config.checkpoint_every,
@@ -303,12 +281,12 @@ def build_router(config_path: Path, env: Mapping[str, str] | None = None) -> Rou
         session_timeout=config.session_timeout,
         heartbeat_interval=config.heartbeat_interval,
         group_instance_id=instance_id,
-        retention=load_retention(config.retention) if config.retention else DEFAULT_POLICY,
+        retention=retention,
     )
     source = PolicySource(config.trust_store, agreements, trust, trust_file)
     router = Router(
         kafka,
-        PolicyView.build(trust, aset, source.store),
+        PolicyView.build(trust, aset, trust_file.governance),
         key,
         key_id,
         tuning=tuning,
@@ -330,6 +308,11 @@ class GatewayServerConfig(BaseModel):
     trust_store: Path = Field(description="the trust store file")
     signing_key: Path = Field(description="the service's encrypted private key")
     signing_key_id: str | None = Field(None, description="its key id; unset: the current key")
+    encrypt_for: Path | None = Field(
+        None,
+        description="signed agreement set: seal each section for exactly the partners it "
+        "permits; unset: sections in clear",
+    )
     state_db: Path = Field(
         Path("gateway-http.db"), description="SQLite file: token hashes, idempotency keys"
     )
@@ -350,7 +333,15 @@ class GatewayServerConfig(BaseModel):
 
 
 GATEWAY_ENV_PREFIX = "BX_GATEWAY_"
-_GATEWAY_PATHS = ("trust_store", "signing_key", "state_db", "tls_cert", "tls_key", "tls_client_ca")
+_GATEWAY_PATHS = (
+    "trust_store",
+    "signing_key",
+    "encrypt_for",
+    "state_db",
+    "tls_cert",
+    "tls_key",
+    "tls_client_ca",
+)
 
 
 def gateway_server_config(
@@ -372,6 +363,8 @@ def gateway_server_config(
 
 def build_gateway(kafka: KafkaSettings, config: GatewayServerConfig) -> Gateway:
     """The Python gateway the HTTP server wraps: its key checked against the trust store."""
+    from border_exchange.services.gateway import Gateway  # not imported by the router
+
     trust = load_trust_store(config.trust_store)
     key = load_private_key(config.signing_key, passphrase_from_env_or_prompt())
     key_id = config.signing_key_id or trust.current_key(config.participant, utc_now()).key_id
@@ -385,4 +378,7 @@ def build_gateway(kafka: KafkaSettings, config: GatewayServerConfig) -> Gateway:
         trust,
         retry_for=config.publish_timeout,
         producer_options={"request_timeout_ms": attempt_ms},
+        recipients=None
+        if config.encrypt_for is None
+        else section_recipients(config.encrypt_for, trust),
     )

@@ -15,6 +15,7 @@ import yaml
 from border_exchange.adapters.agreement_files import AgreementSource
 from border_exchange.adapters.trust_file import TrustFile
 from border_exchange.bootstrap import PolicySource
+from border_exchange.demo.sandbox import Sandbox, make_sandbox, open_agreements, trust_store_yaml
 from border_exchange.domain import naming
 from border_exchange.domain.agreements import (
     StatementAction,
@@ -22,8 +23,10 @@ from border_exchange.domain.agreements import (
     add_signed,
     parse_agreement_set,
 )
+from border_exchange.domain.audit import AuditKind
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.consent import sign_statement
+from border_exchange.domain.encoding import decode_record
 from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.trust import TrustStore
 from border_exchange.domain.trust_governance import (
@@ -31,7 +34,6 @@ from border_exchange.domain.trust_governance import (
     StoreReference,
     governance_document,
 )
-from border_exchange.sandbox import Sandbox, make_sandbox, open_agreements, trust_store_yaml
 from border_exchange.services.auditor import KafkaReader
 from border_exchange.services.router import PolicyView
 from tests.conftest import KafkaCluster
@@ -100,8 +102,15 @@ def _members(box: Sandbox, names: Sequence[str]) -> TrustStore:
 
 
 def _write_governed(
-    path: Path, box: Sandbox, names: Sequence[str], serial: int, approvers: Sequence[str]
+    path: Path,
+    box: Sandbox,
+    names: Sequence[str],
+    serial: int,
+    approvers: Sequence[str],
+    *,
+    days: int = 30,
 ) -> None:
+    """A governed store of ``names`` valid from a day ago for ``days`` more days."""
     store = _members(box, names)
     now = datetime.now(UTC)
     document = governance_document(
@@ -109,7 +118,7 @@ def _write_governed(
         yaml.safe_load(trust_store_yaml(store)),
         serial=serial,
         valid_from=now - timedelta(days=1),
-        valid_until=now + timedelta(days=30),
+        valid_until=now + timedelta(days=days),
         entry_keys={p: (box.key_ids[p], box.keys[p]) for p in names},
         approvers={p: (box.key_ids[p], box.keys[p]) for p in approvers},
     )
@@ -133,7 +142,7 @@ async def test_a_running_router_refuses_an_under_signed_store_and_routes_on_unde
     ex = Exchange(kafka, replace(full, trust=before, agreements=source.load()), ids)
     router = ex.router(topic_refresh=0.5)
     first = StoreReference.of(trust_file.governance)
-    router.view = PolicyView.build(before, router.view.agreements, first)
+    router.view = PolicyView.build(before, router.view.agreements, trust_file.governance)
     policy = PolicySource(trust_path, source, before, trust_file, router.metrics)
     router.sources = (policy,)
     digest = router.view.agreements.digest
@@ -173,3 +182,54 @@ async def test_a_running_router_refuses_an_under_signed_store_and_routes_on_unde
     ]
     assert published == [first, second]
     assert second.serial == 2
+
+
+async def test_a_router_routes_nothing_under_an_expired_store_and_resumes_under_the_next(
+    kafka: KafkaCluster, tmp_path: Path
+) -> None:
+    ids = random_ids(2)
+    a, b = ids
+    box = make_sandbox(ids, open_agreements([(a, b)]))
+    trust_path, agreements_path = tmp_path / "trust.yaml", tmp_path / "agreements.yaml"
+    _write_governed(trust_path, box, ids, 1, ids, days=1)
+    trust_file = TrustFile(trust_path)
+    trust = trust_file.reload()
+    agreements_path.write_text(_signed(box, [(a, b)]))
+    await create_topics(kafka.admin, ids)
+    source = AgreementSource(agreements_path, trust.participants, tmp_path / "history")
+    ex = Exchange(kafka, replace(box, agreements=source.load()), ids)
+    router = ex.router(topic_refresh=0.5)
+    router.view = PolicyView.build(trust, router.view.agreements, trust_file.governance)
+    router.sources = (PolicySource(trust_path, source, trust, trust_file, router.metrics),)
+    # The router's clock, moved two days on below: past the store's validity window.
+    ahead = [timedelta(0)]
+    router.clock = lambda: datetime.now(UTC) + ahead[0]
+
+    async with running(router):
+        await ex.publish(ex.seal(ex.alert(AlertType.WANTED_PERSON, a)))
+        await ex.feed(b, a, expect=1)
+        ahead[0] = timedelta(days=2)
+        late = ex.seal(ex.alert(AlertType.WANTED_PERSON, a))
+        await ex.publish(late)
+        await eventually(
+            lambda: router.metrics.value("trust_store_expired") == 1,
+            what="the router holds routing under the expired store",
+        )
+        held = await ex.feed(b, a)  # everything committed so far: the copy is not there
+        audit = [decode_record(v)[1] for v in await ex.read(naming.audit_topic(a))]
+        assert router.held_for_store
+        # A new governed store (serial 2), signed by both entries' keys: routing resumes.
+        _write_governed(trust_path, box, ids, 2, ids)
+        delivered = await ex.feed(b, a, expect=2)
+        await eventually(
+            lambda: router.metrics.value("trust_store_expired") == 0,
+            what="the router routes again",
+        )
+
+    assert [e.header.message_id for e in held] == [held[0].header.message_id]
+    assert late.header.message_id not in {e.header.message_id for e in held}
+    assert [r["kind"] for r in audit].count(AuditKind.DECISION) == 1  # nothing decided
+    assert delivered[-1].header.message_id == late.header.message_id
+    assert trust_file.governance is not None
+    assert trust_file.governance.serial == 2
+    assert not router.held_for_store

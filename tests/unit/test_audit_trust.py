@@ -7,15 +7,15 @@ from datetime import timedelta
 from pathlib import Path
 
 from border_exchange.adapters.trust_file import load_governed
+from border_exchange.demo.sandbox import Sandbox
 from border_exchange.domain.audit_trust import in_force, trust_violations
-from border_exchange.domain.audit_verify import LogRecord, ViolationCode, Window
+from border_exchange.domain.audit_values import LogRecord, ViolationCode, Window
 from border_exchange.domain.naming import AGREEMENTS_TOPIC
 from border_exchange.domain.trust_governance import (
     TRUST_STORE_HEADER,
     GovernedStore,
     StoreReference,
 )
-from border_exchange.sandbox import Sandbox
 from tests.unit.test_trust_governance import (
     NOW,
     _keys,

@@ -6,7 +6,7 @@ A governed trust store document carries, besides the participants and the hub:
   validity window (a store outside its window is stale and refused, as X-Road's
   central configuration expires);
 - on each participant, ``entry_signature: {key_id, signature}``: the participant's
-  signature of its own entry (name, kind, status, posts, keys);
+  signature of its own entry (name, kind, status, posts, keys, encryption keys);
 - ``approvals: [{participant, key_id, signature}]``: signatures of the store's digest.
 
 ``accept(new, old, now)`` says why ``new`` may not replace the last valid store
@@ -35,7 +35,13 @@ import yaml
 from nacl.signing import SigningKey
 
 from border_exchange.domain.signing import SIGNATURE_SIZE, signature_holds
-from border_exchange.domain.trust import Participant, PublicKey, TrustStore, key_entry
+from border_exchange.domain.trust import (
+    Participant,
+    PublicKey,
+    TrustStore,
+    encryption_key_entry,
+    key_entry,
+)
 from border_exchange.errors import TrustStoreError
 
 ENTRY_TAG: Final = b"border-exchange/trust-entry/v1\x00"
@@ -81,7 +87,7 @@ def _json(value: object) -> bytes:
 
 
 def _entry(member: Participant) -> dict[str, Any]:
-    return {
+    entry = {
         "id": member.id,
         "name": member.name,
         "kind": member.kind.value,
@@ -89,6 +95,16 @@ def _entry(member: Participant) -> dict[str, Any]:
         "posts": list(member.posts),
         "keys": [key_entry(key) for key in sorted(member.keys, key=lambda k: k.key_id)],
     }
+    if member.encryption_keys:  # absent before encryption keys existed: old signatures hold
+        entry["encryption_keys"] = [
+            encryption_key_entry(key)
+            for key in sorted(member.encryption_keys, key=lambda k: k.key_id)
+        ]
+    if member.post_keys:  # absent before posts had keys: old signatures hold
+        entry["post_keys"] = [
+            key_entry(key) for key in sorted(member.post_keys, key=lambda k: k.key_id)
+        ]
+    return entry
 
 
 def entry_digest(member: Participant) -> bytes:

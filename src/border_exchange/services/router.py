@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import struct
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -40,7 +39,8 @@ from border_exchange.adapters.kafka_settings import (
     producer_size_kwargs,
 )
 from border_exchange.adapters.metrics import Metrics
-from border_exchange.domain import fastpath, limits
+from border_exchange.adapters.process_clock import process_age
+from border_exchange.domain import limits
 from border_exchange.domain.agreements import AgreementSet
 from border_exchange.domain.audit import (
     AuditKind,
@@ -70,6 +70,7 @@ from border_exchange.domain.naming import (
     outbox_state_topic,
     parse_outbox_topic,
 )
+from border_exchange.domain.partitioning import key_hash
 from border_exchange.domain.permitted import AGREEMENT_HEADER, reference_value
 from border_exchange.domain.policy import Deliver, Outcome, PolicyIndex
 from border_exchange.domain.quarantine import RefusedRecord, encode_quarantine
@@ -88,53 +89,23 @@ from border_exchange.domain.routing import (
 )
 from border_exchange.domain.signature_batch import SignatureChecks, signature_checks
 from border_exchange.domain.trust import TrustStore
-from border_exchange.domain.trust_governance import TRUST_STORE_HEADER, StoreReference
-from border_exchange.errors import ConfigError, KafkaError, UndeliverableError
-from border_exchange.services.feed_recovery import recover_from_feeds
+from border_exchange.domain.trust_governance import (
+    TRUST_STORE_HEADER,
+    GovernedStore,
+    StoreReference,
+    stale,
+)
+from border_exchange.errors import (
+    ConfigError,
+    KafkaError,
+    TrustStoreExpiredError,
+    UndeliverableError,
+)
 
 log = structlog.get_logger("border_exchange.router")
 
 OUTBOX_PATTERN: Final = r"^bx\.(?:[A-Z]{3}|UN-[A-Z]{3,12})\.outbox$"
 """The outboxes the router subscribes to; new participants' outboxes match as they appear."""
-
-
-def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 hash of ``data`` (as its Java client computes it), unsigned 32 bits.
-
-    The same function as aiokafka's, which reads the bytes one at a time: this one
-    reads whole words, in a third of the time.
-    """
-    length = len(data)
-    m = 0x5BD1E995
-    h = (0x9747B28C ^ length) & 0xFFFFFFFF
-    for k in struct.unpack_from(f"<{length >> 2}I", data):
-        k = (k * m) & 0xFFFFFFFF
-        k = ((k ^ (k >> 24)) * m) & 0xFFFFFFFF
-        h = ((h * m) & 0xFFFFFFFF) ^ k
-    tail = length & 3
-    if tail:
-        end = length & ~3
-        if tail == 3:
-            h ^= data[end + 2] << 16
-        if tail >= 2:
-            h ^= data[end + 1] << 8
-        h = ((h ^ data[end]) * m) & 0xFFFFFFFF
-    h = ((h ^ (h >> 13)) * m) & 0xFFFFFFFF
-    return h ^ (h >> 15)
-
-
-def key_hash(key: bytes | None) -> int | None:
-    """The hash Kafka's default partitioner takes of ``key`` (murmur2, positive)."""
-    if key is None:
-        return None
-    hashed = fastpath.key_hash(key)  # the same function compiled; None for a bytes subclass
-    return murmur2(key) & 0x7FFFFFFF if hashed is None else hashed
-
-
-def expected_partition(key: bytes | None, partitions: int) -> int | None:
-    """The partition Kafka's default partitioner gives ``key`` among ``partitions``."""
-    hashed = key_hash(key)
-    return None if hashed is None or partitions <= 0 else hashed % partitions
 
 
 def transactional_id(tp: TopicPartition) -> str:
@@ -177,15 +148,17 @@ class PolicyView:
     index: PolicyIndex
     references: Mapping[str, bytes] = field(default_factory=dict)
     """Per agreement id, the ``bx-agreement`` header value of the copies it permits."""
+    governance: GovernedStore | None = None
+    """The governance of ``trust`` (None: not governed): its serial, digest and validity."""
     store: StoreReference | None = None
     """The governed trust store in force (None: not governed), published with the set."""
 
     @classmethod
     def build(
-        cls, trust: TrustStore, agreements: AgreementSet, store: StoreReference | None = None
+        cls, trust: TrustStore, agreements: AgreementSet, governance: GovernedStore | None = None
     ) -> PolicyView:
         """Index ``agreements``, as their parties' signatures establish them, for the active
-        participants of ``trust`` (the governed store ``store``)."""
+        participants of ``trust`` (governed by ``governance``)."""
         participants = [p.id for p in trust.participants.values() if p.active]
         consent = consents(agreements, trust)
         return cls(
@@ -193,8 +166,14 @@ class PolicyView:
             agreements,
             PolicyIndex.build(agreements, participants, consent),
             {aid: reference_value(aid, c.digest) for aid, c in consent.items()},
-            store,
+            governance,
+            None if governance is None else StoreReference.of(governance),
         )
+
+    def expired(self, now: datetime) -> str | None:
+        """Why the governed trust store of this view may not be routed under at ``now`` (past
+        its validity window); None when it may, or when the store is not governed."""
+        return None if self.governance is None else stale(self.governance, now)
 
 
 Clock = Callable[[], datetime]
@@ -203,6 +182,10 @@ Clock = Callable[[], datetime]
 def utc_now() -> datetime:
     """The router's clock."""
     return datetime.now(UTC)
+
+
+STORE_RECHECK: Final = 0.5
+"""Seconds between two looks at the trust store in force while routing is held for it."""
 
 
 @dataclass(slots=True)
@@ -377,6 +360,8 @@ class PartitionWorker:
         """Records queued and not yet taken by the loop."""
         self.held = False
         """Whether the run loop paused this partition because too much is queued."""
+        self.closing = False
+        """Set when the worker is being closed (a hold for the trust store ends then)."""
         self._resources = contextlib.ExitStack()
         self._checks: SignatureChecks[int] | None = None
         self._counts: Counter[tuple[str, str, str]] = Counter()
@@ -402,6 +387,8 @@ class PartitionWorker:
         self._summaries = PerObject[Mapping[str, Outcome], _OutcomeSummary](
             functools.partial(_OutcomeSummary.of, origin=self.origin), _SUMMARY_LIMIT
         )
+        self.fence_seconds = 0.0
+        """How long the last start took to fence the earlier owner (for the start's log)."""
 
     async def start(self) -> None:
         """Fence any earlier owner of this partition, then rebuild state from the audit chain."""
@@ -416,9 +403,26 @@ class PartitionWorker:
             max_batch_size=limits.ROUTER_BATCH_BYTES,
             retry_backoff_ms=RETRY_BACKOFF_MS,
         )
-        await producer.start()
-        self.producer = producer
-        await self.rebuild()
+        began = time.monotonic()
+        # The audit chain's reader connects while the producer fences; it reads only after.
+        reader = AIOKafkaConsumer(
+            **self.router.kafka.client_kwargs(),
+            **consumer_size_kwargs(),
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            group_id=None,
+        )
+        connecting = asyncio.ensure_future(reader.start())
+        try:
+            await producer.start()  # init_transactions: fences the earlier owner
+            self.producer = producer
+            self.fence_seconds = time.monotonic() - began
+            await connecting
+            await self.rebuild(reader)
+        finally:
+            connecting.cancel()  # if the fencing failed first
+            await asyncio.gather(connecting, return_exceptions=True)
+            await reader.stop()
 
     async def stop_producer(self) -> None:
         """Close the producer (no transaction is open between batches)."""
@@ -438,6 +442,7 @@ class PartitionWorker:
 
     async def close(self) -> None:
         """Drop queued batches, let the batch in hand finish its transaction, and stop."""
+        self.closing = True
         self._drain()
         self.queue.put_nowait(None)
         if self.task is not None:
@@ -575,51 +580,48 @@ class PartitionWorker:
         await self.router.resume(self)
         consumer.resume(self.tp)
 
-    async def rebuild(self) -> None:
-        """Read this partition's audit chain to its end and rebuild the routing memory."""
-        reader = AIOKafkaConsumer(
-            **self.router.kafka.client_kwargs(),
-            **consumer_size_kwargs(),
-            isolation_level="read_committed",
-            enable_auto_commit=False,
-            group_id=None,
-        )
-        await reader.start()
+    async def rebuild(self, reader: AIOKafkaConsumer) -> None:
+        """Read this partition's audit chain to its end with ``reader`` (started, with no
+        group) and rebuild the routing memory."""
+        began = time.monotonic()
         state = PartitionState()
         erasure = ErasureSchedule(self.router.tuning.retention.grace)
         chain = chain_id(self.tp.topic, self.tp.partition)
         head = ChainHead(chain)
         first_seq: int | None = None
         records = 0
-        try:
-            if self.audit_tp.topic not in await reader.topics():
-                raise ConfigError(
-                    f"audit topic {self.audit_tp.topic} of outbox {self.tp.topic} does not "
-                    "exist: run 'border-exchange provision'"
-                )
-            log_start = (await reader.beginning_offsets([self.audit_tp]))[self.audit_tp]
-            reader.assign([self.audit_tp])
-            reader.seek(self.audit_tp, log_start)
-            end = (await reader.end_offsets([self.audit_tp]))[self.audit_tp]
-            while await reader.position(self.audit_tp) < end:
-                batch = await reader.getmany(self.audit_tp, timeout_ms=1000)
-                for record in batch.get(self.audit_tp, []):
-                    if record.value is None:
-                        continue
-                    _, audit = decode_record(record.value)
-                    replay_audit(state, audit)
-                    erasure.note_audit(audit)
-                    # The chain goes on from the last record's position and hash, whatever
-                    # came before it (records deleted at the start are not counted).
-                    head = head.following(audit["seq"], record.value, AuditKind(audit["kind"]))
-                    if first_seq is None:
-                        first_seq = int(audit["seq"])
-                    records += 1
-        finally:
-            await reader.stop()
+        if self.audit_tp.topic not in await reader.topics():
+            raise ConfigError(
+                f"audit topic {self.audit_tp.topic} of outbox {self.tp.topic} does not "
+                "exist: run 'border-exchange provision'"
+            )
+        # Where the chain starts and ends, asked together (a round trip each).
+        starts, ends = await asyncio.gather(
+            reader.beginning_offsets([self.audit_tp]), reader.end_offsets([self.audit_tp])
+        )
+        log_start, end = starts[self.audit_tp], ends[self.audit_tp]
+        reader.assign([self.audit_tp])
+        reader.seek(self.audit_tp, log_start)
+        while await reader.position(self.audit_tp) < end:
+            batch = await reader.getmany(self.audit_tp, timeout_ms=1000)
+            for record in batch.get(self.audit_tp, []):
+                if record.value is None:
+                    continue
+                _, audit = decode_record(record.value)
+                replay_audit(state, audit)
+                erasure.note_audit(audit)
+                # The chain goes on from the last record's position and hash, whatever
+                # came before it (records deleted at the start are not counted).
+                head = head.following(audit["seq"], record.value, AuditKind(audit["kind"]))
+                if first_seq is None:
+                    first_seq = int(audit["seq"])
+                records += 1
         self.start_found = ChainStart(chain, log_start, first_seq)
         self.recovery = None
         if self.start_found.truncated:
+            # Imported here: only a chain that lost records needs it (and the auditor's reader).
+            from border_exchange.services.feed_recovery import recover_from_feeds
+
             self.recovery = await recover_from_feeds(self.router.kafka, self.tp, state)
         retention = self.router.tuning.retention
         erasure.forget_before(self.router.clock() - retention.tombstone_reissue)
@@ -635,6 +637,8 @@ class PartitionWorker:
             alerts=len(state.alerts),
             resume_at=state.next_offset,
             to_erase=len(erasure.pending),
+            fence_ms=round(self.fence_seconds * 1000),
+            rebuild_ms=round((time.monotonic() - began) * 1000),
         )
         if self.start_found.truncated:
             self._report_gap()
@@ -895,6 +899,15 @@ class PartitionWorker:
         Records up to ``isolate_through`` go one per transaction, until the one whose
         copy the broker refuses is found.
         """
+        while True:
+            try:
+                await self._process(records)
+                return
+            except TrustStoreExpiredError as expired:
+                if not await self._hold_for_store(str(expired)):
+                    return  # closed meanwhile: the partition's next owner routes them
+
+    async def _process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         records = [r for r in records if r.offset >= self.next_offset]
         isolated = [r for r in records if r.offset <= self.isolate_through]
         for record in isolated:
@@ -902,6 +915,19 @@ class PartitionWorker:
         rest = records[len(isolated) :]
         if rest:
             await self._transact(rest)
+
+    async def _hold_for_store(self, detail: str) -> bool:
+        """Route nothing of this partition while the trust store in force is past its validity
+        window (fail closed: the records stay unrouted, in hand, and fetching pauses once
+        enough are queued); True once a valid store is in force, False when closed first."""
+        router = self.router
+        router.store_expired(self.tp, detail)
+        while not self.closing:
+            await asyncio.sleep(STORE_RECHECK)
+            if router.view.expired(router.clock()) is None:
+                router.store_valid(self.tp)
+                return True
+        return False
 
     async def _transact(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Route ``records`` in one transaction; commit it once every send was acknowledged."""
@@ -947,6 +973,9 @@ class PartitionWorker:
         self._failures = 0
         self.router.count(self._counts)
         self._counts.clear()
+        if not self.router.delivering and self._logged:
+            self.router.delivering = True
+            log.info("router.delivering", process_age=process_age())
         for event, fields in self._logged:
             if event == "router.routed":
                 log.info(event, **fields)
@@ -1011,6 +1040,9 @@ class PartitionWorker:
         view, rules, every = router.view, router.tuning.rules, router.tuning.checkpoint_every
         self._references = view.references  # of the view that decides this batch
         now = router.clock()
+        expired = view.expired(now)
+        if expired is not None:
+            raise TrustStoreExpiredError(expired)  # before anything is sent: the transaction aborts
         checks = self._signature_checks()
         unsigned: list[tuple[int | None, Signed | Refused]] = []
         queued = 0
@@ -1181,6 +1213,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka i
         if fresh:
             consumer.pause(*fresh)
             self.router.pending.update(fresh)
+            log.info("router.joined", partitions=len(fresh), process_age=process_age())
 
 
 class Router:
@@ -1217,6 +1250,10 @@ class Router:
         """State topics found missing (each reported once)."""
         self.pending: set[TopicPartition] = set()
         """Partitions assigned whose workers are not started yet (kept paused)."""
+        self.delivering = False
+        """Whether a transaction of this process committed a routed or quarantined record."""
+        self.held_for_store: set[TopicPartition] = set()
+        """Partitions whose routing waits for a trust store inside its validity window."""
         self._describe_metrics()
 
     def _describe_metrics(self) -> None:
@@ -1231,6 +1268,41 @@ class Router:
             "audit_gap",
             "1 while an outbox partition is held unrouted because its audit chain lost records.",
         )
+        m.describe(
+            "trust_store_expired",
+            "1 while routing is held because the trust store in force is past its validity.",
+        )
+        m.describe(
+            "trust_store_held",
+            "Outbox partitions held unrouted because the trust store in force expired.",
+        )
+
+    def store_expired(self, tp: TopicPartition, detail: str) -> None:
+        """Note that ``tp`` is held for an expired trust store; log it when the hold begins."""
+        if not self.held_for_store:
+            governance = self.view.governance
+            log.error(
+                "router.trust_store_expired",
+                detail=detail,
+                serial=None if governance is None else governance.serial,
+                advice="nothing is routed until a new governed store, signed as the store "
+                "in force requires, replaces the trust store file",
+            )
+            self.metrics.set("trust_store_expired", 1)
+        self.held_for_store.add(tp)
+        self.metrics.set("trust_store_held", len(self.held_for_store))
+
+    def store_valid(self, tp: TopicPartition) -> None:
+        """Note that ``tp`` routes again under a valid trust store."""
+        self.held_for_store.discard(tp)
+        self.metrics.set("trust_store_held", len(self.held_for_store))
+        if not self.held_for_store:
+            self.metrics.set("trust_store_expired", 0)
+            governance = self.view.governance
+            log.info(
+                "router.trust_store_valid",
+                serial=None if governance is None else governance.serial,
+            )
 
     def count(self, counts: Counter[tuple[str, str, str]]) -> None:
         """Add a committed transaction's ``counts`` (by metric, label and value) to the metrics."""
@@ -1248,6 +1320,7 @@ class Router:
         """Start workers for newly assigned partitions (fence, rebuild, seek), then resume them."""
         consumer = self.consumer
         assert consumer is not None
+        began = time.monotonic()
         assigned = consumer.assignment()
         ready = [tp for tp in self.pending if tp in assigned and tp not in self.workers]
         self.pending.clear()
@@ -1280,7 +1353,12 @@ class Router:
             self.workers[worker.tp] = worker
             worker.launch()
             started.append(worker.tp)
-        log.info("router.assigned", partitions=[f"{tp.topic}/{tp.partition}" for tp in started])
+        log.info(
+            "router.assigned",
+            partitions=[f"{tp.topic}/{tp.partition}" for tp in started],
+            ready_ms=round((time.monotonic() - began) * 1000),
+            process_age=process_age(),
+        )
 
     async def publish_agreements(self, view: PolicyView) -> None:
         """Keep the view's set in the agreements topic, with the trust store it is routed
@@ -1330,7 +1408,10 @@ class Router:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Route until ``stop`` is set, then finish the current transaction and leave."""
-        await self.publish_agreements(self.view)
+        # The agreement set must be in its topic before anything is routed under it, but
+        # its producer's start need not hold up joining the group: it is published
+        # meanwhile, and awaited before the first partition's worker starts.
+        published = asyncio.ensure_future(self._publish_first())
         consumer = AIOKafkaConsumer(
             **self.kafka.client_kwargs(),
             **consumer_size_kwargs(),
@@ -1351,11 +1432,19 @@ class Router:
         )
         self.consumer = consumer
         consumer.subscribe(pattern=self.tuning.outbox_pattern, listener=_Rebalance(self))
-        await consumer.start()
+        try:
+            await consumer.start()
+        except BaseException:
+            published.cancel()
+            await asyncio.gather(published, return_exceptions=True)
+            raise
         last_refresh = time.monotonic()
         try:
             while not stop.is_set():
+                if published.done():
+                    published.result()  # a failure to publish stops the router
                 if self.pending:
+                    await published
                     async with self.lock:
                         await self.start_pending()
                 batches = await consumer.getmany(timeout_ms=200, max_records=self.tuning.batch_size)
@@ -1365,6 +1454,8 @@ class Router:
                     await self._refresh_sources()
                     await self._update_lag()
         finally:
+            published.cancel()  # if not done yet; a failure was raised where it was awaited
+            await asyncio.gather(published, return_exceptions=True)
             async with self.lock:
                 for worker in self.workers.values():
                     await worker.close()
@@ -1372,6 +1463,10 @@ class Router:
             await consumer.stop()
             self.consumer = None
             log.info("router.stopped")
+
+    async def _publish_first(self) -> None:
+        await self.publish_agreements(self.view)
+        log.info("router.agreements_published", process_age=process_age())
 
     async def _dispatch(
         self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
