@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import sys
@@ -16,7 +15,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from border_exchange.adapters.agreement_files import AgreementSource
+from border_exchange.adapters.agreement_files import AgreementSource, section_recipients
 from border_exchange.adapters.config_file import kafka_settings_from, read_config_file
 from border_exchange.adapters.instance_slot import InstanceSlot, group_instance
 from border_exchange.adapters.kafka_settings import KafkaSettings
@@ -63,26 +62,6 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
-
-
-GC_THRESHOLDS: tuple[int, int, int] = (10_000, 20, 10)
-"""Allocations between young collections, young collections between middle ones, and so on."""
-
-
-def tune_garbage_collector() -> None:
-    """Set up a long-running routing process's cycle collector for its batches.
-
-    Python's defaults (700, 10, 10) suit short scripts: under a backlog the router holds
-    a batch of 2,000 decoded records (some 30 tracked objects each) for the length of
-    a transaction, and collected them again and again, in full collections of the
-    whole heap taking 100-240 ms each, about a sixth of its time in all. Everything
-    alive once the process is set up (modules, configuration, trust store) is frozen
-    out of the collector's scans, and young collections run every 10,000 allocations
-    instead of 700, so most batch objects are gone before they are scanned. Reference
-    counting still frees everything acyclic at once; cycles are still collected.
-    """
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def config_keys_help(model: type[BaseModel]) -> str:
@@ -329,6 +308,11 @@ class GatewayServerConfig(BaseModel):
     trust_store: Path = Field(description="the trust store file")
     signing_key: Path = Field(description="the service's encrypted private key")
     signing_key_id: str | None = Field(None, description="its key id; unset: the current key")
+    encrypt_for: Path | None = Field(
+        None,
+        description="signed agreement set: seal each section for exactly the partners it "
+        "permits; unset: sections in clear",
+    )
     state_db: Path = Field(
         Path("gateway-http.db"), description="SQLite file: token hashes, idempotency keys"
     )
@@ -349,7 +333,15 @@ class GatewayServerConfig(BaseModel):
 
 
 GATEWAY_ENV_PREFIX = "BX_GATEWAY_"
-_GATEWAY_PATHS = ("trust_store", "signing_key", "state_db", "tls_cert", "tls_key", "tls_client_ca")
+_GATEWAY_PATHS = (
+    "trust_store",
+    "signing_key",
+    "encrypt_for",
+    "state_db",
+    "tls_cert",
+    "tls_key",
+    "tls_client_ca",
+)
 
 
 def gateway_server_config(
@@ -386,4 +378,7 @@ def build_gateway(kafka: KafkaSettings, config: GatewayServerConfig) -> Gateway:
         trust,
         retry_for=config.publish_timeout,
         producer_options={"request_timeout_ms": attempt_ms},
+        recipients=None
+        if config.encrypt_for is None
+        else section_recipients(config.encrypt_for, trust),
     )

@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from datetime import datetime
 from pathlib import Path
 
 from border_exchange.adapters.agreement_files import AgreementHistory
 from border_exchange.adapters.config_file import kafka_settings_from_file
 from border_exchange.adapters.trust_file import load_governed, load_trust_store
-from border_exchange.domain.audit_verify import Window
+from border_exchange.domain.audit_values import Window
+from border_exchange.domain.times import aware_time
 from border_exchange.errors import ConfigError
+from border_exchange.interpreter import tuned_for_replay
 from border_exchange.services.auditor import (
     Progress,
     ReplayRequest,
@@ -68,18 +69,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _time(option: str, value: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{option}: not an ISO 8601 time: {value!r}") from None
-    if parsed.tzinfo is None:
-        raise ConfigError(f"{option}: give a time zone, e.g. 2026-06-01T12:00:00Z")
-    return parsed
-
-
 def _window(args: argparse.Namespace) -> Window:
-    start, end = _time("--from", args.start), _time("--to", args.end)
+    start, end = aware_time(args.start, "--from"), aware_time(args.end, "--to")
     if end <= start:
         raise ConfigError("--to must be after --from")
     return Window(start, end)
@@ -92,16 +83,17 @@ def replay_command(args: argparse.Namespace) -> int:
     trust, governance = load_governed(args.trust)
     history = AgreementHistory(args.agreements_history) if args.agreements_history else None
     progress = Progress(every=1e9) if args.quiet else Progress()
-    verdict = asyncio.run(
-        replay(
-            kafka_settings_from_file(args.config),
-            trust,
-            ReplayRequest(window, participant=args.participant),
-            history=history,
-            progress=progress,
-            governance=governance,
+    with tuned_for_replay():
+        verdict = asyncio.run(
+            replay(
+                kafka_settings_from_file(args.config),
+                trust,
+                ReplayRequest(window, participant=args.participant),
+                history=history,
+                progress=progress,
+                governance=governance,
+            )
         )
-    )
     if args.report is not None:
         write_report(args.report, verdict_json(verdict))
     print("\n".join(summary_lines(verdict)))

@@ -12,14 +12,26 @@ import yaml
 from nacl.signing import SigningKey
 
 from border_exchange.adapters.keyfiles import (
+    generate_encryption_key,
     load_private_key,
     passphrase_from_env_or_prompt,
+    write_encryption_key,
     write_private_key,
 )
 from border_exchange.adapters.trust_file import load_trust_store
 from border_exchange.domain.catalog import is_participant_id
 from border_exchange.domain.naming import is_role_name
-from border_exchange.domain.trust import HUB, PublicKey, key_entry, parse_trust_store, post_owner
+from border_exchange.domain.times import aware_time, iso
+from border_exchange.domain.trust import (
+    HUB,
+    EncryptionAlgorithm,
+    EncryptionKey,
+    PublicKey,
+    encryption_key_entry,
+    key_entry,
+    parse_trust_store,
+    post_owner,
+)
 from border_exchange.domain.trust_governance import (
     GovernedStore,
     accept,
@@ -50,6 +62,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     generate.add_argument("--key-id", help="key id (default: <participant>[-<post>]-<YYYY>-<MMDD>)")
     generate.add_argument("--valid-days", type=int, default=365, help="validity (default 365)")
     generate.add_argument("--valid-from", help="start of validity, ISO 8601 (default: now)")
+    generate.add_argument(
+        "--encryption",
+        choices=[a.value for a in EncryptionAlgorithm],
+        help="an encryption key (sections are wrapped to it) instead of a signing key: "
+        "X25519, or MLKEM768-X25519 (hybrid post-quantum, 1.2 KB per wrapped key)",
+    )
     generate.set_defaults(handler=generate_key)
 
     show = commands.add_parser("show", help="print participants and keys with their validity")
@@ -86,13 +104,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _time(value: str | None, option: str) -> datetime:
     if value is None:
         return datetime.now(UTC).replace(microsecond=0)
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{option}: not an ISO 8601 time: {value!r}") from None
-    if parsed.tzinfo is None:
-        raise ConfigError(f"{option}: give a time zone, e.g. 2026-01-01T00:00:00Z")
-    return parsed.astimezone(UTC)
+    return aware_time(value, option).astimezone(UTC)
 
 
 def generate_key(args: argparse.Namespace) -> int:
@@ -106,14 +118,22 @@ def generate_key(args: argparse.Namespace) -> int:
     if post is not None and (owner == HUB or not is_role_name(post)):
         raise ConfigError(f"--post: {post!r} is not a post name of a participant")
     valid_from = _time(args.valid_from, "--valid-from")
+    kind = ("enc",) if args.encryption else ()
     key_id: str = args.key_id or "-".join(
-        (owner, *((post,) if post else ()), f"{valid_from:%Y-%m%d}")
+        (owner, *((post,) if post else ()), *kind, f"{valid_from:%Y-%m%d}")
     )
     if not key_id or "/" in key_id or key_id.startswith("."):
         raise ConfigError(f"--key-id: {key_id!r} cannot name a file")
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     passphrase = passphrase_from_env_or_prompt(confirm=True)
+    if args.encryption:
+        if owner == HUB or post is not None:
+            raise ConfigError(
+                "--encryption: a service's key, held at its gateway and posts; the hub holds "
+                "none (it reads nothing) and a post has no key of its own"
+            )
+        return _generate_encryption_key(args, owner, key_id, valid_from, passphrase)
     signing_key = SigningKey.generate()
     public = PublicKey(
         owner if post is None else post_owner(owner, post),
@@ -137,13 +157,34 @@ def generate_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generate_encryption_key(
+    args: argparse.Namespace, owner: str, key_id: str, valid_from: datetime, passphrase: bytes
+) -> int:
+    algorithm = EncryptionAlgorithm(args.encryption)
+    private, raw = generate_encryption_key(key_id, algorithm)
+    until = valid_from + timedelta(days=args.valid_days)
+    public = EncryptionKey(owner, key_id, algorithm, raw, valid_from, until)
+    private_path = args.out / f"{key_id}.pem"
+    write_encryption_key(private_path, private, passphrase)
+    entry = encryption_key_entry(public)
+    del entry["revoked_at"], entry["revocation_reason"]
+    text = yaml.safe_dump([entry], sort_keys=False, allow_unicode=True)
+    (args.out / f"{key_id}.pub.yaml").write_text(text, encoding="utf-8")
+    print(f"# private encryption key written to {private_path} (mode 0600); keep it at the")
+    print("# service's gateway and posts only, and keep it after rotation until every alert")
+    print("# wrapped to it has expired")
+    print(f"# add this entry to the encryption_keys of participant {owner} in the trust store:")
+    print(text, end="")
+    return 0
+
+
 def _status(key: PublicKey, at: datetime) -> str:
     problem = key.problem_at(at)
     return "valid" if problem is None else problem[0].value.lower().removeprefix("key_")
 
 
 def _iso(value: datetime | None) -> str:
-    return "-" if value is None else value.isoformat().replace("+00:00", "Z")
+    return "-" if value is None else iso(value)
 
 
 def show_trust_store(args: argparse.Namespace) -> int:

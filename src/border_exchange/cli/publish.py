@@ -20,11 +20,13 @@ from typing import Any
 
 import yaml
 
+from border_exchange.adapters.agreement_files import section_recipients
 from border_exchange.adapters.config_file import kafka_settings_from_file
 from border_exchange.adapters.keyfiles import load_private_key, passphrase_from_env_or_prompt
 from border_exchange.adapters.trust_file import load_trust_store
 from border_exchange.domain.alerts import AlertInput, parse_alert
 from border_exchange.domain.catalog import Operation, is_participant_id
+from border_exchange.domain.recipients import SectionRecipients
 from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import ConfigError, ValidationError
 from border_exchange.services.gateway import Gateway, Receipt
@@ -41,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "The key passphrase is read from BX_KEY_PASSPHRASE or prompted for."
         ),
     )
-    signing_options(publish)
+    alert_options(publish)
     publish.add_argument("files", nargs="+", type=Path, metavar="FILE", help="alert files")
     publish.add_argument(
         "--skip-invalid", action="store_true", help="publish the valid alerts, report the others"
@@ -50,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     publish.set_defaults(handler=run_publish)
 
     cancel = subparsers.add_parser("cancel", help="publish the cancellation of an alert")
-    signing_options(cancel)
+    alert_options(cancel)
     cancel.add_argument("alert_id", metavar="ALERT_ID")
     cancel.add_argument("--reason", required=True, help="why the alert is withdrawn")
     cancel.set_defaults(handler=run_cancel)
@@ -64,6 +66,18 @@ def signing_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key-id", help="key id (default: the participant's current key)")
     parser.add_argument(
         "--config", type=Path, help="YAML file with a 'kafka' mapping (BX_KAFKA_* override it)"
+    )
+
+
+def alert_options(parser: argparse.ArgumentParser) -> None:
+    """``signing_options`` and ``--encrypt-for`` of a command that publishes alerts."""
+    signing_options(parser)
+    parser.add_argument(
+        "--encrypt-for",
+        type=Path,
+        metavar="AGREEMENTS",
+        help="seal every section for exactly the partners the signed agreement set in this "
+        "file permits (their encryption keys from the trust store); default: in clear",
     )
 
 
@@ -116,6 +130,10 @@ def read_alert_files(paths: list[Path]) -> list[Item]:
     return items
 
 
+def _recipients(args: argparse.Namespace, trust: TrustStore) -> SectionRecipients | None:
+    return None if args.encrypt_for is None else section_recipients(args.encrypt_for, trust)
+
+
 def signing_of(args: argparse.Namespace) -> tuple[Any, str, TrustStore]:
     """The signing key, its id and the trust store that ``signing_options`` named."""
     participant: str = args.participant
@@ -146,7 +164,9 @@ def run_publish(args: argparse.Namespace) -> int:
     settings = kafka_settings_from_file(args.config)
 
     async def publish() -> tuple[list[Receipt], list[Item]]:
-        async with Gateway(settings, args.participant, key, key_id, trust) as gateway:
+        async with Gateway(
+            settings, args.participant, key, key_id, trust, recipients=_recipients(args, trust)
+        ) as gateway:
             parsed = [item for item in items if item.alert is not None]
             checks = gateway.check([item.alert for item in parsed if item.alert is not None])
             rejected = [item for item in items if item.alert is None]
@@ -191,7 +211,9 @@ def run_cancel(args: argparse.Namespace) -> int:
     settings = kafka_settings_from_file(args.config)
 
     async def cancel() -> Receipt:
-        async with Gateway(settings, args.participant, key, key_id, trust) as gateway:
+        async with Gateway(
+            settings, args.participant, key, key_id, trust, recipients=_recipients(args, trust)
+        ) as gateway:
             return await gateway.cancel(args.alert_id, args.reason)
 
     _print_receipt(asyncio.run(cancel()))

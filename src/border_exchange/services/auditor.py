@@ -1,5 +1,5 @@
 """The auditor: reads a period of the audit trail, outboxes, partner feeds and quarantine, and
-hands them to the pure verifier (``domain.audit_verify``).
+hands them to the pure verifier (``domain.audit_verdict``).
 
 Times become offsets with ``offsets_for_times``; everything is read ``read_committed``
 with the auditor's own principal. Audit chains are read from ``start - slack`` to
@@ -26,21 +26,19 @@ from aiokafka.errors import KafkaError as AIOKafkaError
 from border_exchange.adapters.agreement_files import AgreementHistory
 from border_exchange.adapters.kafka_settings import KafkaSettings, consumer_size_kwargs
 from border_exchange.domain.agreements import AgreementSet, parse_agreement_set
+from border_exchange.domain.audit_chain import decode_audit, verify_chain
 from border_exchange.domain.audit_gap import ChainStart
 from border_exchange.domain.audit_trust import trust_violations
-from border_exchange.domain.audit_verify import (
+from border_exchange.domain.audit_values import (
     AUDIT_PREFIX,
     AuditEntry,
     Disclosure,
     LogRecord,
-    Replay,
     Verdict,
     Window,
     audit_chain_of,
-    decode_audit,
-    disclosures,
-    verify_chain,
 )
+from border_exchange.domain.audit_verdict import Replay, disclosures
 from border_exchange.domain.naming import (
     AGREEMENTS_TOPIC,
     QUARANTINE_TOPIC,
@@ -48,6 +46,7 @@ from border_exchange.domain.naming import (
     outbox_topic,
     parse_feed_topic,
 )
+from border_exchange.domain.times import iso
 from border_exchange.domain.trust import TrustStore
 from border_exchange.domain.trust_governance import GovernedStore
 from border_exchange.errors import AuditError, BorderExchangeError, KafkaError
@@ -378,7 +377,7 @@ def verdict_json(verdict: Verdict) -> dict[str, Any]:
     stats = verdict.stats
     pairs = sorted(set(stats.delivered) | set(stats.denied))
     return {
-        "window": {"from": _iso(verdict.window.start), "to": _iso(verdict.window.end)},
+        "window": {"from": iso(verdict.window.start), "to": iso(verdict.window.end)},
         "verdict": "CLEAN" if verdict.clean else "VIOLATIONS",
         "counts": {
             "audit_records": stats.audit_records,
@@ -435,7 +434,7 @@ def summary_lines(verdict: Verdict) -> list[str]:
     stats = verdict.stats
     window = verdict.window
     lines = [
-        f"Audit replay {_iso(window.start)} .. {_iso(window.end)}: "
+        f"Audit replay {iso(window.start)} .. {iso(window.end)}: "
         + ("CLEAN" if verdict.clean else f"{len(verdict.violations)} VIOLATION(S)"),
         f"  {stats.decisions} decisions, {stats.quarantined} quarantined, "
         f"{stats.audit_records} audit records ({stats.checkpoints} checkpoints), "
@@ -474,7 +473,3 @@ def write_report(path: Path, report: Mapping[str, Any]) -> None:
         path.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     except OSError as exc:
         raise AuditError(f"cannot write report {path}: {exc.strerror}") from exc
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

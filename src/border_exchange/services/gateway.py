@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import TracebackType
@@ -31,6 +31,7 @@ from border_exchange.adapters.kafka_settings import (
     consumer_size_kwargs,
     producer_size_kwargs,
 )
+from border_exchange.adapters.producer_discard import discard
 from border_exchange.domain import limits
 from border_exchange.domain.alerts import AlertInput
 from border_exchange.domain.catalog import Operation
@@ -41,6 +42,9 @@ from border_exchange.domain.naming import (
     outbox_state_topic,
     outbox_topic,
 )
+from border_exchange.domain.policy import PolicyInput
+from border_exchange.domain.recipients import SectionRecipients
+from border_exchange.domain.section_seal import Recipient
 from border_exchange.domain.signing import seal, sign
 from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import (
@@ -90,6 +94,14 @@ class AlertHistory:
         return self.header.operation is Operation.CANCEL
 
 
+@dataclass(frozen=True, slots=True)
+class Cancellation:
+    """A request to withdraw alert ``alert_id``, for ``reason``."""
+
+    alert_id: str
+    reason: str
+
+
 Clock = Callable[[], datetime]
 
 
@@ -127,8 +139,12 @@ class Gateway:
         *,
         retry_for: float = RETRY_FOR,
         producer_options: dict[str, Any] | None = None,
+        recipients: SectionRecipients | None = None,
     ) -> None:
         self.settings = settings
+        self.recipients = recipients
+        """With it, every section is sealed for the recipients the signed agreements in
+        force permit (``domain.recipients``); without it, sections go in clear."""
         self.participant = participant
         self.topic = outbox_topic(participant)
         self._signing_key = signing_key
@@ -308,6 +324,7 @@ class Gateway:
                     (f"version: the next version of {alert.alert_id} is {version}",),
                 )
         message = alert.model_copy(update={"version": version, "operation": operation})
+        alert_id = alert.alert_id or uuid.uuid4().hex
         try:
             envelope = seal(
                 message,
@@ -315,6 +332,8 @@ class Gateway:
                 key_id=self.key_id,
                 message_id=uuid.uuid4().hex,
                 issued_at=now,
+                alert_id=alert_id,
+                recipients=self._recipients_of(message, alert_id, now),
             )
         except BorderExchangeError as exc:
             if isinstance(exc, ValidationError):
@@ -325,6 +344,24 @@ class Gateway:
             raise ValidationError("invalid alert", (f"(alert): {problem}",))
         history[envelope.header.alert_id] = AlertHistory(envelope.header)
         return envelope
+
+    def _recipients_of(
+        self, alert: AlertInput, alert_id: str, now: datetime
+    ) -> Mapping[str, tuple[Recipient, ...]] | None:
+        """Who may read each section of ``alert``, or None when sections go in clear."""
+        if self.recipients is None:
+            return None
+        policy_input = PolicyInput(
+            alert.origin, alert.alert_type, alert.handling_code, alert.operation, alert_id,
+            alert.action_on_hit,
+        )  # fmt: skip
+        plan = self.recipients.plan(policy_input, now)
+        for participant, why in plan.unreachable:
+            log.warning(
+                "gateway.recipient_without_key", alert_id=alert_id, recipient=participant,
+                detail=why,
+            )  # fmt: skip
+        return plan.sections
 
     def _check_open(self, alert_id: str, known: AlertHistory) -> None:
         if known.cancelled:
@@ -379,11 +416,40 @@ class Gateway:
 
     async def cancel(self, alert_id: str, reason: str) -> Receipt:
         """Publish the cancellation of alert ``alert_id`` with ``reason``."""
+        outcome = (await self.publish_each([Cancellation(alert_id, reason)]))[0]
+        if isinstance(outcome, ValidationError):
+            raise outcome
+        return outcome
+
+    async def publish_each(
+        self, requests: Sequence[AlertInput | Cancellation]
+    ) -> list[Receipt | ValidationError]:
+        """Seal each request on its own and publish the valid ones in one transaction.
+
+        An invalid request gets its ``ValidationError`` in its place and the others go
+        on (a later request sees the earlier valid ones, as in a batch); a transaction
+        that fails raises ``KafkaError`` and publishes none of them.
+        """
         async with self._lock:
             working = dict(self._history)
-            envelope = self._cancel_envelope(alert_id, reason, working, self._clock())
-            working[alert_id] = AlertHistory(envelope.header)
-            return (await self._send([envelope], working))[0]
+            now = self._clock()
+            outcomes: list[Envelope | ValidationError] = []
+            for request in requests:
+                try:
+                    if isinstance(request, Cancellation):
+                        envelope = self._cancel_envelope(
+                            request.alert_id, request.reason, working, now
+                        )
+                        working[request.alert_id] = AlertHistory(envelope.header)
+                    else:
+                        envelope = self._seal(request, working, now)
+                except ValidationError as exc:
+                    outcomes.append(exc)
+                else:
+                    outcomes.append(envelope)
+            envelopes = [o for o in outcomes if isinstance(o, Envelope)]
+            receipts = iter(await self._send(envelopes, working) if envelopes else [])
+            return [o if isinstance(o, ValidationError) else next(receipts) for o in outcomes]
 
     async def publish_batch(self, alerts: Sequence[AlertInput]) -> list[Receipt]:
         """Seal every alert and publish them in one transaction; nothing if one is invalid."""
@@ -473,11 +539,8 @@ class Gateway:
         ]
 
     async def _drop_producer(self) -> None:
-        """Stop the producer; the next one, with the same transactional id, fences it."""
+        """Discard the producer: nothing it holds reaches the broker later, and the next
+        one, with the same transactional id, fences its transaction."""
         producer, self._producer = self._producer, None
         if producer is not None:
-            try:
-                # with the broker gone, stop would wait for its batches forever
-                await asyncio.wait_for(producer.stop(), ABORT_TIMEOUT)
-            except Exception as exc:  # stopping a broken producer may fail too
-                log.warning("gateway.stop_failed", error=repr(exc))
+            await discard(producer, ABORT_TIMEOUT)
