@@ -11,8 +11,9 @@ from pathlib import Path
 from border_exchange.adapters.agreement_files import AgreementHistory
 from border_exchange.adapters.config_file import kafka_settings_from_file
 from border_exchange.adapters.trust_file import load_governed, load_trust_store
-from border_exchange.domain.audit_verify import Window
+from border_exchange.domain.audit_values import Window
 from border_exchange.errors import ConfigError
+from border_exchange.interpreter import tuned_for_replay
 from border_exchange.services.auditor import (
     Progress,
     ReplayRequest,
@@ -92,16 +93,17 @@ def replay_command(args: argparse.Namespace) -> int:
     trust, governance = load_governed(args.trust)
     history = AgreementHistory(args.agreements_history) if args.agreements_history else None
     progress = Progress(every=1e9) if args.quiet else Progress()
-    verdict = asyncio.run(
-        replay(
-            kafka_settings_from_file(args.config),
-            trust,
-            ReplayRequest(window, participant=args.participant),
-            history=history,
-            progress=progress,
-            governance=governance,
+    with tuned_for_replay():
+        verdict = asyncio.run(
+            replay(
+                kafka_settings_from_file(args.config),
+                trust,
+                ReplayRequest(window, participant=args.participant),
+                history=history,
+                progress=progress,
+                governance=governance,
+            )
         )
-    )
     if args.report is not None:
         write_report(args.report, verdict_json(verdict))
     print("\n".join(summary_lines(verdict)))

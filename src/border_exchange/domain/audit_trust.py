@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from border_exchange.domain.audit_verify import LogRecord, Violation, ViolationCode, Window
+from border_exchange.domain.audit_values import LogRecord, Violation, ViolationCode, Window
 from border_exchange.domain.naming import AGREEMENTS_TOPIC
 from border_exchange.domain.trust_governance import (
     TRUST_STORE_HEADER,
