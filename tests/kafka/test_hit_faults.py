@@ -1,19 +1,26 @@
-"""Fault tests of the hit procedure: a report queued while the broker is down is sent once
-when it comes back."""
+"""Fault tests of the hit procedure: reports delivered exactly once through router kill -9,
+and a report queued while the broker is down sent once when it comes back."""
 
 from __future__ import annotations
 
+import asyncio
+import random
+import signal
+import subprocess
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from border_exchange.adapters import kafka_launcher
 from border_exchange.adapters.hit_queue import HitQueue, SendState
 from border_exchange.demo.sandbox import open_agreements
 from border_exchange.domain import naming
 from border_exchange.domain.catalog import AlertType
+from border_exchange.domain.encoding import decode_record
 from border_exchange.domain.envelope import Header
 from border_exchange.domain.hits import HitAction, decode_report, report_on, seal_report
 from border_exchange.domain.trust import post_owner
@@ -21,6 +28,7 @@ from border_exchange.services import hits
 from tests.conftest import KafkaCluster
 from tests.exchange import Exchange, make_exchange, running
 from tests.kafka.test_gateway_post_faults import OwnCluster
+from tests.kafka.test_router_faults import _router_config, _start_router
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -47,6 +55,70 @@ def _reports(ex: Exchange, alert_header: Header, count: int) -> list[tuple[str, 
         )
         out.append((report.hit_id, seal_report(report, ex.sandbox.keys[owner])))
     return out
+
+
+async def test_reports_are_delivered_exactly_once_through_router_kill_9(
+    kafka: KafkaCluster, tmp_path: Path
+) -> None:
+    ex = await make_exchange(kafka, 2, open_agreements([("P0", "P1")]), posts=(POST,))
+    a, b = ex.ids
+    alert = ex.seal(ex.alert(AlertType.WANTED_PERSON, a))
+    async with running(ex.router()):
+        await ex.publish(alert)
+        await ex.feed(b, a, expect=1)
+    reports = _reports(ex, alert.header, 600)
+    config = _router_config(ex, tmp_path)
+    log = tmp_path / "router.log"
+    rng = random.Random(20261201)
+
+    async def publish_steadily() -> None:
+        producer = AIOKafkaProducer(**ex.settings.client_kwargs(), acks="all")
+        await producer.start()
+        try:
+            for index, (_, value) in enumerate(reports):
+                await producer.send(
+                    naming.outbox_topic(b), value, key=alert.header.alert_id.encode()
+                )
+                if index % 20 == 19:
+                    await asyncio.sleep(0.2)
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    publishing = asyncio.create_task(publish_steadily())
+    router = _start_router(config, log)
+    try:
+        for _ in range(2):
+            await asyncio.sleep(rng.uniform(1.5, 3.5))
+            assert router.poll() is None, log.read_text()[-3000:]
+            router.send_signal(signal.SIGKILL)
+            router.wait()
+            router = _start_router(config, log)
+        await publishing
+        delivered = await ex.read(naming.hits_topic(a), expect=len(reports), wait=180)
+    finally:
+        publishing.cancel()
+        router.send_signal(signal.SIGTERM)
+        try:
+            router.wait(60)
+        except subprocess.TimeoutExpired:
+            router.kill()
+    assert len(delivered) >= len(reports), log.read_text()[-3000:]
+    got = Counter(decode_report(value).hit_id for value in delivered)
+    assert set(got) == {hit_id for hit_id, _ in reports}
+    assert max(got.values()) == 1, "a report was delivered twice"
+    audited = Counter(
+        record["message_id"]
+        for _, record in map(decode_record, await ex.read(naming.audit_topic(b)))
+        if record["kind"] == "HIT_REPORT"
+    )
+    assert audited == got  # every delivery audited, once
+    quarantined = [
+        record
+        for _, record in map(decode_record, await ex.read(naming.QUARANTINE_TOPIC))
+        if record["source_topic"] == naming.outbox_topic(b)
+    ]
+    assert quarantined == []
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from typing import Final
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -24,6 +25,9 @@ from border_exchange.domain.hit_routing import ReceivedAlert
 from border_exchange.errors import DecodeError, KafkaError
 
 READ_TIMEOUT_SECONDS: Final = 30.0
+
+Question = tuple[str, int, str]
+"""A feed state topic, its partition and an alert id."""
 
 
 class FeedStateLookup:
@@ -49,25 +53,39 @@ class FeedStateLookup:
             self._consumer = consumer
         return self._consumer
 
-    async def received(self, topic: str, partition: int, alert_id: str) -> ReceivedAlert | None:
-        """The latest copy of ``alert_id`` committed to state ``topic``/``partition``, or None."""
-        tp = TopicPartition(topic, partition)
+    async def received_all(
+        self, questions: Iterable[Question]
+    ) -> dict[Question, ReceivedAlert | None]:
+        """The latest copy committed to each state ``topic``/``partition`` of each alert id
+        asked (None: none, or a tombstone); each partition is read up to its end once (one
+        offset request), however many ask about it."""
+        asked = set(questions)
+        tps = {TopicPartition(topic, partition) for topic, partition, _ in asked}
         try:
             async with self._lock:
                 consumer = await self._started()
-                if tp not in self._tables:
-                    self._tables[tp] = {}
-                    self._positions[tp] = 0
+                fresh = tps - set(self._tables)
+                if fresh:
+                    for tp in fresh:
+                        self._tables[tp] = {}
+                        self._positions[tp] = 0
                     consumer.assign(list(self._tables))
                     for known, position in self._positions.items():
                         consumer.seek(known, position)
-                await self._catch_up(consumer, tp)
-                return self._tables[tp].get(alert_id)
+                if tps:
+                    ends = await consumer.end_offsets(sorted(tps))
+                    for tp in sorted(tps):
+                        await self._catch_up(consumer, tp, ends[tp])
+                return {
+                    (topic, partition, alert_id): self._tables[
+                        TopicPartition(topic, partition)
+                    ].get(alert_id)
+                    for topic, partition, alert_id in asked
+                }
         except AioKafkaError as exc:
-            raise KafkaError(f"cannot read feed state {topic}/{partition}: {exc!r}") from exc
+            raise KafkaError(f"cannot read the feed states: {exc!r}") from exc
 
-    async def _catch_up(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
-        end = (await consumer.end_offsets([tp]))[tp]
+    async def _catch_up(self, consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> None:
         table = self._tables[tp]
         deadline = time.monotonic() + READ_TIMEOUT_SECONDS
         while await consumer.position(tp) < end:

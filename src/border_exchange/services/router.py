@@ -970,16 +970,23 @@ class PartitionWorker:
             )
         )
 
-    async def _received(self, signed: HitSigned) -> ReceivedAlert | None:
-        """What the router delivered to a report's reporter of the alert it reports on."""
-        report = signed.message
-        assert isinstance(report, HitReport)
-        topic = feed_state_topic(report.reporter, report.alert_origin)
-        partitions = self.router.partition_count(topic)
-        hashed = key_hash(report.alert_id.encode())
-        if not partitions or hashed is None:
-            return None  # no state of that feed: nothing was delivered there
-        return await self.router.feed_states.received(topic, hashed % partitions, report.alert_id)
+    async def _received(self, reports: Mapping[int, HitSigned]) -> dict[int, ReceivedAlert | None]:
+        """What the router delivered to each report's reporter of the alert it reports on
+        (each feed state partition read once for the batch)."""
+        questions: dict[int, tuple[str, int, str]] = {}
+        for index, signed in reports.items():
+            report = signed.message
+            assert isinstance(report, HitReport)
+            topic = feed_state_topic(report.reporter, report.alert_origin)
+            partitions = self.router.partition_count(topic)
+            hashed = key_hash(report.alert_id.encode())
+            if partitions and hashed is not None:  # else no state: nothing delivered there
+                questions[index] = (topic, hashed % partitions, report.alert_id)
+        answers = await self.router.feed_states.received_all(questions.values())
+        return {
+            index: answers.get(questions[index]) if index in questions else None
+            for index in reports
+        }
 
     async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Route ``records`` and commit their outputs and offset in one transaction.
@@ -1164,13 +1171,15 @@ class PartitionWorker:
                     queued += 1
                 unsigned.append((hashed, checked))
             failed = set(await checks.failed_async()) if queued else set()
-            received = {
-                index: await self._received(checked)
-                for index, (_, checked) in enumerate(unsigned)
-                if isinstance(checked, HitSigned)
-                and checked.kind is MessageKind.HIT_REPORT
-                and index not in failed
-            }
+            received = await self._received(
+                {
+                    index: checked
+                    for index, (_, checked) in enumerate(unsigned)
+                    if isinstance(checked, HitSigned)
+                    and checked.kind is MessageKind.HIT_REPORT
+                    and index not in failed
+                }
+            )
         except BaseException:
             # Checks queued for this batch must not be answered in the next one.
             self._close_signature_checks()
