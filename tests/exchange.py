@@ -19,6 +19,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from nacl.signing import SigningKey
 
 from border_exchange.adapters.kafka_settings import KafkaSettings
+from border_exchange.demo.sandbox import Sandbox, make_sandbox
 from border_exchange.domain import naming
 from border_exchange.domain.alerts import AlertInput
 from border_exchange.domain.catalog import AlertType
@@ -27,7 +28,6 @@ from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.samples import sample_alert
 from border_exchange.domain.signing import seal
 from border_exchange.domain.trust import PublicKey
-from border_exchange.sandbox import Sandbox, make_sandbox
 from border_exchange.services.router import PolicyView, Router, RouterTuning
 from tests.conftest import KafkaCluster
 

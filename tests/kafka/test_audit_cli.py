@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from border_exchange.demo.sandbox import open_agreements
 from border_exchange.domain import naming
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import encode_envelope
-from border_exchange.sandbox import open_agreements
 from tests import cli, clock
 from tests.conftest import KafkaCluster
 from tests.exchange import make_exchange, running

@@ -15,11 +15,11 @@ from border_exchange.adapters import kafka_launcher
 from border_exchange.adapters.kafka_launcher import free_port
 from border_exchange.adapters.kafka_probe import round_trip
 from border_exchange.adapters.kafka_security import list_scram_users
+from border_exchange.demo.sandbox import Sandbox, make_sandbox, open_agreements
 from border_exchange.domain import naming
 from border_exchange.domain.alerts import parse_alert
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.samples import sample_alert_data
-from border_exchange.sandbox import Sandbox, make_sandbox, open_agreements
 from border_exchange.services.provisioner import read_secrets
 from tests import cli
 from tests.conftest import KafkaCluster

@@ -17,6 +17,13 @@ from nacl.signing import SigningKey
 
 from border_exchange.adapters.agreement_files import AgreementSource
 from border_exchange.bootstrap import PolicySource
+from border_exchange.demo.sandbox import (
+    Sandbox,
+    make_sandbox,
+    open_agreements,
+    sign_agreements,
+    trust_store_yaml,
+)
 from border_exchange.domain import naming
 from border_exchange.domain.agreements import StatementAction, add_signed, parse_agreement_set
 from border_exchange.domain.catalog import AlertType
@@ -24,13 +31,6 @@ from border_exchange.domain.consent import sign_statement
 from border_exchange.domain.encoding import decode_record, encode_envelope
 from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.signing import verify_trusted
-from border_exchange.sandbox import (
-    Sandbox,
-    make_sandbox,
-    open_agreements,
-    sign_agreements,
-    trust_store_yaml,
-)
 from border_exchange.services.router import PartitionWorker, PolicyView
 from tests.clock import days, iso
 from tests.conftest import KafkaCluster

@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from border_exchange.demo.sandbox import open_agreements
 from border_exchange.domain import naming
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import decode_envelope
 from border_exchange.domain.envelope import Envelope
-from border_exchange.sandbox import open_agreements
 from border_exchange.services.router import expected_partition
 from tests.conftest import KafkaCluster
 from tests.exchange import PARTITIONS, Exchange, make_exchange

@@ -18,11 +18,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from border_exchange.adapters import kafka_launcher
 from border_exchange.adapters.kafka_launcher import ClusterInfo, die_with_parent
+from border_exchange.demo.sandbox import open_agreements
 from border_exchange.domain import naming
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import encode_envelope
 from border_exchange.domain.envelope import Envelope
-from border_exchange.sandbox import open_agreements
 from border_exchange.services.router import Router
 from tests.conftest import KafkaCluster
 from tests.exchange import Exchange, every_copy_once, make_exchange, running

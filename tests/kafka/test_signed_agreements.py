@@ -12,12 +12,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from border_exchange.adapters.agreement_topic import AgreementTopic
 from border_exchange.adapters.post_store import PostStore
+from border_exchange.demo.sandbox import make_sandbox
 from border_exchange.domain import naming
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import decode_record, encode_envelope
 from border_exchange.domain.permitted import AGREEMENT_HEADER, NotPermitted, reference_value
 from border_exchange.domain.signing import redact
-from border_exchange.sandbox import make_sandbox
 from border_exchange.services.post import BorderPost, PostConfig
 from tests.conftest import KafkaCluster
 from tests.exchange import Exchange, make_exchange, running

@@ -15,6 +15,7 @@ import yaml
 from border_exchange.adapters.agreement_files import AgreementSource
 from border_exchange.adapters.trust_file import TrustFile
 from border_exchange.bootstrap import PolicySource
+from border_exchange.demo.sandbox import Sandbox, make_sandbox, open_agreements, trust_store_yaml
 from border_exchange.domain import naming
 from border_exchange.domain.agreements import (
     StatementAction,
@@ -33,7 +34,6 @@ from border_exchange.domain.trust_governance import (
     StoreReference,
     governance_document,
 )
-from border_exchange.sandbox import Sandbox, make_sandbox, open_agreements, trust_store_yaml
 from border_exchange.services.auditor import KafkaReader
 from border_exchange.services.router import PolicyView
 from tests.conftest import KafkaCluster

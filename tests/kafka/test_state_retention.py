@@ -24,6 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from border_exchange.adapters import kafka_launcher
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.adapters.post_store import PostStore
+from border_exchange.demo.sandbox import make_sandbox
 from border_exchange.domain import naming
 from border_exchange.domain.alerts import AlertInput
 from border_exchange.domain.audit_verify import Window
@@ -31,7 +32,6 @@ from border_exchange.domain.catalog import AlertType, Operation
 from border_exchange.domain.provisioning import desired_topics
 from border_exchange.domain.retention import RetentionPolicy
 from border_exchange.domain.samples import sample_alert
-from border_exchange.sandbox import make_sandbox
 from border_exchange.services.auditor import ReplayRequest, replay, summary_lines
 from border_exchange.services.gateway import Gateway
 from border_exchange.services.post import BorderPost, PostConfig

@@ -10,9 +10,9 @@ import contextlib
 import pytest
 
 from border_exchange.adapters import kafka_launcher
+from border_exchange.demo.sandbox import open_agreements
 from border_exchange.domain.catalog import AlertType
 from border_exchange.errors import BorderExchangeError
-from border_exchange.sandbox import open_agreements
 from border_exchange.services.gateway import Gateway
 from tests.conftest import KafkaCluster
 from tests.exchange import every_copy_once, make_exchange, running

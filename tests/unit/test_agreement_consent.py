@@ -12,6 +12,7 @@ import pytest
 from nacl.signing import SigningKey
 
 from border_exchange.adapters.agreement_files import AgreementSource
+from border_exchange.demo.sandbox import Sandbox, make_sandbox, sign_agreements
 from border_exchange.domain.agreements import (
     Agreement,
     AgreementSet,
@@ -39,7 +40,6 @@ from border_exchange.domain.policy import (
     decide,
 )
 from border_exchange.domain.trust import PublicKey, TrustStore
-from border_exchange.sandbox import Sandbox, make_sandbox, sign_agreements
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from border_exchange.adapters.trust_file import read_governed
+from border_exchange.demo.sandbox import Sandbox
 from border_exchange.domain.audit_trust import in_force, store_timeline, trust_violations
 from border_exchange.domain.audit_verify import LogRecord, ViolationCode, Window
 from border_exchange.domain.naming import AGREEMENTS_TOPIC
@@ -16,7 +17,6 @@ from border_exchange.domain.trust_governance import (
     GovernedStore,
     StoreReference,
 )
-from border_exchange.sandbox import Sandbox
 from tests.unit.test_trust_governance import (
     NOW,
     _keys,

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from nacl.signing import SigningKey
 
+from border_exchange.demo.sandbox import sign_agreements
 from border_exchange.domain.agreements import AgreementSet, parse_agreement_set
 from border_exchange.domain.alerts import parse_alert
 from border_exchange.domain.audit import (
@@ -58,7 +59,6 @@ from border_exchange.domain.policy import Deliver, PolicyIndex, PolicyInput, dec
 from border_exchange.domain.samples import sample_alert_data
 from border_exchange.domain.signing import redact, seal
 from border_exchange.domain.trust import Hub, Participant, PublicKey, TrustStore
-from border_exchange.sandbox import sign_agreements
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 KEYS = {name: SigningKey(bytes([i + 1]) * 32) for i, name in enumerate(("CAF", "COD", "SSD"))}

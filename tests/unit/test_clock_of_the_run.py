@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import time_machine
 
+from border_exchange.demo.dates import dated_for, default_agreements
+from border_exchange.demo.sandbox import make_sandbox, open_agreements
 from border_exchange.domain.agreements import Agreement, parse_agreement_set
 from border_exchange.domain.catalog import AlertType, HandlingCode
 from border_exchange.domain.policy import Deny, DenyReason, pair_outcome
 from border_exchange.domain.samples import sample_alert
-from border_exchange.sandbox import make_sandbox, open_agreements
-from border_exchange.services.demo import dated_for, default_agreements
 from tests.clock import parse_shift, requested_shift
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from border_exchange.demo.sandbox import Sandbox, make_sandbox
 from border_exchange.domain.agreements import AgreementSet
 from border_exchange.domain.catalog import AlertType, HandlingCode
 from border_exchange.domain.envelope import Envelope
@@ -20,7 +21,6 @@ from border_exchange.domain.permitted import (
 from border_exchange.domain.samples import sample_alert
 from border_exchange.domain.signing import redact, seal
 from border_exchange.errors import NotPermittedError
-from border_exchange.sandbox import Sandbox, make_sandbox
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

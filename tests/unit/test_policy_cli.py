@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from border_exchange.cli.main import main
+from border_exchange.demo.sandbox import Sandbox, make_sandbox
 from border_exchange.domain.agreements import parse_agreement_set
-from border_exchange.sandbox import Sandbox, make_sandbox
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "agreements.yaml"
 

@@ -128,7 +128,7 @@ def test_the_router_takes_its_grace_period_from_the_retention_file(
     import yaml
 
     from border_exchange.bootstrap import build_router
-    from border_exchange.sandbox import make_sandbox
+    from border_exchange.demo.sandbox import make_sandbox
 
     sandbox = make_sandbox(["CAF", "COD"], 'version: "r"\nagreements: []\n')
     paths = sandbox.write(tmp_path, b"retention-test")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from border_exchange.sandbox import make_sandbox, open_agreements
+from border_exchange.demo.sandbox import make_sandbox, open_agreements
 from tests import cli
 
 # The command runs on the machine's clock, not the run's shifted one.

@@ -15,6 +15,7 @@ import pytest
 from aiokafka.partitioner import murmur2 as reference
 from nacl.signing import SigningKey
 
+from border_exchange.demo.sandbox import Sandbox, make_sandbox, open_agreements
 from border_exchange.domain import naming
 from border_exchange.domain.alerts import AlertInput
 from border_exchange.domain.audit import (
@@ -47,7 +48,6 @@ from border_exchange.domain.routing import (
 )
 from border_exchange.domain.samples import sample_alert
 from border_exchange.domain.signing import seal, verify_trusted
-from border_exchange.sandbox import Sandbox, make_sandbox, open_agreements
 from border_exchange.services.router import (
     PartitionWorker,
     _OutcomeSummary,

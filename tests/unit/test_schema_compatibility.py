@@ -21,6 +21,7 @@ from border_exchange.domain.schemas import (
     compatibility_problems,
     default_schema_dir,
     registry,
+    schema_fingerprint,
 )
 
 SCHEMA_DIR = default_schema_dir()
@@ -47,9 +48,16 @@ def git_top() -> Path | None:
 
 
 def committed_versions(path: Path, top: Path) -> list[tuple[str, dict[str, Any]]]:
-    """Every committed version of ``path`` in the git history under ``top``."""
+    """Every committed version of ``path`` in the git history under ``top``.
+
+    A version is a writer schema (its fingerprint); of the texts committed for one, the
+    newest is taken, as readers resolve that writer with it: a ``doc`` or a ``default``
+    (an enum's too) changes no fingerprint, so an enum default added later counts for
+    every record written with that version.
+    """
     git = shutil.which("git") or "git"
     versions: list[tuple[str, dict[str, Any]]] = []
+    seen: set[bytes] = set()
     relative = path.resolve().relative_to(top.resolve()).as_posix()
     commits = subprocess.run(
         [git, "log", "--format=%H", "--", relative],
@@ -63,7 +71,10 @@ def committed_versions(path: Path, top: Path) -> list[tuple[str, dict[str, Any]]
             [git, "show", f"{commit}:{relative}"], cwd=top, capture_output=True, text=True
         )
         if shown.returncode == 0:
-            versions.append((commit[:12], json.loads(shown.stdout)))
+            schema = json.loads(shown.stdout)
+            if schema_fingerprint(schema) not in seen:  # git log lists the newest first
+                seen.add(schema_fingerprint(schema))
+                versions.append((commit[:12], schema))
     return versions
 
 
@@ -135,6 +146,13 @@ def test_an_added_optional_field_with_a_default_passes() -> None:
         lambda s: s["fields"].append({"name": "vin", "type": ["null", "string"], "default": None})
     )
     assert fully_compatible(RECORD, new) == []
+
+
+def test_a_removed_field_with_a_default_passes() -> None:
+    with_default = changed(
+        lambda s: s["fields"].append({"name": "vin", "type": ["null", "string"], "default": None})
+    )
+    assert fully_compatible(with_default, RECORD) == []
 
 
 def test_a_removed_field_fails() -> None:

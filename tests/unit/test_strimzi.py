@@ -10,13 +10,13 @@ import pytest
 import yaml
 
 from border_exchange.cli.main import main
+from border_exchange.demo.sandbox import make_sandbox, open_agreements, trust_store_yaml
 from border_exchange.domain.acl import AclBinding, AclOperation, PatternType, ResourceType
 from border_exchange.domain.catalog import ParticipantKind
 from border_exchange.domain.provisioning import desired_topics
 from border_exchange.domain.strimzi import kafka_topics, kafka_users, kube_name, strimzi_acls
 from border_exchange.domain.trust import Hub, Participant, TrustStore
 from border_exchange.errors import ValidationError
-from border_exchange.sandbox import make_sandbox, open_agreements, trust_store_yaml
 
 
 def _participant(pid: str, status: str = "active", posts: tuple[str, ...] = ()) -> Participant:

@@ -18,10 +18,10 @@ from border_exchange.adapters.metrics import Metrics
 from border_exchange.adapters.trust_file import TrustFile, load_trust_store
 from border_exchange.bootstrap import PolicySource
 from border_exchange.cli.main import main
+from border_exchange.demo.sandbox import Sandbox, make_sandbox, trust_store_yaml
 from border_exchange.domain.trust import PublicKey, TrustStore
 from border_exchange.domain.trust_governance import governance_document
 from border_exchange.errors import TrustStoreError
-from border_exchange.sandbox import Sandbox, make_sandbox, trust_store_yaml
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

@@ -11,8 +11,8 @@ import structlog
 from border_exchange.adapters.post_store import PostStore
 from border_exchange.adapters.trust_file import TrustFile, load_governed, load_kept
 from border_exchange.cli.main import main
+from border_exchange.demo.sandbox import Sandbox, trust_store_yaml
 from border_exchange.errors import TrustStoreError
-from border_exchange.sandbox import Sandbox, trust_store_yaml
 from tests.unit.test_trust_governance import (
     NOW,
     _keys,

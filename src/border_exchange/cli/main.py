@@ -18,7 +18,7 @@ from border_exchange.errors import BorderExchangeError
 
 COMMANDS: tuple[str, ...] = (
     "border_exchange.cli.audit",
-    "border_exchange.cli.demo",
+    "border_exchange.demo.cli",
     "border_exchange.cli.deploy",
     "border_exchange.cli.dev",
     "border_exchange.cli.gateway",

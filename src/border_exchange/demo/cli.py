@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from border_exchange.demo.dates import default_agreements
+from border_exchange.demo.run import run_demo
+from border_exchange.demo.story import DemoOptions
 from border_exchange.domain.labels import LANGUAGES
-from border_exchange.services.demo import DemoOptions, default_agreements, run_demo
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
