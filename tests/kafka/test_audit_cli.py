@@ -21,10 +21,6 @@ from tests.exchange import make_exchange, running
 pytestmark = pytest.mark.kafka
 
 
-@pytest.mark.skip(
-    reason="audit replay now takes only a governed trust store, and the router of this "
-    "test's exchange does not run under one yet"
-)
 async def test_replay_and_disclosures_exit_0_on_a_clean_period_and_1_on_a_forged_copy(
     kafka: KafkaCluster, tmp_path: Path
 ) -> None:

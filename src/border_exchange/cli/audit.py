@@ -71,7 +71,7 @@ def _common(
     parser.add_argument("--from", dest="start", required=True, help="ISO 8601 time, inclusive")
     parser.add_argument("--to", dest="end", required=True, help="ISO 8601 time, exclusive")
     parser.add_argument(
-        "--trust", required=True, type=Path, help=trust_help, action="append" if many else None
+        "--trust", required=True, type=Path, help=trust_help, action="append" if many else "store"
     )
     parser.add_argument(
         "--config", type=Path, help="YAML file with a 'kafka' mapping (BX_KAFKA_* override it)"

@@ -2,13 +2,15 @@
 
 It makes fresh Ed25519 keys for a set of participants and the hub, the trust store
 that lists them, and an agreement set; and it can write them as the files each
-component loads (trust store YAML, encrypted key files, agreements YAML).
+component loads (trust store YAML, encrypted key files, agreements YAML). The trust
+store it writes is governed (``domain.trust_governance``): serial 1, valid as long as
+the keys, each entry signed by its participant, approved by every participant.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -21,7 +23,20 @@ from border_exchange.adapters.keyfiles import write_private_key
 from border_exchange.domain.agreements import AgreementSet, add_signed, parse_agreement_set
 from border_exchange.domain.catalog import ParticipantKind
 from border_exchange.domain.consent import sign_agreement
-from border_exchange.domain.trust import HUB, Hub, Participant, PublicKey, TrustStore, key_entry
+from border_exchange.domain.trust import (
+    HUB,
+    Hub,
+    Participant,
+    PublicKey,
+    TrustStore,
+    key_entry,
+    parse_trust_store,
+)
+from border_exchange.domain.trust_governance import (
+    GovernedStore,
+    governance_document,
+    governed,
+)
 
 NAMES: Mapping[str, str] = {
     "CAF": "Police nationale centrafricaine",
@@ -45,11 +60,63 @@ class Sandbox:
     key_ids: Mapping[str, str]
     agreements_text: str
     agreements: AgreementSet
+    start: datetime = field(default_factory=lambda: default_start())
+    """When its keys, agreements and governed trust store start to count."""
 
     @property
     def hub_key(self) -> SigningKey:
         """The hub's signing key (audit chain checkpoints)."""
         return self.keys[HUB]
+
+    def signer(self, participant: str) -> tuple[str, SigningKey]:
+        """The key id and private key ``participant`` signs with."""
+        return self.key_ids[participant], self.keys[participant]
+
+    def trust_yaml(
+        self,
+        trust: TrustStore | None = None,
+        *,
+        serial: int = 1,
+        approvers: Sequence[str] | None = None,
+        valid_until: datetime | None = None,
+    ) -> str:
+        """The governed trust store document of ``trust`` (default: the sandbox's): each
+        entry signed by its participant, approved by ``approvers`` (default: every
+        participant), valid from the sandbox's start until ``valid_until`` (default: as
+        long as its keys)."""
+        store = self.trust if trust is None else trust
+        document = governance_document(
+            store,
+            yaml.safe_load(trust_store_yaml(store)),
+            serial=serial,
+            valid_from=self.start,
+            valid_until=valid_until or self.start + KEY_LIFETIME,
+            entry_keys={pid: self.signer(pid) for pid in store.participants},
+            approvers={
+                pid: self.signer(pid)
+                for pid in (store.participants if approvers is None else approvers)
+            },
+        )
+        return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+
+    def with_participant(self, pid: str) -> Sandbox:
+        """This sandbox with a new participant ``pid`` and its fresh key (a candidate for
+        admission: the store ``write`` wrote does not list it)."""
+        member, key_id, key = _member(pid, self.start)
+        members = {**self.trust.participants, pid: member}
+        return replace(
+            self,
+            trust=replace(self.trust, participants=MappingProxyType(members)),
+            keys=MappingProxyType({**self.keys, pid: key}),
+            key_ids=MappingProxyType({**self.key_ids, pid: key_id}),
+        )
+
+    def governance(self) -> GovernedStore:
+        """The governance of the trust store ``write`` writes (serial 1)."""
+        text = self.trust_yaml()
+        found = governed(text, parse_trust_store(text))
+        assert found is not None  # trust_yaml always writes a governance section
+        return found
 
     def write(self, directory: Path, passphrase: bytes) -> Mapping[str, Path]:
         """Write the trust store, agreements and encrypted key files; return their paths."""
@@ -58,7 +125,7 @@ class Sandbox:
             "trust": directory / "trust.yaml",
             "agreements": directory / "agreements.yaml",
         }
-        paths["trust"].write_text(trust_store_yaml(self.trust))
+        paths["trust"].write_text(self.trust_yaml())
         paths["agreements"].write_text(self.agreements_text)
         for owner, key in self.keys.items():
             path = directory / "keys" / f"{self.key_ids[owner]}.pem"
@@ -84,6 +151,26 @@ def _public(owner: str, key_id: str, key: SigningKey, start: datetime) -> Public
     return PublicKey(owner, key_id, bytes(key.verify_key), start, start + KEY_LIFETIME)
 
 
+def _member(
+    pid: str, start: datetime, posts: Sequence[str] = ()
+) -> tuple[Participant, str, SigningKey]:
+    """A new participant ``pid`` with a fresh key valid from ``start``, its key id and key."""
+    key = SigningKey.generate()
+    key_id = f"{pid}-{start:%Y}-01"
+    kind = (
+        ParticipantKind.UN_COMPONENT if pid.startswith("UN-") else ParticipantKind.NATIONAL_SERVICE
+    )
+    member = Participant(
+        pid,
+        NAMES.get(pid, f"Police service {pid}"),
+        kind,
+        "active",
+        tuple(posts),
+        (_public(pid, key_id, key, start),),
+    )
+    return member, key_id, key
+
+
 def make_sandbox(
     participants: Sequence[str],
     agreements_text: str,
@@ -105,22 +192,7 @@ def make_sandbox(
     key_ids: dict[str, str] = {}
     members: dict[str, Participant] = {}
     for pid in participants:
-        key = SigningKey.generate()
-        key_id = f"{pid}-{start:%Y}-01"
-        keys[pid], key_ids[pid] = key, key_id
-        kind = (
-            ParticipantKind.UN_COMPONENT
-            if pid.startswith("UN-")
-            else ParticipantKind.NATIONAL_SERVICE
-        )
-        members[pid] = Participant(
-            pid,
-            NAMES.get(pid, f"Police service {pid}"),
-            kind,
-            "active",
-            tuple((posts or {}).get(pid, ())),
-            (_public(pid, key_id, key, start),),
-        )
+        members[pid], key_ids[pid], keys[pid] = _member(pid, start, (posts or {}).get(pid, ()))
     hub_key = SigningKey.generate()
     keys[HUB], key_ids[HUB] = hub_key, f"hub-{start:%Y}-01"
     hub = Hub((_public(HUB, key_ids[HUB], hub_key, start),), tuple(auditors))
@@ -132,6 +204,7 @@ def make_sandbox(
         MappingProxyType(key_ids),
         signed,
         parse_agreement_set(signed),
+        start,
     )
 
 

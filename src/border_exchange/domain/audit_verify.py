@@ -75,6 +75,7 @@ from border_exchange.domain.signing import (
     verify_trusted,
 )
 from border_exchange.domain.trust import HUB, TrustStore
+from border_exchange.domain.trust_timeline import TrustTimeline
 from border_exchange.errors import BorderExchangeError, DecodeError, KeyNotValidError
 
 AUDIT_PREFIX: Final = "bx.hub.audit."
@@ -136,8 +137,13 @@ class ViolationCode(StrEnum):
     """The router routed under a trust store without governance, or recorded none
     (``domain.audit_trust``)."""
     TRUST_STORE_MISMATCH = "TRUST_STORE_MISMATCH"
-    """The router routed under a trust store other than the governed one the auditor
-    checked, or took it outside its validity window (``domain.audit_trust``)."""
+    """The router routed under a trust store that is not among the governed ones the auditor
+    was given, or took it outside its validity window (``domain.audit_trust``)."""
+    TRUST_STORE_NOT_ACCEPTED = "TRUST_STORE_NOT_ACCEPTED"
+    """The router took a trust store its governance refuses in place of the one before
+    (an entry not signed by its participant, no quorum, a serial not after it)."""
+    TRUST_STORE_EXPIRED = "TRUST_STORE_EXPIRED"
+    """Decisions were made after the trust store in force had passed its validity window."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,14 +371,19 @@ def _at(entry: AuditEntry, code: ViolationCode, detail: str) -> Violation:
     return Violation(code, entry.log.topic, entry.log.partition, entry.log.offset, detail)
 
 
-def _checkpoint_problem(entry: AuditEntry, trust: TrustStore) -> str | None:
+def _timeline(trust: TrustStore | TrustTimeline) -> TrustTimeline:
+    """``trust`` as a timeline (one store: in force throughout)."""
+    return trust if isinstance(trust, TrustTimeline) else TrustTimeline.fixed(trust)
+
+
+def _checkpoint_problem(entry: AuditEntry, trust: TrustTimeline) -> str | None:
     record = entry.record
     key_id = record.get("checkpoint_key_id")
     signature = record.get("checkpoint_signature")
     if not key_id or not signature:
         return "a checkpoint without key id or signature"
     try:
-        key = trust.key_for(HUB, str(key_id), entry.recorded_at)
+        key = trust.at(entry.recorded_at).key_for(HUB, str(key_id), entry.recorded_at)
         message = head_signing_input(str(record["chain"]), entry.seq, bytes(record["prev_hash"]))
         key.verify_key.verify(message, bytes(signature))
     except KeyNotValidError as exc:
@@ -405,10 +416,13 @@ def verify_chain(
     topic: str,
     partition: int,
     logs: Sequence[LogRecord],
-    trust: TrustStore,
+    trust: TrustStore | TrustTimeline,
     start: ChainStart | None = None,
 ) -> ChainCheck:
     """Check one audit partition's records (in offset order) link into one chain, and locate breaks.
+
+    Each checkpoint's signature is checked with the hub's keys of the trust store in force
+    when it was written (``trust``: one store, or a timeline of them).
 
     The first record replayed anchors the chain; when it is not seq 0 its predecessor
     is taken as recorded. A break is classified by looking ahead: if a later record
@@ -419,6 +433,7 @@ def verify_chain(
     partition's log begins and its first record's position: records deleted at the
     chain's start are located there.
     """
+    trust = _timeline(trust)
     expected_chain = audit_chain_of(topic, partition)
     violations: list[Violation] = []
     if start is not None and start.truncated:
@@ -485,7 +500,7 @@ def verify_chain(
 
 
 def _classify_break(
-    order: list[AuditEntry], index: int, previous: AuditEntry, trust: TrustStore
+    order: list[AuditEntry], index: int, previous: AuditEntry, trust: TrustTimeline
 ) -> tuple[Violation, tuple[list[AuditEntry], int, AuditEntry] | None]:
     """Locate the break before ``order[index]``.
 
@@ -688,11 +703,15 @@ _AS_RECORDED_KEPT: Final = 4096
 class Reevaluator:
     """Re-decides recorded decisions under their recorded agreement sets; indexes are cached."""
 
-    def __init__(self, agreement_sets: Mapping[str, AgreementSet], trust: TrustStore) -> None:
+    def __init__(
+        self, agreement_sets: Mapping[str, AgreementSet], trust: TrustStore | TrustTimeline
+    ) -> None:
         self.agreement_sets = agreement_sets
-        self.trust = trust
-        self._consents: dict[str, Mapping[str, Consent]] = {}
-        self._indexes: dict[tuple[str, frozenset[str]], PolicyIndex] = {}
+        self.trust = _timeline(trust)
+        """The trust store in force at each time: a decision's agreements are established
+        by their parties' signatures under the store in force when it was made."""
+        self._consents: dict[tuple[str, int], Mapping[str, Consent]] = {}
+        self._indexes: dict[tuple[str, frozenset[str], int], PolicyIndex] = {}
         self._as_recorded = PerObject[Mapping[str, Outcome], list[dict[str, Any]]](
             outcome_entries, _AS_RECORDED_KEPT
         )
@@ -707,10 +726,11 @@ class Reevaluator:
             return None
         listed = record["outcomes"]
         names = frozenset([str(o["participant"]) for o in listed])
-        index = self._indexes.get((aset.digest, names))
+        store = self._store(record)
+        index = self._indexes.get((aset.digest, names, id(store)))
         if index is None:
-            index = self._indexes[(aset.digest, names)] = PolicyIndex.build(
-                aset, names, self.consent(aset)
+            index = self._indexes[(aset.digest, names, id(store))] = PolicyIndex.build(
+                aset, names, self.consent(aset, store)
             )
         outcomes = self._outcomes(record, index)
         if listed == self._recorded_form(outcomes):
@@ -718,11 +738,18 @@ class Reevaluator:
         recorded = {str(o["participant"]): _recorded_key(o) for o in listed}
         return self._compare(outcomes, recorded)
 
-    def consent(self, aset: AgreementSet) -> Mapping[str, Consent]:
-        """What the parties' signatures establish of each agreement of ``aset`` (cached)."""
-        found = self._consents.get(aset.digest)
+    def _store(self, record: Mapping[str, Any]) -> TrustStore:
+        """The trust store in force when the decision ``record`` was made."""
+        at = record.get("recorded_at")
+        return self.trust.at(at) if isinstance(at, datetime) else self.trust.first
+
+    def consent(self, aset: AgreementSet, store: TrustStore | None = None) -> Mapping[str, Consent]:
+        """What the parties' signatures establish of each agreement of ``aset`` under ``store``
+        (default: the first in force; cached)."""
+        store = self.trust.first if store is None else store
+        found = self._consents.get((aset.digest, id(store)))
         if found is None:
-            found = self._consents[aset.digest] = consents(aset, self.trust)
+            found = self._consents[(aset.digest, id(store))] = consents(aset, store)
         return found
 
     def unsigned_deliveries(self, record: Mapping[str, Any]) -> list[str]:
@@ -730,7 +757,7 @@ class Reevaluator:
         aset = self.agreement_sets.get(str(record.get("agreement_set")))
         if aset is None:
             return []
-        consent = self.consent(aset)
+        consent = self.consent(aset, self._store(record))
         problems = []
         for outcome in record.get("outcomes") or ():
             agreement_id = outcome.get("agreement_id")
@@ -965,12 +992,14 @@ class Replay:
     def __init__(
         self,
         window: Window,
-        trust: TrustStore,
+        trust: TrustStore | TrustTimeline,
         agreement_sets: Mapping[str, AgreementSet],
     ) -> None:
         self.window = window
-        self.trust = trust
-        self.reevaluator = Reevaluator(agreement_sets, trust)
+        self.trust = _timeline(trust)
+        """The trust store in force at each time (``domain.trust_timeline``): each record is
+        checked under the store in force when the router decided it."""
+        self.reevaluator = Reevaluator(agreement_sets, self.trust)
         self._chains: dict[tuple[str, int], ChainCheck] = {}
         self._outbox: dict[tuple[str, int], dict[int, LogRecord]] = {}
         self._feeds: list[LogRecord] = []
@@ -1344,7 +1373,8 @@ class _Verdict:
             )
         self.stats.signatures_verified += 1
         try:
-            key = self.trust.key_for(header.origin, header.key_id, header.issued_at)
+            store = self.trust.at(entry.recorded_at)  # in force when it was decided
+            key = store.key_for(header.origin, header.key_id, header.issued_at)
             signed = signed_message(envelope, key)
         except BorderExchangeError as exc:
             self._add(ViolationCode.SIGNATURE_INVALID, source, f"outbox copy: {exc}")
@@ -1510,7 +1540,7 @@ class _Verdict:
             problem = copy_problem(envelope, decode_envelope(verified.value))
         else:
             self.stats.signatures_verified += 1
-            problem = _signature_problem(envelope, self.trust)
+            problem = _signature_problem(envelope, self.trust.at(log.timestamp))
         if problem is not None:
             self._add(ViolationCode.SIGNATURE_INVALID, log, f"feed copy: {problem}")
 
