@@ -32,6 +32,7 @@ unit: setup
 test: lint typecheck
 	$(BIN)/pytest --durations=15
 	$(BIN)/pytest -m 'not kafka' -q --clock-shift=730d
+	BX_NO_NATIVE=1 $(BIN)/pytest tests/unit -m 'not kafka' -q  # the pure-Python reference, as without C
 
 bench: setup
 	$(BIN)/python bench/run_all.py

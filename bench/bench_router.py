@@ -13,7 +13,7 @@ publish to partner feed at a steady rate; and the router process's RSS while a
 backlog drains.
 
 Usage: python bench/bench_router.py [--messages 20000] [--backlog 100000] [--rate 1000]
-       [--seconds 30] [--warmup 90]
+       [--seconds 30] [--warmup 90] [--throughput-only]
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from border_exchange.demo.sandbox import Sandbox, make_sandbox, open_agreements
 from border_exchange.domain import naming
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import encode_envelope
+from border_exchange.domain.partitioning import key_hash
 from border_exchange.domain.samples import sample_alert
 from border_exchange.domain.signing import seal
 from border_exchange.services.router import (
@@ -53,7 +54,6 @@ from border_exchange.services.router import (
     PolicyView,
     Router,
     RouterTuning,
-    key_hash,
 )
 
 IDS = ("CAF", "COD", "SSD", "UGA")
@@ -647,6 +647,8 @@ async def measure(settings: KafkaSettings, args: argparse.Namespace) -> None:
     )
     print(f"ratio b/a: {b / a:.2f} (goal >= 0.5); b / batched pass-through: {b / a_batched:.2f}")
     print(f"ratio b/verify: {b / verify:.2f} (verification is the floor of the cost)")
+    if args.throughput_only:
+        return
 
     with tempfile.TemporaryDirectory(prefix="bx-bench-") as tmp:
         p50, p99, n, windows = await latency(
@@ -685,5 +687,10 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument(
         "--warmup", type=float, default=90.0, help="seconds at --rate before the measured ones"
+    )
+    parser.add_argument(
+        "--throughput-only",
+        action="store_true",
+        help="(a), (b), (c) and their ratios only: no latency, no backlog (a few runs in a row)",
     )
     main(parser.parse_args())

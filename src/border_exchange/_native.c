@@ -1,14 +1,23 @@
 /*
- * The compiled fast path of the alert contract: reading the current envelope layout and
- * building the signing input with its section digests checked.
+ * The compiled fast path of the alert contract, for the usual well-formed value only:
  *
- * Both functions are shortcuts for Python code that stays the reference
- * (domain/envelope_reader.py and domain/signing.py). They never raise on bad input:
- * whenever anything is not exactly the usual, well-formed case (a malformed byte, an
- * unexpected type, a digest that does not match) they return None, and the caller runs
- * the Python code, which gives the precise error. So a message is either handled here
- * with the same result as the Python code, or handled by the Python code; tests hold the
- * two to the same values on valid and on mutated messages.
+ *   read_envelope          the current envelope layout, read into the frozen values;
+ *   checked_signing_input  the signing input, with every present section's digest checked;
+ *   sections_tail          the Avro bytes of a (redacted) section list and the signature;
+ *   read_audit, write_audit  the current bx.AuditRecord layout, read and written;
+ *   verify_batch           Ed25519 checks in batches, without the GIL (libsodium, linked here);
+ *   key_hash               Kafka's murmur2 of a record key, as its default partitioner takes it;
+ *   configure, configure_audit  the field names and vocabularies, set once from Python.
+ *
+ * Each is a shortcut for Python code that stays the reference: fastavro for the Avro
+ * values (domain/encoding.py), domain/signing.py for the signing input, PyNaCl for the
+ * signature checks and aiokafka's murmur2 for key_hash (domain/fastpath.py says which is
+ * which). They never raise on bad input: whenever anything is not exactly the usual,
+ * well-formed case (a malformed byte, an unexpected type, a digest that does not match)
+ * they return None, and the caller runs the Python code, which gives the precise error.
+ * So a value is either handled here with the same result as the Python code, or handled
+ * by the Python code; tests (tests/unit/test_fastpath.py) hold the two to the same values
+ * on valid and on mutated input. The module is optional: without it the Python code runs.
  *
  * Every read is bounds-checked against the buffer's length before it happens.
  */
@@ -20,6 +29,10 @@
 #include <stdint.h>
 #include <string.h>
 #include <openssl/evp.h>
+#include <sodium.h>
+
+/* The version of this module's interface, raised with every change of a signature. */
+#define NATIVE_INTERFACE 2
 
 /* ---- configuration, set once by configure() ---------------------------------------- */
 
@@ -1241,30 +1254,25 @@ write_audit(PyObject *self, PyObject *record)
 
 /* ---- signature checks in batches --------------------------------------------------- */
 
-typedef int (*sign_open_fn)(unsigned char *, unsigned long long *, const unsigned char *,
-                            unsigned long long, const unsigned char *);
-
 #define SIGNATURE_SIZE 64
 #define PUBLIC_KEY_SIZE 32
 
-/* verify_batch(address, signed, keys) -> bytes
+/* verify_batch(signed, keys) -> bytes
 
-   ``address`` is libsodium's crypto_sign_open as PyNaCl links it; ``signed`` a tuple of
-   signature || message, ``keys`` a tuple of 32-byte public keys. Answers one byte per
-   item, 1 when the signature verifies. The checks run without the GIL, so a worker
-   thread verifies while the caller goes on in Python. */
+   ``signed`` is a tuple of signature || message, ``keys`` a tuple of 32-byte public keys;
+   each is checked with libsodium's crypto_sign_open, the function PyNaCl calls. Answers
+   one byte per item, 1 when the signature verifies. The checks run without the GIL, so a
+   worker thread verifies while the caller goes on in Python. */
 static PyObject *
 verify_batch(PyObject *self, PyObject *args)
 {
-    unsigned long long address;
     PyObject *signed_items, *keys;
-    if (!PyArg_ParseTuple(args, "KO!O!", &address, &PyTuple_Type, &signed_items, &PyTuple_Type,
-                          &keys)) {
+    if (!PyArg_ParseTuple(args, "O!O!", &PyTuple_Type, &signed_items, &PyTuple_Type, &keys)) {
         return NULL;
     }
     Py_ssize_t count = PyTuple_GET_SIZE(signed_items);
-    if (address == 0 || PyTuple_GET_SIZE(keys) != count) {
-        PyErr_SetString(PyExc_ValueError, "verify_batch: a function and as many keys as items");
+    if (PyTuple_GET_SIZE(keys) != count) {
+        PyErr_SetString(PyExc_ValueError, "verify_batch: as many keys as items");
         return NULL;
     }
     Py_ssize_t longest = 0;
@@ -1287,7 +1295,6 @@ verify_batch(PyObject *self, PyObject *args)
         return PyErr_NoMemory();
     }
     unsigned char *out = (unsigned char *)PyBytes_AS_STRING(results);
-    sign_open_fn sign_open = (sign_open_fn)(uintptr_t)address;
     /* The tuples, and the bytes they hold, are immutable and kept alive by the caller. */
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < count; i++) {
@@ -1296,7 +1303,7 @@ verify_batch(PyObject *self, PyObject *args)
         unsigned long long size = 0;
         out[i] = PyBytes_GET_SIZE(item) >= SIGNATURE_SIZE &&
                  PyBytes_GET_SIZE(key) == PUBLIC_KEY_SIZE &&
-                 sign_open(scratch, &size, (const unsigned char *)PyBytes_AS_STRING(item),
+                 crypto_sign_open(scratch, &size, (const unsigned char *)PyBytes_AS_STRING(item),
                            (unsigned long long)PyBytes_GET_SIZE(item),
                            (const unsigned char *)PyBytes_AS_STRING(key)) == 0;
     }
@@ -1306,7 +1313,7 @@ verify_batch(PyObject *self, PyObject *args)
 }
 
 /* Kafka's murmur2 of a record key, as its default partitioner takes it (positive 31 bits).
- * services/router.py's murmur2 is the reference; the tests compare the two. */
+ * aiokafka's murmur2 (aiokafka.partitioner) is the reference; the tests compare the two. */
 static PyObject *
 key_hash(PyObject *self, PyObject *arg)
 {
@@ -1356,7 +1363,7 @@ static PyMethodDef methods[] = {
     {"read_audit", (PyCFunction)(void (*)(void))read_audit, METH_FASTCALL,
      "read_audit(data, pos) -> dict | None"},
     {"verify_batch", verify_batch, METH_VARARGS,
-     "verify_batch(address, signed, keys) -> bytes: 1 per verified item, without the GIL"},
+     "verify_batch(signed, keys) -> bytes: 1 per verified item, without the GIL"},
     {"configure", configure, METH_VARARGS,
      "configure(header_type, header_fields, section_type, section_fields, envelope_type, "
      "envelope_fields, vocabularies, epoch): set once before use."},
@@ -1370,7 +1377,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "border_exchange._native",
-    .m_doc = "Compiled fast path for reading envelopes and building the signing input.",
+    .m_doc = "Compiled fast path: envelopes and audit records, signing input, signature checks.",
     .m_size = -1,
     .m_methods = methods,
 };
@@ -1382,5 +1389,15 @@ PyInit__native(void)
     if (PyDateTimeAPI == NULL) {
         return NULL;
     }
-    return PyModule_Create(&module);
+    if (sodium_init() < 0) {
+        PyErr_SetString(PyExc_ImportError, "libsodium could not be initialised");
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&module);
+    /* The interface version domain/fastpath.py checks, so that a stale build is not used. */
+    if (m != NULL && PyModule_AddIntConstant(m, "INTERFACE", NATIVE_INTERFACE) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

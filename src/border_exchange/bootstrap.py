@@ -10,13 +10,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from border_exchange.adapters.agreement_files import AgreementSource
+from border_exchange.adapters.agreement_files import AgreementSource, section_recipients
 from border_exchange.adapters.config_file import kafka_settings_from, read_config_file
 from border_exchange.adapters.instance_slot import InstanceSlot, group_instance
 from border_exchange.adapters.kafka_settings import KafkaSettings
@@ -33,8 +33,6 @@ from border_exchange.domain.retention import DEFAULT_POLICY
 from border_exchange.domain.routing import RoutingRules
 from border_exchange.domain.trust import HUB, TrustStore
 from border_exchange.errors import BorderExchangeError, ConfigError
-from border_exchange.services.gateway import Gateway
-from border_exchange.services.provisioner import load_retention
 from border_exchange.services.router import (
     OUTBOX_PATTERN,
     PolicyView,
@@ -42,6 +40,9 @@ from border_exchange.services.router import (
     RouterTuning,
     utc_now,
 )
+
+if TYPE_CHECKING:  # imported where used: a router's start does not pay for the gateway
+    from border_exchange.services.gateway import Gateway
 
 log = structlog.get_logger("border_exchange.bootstrap")
 
@@ -283,6 +284,11 @@ def build_router(config_path: Path, env: Mapping[str, str] | None = None) -> Rou
             f"{config.signing_key} is not the private half of hub key {key_id} in the trust store"
         )
     instance_id, slot = group_instance(config.group_instance_id, config.group_id)
+    retention = DEFAULT_POLICY
+    if config.retention is not None:
+        from border_exchange.services.provisioner import load_retention  # only when set
+
+        retention = load_retention(config.retention)
     tuning = RouterTuning(
         batch_size=config.batch_size,
         checkpoint_every=config.checkpoint_every,
@@ -296,7 +302,7 @@ def build_router(config_path: Path, env: Mapping[str, str] | None = None) -> Rou
         session_timeout=config.session_timeout,
         heartbeat_interval=config.heartbeat_interval,
         group_instance_id=instance_id,
-        retention=load_retention(config.retention) if config.retention else DEFAULT_POLICY,
+        retention=retention,
     )
     source = PolicySource(config.trust_store, agreements, trust, trust_file)
     router = Router(
@@ -323,6 +329,11 @@ class GatewayServerConfig(BaseModel):
     trust_store: Path = Field(description="the trust store file")
     signing_key: Path = Field(description="the service's encrypted private key")
     signing_key_id: str | None = Field(None, description="its key id; unset: the current key")
+    encrypt_for: Path | None = Field(
+        None,
+        description="signed agreement set: seal each section for exactly the partners it "
+        "permits; unset: sections in clear",
+    )
     state_db: Path = Field(
         Path("gateway-http.db"), description="SQLite file: token hashes, idempotency keys"
     )
@@ -343,7 +354,15 @@ class GatewayServerConfig(BaseModel):
 
 
 GATEWAY_ENV_PREFIX = "BX_GATEWAY_"
-_GATEWAY_PATHS = ("trust_store", "signing_key", "state_db", "tls_cert", "tls_key", "tls_client_ca")
+_GATEWAY_PATHS = (
+    "trust_store",
+    "signing_key",
+    "encrypt_for",
+    "state_db",
+    "tls_cert",
+    "tls_key",
+    "tls_client_ca",
+)
 
 
 def gateway_server_config(
@@ -365,6 +384,8 @@ def gateway_server_config(
 
 def build_gateway(kafka: KafkaSettings, config: GatewayServerConfig) -> Gateway:
     """The Python gateway the HTTP server wraps: its key checked against the trust store."""
+    from border_exchange.services.gateway import Gateway  # not imported by the router
+
     trust = load_trust_store(config.trust_store)
     key = load_private_key(config.signing_key, passphrase_from_env_or_prompt())
     key_id = config.signing_key_id or trust.current_key(config.participant, utc_now()).key_id
@@ -378,4 +399,7 @@ def build_gateway(kafka: KafkaSettings, config: GatewayServerConfig) -> Gateway:
         trust,
         retry_for=config.publish_timeout,
         producer_options={"request_timeout_ms": attempt_ms},
+        recipients=None
+        if config.encrypt_for is None
+        else section_recipients(config.encrypt_for, trust),
     )

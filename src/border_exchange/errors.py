@@ -54,6 +54,25 @@ class SignatureError(BorderExchangeError):
         self.reason = reason
 
 
+class SectionProblem(StrEnum):
+    """Machine-readable reason of a ``SectionError``: why a sealed section does not open."""
+
+    MALFORMED = "MALFORMED"
+    NO_WRAPPED_KEY = "NO_WRAPPED_KEY"
+    UNKNOWN_KEY = "UNKNOWN_KEY"
+    WRAPPED_KEY_INVALID = "WRAPPED_KEY_INVALID"
+    CIPHERTEXT_INVALID = "CIPHERTEXT_INVALID"
+    COMMITMENT_MISMATCH = "COMMITMENT_MISMATCH"
+
+
+class SectionError(BorderExchangeError):
+    """A sealed section does not open for this recipient; the rest of the message may."""
+
+    def __init__(self, message: str, reason: SectionProblem) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class KeyProblem(StrEnum):
     """Machine-readable reason of a ``KeyNotValidError``."""
 

@@ -26,7 +26,7 @@ from border_exchange.domain import naming
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import decode_envelope
 from border_exchange.domain.envelope import Envelope
-from border_exchange.services.router import expected_partition
+from border_exchange.domain.partitioning import expected_partition
 from tests.conftest import KafkaCluster
 from tests.exchange import PARTITIONS, Exchange, make_exchange
 from tests.kafka.test_router_faults import _router_config, _start_router
@@ -143,7 +143,7 @@ async def test_a_router_restarted_after_kill_9_delivers_again_within_seconds(
     log = tmp_path / "router.log"
     before, after = _one_per_partition(ex), _one_per_partition(ex)
     async with _watching(ex) as arrivals:
-        router = _start_router(config, log)
+        router = _start_router(config, log, level="INFO")
         try:
             await ex.publish(*before)
             await arrivals.all_of(before, within=60)
@@ -151,7 +151,7 @@ async def test_a_router_restarted_after_kill_9_delivers_again_within_seconds(
             router.wait()
             await ex.publish(*after)  # waiting in the outboxes
             started = time.monotonic()
-            router = _start_router(config, log)
+            router = _start_router(config, log, level="INFO")
             done = await arrivals.all_of(after, within=60)
         finally:
             _stop(router)

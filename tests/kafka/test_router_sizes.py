@@ -27,8 +27,8 @@ from border_exchange.domain.alerts import AlertInput, WantedPersonAlert
 from border_exchange.domain.audit_verify import Window
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import decode_record, encode_envelope
+from border_exchange.domain.partitioning import expected_partition
 from border_exchange.services.auditor import Progress, ReplayRequest, replay
-from border_exchange.services.router import expected_partition
 from tests.conftest import KafkaCluster
 from tests.exchange import PARTITIONS, Exchange, make_exchange, running
 

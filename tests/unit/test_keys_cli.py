@@ -176,3 +176,36 @@ def test_show_reports_a_bad_trust_store_as_one_error_line(
     error = capsys.readouterr().err
     assert error.count("\n") == 1
     assert "participants[0].id" in error
+
+
+def test_generate_for_a_post_writes_an_entry_of_its_participants_post_keys(
+    tmp_path: Path, passphrase: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert generate(tmp_path, "--post", "bangui-port", "--valid-from", "2026-01-01T00:00:00Z") == 0
+    entry = yaml.safe_load(capsys.readouterr().out)
+    assert entry[0]["post"] == "bangui-port"
+    assert entry[0]["key_id"] == "CAF-bangui-port-2026-0101"
+    store_path = tmp_path / "trust.yaml"
+    store_path.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "participants": [
+                    {
+                        "id": "CAF",
+                        "name": "Police centrafricaine",
+                        "kind": "NATIONAL_SERVICE",
+                        "posts": ["bangui-port"],
+                        "post_keys": entry,
+                    }
+                ],
+            }
+        )
+    )
+    store = load_trust_store(store_path)
+    signing_key = load_private_key(tmp_path / "CAF-bangui-port-2026-0101.pem", passphrase)
+    key = store.post_key_for(
+        "CAF", "bangui-port", "CAF-bangui-port-2026-0101", datetime(2026, 6, 1, tzinfo=UTC)
+    )
+    assert key.raw == bytes(signing_key.verify_key)
+    assert generate(tmp_path, "--post", "Bangui Port") == 1

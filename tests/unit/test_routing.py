@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.partitioner import murmur2 as reference
 from nacl.signing import SigningKey
 
@@ -31,6 +32,7 @@ from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import decode_record, encode_envelope
 from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.memo import PerObject
+from border_exchange.domain.partitioning import expected_partition, key_hash, murmur2
 from border_exchange.domain.policy import Outcome, PolicyIndex
 from border_exchange.domain.routing import (
     Inbound,
@@ -52,9 +54,6 @@ from border_exchange.services.router import (
     PartitionWorker,
     _OutcomeSummary,
     _Output,
-    expected_partition,
-    key_hash,
-    murmur2,
 )
 from tests import clock
 
@@ -302,8 +301,13 @@ def test_recipients_permitted_every_section_share_the_origins_envelope() -> None
     assert all(copy is result.envelope for _, copy in result.copies)
 
 
+class _Bytes(bytes):
+    """A bytes subclass, which the compiled hash declines."""
+
+
 def test_the_key_hash_is_kafkas_murmur2() -> None:
     rng = random.Random(7)
+    partitions = list(range(7))
     for length in [*range(40), 255, 1000]:
         for _ in range(20):
             data = rng.randbytes(length)
@@ -312,6 +316,11 @@ def test_the_key_hash_is_kafkas_murmur2() -> None:
             # same partition as Kafka's default partitioner.
             assert key_hash(data) == reference(data) & 0x7FFFFFFF
             assert expected_partition(data, 7) == (reference(data) & 0x7FFFFFFF) % 7
+            # The Python path (without the compiled module, or for a bytes subclass)
+            # picks the partition aiokafka's own partitioner picks.
+            python = key_hash(_Bytes(data))
+            assert python == murmur2(data) & 0x7FFFFFFF
+            assert partitions[python % 7] == DefaultPartitioner()(data, partitions, [])
 
 
 def test_a_record_without_a_key_has_no_expected_partition() -> None:

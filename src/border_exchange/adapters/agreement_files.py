@@ -27,6 +27,7 @@ from border_exchange.domain.agreements import (
     parse_agreement_set,
 )
 from border_exchange.domain.consent import signature_defects
+from border_exchange.domain.recipients import SectionRecipients
 from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import PolicyError
 
@@ -224,3 +225,14 @@ class AgreementSource:
                 if inspect.isawaitable(result):
                     await result
             await asyncio.sleep(interval)
+
+
+def section_recipients(path: Path | str, trust: TrustStore) -> SectionRecipients:
+    """Who each section is sealed for, from the signed agreement set in the file at ``path``
+    (checked fully, its signatures against ``trust``), as a gateway that encrypts needs."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"cannot read agreement set {path}: {exc.strerror}") from exc
+    aset = validate_agreements(text, trust.participants, trust)
+    return SectionRecipients.of(aset, trust)

@@ -135,6 +135,8 @@ class Accepted:
     offset: int
     envelope: Envelope
     sections: Mapping[str, Mapping[str, Any]]
+    refused: Mapping[str, str] = field(default_factory=dict)
+    """Sealed sections present that did not open here, with the reason (kept as withheld)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,8 +368,7 @@ class PostStore:
         if row is not None:
             self._unindex(db, row[0])
         cancel = header.operation is Operation.CANCEL
-        present = outcome.envelope.present_sections
-        withheld = [name for name in outcome.envelope.section_names if name not in present]
+        withheld = [name for name in outcome.envelope.section_names if name not in outcome.sections]
         sections = {} if cancel else {n: outcome.sections[n] for n in SECTIONS[header.alert_type]
                                         if n in outcome.sections}  # fmt: skip
         values = {

@@ -12,13 +12,25 @@ import yaml
 from nacl.signing import SigningKey
 
 from border_exchange.adapters.keyfiles import (
+    generate_encryption_key,
     load_private_key,
     passphrase_from_env_or_prompt,
+    write_encryption_key,
     write_private_key,
 )
 from border_exchange.adapters.trust_file import load_trust_store
 from border_exchange.domain.catalog import is_participant_id
-from border_exchange.domain.trust import HUB, PublicKey, key_entry, parse_trust_store
+from border_exchange.domain.naming import is_role_name
+from border_exchange.domain.trust import (
+    HUB,
+    EncryptionAlgorithm,
+    EncryptionKey,
+    PublicKey,
+    encryption_key_entry,
+    key_entry,
+    parse_trust_store,
+    post_owner,
+)
 from border_exchange.domain.trust_governance import (
     GovernedStore,
     accept,
@@ -41,9 +53,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     generate.add_argument("--participant", required=True, help="participant id, or 'hub'")
     generate.add_argument("--out", required=True, type=Path, help="directory to write into")
-    generate.add_argument("--key-id", help="key id (default: <participant>-<YYYY>-<MMDD>)")
+    generate.add_argument(
+        "--post",
+        help="a border post of the participant: its own key, which signs hit reports only "
+        "(listed under post_keys of the participant)",
+    )
+    generate.add_argument("--key-id", help="key id (default: <participant>[-<post>]-<YYYY>-<MMDD>)")
     generate.add_argument("--valid-days", type=int, default=365, help="validity (default 365)")
     generate.add_argument("--valid-from", help="start of validity, ISO 8601 (default: now)")
+    generate.add_argument(
+        "--encryption",
+        choices=[a.value for a in EncryptionAlgorithm],
+        help="an encryption key (sections are wrapped to it) instead of a signing key: "
+        "X25519, or MLKEM768-X25519 (hybrid post-quantum, 1.2 KB per wrapped key)",
+    )
     generate.set_defaults(handler=generate_key)
 
     show = commands.add_parser("show", help="print participants and keys with their validity")
@@ -96,16 +119,29 @@ def generate_key(args: argparse.Namespace) -> int:
         raise ConfigError(f"--participant: {owner!r} is not a participant id nor 'hub'")
     if args.valid_days < 1:
         raise ConfigError("--valid-days must be at least 1")
+    post: str | None = args.post
+    if post is not None and (owner == HUB or not is_role_name(post)):
+        raise ConfigError(f"--post: {post!r} is not a post name of a participant")
     valid_from = _time(args.valid_from, "--valid-from")
-    key_id: str = args.key_id or f"{owner}-{valid_from:%Y-%m%d}"
+    kind = ("enc",) if args.encryption else ()
+    key_id: str = args.key_id or "-".join(
+        (owner, *((post,) if post else ()), *kind, f"{valid_from:%Y-%m%d}")
+    )
     if not key_id or "/" in key_id or key_id.startswith("."):
         raise ConfigError(f"--key-id: {key_id!r} cannot name a file")
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     passphrase = passphrase_from_env_or_prompt(confirm=True)
+    if args.encryption:
+        if owner == HUB or post is not None:
+            raise ConfigError(
+                "--encryption: a service's key, held at its gateway and posts; the hub holds "
+                "none (it reads nothing) and a post has no key of its own"
+            )
+        return _generate_encryption_key(args, owner, key_id, valid_from, passphrase)
     signing_key = SigningKey.generate()
     public = PublicKey(
-        owner,
+        owner if post is None else post_owner(owner, post),
         key_id,
         bytes(signing_key.verify_key),
         valid_from,
@@ -118,8 +154,31 @@ def generate_key(args: argparse.Namespace) -> int:
     text = yaml.safe_dump([entry], sort_keys=False, allow_unicode=True)
     (out / f"{key_id}.pub.yaml").write_text(text, encoding="utf-8")
     where = "hub.keys" if owner == HUB else f"the keys of participant {owner}"
+    if post is not None:
+        where = f"the post_keys of participant {owner}"
     print(f"# private key written to {private_path} (mode 0600)")
     print(f"# add this entry to {where} in the trust store:")
+    print(text, end="")
+    return 0
+
+
+def _generate_encryption_key(
+    args: argparse.Namespace, owner: str, key_id: str, valid_from: datetime, passphrase: bytes
+) -> int:
+    algorithm = EncryptionAlgorithm(args.encryption)
+    private, raw = generate_encryption_key(key_id, algorithm)
+    until = valid_from + timedelta(days=args.valid_days)
+    public = EncryptionKey(owner, key_id, algorithm, raw, valid_from, until)
+    private_path = args.out / f"{key_id}.pem"
+    write_encryption_key(private_path, private, passphrase)
+    entry = encryption_key_entry(public)
+    del entry["revoked_at"], entry["revocation_reason"]
+    text = yaml.safe_dump([entry], sort_keys=False, allow_unicode=True)
+    (args.out / f"{key_id}.pub.yaml").write_text(text, encoding="utf-8")
+    print(f"# private encryption key written to {private_path} (mode 0600); keep it at the")
+    print("# service's gateway and posts only, and keep it after rotation until every alert")
+    print("# wrapped to it has expired")
+    print(f"# add this entry to the encryption_keys of participant {owner} in the trust store:")
     print(text, end="")
     return 0
 

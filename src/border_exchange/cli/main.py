@@ -10,26 +10,26 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, cast
 
 from border_exchange import __version__
 from border_exchange.errors import BorderExchangeError
 
-COMMANDS: tuple[str, ...] = (
-    "border_exchange.cli.audit",
-    "border_exchange.demo.cli",
-    "border_exchange.cli.deploy",
-    "border_exchange.cli.dev",
-    "border_exchange.cli.gateway",
-    "border_exchange.cli.keys",
-    "border_exchange.cli.policy",
-    "border_exchange.cli.post",
-    "border_exchange.cli.provision",
-    "border_exchange.cli.publish",
-    "border_exchange.cli.router",
-)
-"""Modules that add subcommands, in the order ``--help`` lists them."""
+COMMANDS: Mapping[str, tuple[str, ...]] = {
+    "border_exchange.cli.audit": ("audit",),
+    "border_exchange.demo.cli": ("demo",),
+    "border_exchange.cli.deploy": ("deploy",),
+    "border_exchange.cli.dev": ("dev",),
+    "border_exchange.cli.gateway": ("gateway",),
+    "border_exchange.cli.keys": ("keys",),
+    "border_exchange.cli.policy": ("policy",),
+    "border_exchange.cli.post": ("post",),
+    "border_exchange.cli.provision": ("provision",),
+    "border_exchange.cli.publish": ("publish", "cancel"),
+    "border_exchange.cli.router": ("router",),
+}
+"""Modules that add subcommands, in the order ``--help`` lists them, with the commands each adds."""
 
 
 class _Registrar(Protocol):
@@ -40,8 +40,13 @@ class _Registrar(Protocol):
 Handler = Callable[[argparse.Namespace], int]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser, with every subcommand registered."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser: of ``command`` alone when a module adds it, else of every command.
+
+    Importing every command's module (the HTTP gateway, the post's page, the demo) costs
+    a router restarted after a crash more CPU than its own start: a command run imports
+    only its own module.
+    """
     parser = argparse.ArgumentParser(
         prog="border-exchange",
         description=(
@@ -52,14 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"border-exchange {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for name in COMMANDS:
+    modules = [name for name, commands in COMMANDS.items() if command in commands]
+    for name in modules or COMMANDS:
         cast(_Registrar, importlib.import_module(name)).register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     handler = cast(Handler | None, getattr(args, "handler", None))
     if handler is None:

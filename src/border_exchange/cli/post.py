@@ -23,6 +23,7 @@ from typing import Any
 
 from border_exchange.adapters.agreement_topic import AgreementTopic
 from border_exchange.adapters.config_file import kafka_settings_from_file
+from border_exchange.adapters.keyfiles import load_encryption_key, passphrase_from_env_or_prompt
 from border_exchange.adapters.officer_db import OfficerDB, officers_path
 from border_exchange.adapters.post_store import PostStore, StoredAlert
 from border_exchange.adapters.trust_file import load_kept
@@ -55,6 +56,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("--db", required=True, type=Path, help="SQLite store file")
     run.add_argument("--trust", required=True, type=Path, help="trust store YAML file")
     run.add_argument("--from", dest="partners", help="only these partners' feeds, e.g. UGA,SSD")
+    run.add_argument(
+        "--decryption-key",
+        dest="decryption_keys",
+        type=Path,
+        action="append",
+        default=[],
+        help="the service's private encryption key file (<key id>.pem), to open sealed "
+        "sections; repeat it for a retired key still needed (passphrase: BX_KEY_PASSPHRASE)",
+    )
     run.add_argument(
         "--retention",
         type=Path,
@@ -126,6 +136,8 @@ def run_post(args: argparse.Namespace) -> int:
     settings = kafka_settings_from_file(args.config)
     policy = load_retention(args.retention) if args.retention else DEFAULT_POLICY
     config = PostConfig(participant, args.post, partners, grace=policy.grace)
+    passphrase = passphrase_from_env_or_prompt() if args.decryption_keys else b""
+    private_keys = [load_encryption_key(path, passphrase) for path in args.decryption_keys]
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -138,7 +150,8 @@ def run_post(args: argparse.Namespace) -> int:
             # ungoverned, older or under-signed one handed over at a restart is refused.
             trust = load_kept(args.trust, store)
             agreements = AgreementTopic(settings, trust, participant)
-            await BorderPost(settings, config, store, trust, agreements).run(stop)
+            post = BorderPost(settings, config, store, trust, agreements, private_keys)
+            await post.run(stop)
 
     asyncio.run(run())
     return 0

@@ -20,11 +20,13 @@ from typing import Any
 
 import yaml
 
+from border_exchange.adapters.agreement_files import section_recipients
 from border_exchange.adapters.config_file import kafka_settings_from_file
 from border_exchange.adapters.keyfiles import load_private_key, passphrase_from_env_or_prompt
 from border_exchange.adapters.trust_file import load_trust_store
 from border_exchange.domain.alerts import AlertInput, parse_alert
 from border_exchange.domain.catalog import Operation, is_participant_id
+from border_exchange.domain.recipients import SectionRecipients
 from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import ConfigError, ValidationError
 from border_exchange.services.gateway import Gateway, Receipt
@@ -63,6 +65,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key-id", help="key id (default: the participant's current key)")
     parser.add_argument(
         "--config", type=Path, help="YAML file with a 'kafka' mapping (BX_KAFKA_* override it)"
+    )
+    parser.add_argument(
+        "--encrypt-for",
+        type=Path,
+        metavar="AGREEMENTS",
+        help="seal every section for exactly the partners the signed agreement set in this "
+        "file permits (their encryption keys from the trust store); default: in clear",
     )
 
 
@@ -115,6 +124,10 @@ def read_alert_files(paths: list[Path]) -> list[Item]:
     return items
 
 
+def _recipients(args: argparse.Namespace, trust: TrustStore) -> SectionRecipients | None:
+    return None if args.encrypt_for is None else section_recipients(args.encrypt_for, trust)
+
+
 def _signing(args: argparse.Namespace) -> tuple[Any, str, TrustStore]:
     participant: str = args.participant
     if not is_participant_id(participant):
@@ -144,7 +157,9 @@ def run_publish(args: argparse.Namespace) -> int:
     settings = kafka_settings_from_file(args.config)
 
     async def publish() -> tuple[list[Receipt], list[Item]]:
-        async with Gateway(settings, args.participant, key, key_id, trust) as gateway:
+        async with Gateway(
+            settings, args.participant, key, key_id, trust, recipients=_recipients(args, trust)
+        ) as gateway:
             parsed = [item for item in items if item.alert is not None]
             checks = gateway.check([item.alert for item in parsed if item.alert is not None])
             rejected = [item for item in items if item.alert is None]
@@ -189,7 +204,9 @@ def run_cancel(args: argparse.Namespace) -> int:
     settings = kafka_settings_from_file(args.config)
 
     async def cancel() -> Receipt:
-        async with Gateway(settings, args.participant, key, key_id, trust) as gateway:
+        async with Gateway(
+            settings, args.participant, key, key_id, trust, recipients=_recipients(args, trust)
+        ) as gateway:
             return await gateway.cancel(args.alert_id, args.reason)
 
     _print_receipt(asyncio.run(cancel()))

@@ -11,6 +11,7 @@ from pathlib import Path
 import structlog
 
 from border_exchange.adapters.metrics import serve_metrics
+from border_exchange.adapters.process_clock import process_age
 from border_exchange.bootstrap import (
     RouterConfig,
     build_router,
@@ -56,8 +57,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    # The restart's timeline (docs/router.md, *Failover*): each step's log says how long
+    # the process had run by then, its interpreter start and imports included.
+    log.info("router.starting", process_age=process_age())
     app = build_router(args.config)
     tune_garbage_collector()
+    log.info("router.configured", process_age=process_age())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -70,6 +70,17 @@ of its bytes) and the other sections with JSON's names and quoting, within twice
 sealed size. A larger body is refused before it is read; an alert that fits here but
 not sealed is refused by ``alert_size_problem``."""
 
+MAX_HIT_TEXT_CHARS: Final = 4000
+"""The longest remarks, reason or instructions of a hit report or acknowledgement
+(characters); a post refuses more before signing, the router quarantines it (``TOO_LARGE``)."""
+
+MAX_HIT_FIELD_CHARS: Final = 300
+"""The longest place, contact, post name or id in a hit report or acknowledgement."""
+
+MAX_HIT_BYTES: Final = 64 * KIB
+"""The largest encoded hit report or acknowledgement the router routes; every text field at
+its limit (four bytes a character in UTF-8) fits well within it."""
+
 
 def bounded_text(text: str, limit: int = QUARANTINE_TEXT_CHARS) -> str:
     """``text``, cut to ``limit`` characters with a note of how long it was."""
@@ -94,6 +105,7 @@ def _check() -> None:
     assert FETCH_PARTITION_BYTES >= MAX_MESSAGE_BYTES
     assert FETCH_MAX_BYTES >= FETCH_PARTITION_BYTES
     assert MAX_QUARANTINE_RECORD_BYTES <= RECORD_HEADROOM_BYTES + MAX_ALERT_BYTES
+    assert 4 * (3 * MAX_HIT_TEXT_CHARS + 12 * MAX_HIT_FIELD_CHARS) + KIB <= MAX_HIT_BYTES
     assert MAX_JSON_ALERT_BYTES >= 4 * -(-MAX_PHOTO_BYTES // 3) + (
         MAX_ALERT_BYTES - MAX_PHOTO_BYTES
     )

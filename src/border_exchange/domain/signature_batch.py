@@ -2,10 +2,10 @@
 
 A replay verifies one origin signature per message and spends as long again on Python
 work around it. The checks themselves need no Python: the compiled ``verify_batch``
-runs a batch through libsodium's ``crypto_sign_open`` (the very function PyNaCl calls,
-taken from PyNaCl's own binding) without holding the GIL, so on a machine with a second
-core the signatures are checked while the caller goes on. Without that binding the
-batch is checked on the calling thread with PyNaCl; the answers are the same.
+runs a batch through libsodium's ``crypto_sign_open`` (the very function PyNaCl calls;
+the extension links libsodium itself) without holding the GIL, so on a machine with a
+second core the signatures are checked while the caller goes on. Without the compiled
+module the batch is checked on the calling thread with PyNaCl; the answers are the same.
 
 The caller gives each check a token and learns at the end which tokens failed.
 """
@@ -18,32 +18,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Final, Generic, TypeVar
 
-from border_exchange import _native
+from border_exchange.domain import fastpath
 from border_exchange.domain.signing import signature_holds
 
 T = TypeVar("T")
 
 BATCH: Final = 256
-_OPEN_TYPE: Final = (
-    "int(*)(unsigned char *, unsigned long long *, unsigned char *, unsigned long long, "
-    "unsigned char *)"
-)
-
-
-def _sodium_open_address() -> int | None:
-    """The address of libsodium's crypto_sign_open as PyNaCl binds it, if it says so."""
-    try:
-        from nacl._sodium import ffi, lib  # the binding PyNaCl's own calls go through
-
-        function = ffi.addressof(lib, "crypto_sign_open")
-        if ffi.typeof(function).cname != _OPEN_TYPE:
-            return None
-        return int(ffi.cast("uintptr_t", function))
-    except (ImportError, AttributeError, TypeError):
-        return None
-
-
-_ADDRESS: Final = _sodium_open_address()
 
 
 def _check_here(signed: tuple[bytes, ...], keys: tuple[bytes, ...]) -> bytes:
@@ -52,8 +32,7 @@ def _check_here(signed: tuple[bytes, ...], keys: tuple[bytes, ...]) -> bytes:
 
 
 def _check_native(signed: tuple[bytes, ...], keys: tuple[bytes, ...]) -> bytes:
-    assert _ADDRESS is not None
-    return _native.verify_batch(_ADDRESS, signed, keys)
+    return fastpath.verify_batch(signed, keys)
 
 
 class SignatureChecks(Generic[T]):
@@ -112,8 +91,8 @@ class SignatureChecks(Generic[T]):
 
 @contextmanager
 def signature_checks(*, threaded: bool = True) -> Iterator[SignatureChecks[Any]]:
-    """Signature checks on a worker thread (when PyNaCl's binding allows), for one ``with``."""
-    if not threaded or _ADDRESS is None:
+    """Signature checks on a worker thread (with the compiled module), for one ``with``."""
+    if not threaded or not fastpath.NATIVE:
         yield SignatureChecks(None)
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bx-signatures") as executor:

@@ -14,15 +14,14 @@ import hashlib
 import os
 import struct
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey
 
-from border_exchange.domain.alerts import AlertInput
 from border_exchange.domain.catalog import (
     SECTIONS,
     ActionOnHit,
@@ -45,8 +44,12 @@ from border_exchange.domain.envelope import DIGEST_SIZE, SALT_SIZE, Envelope, He
 from border_exchange.domain.fastpath import EPOCH as _EPOCH
 from border_exchange.domain.fastpath import checked_signing_input
 from border_exchange.domain.schemas import registry
+from border_exchange.domain.section_seal import Recipient, SectionContext, seal_section
 from border_exchange.domain.trust import PublicKey, TrustStore
 from border_exchange.errors import DecodeError, SignatureError, SignatureProblem, ValidationError
+
+if TYPE_CHECKING:  # only seal's annotation: readers and the router need not load the models
+    from border_exchange.domain.alerts import AlertInput
 
 SIGNING_TAG: Final = b"border-exchange/alert/v1\x00"
 SECTION_TAG: Final = b"border-exchange/section/v1\x00"
@@ -174,11 +177,15 @@ def seal(
     issued_at: datetime,
     alert_id: str | None = None,
     salt: Salt = os.urandom,
+    recipients: Mapping[str, Sequence[Recipient]] | None = None,
 ) -> Envelope:
     """Encode and sign a validated alert as its origin.
 
     The alert id is ``alert.alert_id``, else ``alert_id``, else a new random UUID (a new
-    alert). ``issued_at`` must carry a time zone and precede the alert's expiry.
+    alert). ``issued_at`` must carry a time zone and precede the alert's expiry. With
+    ``recipients`` (section name to who may read it, ``domain.recipients``) every section
+    is sealed for its recipients only (``domain.section_seal``); a section not named there
+    is sealed for no one.
     """
     if alert.alert_id is not None and alert_id is not None and alert.alert_id != alert_id:
         raise ValidationError(
@@ -213,7 +220,23 @@ def seal(
         (name, encode_record(section_schema_name(alert.alert_type, name), record))
         for name, record in alert.section_records().items()
     ]
+    if recipients is not None:
+        contents = [
+            (name, seal_section(_context(header, name), content, recipients.get(name, ())))
+            for name, content in contents
+        ]
     return sign(header, contents, signing_key, salt=salt)
+
+
+def _context(header: Header, name: str) -> SectionContext:
+    return SectionContext(
+        header.origin,
+        header.alert_type,
+        header.alert_id,
+        header.version,
+        header.message_id,
+        name,
+    )
 
 
 def _layouts() -> frozenset[tuple[AlertType, Operation, tuple[str, ...]]]:
@@ -396,15 +419,24 @@ def redact(envelope: Envelope, keep: Iterable[str]) -> Envelope:
 
 
 def section_content(envelope: Envelope, name: str) -> dict[str, Any]:
-    """The decoded record of present section ``name`` (verify the envelope first)."""
+    """The decoded record of present section ``name`` (verify the envelope first).
+
+    A sealed section is refused here (``DecodeError``): a recipient opens it with
+    ``domain.sealed_reading.read_sections``.
+    """
     section = envelope.section(name)
     if section is None:
         raise DecodeError(f"message {envelope.header.message_id} has no section {name!r}")
     if section.content is None:
         raise DecodeError(f"section {name!r} of message {envelope.header.message_id} is redacted")
-    schema_name, record = decode_record(section.content)
+    return decode_section(envelope.header.alert_type, name, section.content)
+
+
+def decode_section(alert_type: AlertType, name: str, content: bytes) -> dict[str, Any]:
+    """The record of section ``name`` from its single-object bytes, which must be its schema's."""
+    schema_name, record = decode_record(content)
     try:
-        expected = section_schema_name(envelope.header.alert_type, name)
+        expected = section_schema_name(alert_type, name)
     except Exception as exc:
         raise DecodeError(f"section {name!r} is not a section of the alert type") from exc
     if schema_name != expected:

@@ -136,6 +136,8 @@ class Participant:
     posts: tuple[str, ...]
     keys: tuple[PublicKey, ...]
     encryption_keys: tuple[EncryptionKey, ...] = ()
+    post_keys: tuple[PublicKey, ...] = ()
+    """Keys of its border posts (owner ``<P>.post.<name>``): they sign hit reports only."""
 
     @property
     def active(self) -> bool:
@@ -177,6 +179,23 @@ class TrustStore:
                 return key
         raise KeyNotValidError(f"{owner} has no key {key_id!r}", KeyProblem.UNKNOWN_KEY)
 
+    def post_key_for(self, participant: str, post: str, key_id: str, at: datetime) -> PublicKey:
+        """Key ``key_id`` of post ``post`` of ``participant`` if valid at ``at``; raises
+        ``KeyNotValidError`` (a post key never signs an alert, nor a service key a report)."""
+        member = self.participants.get(participant)
+        if member is None:
+            raise KeyNotValidError(
+                f"unknown participant {participant!r}", KeyProblem.UNKNOWN_PARTICIPANT
+            )
+        owner = post_owner(participant, post)
+        for key in member.post_keys:
+            if key.key_id == key_id and key.owner == owner:
+                problem = key.problem_at(at)
+                if problem is not None:
+                    raise KeyNotValidError(problem[1], problem[0])
+                return key
+        raise KeyNotValidError(f"post {owner} has no key {key_id!r}", KeyProblem.UNKNOWN_KEY)
+
     def current_key(self, owner: str, at: datetime) -> PublicKey:
         """The most recent key of ``owner`` valid at ``at``; raises ``KeyNotValidError``."""
         valid = [key for key in self.keys_of(owner) if key.valid_at(at)]
@@ -198,6 +217,11 @@ class TrustStore:
                 f"{owner} has no encryption key valid at {_iso(at)}", KeyProblem.UNKNOWN_KEY
             )
         return max(valid, key=lambda key: key.valid_from)
+
+
+def post_owner(participant: str, post: str) -> str:
+    """The owner name of a post's keys: ``<participant>.post.<post>``, its Kafka user's name."""
+    return f"{participant}.post.{post}"
 
 
 def _iso(value: datetime) -> str:
@@ -252,6 +276,12 @@ class _EncryptionKeyDoc(_KeyDoc):
     algorithm: EncryptionAlgorithm = EncryptionAlgorithm.X25519
 
 
+class _PostKeyDoc(_KeyDoc):
+    """A border post's key entry: a key entry with the post it belongs to."""
+
+    post: _Text
+
+
 class _ParticipantDoc(_Document):
     id: _Text
     name: _Text
@@ -260,6 +290,7 @@ class _ParticipantDoc(_Document):
     posts: tuple[_Text, ...] = ()
     keys: tuple[_KeyDoc, ...] = ()
     encryption_keys: tuple[_EncryptionKeyDoc, ...] = ()
+    post_keys: tuple[_PostKeyDoc, ...] = ()
     entry_signature: object = None
     """Read by ``domain.trust_governance``."""
 
@@ -305,7 +336,7 @@ class _StoreDoc(_Document):
             raise ValueError("must be 1")
         return 1
 
-    @field_validator("participants", "posts", "keys", "encryption_keys", "auditors",
+    @field_validator("participants", "posts", "keys", "encryption_keys", "post_keys", "auditors",
                      mode="before", check_fields=False)  # fmt: skip
     @classmethod
     def _list(cls, value: object) -> object:
@@ -359,14 +390,23 @@ class _Builder:
             self.fail(f"{path}.valid_until", "must be after valid_from")
         return raw
 
-    def keys(self, docs: tuple[_KeyDoc, ...], path: str, owner: str) -> tuple[PublicKey, ...]:
+    def keys(
+        self, docs: tuple[_KeyDoc, ...], path: str, owner: str, posts: tuple[str, ...] = ()
+    ) -> tuple[PublicKey, ...]:
         keys = []
         for i, doc in enumerate(docs):
+            if isinstance(doc, _PostKeyDoc):
+                if doc.post not in posts:
+                    self.fail(f"{path}[{i}].post", f"{doc.post!r} is not one of the posts")
+                    continue
+                key_owner = post_owner(owner, doc.post)
+            else:
+                key_owner = owner
             raw = self._common(doc, f"{path}[{i}]", (PUBLIC_KEY_SIZE,), "a raw 32-byte Ed25519 key")
             if not self.problems:
                 keys.append(
                     PublicKey(
-                        owner,
+                        key_owner,
                         doc.key_id,
                         raw,
                         doc.valid_from,
@@ -430,6 +470,7 @@ def parse_trust_store(text: str) -> TrustStore:
             entry.posts,
             build.keys(entry.keys, f"{path}.keys", entry.id),
             build.encryption_keys(entry.encryption_keys, f"{path}.encryption_keys", entry.id),
+            build.keys(entry.post_keys, f"{path}.post_keys", entry.id, entry.posts),
         )
     if build.problems:
         raise TrustStoreError("invalid trust store: " + "; ".join(build.problems))
@@ -437,8 +478,11 @@ def parse_trust_store(text: str) -> TrustStore:
 
 
 def key_entry(key: PublicKey) -> dict[str, Any]:
-    """The trust store entry of ``key``, as it appears under ``keys:``."""
+    """The trust store entry of ``key``, as it appears under ``keys:`` (``post_keys:`` with
+    the ``post`` it belongs to)."""
+    _, dot, post = key.owner.partition(".post.")
     return {
+        **({"post": post} if dot else {}),
         "key_id": key.key_id,
         "public_key": base64.b64encode(key.raw).decode("ascii"),
         "valid_from": _iso(key.valid_from),

@@ -100,6 +100,10 @@ def _entry(member: Participant) -> dict[str, Any]:
             encryption_key_entry(key)
             for key in sorted(member.encryption_keys, key=lambda k: k.key_id)
         ]
+    if member.post_keys:  # absent before posts had keys: old signatures hold
+        entry["post_keys"] = [
+            key_entry(key) for key in sorted(member.post_keys, key=lambda k: k.key_id)
+        ]
     return entry
 
 

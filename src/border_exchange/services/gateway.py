@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import TracebackType
@@ -41,6 +41,9 @@ from border_exchange.domain.naming import (
     outbox_state_topic,
     outbox_topic,
 )
+from border_exchange.domain.policy import PolicyInput
+from border_exchange.domain.recipients import SectionRecipients
+from border_exchange.domain.section_seal import Recipient
 from border_exchange.domain.signing import seal, sign
 from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import (
@@ -127,8 +130,12 @@ class Gateway:
         *,
         retry_for: float = RETRY_FOR,
         producer_options: dict[str, Any] | None = None,
+        recipients: SectionRecipients | None = None,
     ) -> None:
         self.settings = settings
+        self.recipients = recipients
+        """With it, every section is sealed for the recipients the signed agreements in
+        force permit (``domain.recipients``); without it, sections go in clear."""
         self.participant = participant
         self.topic = outbox_topic(participant)
         self._signing_key = signing_key
@@ -308,6 +315,7 @@ class Gateway:
                     (f"version: the next version of {alert.alert_id} is {version}",),
                 )
         message = alert.model_copy(update={"version": version, "operation": operation})
+        alert_id = alert.alert_id or uuid.uuid4().hex
         try:
             envelope = seal(
                 message,
@@ -315,6 +323,8 @@ class Gateway:
                 key_id=self.key_id,
                 message_id=uuid.uuid4().hex,
                 issued_at=now,
+                alert_id=alert_id,
+                recipients=self._recipients_of(message, alert_id, now),
             )
         except BorderExchangeError as exc:
             if isinstance(exc, ValidationError):
@@ -325,6 +335,24 @@ class Gateway:
             raise ValidationError("invalid alert", (f"(alert): {problem}",))
         history[envelope.header.alert_id] = AlertHistory(envelope.header)
         return envelope
+
+    def _recipients_of(
+        self, alert: AlertInput, alert_id: str, now: datetime
+    ) -> Mapping[str, tuple[Recipient, ...]] | None:
+        """Who may read each section of ``alert``, or None when sections go in clear."""
+        if self.recipients is None:
+            return None
+        policy_input = PolicyInput(
+            alert.origin, alert.alert_type, alert.handling_code, alert.operation, alert_id,
+            alert.action_on_hit,
+        )  # fmt: skip
+        plan = self.recipients.plan(policy_input, now)
+        for participant, why in plan.unreachable:
+            log.warning(
+                "gateway.recipient_without_key", alert_id=alert_id, recipient=participant,
+                detail=why,
+            )  # fmt: skip
+        return plan.sections
 
     def _check_open(self, alert_id: str, known: AlertHistory) -> None:
         if known.cancelled:

@@ -43,7 +43,9 @@ from border_exchange.domain.permitted import (
     parse_reference,
 )
 from border_exchange.domain.retention import DEFAULT_POLICY
-from border_exchange.domain.signing import section_content, verify_trusted
+from border_exchange.domain.sealed_reading import SectionsRead, read_sections
+from border_exchange.domain.section_seal import RecipientPrivateKey
+from border_exchange.domain.signing import verify_trusted
 from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import (
     BorderExchangeError,
@@ -87,11 +89,14 @@ def check_record(
     participant: str,
     agreements: AgreementBook | None = None,
     reference: bytes | None = None,
-) -> tuple[Any, dict[str, dict[str, Any]]]:
-    """The verified envelope and decoded sections of a feed record; raises why it is refused.
+    private_keys: Sequence[RecipientPrivateKey] = (),
+) -> tuple[Any, SectionsRead]:
+    """The verified envelope and the sections read of a feed record; raises why it is refused.
 
     With ``agreements``, the copy must also be one the agreement its ``reference``
-    (the ``bx-agreement`` header) names permitted (``domain.permitted``).
+    (the ``bx-agreement`` header) names permitted (``domain.permitted``). Sealed sections
+    are opened with ``private_keys`` (the service's encryption keys, current and retired);
+    one that does not open is refused with its reason and the others are kept.
     """
     feed = parse_feed_topic(topic)
     if feed is None or feed[0] != participant:
@@ -104,12 +109,9 @@ def check_record(
     verify_trusted(envelope, trust)
     if agreements is not None:
         check_permitted(envelope.header, envelope.present_sections, reference, agreements)
-    sections: dict[str, dict[str, Any]] = {}
-    if envelope.header.operation is not Operation.CANCEL:
-        for name in envelope.section_names:
-            if name in envelope.present_sections:
-                sections[name] = section_content(envelope, name)
-    return envelope, sections
+    if envelope.header.operation is Operation.CANCEL:
+        return envelope, read_sections(envelope, participant, ())
+    return envelope, read_sections(envelope, participant, private_keys)
 
 
 def agreement_reference(record: ConsumerRecord) -> bytes | None:
@@ -125,16 +127,18 @@ def outcome_of(
     trust: TrustStore,
     participant: str,
     agreements: AgreementBook | None = None,
+    private_keys: Sequence[RecipientPrivateKey] = (),
 ) -> Outcome:
     """Accept or refuse one consumed record (checking its agreement when ``agreements``)."""
     try:
-        envelope, sections = check_record(
+        envelope, read = check_record(
             record.topic,
             record.value,
             trust,
             participant,
             agreements,
             agreement_reference(record) if agreements is not None else None,
+            private_keys,
         )
     except (DecodeError, SignatureError, KeyNotValidError, NotPermittedError) as exc:
         reason = getattr(exc, "reason", None)
@@ -147,7 +151,20 @@ def outcome_of(
             reason=text,
         )
         return Rejected(record.topic, record.partition, record.offset, text)
-    return Accepted(record.topic, record.partition, record.offset, envelope, sections)
+    for name, reason in read.refused.items():
+        log.warning(
+            "post.section_refused",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            message_id=envelope.header.message_id,
+            section=name,
+            reason=reason,
+        )
+    return Accepted(
+        record.topic, record.partition, record.offset, envelope, dict(read.sections),
+        read.refused,
+    )  # fmt: skip
 
 
 class _SeekToStore(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
@@ -189,8 +206,11 @@ class BorderPost:
         store: PostStore,
         trust: TrustStore,
         agreements: AgreementTopic | None = None,
+        private_keys: Sequence[RecipientPrivateKey] = (),
     ) -> None:
         self.settings = settings
+        self.private_keys = tuple(private_keys)
+        """The service's encryption keys (current and retired) that open sealed sections."""
         self.config = config
         self.store = store
         self.trust = trust
@@ -289,7 +309,7 @@ class BorderPost:
         book = None if self.agreements is None else await self.agreements.refresh()
 
         def check(record: ConsumerRecord, trust: TrustStore, participant: str) -> Outcome:
-            return outcome_of(record, trust, participant, book)
+            return outcome_of(record, trust, participant, book, self.private_keys)
 
         starter = StateStart(self.settings, self.config.participant, self.store, self.trust, check)
         for done in await starter.run(feeds):
@@ -315,7 +335,7 @@ class BorderPost:
     ) -> None:
         book = await self._book(batch)
         outcomes: list[Outcome] = [
-            outcome_of(record, self.trust, self.config.participant, book)
+            outcome_of(record, self.trust, self.config.participant, book, self.private_keys)
             for records in batch.values()
             for record in records
         ]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import struct
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -40,7 +39,8 @@ from border_exchange.adapters.kafka_settings import (
     producer_size_kwargs,
 )
 from border_exchange.adapters.metrics import Metrics
-from border_exchange.domain import fastpath, limits
+from border_exchange.adapters.process_clock import process_age
+from border_exchange.domain import limits
 from border_exchange.domain.agreements import AgreementSet
 from border_exchange.domain.audit import (
     AuditKind,
@@ -70,6 +70,7 @@ from border_exchange.domain.naming import (
     outbox_state_topic,
     parse_outbox_topic,
 )
+from border_exchange.domain.partitioning import key_hash
 from border_exchange.domain.permitted import AGREEMENT_HEADER, reference_value
 from border_exchange.domain.policy import Deliver, Outcome, PolicyIndex
 from border_exchange.domain.quarantine import RefusedRecord, encode_quarantine
@@ -100,51 +101,11 @@ from border_exchange.errors import (
     TrustStoreExpiredError,
     UndeliverableError,
 )
-from border_exchange.services.feed_recovery import recover_from_feeds
 
 log = structlog.get_logger("border_exchange.router")
 
 OUTBOX_PATTERN: Final = r"^bx\.(?:[A-Z]{3}|UN-[A-Z]{3,12})\.outbox$"
 """The outboxes the router subscribes to; new participants' outboxes match as they appear."""
-
-
-def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 hash of ``data`` (as its Java client computes it), unsigned 32 bits.
-
-    The same function as aiokafka's, which reads the bytes one at a time: this one
-    reads whole words, in a third of the time.
-    """
-    length = len(data)
-    m = 0x5BD1E995
-    h = (0x9747B28C ^ length) & 0xFFFFFFFF
-    for k in struct.unpack_from(f"<{length >> 2}I", data):
-        k = (k * m) & 0xFFFFFFFF
-        k = ((k ^ (k >> 24)) * m) & 0xFFFFFFFF
-        h = ((h * m) & 0xFFFFFFFF) ^ k
-    tail = length & 3
-    if tail:
-        end = length & ~3
-        if tail == 3:
-            h ^= data[end + 2] << 16
-        if tail >= 2:
-            h ^= data[end + 1] << 8
-        h = ((h ^ data[end]) * m) & 0xFFFFFFFF
-    h = ((h ^ (h >> 13)) * m) & 0xFFFFFFFF
-    return h ^ (h >> 15)
-
-
-def key_hash(key: bytes | None) -> int | None:
-    """The hash Kafka's default partitioner takes of ``key`` (murmur2, positive)."""
-    if key is None:
-        return None
-    hashed = fastpath.key_hash(key)  # the same function compiled; None for a bytes subclass
-    return murmur2(key) & 0x7FFFFFFF if hashed is None else hashed
-
-
-def expected_partition(key: bytes | None, partitions: int) -> int | None:
-    """The partition Kafka's default partitioner gives ``key`` among ``partitions``."""
-    hashed = key_hash(key)
-    return None if hashed is None or partitions <= 0 else hashed % partitions
 
 
 def transactional_id(tp: TopicPartition) -> str:
@@ -426,6 +387,8 @@ class PartitionWorker:
         self._summaries = PerObject[Mapping[str, Outcome], _OutcomeSummary](
             functools.partial(_OutcomeSummary.of, origin=self.origin), _SUMMARY_LIMIT
         )
+        self.fence_seconds = 0.0
+        """How long the last start took to fence the earlier owner (for the start's log)."""
 
     async def start(self) -> None:
         """Fence any earlier owner of this partition, then rebuild state from the audit chain."""
@@ -440,9 +403,26 @@ class PartitionWorker:
             max_batch_size=limits.ROUTER_BATCH_BYTES,
             retry_backoff_ms=RETRY_BACKOFF_MS,
         )
-        await producer.start()
-        self.producer = producer
-        await self.rebuild()
+        began = time.monotonic()
+        # The audit chain's reader connects while the producer fences; it reads only after.
+        reader = AIOKafkaConsumer(
+            **self.router.kafka.client_kwargs(),
+            **consumer_size_kwargs(),
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            group_id=None,
+        )
+        connecting = asyncio.ensure_future(reader.start())
+        try:
+            await producer.start()  # init_transactions: fences the earlier owner
+            self.producer = producer
+            self.fence_seconds = time.monotonic() - began
+            await connecting
+            await self.rebuild(reader)
+        finally:
+            connecting.cancel()  # if the fencing failed first
+            await asyncio.gather(connecting, return_exceptions=True)
+            await reader.stop()
 
     async def stop_producer(self) -> None:
         """Close the producer (no transaction is open between batches)."""
@@ -600,51 +580,48 @@ class PartitionWorker:
         await self.router.resume(self)
         consumer.resume(self.tp)
 
-    async def rebuild(self) -> None:
-        """Read this partition's audit chain to its end and rebuild the routing memory."""
-        reader = AIOKafkaConsumer(
-            **self.router.kafka.client_kwargs(),
-            **consumer_size_kwargs(),
-            isolation_level="read_committed",
-            enable_auto_commit=False,
-            group_id=None,
-        )
-        await reader.start()
+    async def rebuild(self, reader: AIOKafkaConsumer) -> None:
+        """Read this partition's audit chain to its end with ``reader`` (started, with no
+        group) and rebuild the routing memory."""
+        began = time.monotonic()
         state = PartitionState()
         erasure = ErasureSchedule(self.router.tuning.retention.grace)
         chain = chain_id(self.tp.topic, self.tp.partition)
         head = ChainHead(chain)
         first_seq: int | None = None
         records = 0
-        try:
-            if self.audit_tp.topic not in await reader.topics():
-                raise ConfigError(
-                    f"audit topic {self.audit_tp.topic} of outbox {self.tp.topic} does not "
-                    "exist: run 'border-exchange provision'"
-                )
-            log_start = (await reader.beginning_offsets([self.audit_tp]))[self.audit_tp]
-            reader.assign([self.audit_tp])
-            reader.seek(self.audit_tp, log_start)
-            end = (await reader.end_offsets([self.audit_tp]))[self.audit_tp]
-            while await reader.position(self.audit_tp) < end:
-                batch = await reader.getmany(self.audit_tp, timeout_ms=1000)
-                for record in batch.get(self.audit_tp, []):
-                    if record.value is None:
-                        continue
-                    _, audit = decode_record(record.value)
-                    replay_audit(state, audit)
-                    erasure.note_audit(audit)
-                    # The chain goes on from the last record's position and hash, whatever
-                    # came before it (records deleted at the start are not counted).
-                    head = head.following(audit["seq"], record.value, AuditKind(audit["kind"]))
-                    if first_seq is None:
-                        first_seq = int(audit["seq"])
-                    records += 1
-        finally:
-            await reader.stop()
+        if self.audit_tp.topic not in await reader.topics():
+            raise ConfigError(
+                f"audit topic {self.audit_tp.topic} of outbox {self.tp.topic} does not "
+                "exist: run 'border-exchange provision'"
+            )
+        # Where the chain starts and ends, asked together (a round trip each).
+        starts, ends = await asyncio.gather(
+            reader.beginning_offsets([self.audit_tp]), reader.end_offsets([self.audit_tp])
+        )
+        log_start, end = starts[self.audit_tp], ends[self.audit_tp]
+        reader.assign([self.audit_tp])
+        reader.seek(self.audit_tp, log_start)
+        while await reader.position(self.audit_tp) < end:
+            batch = await reader.getmany(self.audit_tp, timeout_ms=1000)
+            for record in batch.get(self.audit_tp, []):
+                if record.value is None:
+                    continue
+                _, audit = decode_record(record.value)
+                replay_audit(state, audit)
+                erasure.note_audit(audit)
+                # The chain goes on from the last record's position and hash, whatever
+                # came before it (records deleted at the start are not counted).
+                head = head.following(audit["seq"], record.value, AuditKind(audit["kind"]))
+                if first_seq is None:
+                    first_seq = int(audit["seq"])
+                records += 1
         self.start_found = ChainStart(chain, log_start, first_seq)
         self.recovery = None
         if self.start_found.truncated:
+            # Imported here: only a chain that lost records needs it (and the auditor's reader).
+            from border_exchange.services.feed_recovery import recover_from_feeds
+
             self.recovery = await recover_from_feeds(self.router.kafka, self.tp, state)
         retention = self.router.tuning.retention
         erasure.forget_before(self.router.clock() - retention.tombstone_reissue)
@@ -660,6 +637,8 @@ class PartitionWorker:
             alerts=len(state.alerts),
             resume_at=state.next_offset,
             to_erase=len(erasure.pending),
+            fence_ms=round(self.fence_seconds * 1000),
+            rebuild_ms=round((time.monotonic() - began) * 1000),
         )
         if self.start_found.truncated:
             self._report_gap()
@@ -994,6 +973,9 @@ class PartitionWorker:
         self._failures = 0
         self.router.count(self._counts)
         self._counts.clear()
+        if not self.router.delivering and self._logged:
+            self.router.delivering = True
+            log.info("router.delivering", process_age=process_age())
         for event, fields in self._logged:
             if event == "router.routed":
                 log.info(event, **fields)
@@ -1231,6 +1213,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka i
         if fresh:
             consumer.pause(*fresh)
             self.router.pending.update(fresh)
+            log.info("router.joined", partitions=len(fresh), process_age=process_age())
 
 
 class Router:
@@ -1267,6 +1250,8 @@ class Router:
         """State topics found missing (each reported once)."""
         self.pending: set[TopicPartition] = set()
         """Partitions assigned whose workers are not started yet (kept paused)."""
+        self.delivering = False
+        """Whether a transaction of this process committed a routed or quarantined record."""
         self.held_for_store: set[TopicPartition] = set()
         """Partitions whose routing waits for a trust store inside its validity window."""
         self._describe_metrics()
@@ -1335,6 +1320,7 @@ class Router:
         """Start workers for newly assigned partitions (fence, rebuild, seek), then resume them."""
         consumer = self.consumer
         assert consumer is not None
+        began = time.monotonic()
         assigned = consumer.assignment()
         ready = [tp for tp in self.pending if tp in assigned and tp not in self.workers]
         self.pending.clear()
@@ -1367,7 +1353,12 @@ class Router:
             self.workers[worker.tp] = worker
             worker.launch()
             started.append(worker.tp)
-        log.info("router.assigned", partitions=[f"{tp.topic}/{tp.partition}" for tp in started])
+        log.info(
+            "router.assigned",
+            partitions=[f"{tp.topic}/{tp.partition}" for tp in started],
+            ready_ms=round((time.monotonic() - began) * 1000),
+            process_age=process_age(),
+        )
 
     async def publish_agreements(self, view: PolicyView) -> None:
         """Keep the view's set in the agreements topic, with the trust store it is routed
@@ -1417,7 +1408,10 @@ class Router:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Route until ``stop`` is set, then finish the current transaction and leave."""
-        await self.publish_agreements(self.view)
+        # The agreement set must be in its topic before anything is routed under it, but
+        # its producer's start need not hold up joining the group: it is published
+        # meanwhile, and awaited before the first partition's worker starts.
+        published = asyncio.ensure_future(self._publish_first())
         consumer = AIOKafkaConsumer(
             **self.kafka.client_kwargs(),
             **consumer_size_kwargs(),
@@ -1438,11 +1432,19 @@ class Router:
         )
         self.consumer = consumer
         consumer.subscribe(pattern=self.tuning.outbox_pattern, listener=_Rebalance(self))
-        await consumer.start()
+        try:
+            await consumer.start()
+        except BaseException:
+            published.cancel()
+            await asyncio.gather(published, return_exceptions=True)
+            raise
         last_refresh = time.monotonic()
         try:
             while not stop.is_set():
+                if published.done():
+                    published.result()  # a failure to publish stops the router
                 if self.pending:
+                    await published
                     async with self.lock:
                         await self.start_pending()
                 batches = await consumer.getmany(timeout_ms=200, max_records=self.tuning.batch_size)
@@ -1452,6 +1454,8 @@ class Router:
                     await self._refresh_sources()
                     await self._update_lag()
         finally:
+            published.cancel()  # if not done yet; a failure was raised where it was awaited
+            await asyncio.gather(published, return_exceptions=True)
             async with self.lock:
                 for worker in self.workers.values():
                     await worker.close()
@@ -1459,6 +1463,10 @@ class Router:
             await consumer.stop()
             self.consumer = None
             log.info("router.stopped")
+
+    async def _publish_first(self) -> None:
+        await self.publish_agreements(self.view)
+        log.info("router.agreements_published", process_age=process_age())
 
     async def _dispatch(
         self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
