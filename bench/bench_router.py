@@ -41,7 +41,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from border_exchange.adapters import kafka_launcher
 from border_exchange.adapters.kafka_settings import KafkaSettings
-from border_exchange.bootstrap import configure_logging, tune_garbage_collector
+from border_exchange.bootstrap import configure_logging
 from border_exchange.demo.sandbox import Sandbox, make_sandbox, open_agreements
 from border_exchange.domain import naming
 from border_exchange.domain.catalog import AlertType
@@ -49,6 +49,7 @@ from border_exchange.domain.encoding import encode_envelope
 from border_exchange.domain.partitioning import key_hash
 from border_exchange.domain.samples import sample_alert
 from border_exchange.domain.signing import seal
+from border_exchange.interpreter import tune_garbage_collector
 from border_exchange.services.router import (
     RETRY_BACKOFF_MS,
     PolicyView,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import sys
@@ -63,26 +62,6 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
-
-
-GC_THRESHOLDS: tuple[int, int, int] = (10_000, 20, 10)
-"""Allocations between young collections, young collections between middle ones, and so on."""
-
-
-def tune_garbage_collector() -> None:
-    """Set up a long-running routing process's cycle collector for its batches.
-
-    Python's defaults (700, 10, 10) suit short scripts: under a backlog the router holds
-    a batch of 2,000 decoded records (some 30 tracked objects each) for the length of
-    a transaction, and collected them again and again, in full collections of the
-    whole heap taking 100-240 ms each, about a sixth of its time in all. Everything
-    alive once the process is set up (modules, configuration, trust store) is frozen
-    out of the collector's scans, and young collections run every 10,000 allocations
-    instead of 700, so most batch objects are gone before they are scanned. Reference
-    counting still frees everything acyclic at once; cycles are still collected.
-    """
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def config_keys_help(model: type[BaseModel]) -> str:

@@ -15,7 +15,8 @@ from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from border_exchange.demo.sandbox import open_agreements
 from border_exchange.domain import naming
 from border_exchange.domain.audit import GENESIS, chain_hash
-from border_exchange.domain.audit_verify import LogRecord, ViolationCode, Window, verify_chain
+from border_exchange.domain.audit_chain import verify_chain
+from border_exchange.domain.audit_values import LogRecord, ViolationCode, Window
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import decode_record, encode_envelope
 from border_exchange.domain.envelope import Envelope

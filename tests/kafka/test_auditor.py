@@ -15,7 +15,7 @@ import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 from border_exchange.domain.agreements import AgreementSet
-from border_exchange.domain.audit_verify import LogRecord, Verdict, ViolationCode, Window
+from border_exchange.domain.audit_values import LogRecord, Verdict, ViolationCode, Window
 from border_exchange.domain.encoding import encode_envelope
 from border_exchange.domain.naming import audit_topic, feed_topic, outbox_topic
 from border_exchange.domain.policy import PolicyIndex

@@ -24,7 +24,7 @@ from structlog.testing import capture_logs
 
 from border_exchange.domain import limits, naming
 from border_exchange.domain.alerts import AlertInput, WantedPersonAlert
-from border_exchange.domain.audit_verify import Window
+from border_exchange.domain.audit_values import Window
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import decode_record, encode_envelope
 from border_exchange.domain.partitioning import expected_partition

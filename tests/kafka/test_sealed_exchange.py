@@ -16,7 +16,7 @@ import pytest
 from border_exchange.adapters.keyfiles import generate_encryption_key
 from border_exchange.adapters.post_store import PostStore
 from border_exchange.domain import naming
-from border_exchange.domain.audit_verify import Window
+from border_exchange.domain.audit_values import Window
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import decode_envelope
 from border_exchange.domain.recipients import SectionRecipients

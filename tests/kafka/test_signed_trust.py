@@ -24,7 +24,7 @@ from border_exchange.domain.agreements import (
     parse_agreement_set,
 )
 from border_exchange.domain.audit import AuditKind
-from border_exchange.domain.audit_verify import Verdict, ViolationCode, Window
+from border_exchange.domain.audit_values import Verdict, ViolationCode, Window
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.consent import sign_statement
 from border_exchange.domain.encoding import decode_record

@@ -27,7 +27,7 @@ from border_exchange.adapters.post_store import PostStore
 from border_exchange.demo.sandbox import make_sandbox
 from border_exchange.domain import naming
 from border_exchange.domain.alerts import AlertInput
-from border_exchange.domain.audit_verify import Window
+from border_exchange.domain.audit_values import Window
 from border_exchange.domain.catalog import AlertType, Operation
 from border_exchange.domain.provisioning import desired_topics
 from border_exchange.domain.retention import RetentionPolicy

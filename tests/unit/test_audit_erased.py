@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from border_exchange.domain.audit_verify import Replay, Verdict, ViolationCode, Window
+from border_exchange.domain.audit_values import Verdict, ViolationCode, Window
+from border_exchange.domain.audit_verdict import Replay
 from border_exchange.domain.naming import audit_topic, outbox_topic
 from tests.unit.test_audit_verify import SET_V1, T0, TRUST, RoutedWorld, routed_world
 

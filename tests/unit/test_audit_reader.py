@@ -11,8 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from border_exchange.domain.audit import AUDIT_SCHEMA, encode_audit
+from border_exchange.domain.audit_chain import decode_audit
 from border_exchange.domain.audit_reader import AUDIT_FINGERPRINT, read_audit
-from border_exchange.domain.audit_verify import AuditEntry, LogRecord, decode_audit
+from border_exchange.domain.audit_values import AuditEntry, LogRecord
 from border_exchange.domain.encoding import PREFIX_SIZE, decode_record
 from border_exchange.domain.schemas import registry
 from border_exchange.errors import DecodeError

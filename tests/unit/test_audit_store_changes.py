@@ -13,7 +13,8 @@ from types import MappingProxyType
 
 from nacl.signing import SigningKey
 
-from border_exchange.domain.audit_verify import Replay, Verdict, ViolationCode, Window
+from border_exchange.domain.audit_values import Verdict, ViolationCode, Window
+from border_exchange.domain.audit_verdict import Replay
 from border_exchange.domain.naming import audit_topic, outbox_topic
 from border_exchange.domain.trust import PublicKey, TrustStore
 from border_exchange.domain.trust_timeline import TrustTimeline

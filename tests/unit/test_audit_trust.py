@@ -10,7 +10,7 @@ from pathlib import Path
 from border_exchange.adapters.trust_file import read_governed
 from border_exchange.demo.sandbox import Sandbox
 from border_exchange.domain.audit_trust import in_force, store_timeline, trust_violations
-from border_exchange.domain.audit_verify import LogRecord, ViolationCode, Window
+from border_exchange.domain.audit_values import LogRecord, ViolationCode, Window
 from border_exchange.domain.naming import AGREEMENTS_TOPIC
 from border_exchange.domain.trust_governance import (
     TRUST_STORE_HEADER,

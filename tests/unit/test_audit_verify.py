@@ -32,19 +32,11 @@ from border_exchange.domain.audit import (
     head_signing_input,
     quarantine_audit_record,
 )
+from border_exchange.domain.audit_chain import verify_chain
 from border_exchange.domain.audit_gap import ChainStart
-from border_exchange.domain.audit_verify import (
-    LogRecord,
-    Replay,
-    Verdict,
-    Violation,
-    ViolationCode,
-    Window,
-    _Splice,
-    disclosures,
-    redacted_bytes,
-    verify_chain,
-)
+from border_exchange.domain.audit_splice import Splice, redacted_bytes
+from border_exchange.domain.audit_values import LogRecord, Verdict, Violation, ViolationCode, Window
+from border_exchange.domain.audit_verdict import Replay, disclosures
 from border_exchange.domain.catalog import AlertType, HandlingCode, Operation, ParticipantKind
 from border_exchange.domain.consent import consents
 from border_exchange.domain.encoding import (
@@ -59,6 +51,7 @@ from border_exchange.domain.policy import Deliver, PolicyIndex, PolicyInput, dec
 from border_exchange.domain.samples import sample_alert_data
 from border_exchange.domain.signing import redact, seal
 from border_exchange.domain.trust import Hub, Participant, PublicKey, TrustStore
+from border_exchange.interpreter import HANDOFF_INTERVAL, tuned_for_replay
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 """The routed world's own fixed calendar: its keys (``VALID``), agreements, messages and
@@ -308,7 +301,7 @@ def test_the_permitted_copy_is_spliced_byte_for_byte_as_the_router_encodes_it() 
     for keep in ({"identity", "offence"}, {"contact"}, set(), set(envelope.section_names)):
         routed = encode_envelope(redact(envelope, keep))
         assert redacted_bytes(value, decoded, keep) == routed  # header bytes found from the end
-        assert _Splice.of(value, decoded, sections_at).redacted(keep) == routed
+        assert Splice.of(value, decoded, sections_at).redacted(keep) == routed
 
 
 # --- the audit chain ------------------------------------------------------------------------
@@ -826,15 +819,30 @@ def test_disclosures_list_what_each_recipient_received_and_under_which_agreement
     ]  # fmt: skip
 
 
-def test_a_replay_leaves_the_switch_interval_as_it_found_it() -> None:
+def _tuned(world: RoutedWorld) -> Verdict:
+    """``world`` replayed as ``audit replay`` runs it: with the interpreter tuned for it."""
+    with tuned_for_replay():
+        return world.replay()
+
+
+def test_a_tuned_replay_runs_with_the_collector_paused_and_prompt_gil_handoffs() -> None:
+    assert gc.isenabled()
+    assert sys.getswitchinterval() > HANDOFF_INTERVAL  # Python's default, 5 ms
+    with tuned_for_replay():
+        collecting, interval = gc.isenabled(), sys.getswitchinterval()
+    assert not collecting
+    assert interval == pytest.approx(HANDOFF_INTERVAL, rel=0.01)
+
+
+def test_a_tuned_replay_leaves_the_switch_interval_as_it_found_it() -> None:
     world = routed_world()
     was = sys.getswitchinterval()
     try:
         sys.setswitchinterval(0.002)
-        assert world.replay().clean
+        assert _tuned(world).clean
         assert sys.getswitchinterval() == pytest.approx(0.002, rel=0.01)
         sys.setswitchinterval(0.0001)  # a shorter one is kept as it is
-        assert world.replay().clean
+        assert _tuned(world).clean
         assert sys.getswitchinterval() == pytest.approx(0.0001, rel=0.01)
     finally:
         sys.setswitchinterval(was)
@@ -844,39 +852,39 @@ class _Node:
     link: object = None
 
 
-def test_a_replay_freezes_nothing_and_leaves_cycles_collectable() -> None:
+def test_a_tuned_replay_freezes_nothing_and_leaves_cycles_collectable() -> None:
     world = routed_world()
     node = _Node()
     node.link = node  # cyclic garbage made before the replay
     alive = weakref.ref(node)
     del node
 
-    assert world.replay().clean
+    assert _tuned(world).clean
 
     assert gc.get_freeze_count() == 0
     gc.collect()
     assert alive() is None
 
 
-def test_a_replay_leaves_what_its_caller_froze_frozen() -> None:
+def test_a_tuned_replay_leaves_what_its_caller_froze_frozen() -> None:
     world = routed_world()
     gc.freeze()
     try:
         frozen = gc.get_freeze_count()
-        assert world.replay().clean
+        assert _tuned(world).clean
         assert gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
 
 
-def test_a_replay_leaves_the_cycle_collector_as_it_found_it() -> None:
+def test_a_tuned_replay_leaves_the_cycle_collector_as_it_found_it() -> None:
     world = routed_world()
     assert gc.isenabled()
-    assert world.replay().clean
+    assert _tuned(world).clean
     assert gc.isenabled()
     gc.disable()
     try:
-        assert world.replay().clean
+        assert _tuned(world).clean
         assert not gc.isenabled()
     finally:
         gc.enable()

@@ -19,7 +19,7 @@ from nacl.signing import SigningKey
 from border_exchange.domain import fastpath
 from border_exchange.domain.audit import encode_audit
 from border_exchange.domain.audit_reader import read_audit_python
-from border_exchange.domain.audit_verify import _sections_tail, _sections_tail_python
+from border_exchange.domain.audit_splice import envelope_tail, envelope_tail_python
 from border_exchange.domain.audit_writer import write_audit_body_python
 from border_exchange.domain.catalog import AlertType, Operation, WarningMarker
 from border_exchange.domain.encoding import PREFIX_SIZE, decode_envelope_generic, encode_envelope
@@ -293,8 +293,8 @@ def test_the_compiled_section_list_is_the_python_one(envelope: Envelope) -> None
     names = [section.name for section in envelope.sections]
     for keep in (None, frozenset(), frozenset(names[:2]), set(names), tuple(names[1:])):
         native = fastpath.sections_tail(envelope.sections, envelope.signature, keep)
-        assert native == _sections_tail_python(envelope, keep)
-    assert encode_envelope(envelope).endswith(_sections_tail(envelope, None))
+        assert native == envelope_tail_python(envelope, keep)
+    assert encode_envelope(envelope).endswith(envelope_tail(envelope, None))
 
 
 @PROPERTY

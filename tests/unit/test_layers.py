@@ -1,4 +1,4 @@
-"""The package's layers: every import runs down, and nothing in the product imports the demo."""
+"""The package's layers: imports run down, nothing imports the demo, domain leaves it be."""
 
 from __future__ import annotations
 
@@ -10,7 +10,17 @@ import border_exchange
 
 PACKAGE = Path(border_exchange.__file__).parent
 
-LAYERS = ("errors", "domain", "adapters", "services", "web", "bootstrap", "cli", "demo")
+LAYERS = (
+    "errors",
+    "domain",
+    "adapters",
+    "services",
+    "web",
+    "interpreter",
+    "bootstrap",
+    "cli",
+    "demo",
+)
 """From the bottom up: a module may import only from layers below its own (and its own)."""
 
 ANYONE = {"", "_native"}
@@ -83,3 +93,15 @@ def test_the_command_line_reaches_the_demo_only_by_its_name() -> None:
     from border_exchange.cli.main import COMMANDS
 
     assert "border_exchange.demo.cli" in COMMANDS
+
+
+def test_domain_leaves_the_interpreter_alone() -> None:
+    """Pure logic changes no global state of the process: no collector, no switch interval."""
+    tuning = []
+    for path in sorted((PACKAGE / "domain").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import) and any(a.name == "gc" for a in node.names):
+                tuning.append(f"{_module(path)}:{node.lineno} imports gc")
+            if isinstance(node, ast.Attribute) and node.attr in {"setswitchinterval", "freeze"}:
+                tuning.append(f"{_module(path)}:{node.lineno} calls {node.attr}")
+    assert tuning == []

@@ -7,7 +7,7 @@ import os
 from datetime import timedelta
 
 from border_exchange.domain import limits
-from border_exchange.domain.audit_verify import ViolationCode
+from border_exchange.domain.audit_values import ViolationCode
 from border_exchange.domain.quarantine import RefusedRecord, encode_quarantine
 from tests.unit.test_audit_verify import T0, RoutedWorld, codes
 

@@ -36,6 +36,12 @@ from border_exchange.domain.names import (
 TABLES: Final = ("name_forms", "name_keys")
 """The tables holding an alert's name index (rows keyed by ``alert``)."""
 
+INDEXES: Final = {
+    "name_keys_key": "name_keys (key, alert, name_no, token_no)",
+    "name_keys_name": "name_keys (alert, name_no, key, token_no)",
+}
+"""The indexes of ``name_keys`` (name: table and columns); a bulk load builds them after."""
+
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS name_forms (
     alert INTEGER NOT NULL, name_no INTEGER NOT NULL, written TEXT NOT NULL,
@@ -43,9 +49,7 @@ CREATE TABLE IF NOT EXISTS name_forms (
 );
 CREATE TABLE IF NOT EXISTS name_keys (key TEXT NOT NULL, alert INTEGER NOT NULL,
     name_no INTEGER NOT NULL, token_no INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS name_keys_key ON name_keys (key, alert, name_no, token_no);
-CREATE INDEX IF NOT EXISTS name_keys_name ON name_keys (alert, name_no, key, token_no);
-"""
+""" + "".join(f"CREATE INDEX IF NOT EXISTS {name} ON {on};\n" for name, on in INDEXES.items())
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,23 +69,37 @@ def _load(text: str) -> NameForm:
     return NameForm(tuple(Token(a, b, c, bool(d)) for a, b, c, d in json.loads(text)))
 
 
-def index(db: sqlite3.Connection, alert: int, names: Sequence[PersonName]) -> None:
-    """Index the ``names`` of stored alert ``alert`` (inside the caller's transaction)."""
+FormRow = tuple[int, int, str, str, str | None]
+"""A ``name_forms`` row: alert, name number, as written, form (JSON), date of birth."""
+KeyRow = tuple[str, int, int, int]
+"""A ``name_keys`` row: key, alert, name number, token number."""
+
+
+def rows(alert: int, names: Sequence[PersonName]) -> tuple[list[FormRow], list[KeyRow]]:
+    """The index rows of the ``names`` of stored alert ``alert``."""
+    forms: list[FormRow] = []
+    keys: list[KeyRow] = []
     for number, name in enumerate(names):
         form = name.form
-        born = name.date_of_birth and name.date_of_birth.isoformat()
-        db.execute(
-            "INSERT INTO name_forms VALUES (?, ?, ?, ?, ?)",
-            (alert, number, name.written, _dump(form), born),
+        born = None if name.date_of_birth is None else name.date_of_birth.isoformat()
+        forms.append((alert, number, name.written, _dump(form), born))
+        keys.extend(
+            (key, alert, number, token)
+            for token, found in token_keys(form)
+            for key in sorted(found)
         )
-        db.executemany(
-            "INSERT INTO name_keys VALUES (?, ?, ?, ?)",
-            [
-                (key, alert, number, token)
-                for token, keys in token_keys(form)
-                for key in sorted(keys)
-            ],
-        )
+    return forms, keys
+
+
+def insert(db: sqlite3.Connection, forms: Sequence[FormRow], keys: Sequence[KeyRow]) -> None:
+    """Insert index rows (of any number of alerts) inside the caller's transaction."""
+    db.executemany("INSERT INTO name_forms VALUES (?, ?, ?, ?, ?)", forms)
+    db.executemany("INSERT INTO name_keys VALUES (?, ?, ?, ?)", keys)
+
+
+def index(db: sqlite3.Connection, alert: int, names: Sequence[PersonName]) -> None:
+    """Index the ``names`` of stored alert ``alert`` (inside the caller's transaction)."""
+    insert(db, *rows(alert, names))
 
 
 def unindex(db: sqlite3.Connection, alert: int) -> None:

@@ -11,8 +11,9 @@ from pathlib import Path
 from border_exchange.adapters.agreement_files import AgreementHistory
 from border_exchange.adapters.config_file import kafka_settings_from_file
 from border_exchange.adapters.trust_file import load_trust_store, read_governed
-from border_exchange.domain.audit_verify import Window
+from border_exchange.domain.audit_values import Window
 from border_exchange.errors import ConfigError
+from border_exchange.interpreter import tuned_for_replay
 from border_exchange.services.auditor import (
     Progress,
     ReplayRequest,
@@ -104,16 +105,17 @@ def replay_command(args: argparse.Namespace) -> int:
     latest = max(governance, key=lambda g: g.serial)
     history = AgreementHistory(args.agreements_history) if args.agreements_history else None
     progress = Progress(every=1e9) if args.quiet else Progress()
-    verdict = asyncio.run(
-        replay(
-            kafka_settings_from_file(args.config),
-            latest.store,
-            ReplayRequest(window, participant=args.participant),
-            history=history,
-            progress=progress,
-            governance=governance,
+    with tuned_for_replay():
+        verdict = asyncio.run(
+            replay(
+                kafka_settings_from_file(args.config),
+                latest.store,
+                ReplayRequest(window, participant=args.participant),
+                history=history,
+                progress=progress,
+                governance=governance,
+            )
         )
-    )
     if args.report is not None:
         write_report(args.report, verdict_json(verdict))
     print("\n".join(summary_lines(verdict)))

@@ -16,8 +16,8 @@ from border_exchange.bootstrap import (
     RouterConfig,
     build_router,
     configure_logging,
-    tune_garbage_collector,
 )
+from border_exchange.interpreter import tune_garbage_collector
 
 log = structlog.get_logger("border_exchange.router")
 

@@ -11,7 +11,7 @@ from typing import Any, Final, TextIO
 
 from border_exchange.demo.alerts import DemoAlert
 from border_exchange.domain.agreements import AgreementSet
-from border_exchange.domain.audit_verify import AuditEntry
+from border_exchange.domain.audit_values import AuditEntry
 from border_exchange.domain.catalog import SECTIONS, AlertType
 from border_exchange.domain.consent import consents
 from border_exchange.domain.trust import TrustStore

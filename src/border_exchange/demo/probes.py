@@ -22,7 +22,8 @@ from border_exchange.demo.cast import (
 from border_exchange.domain import limits, naming
 from border_exchange.domain.alerts import AlertInput
 from border_exchange.domain.audit import AuditKind
-from border_exchange.domain.audit_verify import AuditEntry, verify_chain
+from border_exchange.domain.audit_chain import verify_chain
+from border_exchange.domain.audit_values import AuditEntry
 from border_exchange.domain.catalog import Operation
 from border_exchange.domain.encoding import decode_record
 from border_exchange.domain.trust import TrustStore

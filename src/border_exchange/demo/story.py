@@ -68,7 +68,7 @@ from border_exchange.demo.processes import (
 from border_exchange.demo.sandbox import make_sandbox
 from border_exchange.domain import limits, naming
 from border_exchange.domain.alerts import parse_alert
-from border_exchange.domain.audit_verify import Window
+from border_exchange.domain.audit_values import Window
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.labels import Lang
 from border_exchange.domain.samples import sample_alert_data

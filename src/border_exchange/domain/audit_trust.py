@@ -24,7 +24,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from border_exchange.domain.audit_verify import LogRecord, Violation, ViolationCode, Window
+from border_exchange.domain.audit_values import LogRecord, Violation, ViolationCode, Window
 from border_exchange.domain.naming import AGREEMENTS_TOPIC
 from border_exchange.domain.trust_governance import (
     TRUST_STORE_HEADER,

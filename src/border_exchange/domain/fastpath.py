@@ -1,7 +1,7 @@
 """The compiled fast path: reading envelopes and audit records, the checked signing input.
 
 ``_native.c`` does, in C, what ``envelope_reader._read``, ``audit_reader._read``,
-``audit_writer.write_audit_body``, ``audit_verify._sections_tail`` and ``signing.verify``
+``audit_writer.write_audit_body``, ``audit_splice.envelope_tail`` and ``signing.verify``
 do before the signature check, for the usual well-formed value only: whenever anything is unusual it
 answers None and the Python code runs, which stays the reference and gives the precise
 error. It also checks signatures in batches without the GIL (libsodium, for

@@ -163,6 +163,7 @@ def _skeleton(key: str) -> str:
     return _DOUBLED.sub(r"\1", consonants)
 
 
+@functools.lru_cache(maxsize=65536)
 def _token(word: str) -> Token | None:
     latin = _is_latin(word)
     if not latin and word.startswith("ال") and len(word) > 4:
@@ -175,8 +176,14 @@ def _token(word: str) -> Token | None:
     return Token(text, key, _skeleton(key), latin)
 
 
+@functools.lru_cache(maxsize=4096)
 def name_form(text: str) -> NameForm:
-    """The comparable form of a name as written (any script, any order)."""
+    """The comparable form of a name as written (any script, any order).
+
+    Pure, so cached: a store computes each name's form once however often it asks
+    (the search keys, then the index), and each word's token once however many names
+    hold it (given names repeat across a feed).
+    """
     words = [w for w in _SEPARATORS.split(_APOSTROPHES.sub("", unicodedata.normalize("NFKC", text)))
              if w]  # fmt: skip
     tokens: list[Token] = []
@@ -218,6 +225,7 @@ def _typo_keys(token: Token) -> set[str]:
     return keys
 
 
+@functools.lru_cache(maxsize=65536)
 def token_index_keys(token: Token) -> frozenset[str]:
     """The keys a stored token is found by.
 

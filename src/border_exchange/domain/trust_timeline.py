@@ -52,3 +52,8 @@ class TrustTimeline:
     def stores(self) -> tuple[TrustStore, ...]:
         """Every store of the timeline, in order."""
         return (self.first, *(store for _, store in self.changes))
+
+
+def as_timeline(trust: TrustStore | TrustTimeline) -> TrustTimeline:
+    """``trust`` as a timeline (one store: in force throughout)."""
+    return trust if isinstance(trust, TrustTimeline) else TrustTimeline.fixed(trust)

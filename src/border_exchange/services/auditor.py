@@ -1,5 +1,5 @@
 """The auditor: reads a period of the audit trail, outboxes, partner feeds and quarantine, and
-hands them to the pure verifier (``domain.audit_verify``).
+hands them to the pure verifier (``domain.audit_verdict``).
 
 Times become offsets with ``offsets_for_times``; everything is read ``read_committed``
 with the auditor's own principal. Audit chains are read from ``start - slack`` to
@@ -27,21 +27,19 @@ from border_exchange.adapters.agreement_files import AgreementHistory
 from border_exchange.adapters.kafka_settings import KafkaSettings, consumer_size_kwargs
 from border_exchange.domain.agreements import AgreementSet, parse_agreement_set
 from border_exchange.domain.audit import AuditKind
+from border_exchange.domain.audit_chain import decode_audit, verify_chain
 from border_exchange.domain.audit_gap import ChainStart
 from border_exchange.domain.audit_trust import store_timeline, trust_violations
-from border_exchange.domain.audit_verify import (
+from border_exchange.domain.audit_values import (
     AUDIT_PREFIX,
     AuditEntry,
     Disclosure,
     LogRecord,
-    Replay,
     Verdict,
     Window,
     audit_chain_of,
-    decode_audit,
-    disclosures,
-    verify_chain,
 )
+from border_exchange.domain.audit_verdict import Replay, disclosures
 from border_exchange.domain.naming import (
     AGREEMENTS_TOPIC,
     QUARANTINE_TOPIC,

@@ -8,7 +8,7 @@ from aiokafka.errors import KafkaError as AioKafkaError
 
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.domain.audit_gap import FeedRecovery
-from border_exchange.domain.audit_verify import LogRecord
+from border_exchange.domain.audit_values import LogRecord
 from border_exchange.domain.encoding import decode_envelope
 from border_exchange.domain.naming import parse_feed_topic, parse_outbox_topic
 from border_exchange.domain.routing import PartitionState

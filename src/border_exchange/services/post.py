@@ -163,7 +163,7 @@ def outcome_of(
         )
     return Accepted(
         record.topic, record.partition, record.offset, envelope, dict(read.sections),
-        read.refused,
+        read.refused, record.value if isinstance(record.value, bytes) else None,
     )  # fmt: skip
 
 
