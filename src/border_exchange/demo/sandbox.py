@@ -19,16 +19,24 @@ from typing import Any
 import yaml
 from nacl.signing import SigningKey
 
-from border_exchange.adapters.keyfiles import write_private_key
+from border_exchange.adapters.keyfiles import (
+    generate_encryption_key,
+    write_encryption_key,
+    write_private_key,
+)
 from border_exchange.domain.agreements import AgreementSet, add_signed, parse_agreement_set
 from border_exchange.domain.catalog import ParticipantKind
 from border_exchange.domain.consent import sign_agreement
+from border_exchange.domain.section_seal import RecipientPrivateKey
 from border_exchange.domain.trust import (
     HUB,
+    EncryptionAlgorithm,
+    EncryptionKey,
     Hub,
     Participant,
     PublicKey,
     TrustStore,
+    encryption_key_entry,
     key_entry,
     parse_trust_store,
 )
@@ -60,6 +68,10 @@ class Sandbox:
     key_ids: Mapping[str, str]
     agreements_text: str
     agreements: AgreementSet
+    encryption_keys: Mapping[str, RecipientPrivateKey] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """Each participant's private encryption key, when the sandbox was made with them."""
     start: datetime = field(default_factory=lambda: default_start())
     """When its keys, agreements and governed trust store start to count."""
 
@@ -132,6 +144,10 @@ class Sandbox:
             path.parent.mkdir(exist_ok=True)
             write_private_key(path, key, passphrase)
             paths[f"key:{owner}"] = path
+        for owner, private in self.encryption_keys.items():
+            path = directory / "keys" / f"{private.key_id}.pem"
+            write_encryption_key(path, private, passphrase)
+            paths[f"encryption-key:{owner}"] = path
         return paths
 
 
@@ -179,8 +195,12 @@ def make_sandbox(
     auditors: Sequence[str] = ("oversight",),
     start: datetime | None = None,
     signers: Mapping[str, Sequence[str]] | None = None,
+    encryption: bool = False,
 ) -> Sandbox:
     """A sandbox of ``participants`` (ids) under the agreement set in ``agreements_text``.
+
+    With ``encryption`` each participant also has an X25519 encryption key (listed in the
+    trust store, its private half in ``encryption_keys``).
 
     Each agreement is signed, as its parties' officers would sign it, by both parties
     that are in the sandbox; ``signers`` names, per agreement id, the only parties that
@@ -191,8 +211,18 @@ def make_sandbox(
     keys: dict[str, SigningKey] = {}
     key_ids: dict[str, str] = {}
     members: dict[str, Participant] = {}
+    encryption_keys: dict[str, RecipientPrivateKey] = {}
     for pid in participants:
         members[pid], key_ids[pid], keys[pid] = _member(pid, start, (posts or {}).get(pid, ()))
+        if encryption:
+            private, raw = generate_encryption_key(
+                f"{pid}-enc-{start:%Y}-01", EncryptionAlgorithm.X25519
+            )
+            encryption_keys[pid] = private
+            public = EncryptionKey(
+                pid, private.key_id, private.algorithm, raw, start, start + KEY_LIFETIME
+            )
+            members[pid] = replace(members[pid], encryption_keys=(public,))
     hub_key = SigningKey.generate()
     keys[HUB], key_ids[HUB] = hub_key, f"hub-{start:%Y}-01"
     hub = Hub((_public(HUB, key_ids[HUB], hub_key, start),), tuple(auditors))
@@ -204,6 +234,7 @@ def make_sandbox(
         MappingProxyType(key_ids),
         signed,
         parse_agreement_set(signed),
+        MappingProxyType(encryption_keys),
         start,
     )
 
@@ -244,6 +275,11 @@ def trust_store_yaml(trust: TrustStore) -> str:
                 "posts": list(p.posts),
                 "keys": [key_entry(k) for k in p.keys],
             }
+            | (
+                {"encryption_keys": [encryption_key_entry(k) for k in p.encryption_keys]}
+                if p.encryption_keys
+                else {}
+            )
             for p in trust.participants.values()
         ],
     }
