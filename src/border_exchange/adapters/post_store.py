@@ -707,6 +707,22 @@ class PostStore:
         ).fetchone()
         return None if row is None or row[0] is None else decode_envelope(row[0]).header
 
+    def find_alert(self, alert_id: str, origin: str | None = None) -> Header | None:
+        """The signed header of alert ``alert_id`` in force (of ``origin`` when given), or None."""
+        rows = self._db.execute(
+            "SELECT envelope FROM alerts WHERE alert_id = ? AND state = ? AND expires_ts > ?"
+            + ("" if origin is None else " AND origin = ?"),
+            (
+                alert_id,
+                State.ACTIVE.value,
+                self.clock().timestamp(),
+                *(() if origin is None else (origin,)),
+            ),
+        ).fetchall()
+        if len(rows) != 1 or rows[0][0] is None:
+            return None  # none, or the same id from two origins: name the origin
+        return decode_envelope(rows[0][0]).header
+
     def rejected(self) -> list[RejectedRecord]:
         """Every refused record, oldest first."""
         rows = self._db.execute(

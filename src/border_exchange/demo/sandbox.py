@@ -39,6 +39,7 @@ from border_exchange.domain.trust import (
     encryption_key_entry,
     key_entry,
     parse_trust_store,
+    post_owner,
 )
 from border_exchange.domain.trust_governance import (
     GovernedStore,
@@ -61,7 +62,11 @@ NAMES: Mapping[str, str] = {
 
 @dataclass(frozen=True)
 class Sandbox:
-    """Participants with their private keys, the hub key, the trust store and agreements."""
+    """Participants with their private keys, the hub key, the trust store and agreements.
+
+    ``keys`` and ``key_ids`` hold, besides each participant's and the hub's, each border
+    post's own key (which signs hit reports) under ``<participant>.post.<post>``.
+    """
 
     trust: TrustStore
     keys: Mapping[str, SigningKey]
@@ -114,13 +119,13 @@ class Sandbox:
     def with_participant(self, pid: str) -> Sandbox:
         """This sandbox with a new participant ``pid`` and its fresh key (a candidate for
         admission: the store ``write`` wrote does not list it)."""
-        member, key_id, key = _member(pid, self.start)
+        member, signing = _member(pid, self.start)
         members = {**self.trust.participants, pid: member}
         return replace(
             self,
             trust=replace(self.trust, participants=MappingProxyType(members)),
-            keys=MappingProxyType({**self.keys, pid: key}),
-            key_ids=MappingProxyType({**self.key_ids, pid: key_id}),
+            keys=MappingProxyType({**self.keys, pid: signing[pid][1]}),
+            key_ids=MappingProxyType({**self.key_ids, pid: signing[pid][0]}),
         )
 
     def governance(self) -> GovernedStore:
@@ -169,13 +174,20 @@ def _public(owner: str, key_id: str, key: SigningKey, start: datetime) -> Public
 
 def _member(
     pid: str, start: datetime, posts: Sequence[str] = ()
-) -> tuple[Participant, str, SigningKey]:
-    """A new participant ``pid`` with a fresh key valid from ``start``, its key id and key."""
+) -> tuple[Participant, dict[str, tuple[str, SigningKey]]]:
+    """A new participant ``pid`` with fresh keys valid from ``start`` (its own and one per
+    post), and each key's owner with its key id and private key."""
     key = SigningKey.generate()
     key_id = f"{pid}-{start:%Y}-01"
+    signing = {pid: (key_id, key)}
     kind = (
         ParticipantKind.UN_COMPONENT if pid.startswith("UN-") else ParticipantKind.NATIONAL_SERVICE
     )
+    post_keys = []
+    for post in posts:
+        owner = post_owner(pid, post)
+        signing[owner] = (f"{pid}-{post}-{start:%Y}-01", SigningKey.generate())
+        post_keys.append(_public(owner, *signing[owner], start))
     member = Participant(
         pid,
         NAMES.get(pid, f"Police service {pid}"),
@@ -183,8 +195,9 @@ def _member(
         "active",
         tuple(posts),
         (_public(pid, key_id, key, start),),
+        post_keys=tuple(post_keys),
     )
-    return member, key_id, key
+    return member, signing
 
 
 def make_sandbox(
@@ -213,7 +226,9 @@ def make_sandbox(
     members: dict[str, Participant] = {}
     encryption_keys: dict[str, RecipientPrivateKey] = {}
     for pid in participants:
-        members[pid], key_ids[pid], keys[pid] = _member(pid, start, (posts or {}).get(pid, ()))
+        members[pid], signing = _member(pid, start, (posts or {}).get(pid, ()))
+        for owner, (key_id, key) in signing.items():
+            keys[owner], key_ids[owner] = key, key_id
         if encryption:
             private, raw = generate_encryption_key(
                 f"{pid}-enc-{start:%Y}-01", EncryptionAlgorithm.X25519
@@ -274,6 +289,7 @@ def trust_store_yaml(trust: TrustStore) -> str:
                 "status": p.status,
                 "posts": list(p.posts),
                 "keys": [key_entry(k) for k in p.keys],
+                **({"post_keys": [key_entry(k) for k in p.post_keys]} if p.post_keys else {}),
             }
             | (
                 {"encryption_keys": [encryption_key_entry(k) for k in p.encryption_keys]}
