@@ -20,6 +20,7 @@ COMMANDS: Mapping[str, tuple[str, ...]] = {
     "border_exchange.cli.audit": ("audit",),
     "border_exchange.demo.cli": ("demo",),
     "border_exchange.cli.deploy": ("deploy",),
+    "border_exchange.cli.desk": ("desk",),
     "border_exchange.cli.dev": ("dev",),
     "border_exchange.cli.gateway": ("gateway",),
     "border_exchange.cli.keys": ("keys",),
