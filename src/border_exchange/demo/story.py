@@ -30,7 +30,7 @@ from border_exchange.adapters.kafka_security import wait_for_login
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.adapters.keyfiles import load_private_key
 from border_exchange.adapters.post_store import PostStore, State
-from border_exchange.adapters.trust_file import load_trust_store
+from border_exchange.adapters.trust_file import load_trust_store, read_governed
 from border_exchange.demo.alerts import story_alerts
 from border_exchange.demo.cast import (
     AUDITOR,
@@ -41,6 +41,7 @@ from border_exchange.demo.cast import (
     WAIT,
 )
 from border_exchange.demo.dates import dated_for, default_agreements
+from border_exchange.demo.governance import govern
 from border_exchange.demo.narration import (
     Narrator,
     describe_agreements,
@@ -86,7 +87,7 @@ from border_exchange.services.auditor import (
     write_report,
 )
 from border_exchange.services.gateway import Gateway, Receipt
-from border_exchange.services.post import BorderPost, PostConfig
+from border_exchange.services.post import BorderPost, CatchUp, PostConfig
 from border_exchange.services.provisioner import provision, read_secrets
 from border_exchange.web.visit import visit_post_page
 
@@ -119,6 +120,9 @@ class DemoResult:
     """A post whose store was lost came back with every alert in force, none withdrawn."""
     page_hit: bool = False
     """A search through the post's web page found the wanted person, and said why."""
+    store_governed: bool = False
+    """An under-signed admission to the trust store was refused and the router kept the store
+    in force; the same admission approved by a majority was taken."""
 
     @property
     def ok(self) -> bool:
@@ -131,6 +135,7 @@ class DemoResult:
             and self.oversize_refused
             and self.rebuilt_from_state
             and self.page_hit
+            and self.store_governed
         )
 
 
@@ -147,8 +152,11 @@ def _write_yaml(path: Path, document: Mapping[str, Any]) -> None:
     path.write_text(yaml.safe_dump(dict(document), sort_keys=False), encoding="utf-8")
 
 
-async def _rebuilt_post(story: Story, lost: RunningPost, trust: TrustStore) -> RunningPost:
-    """Stop ``lost``, remove its store (a disk failure) and start the same post afresh."""
+async def _rebuilt_post(
+    story: Story, lost: RunningPost, trust: TrustStore
+) -> tuple[RunningPost, CatchUp]:
+    """Stop ``lost``, remove its store (a disk failure), catch the same post up afresh once
+    (``post run --once``), then keep it running."""
     await lost.close()
     for file in lost.path.parent.glob(lost.path.name + "*"):
         file.unlink()
@@ -157,10 +165,11 @@ async def _rebuilt_post(story: Story, lost: RunningPost, trust: TrustStore) -> R
     post = BorderPost(
         story.login(lost.principal), config, store, trust, None, lost.post.private_keys
     )
+    caught_up = await post.catch_up(120.0)
     stop = asyncio.Event()
     running = RunningPost(post, store, lost.path, stop, asyncio.create_task(post.run(stop)))
     story.posts[config.participant] = running
-    return running
+    return running, caught_up
 
 
 @dataclass
@@ -447,6 +456,16 @@ async def tell(story: Story) -> DemoResult:
             f"it has its partitions back {back:.1f} s after its start (static group "
             "membership, docs/router.md: Failover); it goes on from its audit chain"
         )
+        steps = story.router.start_timeline()
+        names = (
+            ("router.starting", "imports done"),
+            ("router.configured", "trust store, agreements and key loaded"),
+            ("router.joined", "partitions from the group"),
+            ("router.assigned", "every partition fenced and rebuilt"),
+        )
+        timeline = [f"{label} {steps[name]:.1f} s" for name, label in names if name in steps]
+        if timeline:
+            say("its log, from the process's start: " + "; ".join(timeline))
         key = load_private_key(paths["key:COD"], passphrase.encode())
         settings = story.login(naming.gateway_principal("COD"))
         async with Gateway(settings, "COD", key, sandbox.key_ids["COD"], trust) as gateway:
@@ -482,7 +501,15 @@ async def tell(story: Story) -> DemoResult:
             if a.alert_id != wanted.alert_id and caf.store.get(a.origin, a.alert_id)
         }
 
-        rebuilt = await _rebuilt_post(story, caf, trust)
+        rebuilt, caught_up = await _rebuilt_post(story, caf, trust)
+        say(
+            f"post run --once: {caught_up.applied.stored} stored, "
+            + (
+                "no gap (exit 0): a new store is not a gap, it starts from the state"
+                if not caught_up.gaps
+                else f"{len(caught_up.gaps)} gap(s) (exit 3 or 4)"
+            )
+        )
 
         def bootstrapped() -> bool:
             return in_force <= {a.alert_id for a in rebuilt.store.active()}
@@ -530,6 +557,10 @@ async def tell(story: Story) -> DemoResult:
         )
         oversize_refused = photo_refused and record["reason"] == "TOO_LARGE"
 
+    with step("Trust store governance: admitting a service needs a majority of them"):
+        assert story.router is not None
+        governance = await govern(sandbox, paths["trust"], story.router, say)
+
     window = Window(started, datetime.now(UTC) + timedelta(seconds=1))
     audit_dir = directory / "audit"
     audit_dir.mkdir(exist_ok=True)
@@ -540,6 +571,9 @@ async def tell(story: Story) -> DemoResult:
             ReplayRequest(window),
             history=AgreementHistory(history_dir),
             progress=Progress(every=1e9),
+            # Every governed store the router routed under: each record is checked under
+            # the one in force when it was decided, and the change under the rules.
+            governance=[read_governed(path) for path in governance.stores],
         )
         write_report(audit_dir / "replay.json", verdict_json(verdict))
         say("\n".join(summary_lines(verdict)))
@@ -593,4 +627,5 @@ async def tell(story: Story) -> DemoResult:
         elapsed=0.0,
         rebuilt_from_state=rebuilt_ok,
         page_hit=page_hit,
+        store_governed=governance.refused and governance.taken,
     )
