@@ -14,6 +14,7 @@ from nacl.signing import SigningKey
 from border_exchange.adapters.hit_queue import HitQueue
 from border_exchange.adapters.post_store import Accepted, PostStore
 from border_exchange.domain import naming
+from border_exchange.domain.audit_values import Window
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import decode_record
 from border_exchange.domain.envelope import Envelope
@@ -32,6 +33,7 @@ from border_exchange.domain.quarantine_notice import decode_notice
 from border_exchange.domain.signing import section_content
 from border_exchange.domain.trust import post_owner
 from border_exchange.services import hits
+from border_exchange.services.auditor import ReplayRequest, audit_entries, replay, summary_lines
 from tests.clock import days, iso
 from tests.conftest import KafkaCluster
 from tests.exchange import Exchange, make_exchange, running
@@ -110,6 +112,7 @@ async def test_a_report_reaches_the_origin_only_and_the_acknowledgement_flows_ba
     a, b, c = ex.ids
     alert = ex.seal(ex.alert(AlertType.WANTED_PERSON, a))
     hit = report(ex, b, alert)
+    began = datetime.now(UTC)
     async with running(ex.router()):
         await ex.publish(alert)
         await ex.feed(b, a, expect=1)
@@ -144,6 +147,16 @@ async def test_a_report_reaches_the_origin_only_and_the_acknowledgement_flows_ba
     assert [o["participant"] for o in reported[0]["outcomes"]] == [a]
     acks = [r for r in await audit_kinds(ex, a) if r["kind"] == "HIT_ACK"]
     assert [r["message_id"] for r in acks] == [answer.ack_id]
+    # The audit replay checks and counts both; the report is one of b's disclosures.
+    window = Window(began - timedelta(minutes=1), datetime.now(UTC) + timedelta(minutes=1))
+    verdict = await replay(ex.settings, ex.sandbox.trust, ReplayRequest(window))
+    assert verdict.clean, summary_lines(verdict)
+    assert (verdict.stats.hit_reports, verdict.stats.hit_acks) == (1, 1)
+    disclosed, problems = await audit_entries(ex.settings, ex.sandbox.trust, b, window)
+    assert problems == []
+    assert [(d.operation, d.recipient, d.message_id) for d in disclosed] == [
+        ("HIT_REPORT", a, hit.hit_id)
+    ]
 
 
 async def test_reports_never_received_forged_cancelled_or_on_unknown_versions_are_quarantined(
@@ -169,6 +182,7 @@ async def test_reports_never_received_forged_cancelled_or_on_unknown_versions_ar
     cancelled = report(ex, b, other)
     unknown = report(ex, b, alert, alert_version=7)
     good = report(ex, b, alert)
+    began = datetime.now(UTC)
     async with running(ex.router()):
         await ex.publish(alert, other, cancel)
         await ex.feed(b, a, expect=3)
@@ -196,6 +210,10 @@ async def test_reports_never_received_forged_cancelled_or_on_unknown_versions_ar
     assert {n.participant for n in notices_b} == {b}
     assert {n.source_topic for n in notices_c} == {naming.outbox_topic(c)}
     assert await ex.read(naming.notices_topic(a)) == []
+    window = Window(began - timedelta(minutes=1), datetime.now(UTC) + timedelta(minutes=1))
+    verdict = await replay(ex.settings, ex.sandbox.trust, ReplayRequest(window))
+    assert verdict.clean, summary_lines(verdict)
+    assert (verdict.stats.hit_reports, verdict.stats.quarantined) == (1, 4)
     quarantined = [decode_record(v)[1] for v in await ex.read(naming.QUARANTINE_TOPIC)]
     reasons = {
         r["reason"]

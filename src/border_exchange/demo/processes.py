@@ -9,9 +9,10 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from border_exchange.adapters import kafka_launcher
 from border_exchange.adapters.kafka_launcher import ClusterInfo
@@ -111,16 +112,54 @@ class RouterProcess:
                 raise KafkaError(f"the router got no outbox partition in {WAIT}s")
             await asyncio.sleep(0.3)
 
-    def _assigned(self) -> bool:
+    def _events(self) -> list[dict[str, Any]]:
+        """This run's log events, in order."""
         with self.log_file.open("rb") as log:
             log.seek(self._log_from)
             lines = log.read().decode("utf-8", errors="replace").splitlines()
+        events = []
         for line in lines:
             with contextlib.suppress(ValueError):
                 event = json.loads(line)
-                if event.get("event") == "router.assigned" and event.get("partitions"):
-                    return True
-        return False
+                if isinstance(event, dict):
+                    events.append(event)
+        return events
+
+    def _assigned(self) -> bool:
+        return any(
+            e.get("event") == "router.assigned" and e.get("partitions") for e in self._events()
+        )
+
+    def start_timeline(self) -> dict[str, float]:
+        """How long this run had been running at each step of its start, as it logged them
+        (``router.starting``: imports done; ``router.assigned``: every partition fenced and
+        rebuilt; ``router.delivering``: its first transaction committed)."""
+        steps: dict[str, float] = {}
+        for event in self._events():
+            name, age = event.get("event"), event.get("process_age")
+            if isinstance(name, str) and isinstance(age, int | float) and name not in steps:
+                steps[name] = float(age)
+        return steps
+
+    def log_mark(self) -> int:
+        """Where the router's log ends now: ``wait_for_event`` looks only after it."""
+        return self.log_file.stat().st_size if self.log_file.exists() else 0
+
+    async def wait_for_event(self, events: Sequence[str], since: int) -> dict[str, Any]:
+        """The first of the router's log events named in ``events`` after ``since``."""
+        deadline = time.monotonic() + WAIT
+        while True:
+            with self.log_file.open("rb") as log:
+                log.seek(since)
+                lines = log.read().decode("utf-8", errors="replace").splitlines()
+            for line in lines:
+                with contextlib.suppress(ValueError):
+                    event = json.loads(line)
+                    if isinstance(event, dict) and event.get("event") in events:
+                        return event
+            if time.monotonic() > deadline:
+                raise KafkaError(f"the router logged none of {', '.join(events)} in {WAIT}s")
+            await asyncio.sleep(0.3)
 
     def last_log_line(self) -> str:
         """The router's last log line (the reason it stopped, usually)."""

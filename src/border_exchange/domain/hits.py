@@ -28,6 +28,7 @@ from border_exchange.domain.encoding import PREFIX_SIZE, decode_record, encode_r
 from border_exchange.domain.envelope import Header
 from border_exchange.domain.naming import is_role_name
 from border_exchange.domain.schemas import SINGLE_OBJECT_MAGIC, registry
+from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import DecodeError, SignatureError, SignatureProblem, ValidationError
 
 HIT_REPORT_SCHEMA: Final = "bx.HitReport"
@@ -400,6 +401,24 @@ def signed_message(value: bytes, kind: MessageKind) -> bytes:
             "the signature is not the last 64 bytes of the record", SignatureProblem.SECTION_LAYOUT
         )
     return value[cut + len(_SIGNATURE_FIELD) :] + tag + value[:cut]
+
+
+def verify_report(value: bytes, trust: TrustStore) -> HitReport:
+    """The report in ``value`` once its post's signature verifies; raises ``DecodeError``,
+    ``KeyNotValidError`` or ``SignatureError``."""
+    report = decode_report(value)
+    key = trust.post_key_for(report.reporter, report.post, report.key_id, report.reported_at)
+    verify_signed(value, MessageKind.HIT_REPORT, key.raw)
+    return report
+
+
+def verify_ack(value: bytes, trust: TrustStore) -> HitAcknowledgement:
+    """The acknowledgement in ``value`` once its origin's signature verifies; raises as
+    ``verify_report``."""
+    ack = decode_ack(value)
+    key = trust.key_for(ack.origin, ack.key_id, ack.acknowledged_at)
+    verify_signed(value, MessageKind.HIT_ACK, key.raw)
+    return ack
 
 
 def verify_signed(value: bytes, kind: MessageKind, public_key: bytes) -> None:

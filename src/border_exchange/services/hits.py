@@ -37,12 +37,12 @@ from border_exchange.domain.hits import (
     MessageKind,
     ack_of,
     decode_ack,
-    decode_report,
     message_kind,
     report_on,
     seal_ack,
     seal_report,
-    verify_signed,
+    verify_ack,
+    verify_report,
 )
 from border_exchange.domain.naming import hits_topic, notices_topic, outbox_topic
 from border_exchange.domain.quarantine_notice import QuarantineNotice, decode_notice
@@ -104,22 +104,6 @@ async def read_topic(settings: KafkaSettings, topic: str) -> list[bytes]:
         raise KafkaError(f"cannot read {topic}: {exc!r}") from exc
     finally:
         await consumer.stop()
-
-
-def verified_report(value: bytes, trust: TrustStore) -> HitReport:
-    """The report in ``value`` once its post's signature verifies; raises otherwise."""
-    report = decode_report(value)
-    key = trust.post_key_for(report.reporter, report.post, report.key_id, report.reported_at)
-    verify_signed(value, MessageKind.HIT_REPORT, key.raw)
-    return report
-
-
-def verified_ack(value: bytes, trust: TrustStore) -> HitAcknowledgement:
-    """The acknowledgement in ``value`` once its origin's signature verifies; raises otherwise."""
-    ack = decode_ack(value)
-    key = trust.key_for(ack.origin, ack.key_id, ack.acknowledged_at)
-    verify_signed(value, MessageKind.HIT_ACK, key.raw)
-    return ack
 
 
 # ------------------------------------------------------------------------ the post
@@ -242,7 +226,7 @@ async def collect_acks(
         if message_kind(value) is not MessageKind.HIT_ACK:
             continue
         try:
-            ack = verified_ack(value, trust)
+            ack = verify_ack(value, trust)
         except (DecodeError, SignatureError, KeyNotValidError) as exc:
             log.warning("post.ack_refused", error=str(exc))
             continue
@@ -316,7 +300,7 @@ async def desk_hits(
         if message_kind(value) is not MessageKind.HIT_REPORT:
             continue
         try:
-            report = verified_report(value, trust)
+            report = verify_report(value, trust)
         except (DecodeError, SignatureError, KeyNotValidError) as exc:
             log.warning("desk.report_refused", error=str(exc))
             continue
