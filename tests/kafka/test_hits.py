@@ -117,7 +117,9 @@ async def test_a_report_reaches_the_origin_only_and_the_acknowledgement_flows_ba
         await ex.publish(alert)
         await ex.feed(b, a, expect=1)
         await ex.publish(raw=[sealed(ex, hit)])
-        (delivered,) = [decode_report(v) for v in await ex.read(naming.hits_topic(a), expect=1)]
+        (delivered,) = [
+            decode_report(v) for v in await ex.read(naming.hits_topic(a), expect=1, wait=90)
+        ]
         answer = ack_of(
             delivered,
             key_id=ex.sandbox.key_ids[a],
@@ -195,9 +197,15 @@ async def test_reports_never_received_forged_cancelled_or_on_unknown_versions_ar
                 sealed(ex, good),
             ]
         )
-        delivered = [decode_report(v) for v in await ex.read(naming.hits_topic(a), expect=1)]
-        notices_b = [decode_notice(v) for v in await ex.read(naming.notices_topic(b), expect=3)]
-        notices_c = [decode_notice(v) for v in await ex.read(naming.notices_topic(c), expect=1)]
+        delivered = [
+            decode_report(v) for v in await ex.read(naming.hits_topic(a), expect=1, wait=90)
+        ]
+        notices_b = [
+            decode_notice(v) for v in await ex.read(naming.notices_topic(b), expect=3, wait=90)
+        ]
+        notices_c = [
+            decode_notice(v) for v in await ex.read(naming.notices_topic(c), expect=1, wait=90)
+        ]
 
     assert [r.hit_id for r in delivered] == [good.hit_id]  # the stream went on
     assert {(n.message_id, n.reason) for n in notices_b} == {
