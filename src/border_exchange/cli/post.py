@@ -21,12 +21,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from border_exchange.adapters.agreement_topic import AgreementTopic
 from border_exchange.adapters.config_file import kafka_settings_from_file
 from border_exchange.adapters.keyfiles import load_encryption_key, passphrase_from_env_or_prompt
+from border_exchange.adapters.metrics import serve_metrics
 from border_exchange.adapters.officer_db import OfficerDB, officers_path
 from border_exchange.adapters.post_store import PostStore, StoredAlert
 from border_exchange.adapters.trust_file import load_kept
+from border_exchange.cli.logs import add_log_options, configure_from
 from border_exchange.domain.catalog import is_participant_id
 from border_exchange.domain.labels import (
     LANGUAGES,
@@ -43,6 +47,8 @@ from border_exchange.errors import ConfigError
 from border_exchange.services import post_search
 from border_exchange.services.post import BorderPost, PostConfig
 from border_exchange.services.provisioner import load_retention
+
+log = structlog.get_logger("border_exchange.post")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -74,6 +80,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument(
         "--config", type=Path, help="YAML file with a 'kafka' mapping (BX_KAFKA_* override it)"
     )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="serve Prometheus metrics on this port of --metrics-host (default 0: none)",
+    )
+    run.add_argument(
+        "--metrics-host", default="127.0.0.1", help="address for the metrics (default loopback)"
+    )
+    add_log_options(run)
     run.set_defaults(handler=run_post)
 
     status = commands.add_parser("status", help="last sync time and lag of every feed")
@@ -133,6 +149,7 @@ def run_post(args: argparse.Namespace) -> int:
     for partner in partners:
         if not is_participant_id(partner):
             raise ConfigError(f"--from: {partner!r} is not a participant id")
+    configure_from(args)
     settings = kafka_settings_from_file(args.config)
     policy = load_retention(args.retention) if args.retention else DEFAULT_POLICY
     config = PostConfig(participant, args.post, partners, grace=policy.grace)
@@ -151,7 +168,13 @@ def run_post(args: argparse.Namespace) -> int:
             trust = load_kept(args.trust, store)
             agreements = AgreementTopic(settings, trust, participant)
             post = BorderPost(settings, config, store, trust, agreements, private_keys)
-            await post.run(stop)
+            async with contextlib.AsyncExitStack() as stack:
+                if args.metrics_port:
+                    url = await stack.enter_async_context(
+                        serve_metrics(post.metrics, args.metrics_host, args.metrics_port)
+                    )
+                    log.info("post.metrics", url=url)
+                await post.run(stop)
 
     asyncio.run(run())
     return 0

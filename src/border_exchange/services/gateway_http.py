@@ -11,12 +11,10 @@ seconds gives ``503`` with ``Retry-After``.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
@@ -232,6 +230,9 @@ class GatewayApi:
         m.describe("gateway_http_replayed_total", "answers given again for an Idempotency-Key")
         m.describe("gateway_http_refused_total", "requests refused, by problem type")
         m.describe("gateway_http_publish_seconds_total", "seconds spent in outbox transactions")
+        m.describe(
+            "gateway_http_publish_latency_seconds", "seconds per outbox transaction (histogram)"
+        )
 
     # -- guard -------------------------------------------------------------------------
 
@@ -337,7 +338,9 @@ class GatewayApi:
         except KafkaError as exc:
             raise ProblemError(_unavailable(exc)) from exc
         finally:
-            self.metrics.inc("gateway_http_publish_seconds_total", time.perf_counter() - started)
+            took = time.perf_counter() - started
+            self.metrics.inc("gateway_http_publish_seconds_total", took)
+            self.metrics.observe("gateway_http_publish_latency_seconds", took)
         self.store.add_accepted(
             Accepted(
                 receipt.message_id,
@@ -712,31 +715,6 @@ def _not_found(alert_id: str, participant: str) -> Problem:
         f"alert_id: {alert_id} was never published by {participant}",
         (FieldProblem("alert_id", f"never published by {participant}"),),
     )
-
-
-@contextlib.asynccontextmanager
-async def serving(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
-    """Serve ``app`` with uvicorn in this event loop (a free port by default); yields its URL."""
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield  # the process around it keeps its own signal handling
-
-    server = Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            await task  # raises why it could not start
-            raise RuntimeError("the HTTP server stopped before it started")
-        await asyncio.sleep(0.05)
-    bound = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://{host}:{bound}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 def openapi_document(app: FastAPI | None = None) -> dict[str, Any]:
