@@ -7,6 +7,10 @@ body larger than ``MAX_REQUEST_BYTES`` before reading it; every refusal and ever
 is an RFC 9457 problem document. ``202 Accepted`` is answered only once the outbox
 transaction has committed; a broker that stays unreachable for ``publish_timeout``
 seconds gives ``503`` with ``Retry-After``.
+
+Its length is the HTTP contract itself: the request and answer models the committed
+OpenAPI document is generated from, the guard, and the problem documents; publishing
+is ``Gateway``'s (``services/gateway.py``).
 """
 
 from __future__ import annotations

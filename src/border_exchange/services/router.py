@@ -11,6 +11,11 @@ quarantine records and audit records go in one transaction, and each audit recor
 carries the offset of the record it decides: the chain is the consumed position, exact
 after any crash. The consumer group's offset, which operators' tools read, is
 committed in a routing transaction at most once per ``offset_commit_interval``.
+
+The module is long because the worker's transaction cycle (fence, rebuild, route,
+send, commit, checkpoint) and the router's loop over its assigned partitions share
+the worker's state and aiokafka's objects; what is decided without Kafka is already in
+``domain/routing.py`` and ``domain/policy.py``.
 """
 
 from __future__ import annotations
