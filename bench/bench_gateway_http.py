@@ -3,13 +3,17 @@
 Starts its own one-node Kafka with the project's launcher and measures, in one run:
 
 (a) the Python Gateway API, ``await gateway.publish(alert)`` from 50 concurrent tasks
-    (one alert per transaction, the batch size of one POST);
+    (one alert per call, the batch size of one POST; the gateway runs one transaction
+    at a time, so the calls queue);
 (b) ``border-exchange gateway serve`` as its own process, ``POST /alerts`` from 50
     concurrent HTTP clients on loopback (httpx, keep-alive, a bearer token each), with
-    the latency of each request (202 means the outbox transaction committed).
+    the latency of each request (202 means the outbox transaction committed); the
+    server commits concurrent requests together (group commit);
+(c) the Python API with the same group commit (``GroupCommit.publish`` from 50
+    concurrent tasks): what (b) would be without HTTP, at the same group sizes.
 
-Both are bounded in count (``--alerts``) and in time (``--max-seconds``); the ratio b/a
-is the goal (>= 0.7).
+All are bounded in count (``--alerts``) and in time (``--max-seconds``); the ratio b/a
+is the goal (>= 0.7); b/c is the cost of HTTP itself.
 
 Usage: python bench/bench_gateway_http.py [--alerts 3000] [--clients 50] [--max-seconds 120]
 """
@@ -38,6 +42,7 @@ from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.naming import outbox_topic
 from border_exchange.domain.samples import sample_alert_data
 from border_exchange.services.gateway import Gateway
+from border_exchange.services.group_commit import GroupCommit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -62,13 +67,17 @@ def _bodies(origin: str, count: int) -> list[dict[str, Any]]:
 
 
 async def python_api(
-    settings: KafkaSettings, count: int, clients: int, max_seconds: float
-) -> tuple[float, int]:
-    """(a): alerts/s of ``Gateway.publish`` from ``clients`` concurrent tasks."""
-    alerts = [parse_alert(b) for b in _bodies(ORIGIN_A, count)]
-    queue = list(reversed(alerts))
+    settings: KafkaSettings, count: int, clients: int, max_seconds: float, grouped: bool
+) -> tuple[float, int, list[int]]:
+    """(a), or (c) when ``grouped``: alerts/s from ``clients`` concurrent tasks, the count,
+    and the size of each group."""
+    alerts = [parse_alert(b) for b in _bodies(ORIGIN_A, count + 20)]
+    queue = list(reversed(alerts[20:]))
     done = 0
+    sizes: list[int] = []
     async with Gateway(settings, ORIGIN_A, KEY, f"{ORIGIN_A}-1", trust_for(ORIGIN_A)) as gateway:
+        group = GroupCommit(gateway, on_group=sizes.append)
+        publish = group.publish if grouped else gateway.publish
         for alert in alerts[:20]:  # warm-up, not counted
             await gateway.publish(alert)
         started = time.perf_counter()
@@ -77,12 +86,12 @@ async def python_api(
         async def worker() -> None:
             nonlocal done
             while queue and time.perf_counter() < deadline:
-                await gateway.publish(queue.pop())
+                await publish(queue.pop())
                 done += 1
 
         await asyncio.gather(*(worker() for _ in range(clients)))
         elapsed = time.perf_counter() - started
-    return done / elapsed, done
+    return done / elapsed, done, sizes
 
 
 async def http_api(
@@ -141,19 +150,48 @@ async def measure(settings: KafkaSettings, args: argparse.Namespace, work: Path)
         b, b_count, latencies = await http_api(
             server.url, tokens, args.alerts + args.clients, args.max_seconds
         )
+        groups = _server_groups(server.url, tokens[0])
     finally:
         server.stop()
-    a, a_count = await python_api(settings, args.alerts, args.clients, args.max_seconds)
+    a, a_count, _ = await python_api(
+        settings, args.alerts, args.clients, args.max_seconds, grouped=False
+    )
+    c, c_count, sizes = await python_api(
+        settings, args.alerts, args.clients, args.max_seconds, grouped=True
+    )
     print()
-    print(f"{args.clients} concurrent clients, vehicle notices, one alert per transaction")
+    print(f"{args.clients} concurrent clients, vehicle notices, one alert per call or request")
     print(f"(a) Python Gateway API (gateway.publish): {a:,.0f} alerts/s ({a_count} alerts)")
-    print(f"(b) POST /alerts over HTTP (gateway serve): {b:,.0f} alerts/s ({b_count} alerts)")
+    print(
+        f"(b) POST /alerts over HTTP (gateway serve): {b:,.0f} alerts/s ({b_count} alerts, "
+        f"{groups})"
+    )
     print(
         f"    latency per request: p50 {_p(latencies, 0.5):.1f} ms, "
         f"p99 {_p(latencies, 0.99):.1f} ms, mean {statistics.mean(latencies) * 1000:.1f} ms"
     )
+    mean_group = statistics.mean(sizes) if sizes else 0.0
+    print(
+        f"(c) Python API with group commit (GroupCommit.publish): {c:,.0f} alerts/s "
+        f"({c_count} alerts, {len(sizes)} transactions, {mean_group:.1f} alerts each)"
+    )
     verdict = "met" if b / a >= 0.7 else "missed"
     print(f"ratio b/a: {b / a:.2f} (goal >= 0.7: {verdict})")
+    print(f"ratio b/c: {b / c:.2f} (HTTP against the Python API at the same group commit)")
+
+
+def _server_groups(url: str, token: str) -> str:
+    """How many transactions the server ran, from its metrics."""
+    text = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"}).text
+    values = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("bx_gateway_http_groups_total", "bx_gateway_http_grouped_requests_total"):
+            values[name] = float(value)
+    groups = values.get("bx_gateway_http_groups_total", 0.0)
+    requests = values.get("bx_gateway_http_grouped_requests_total", 0.0)
+    each = requests / groups if groups else 0.0
+    return f"{groups:.0f} transactions, {each:.1f} requests each"
 
 
 def main(args: argparse.Namespace) -> None:

@@ -42,10 +42,13 @@ def trust_for(origin: str) -> TrustStore:
     return TrustStore({origin: service})
 
 
-async def outbox(kafka: KafkaCluster, origin: str) -> list[Envelope]:
-    """Every committed message of ``origin``'s outbox, in offset order."""
+async def outbox(
+    kafka: KafkaCluster, origin: str, isolation_level: str = "read_committed"
+) -> list[Envelope]:
+    """Every committed message of ``origin``'s outbox (with ``read_uncommitted``: every
+    message written there, aborted or not), in offset order."""
     consumer = AIOKafkaConsumer(
-        **kafka.admin.client_kwargs(), isolation_level="read_committed", enable_auto_commit=False
+        **kafka.admin.client_kwargs(), isolation_level=isolation_level, enable_auto_commit=False
     )
     await consumer.start()
     try:

@@ -13,6 +13,7 @@ from nacl.signing import SigningKey
 
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import (
+    FAST_FINGERPRINT,
     decode_envelope,
     decode_envelope_generic,
     decode_record,
@@ -21,7 +22,6 @@ from border_exchange.domain.encoding import (
     envelope_fingerprint,
 )
 from border_exchange.domain.envelope import Envelope, Section
-from border_exchange.domain.envelope_reader import FAST_FINGERPRINT
 from border_exchange.domain.samples import sample_alert
 from border_exchange.domain.schemas import build_registry, registry, schema_fingerprint
 from border_exchange.domain.signing import redact, seal
@@ -75,7 +75,7 @@ def test_the_direct_envelope_reader_agrees_with_fastavro(alert_type: AlertType) 
 
 
 def test_the_direct_reader_implements_the_current_envelope_schema() -> None:
-    # When the envelope schema changes, update envelope_reader (or older data goes slow).
+    # When the envelope schema changes, update _native.c (or every message goes slow).
     assert envelope_fingerprint() == FAST_FINGERPRINT
 
 

@@ -2,7 +2,8 @@
 
 ``fastpath.read_envelope`` and ``fastpath.checked_signing_input`` may answer None for
 anything unusual (the Python code then runs), but whenever they answer, the answer must
-be the Python code's, byte for byte and value for value.
+be the Python code's, byte for byte and value for value. The reference for Avro is
+fastavro (``domain/encoding.py``); for the signing input, ``domain/signing.py``.
 """
 
 from __future__ import annotations
@@ -17,14 +18,18 @@ from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
 from border_exchange.domain import fastpath
-from border_exchange.domain.audit import encode_audit
-from border_exchange.domain.audit_reader import read_audit_python
+from border_exchange.domain.audit import AUDIT_SCHEMA, encode_audit
 from border_exchange.domain.audit_splice import envelope_tail, envelope_tail_python
-from border_exchange.domain.audit_writer import write_audit_body_python
 from border_exchange.domain.catalog import AlertType, Operation, WarningMarker
-from border_exchange.domain.encoding import PREFIX_SIZE, decode_envelope_generic, encode_envelope
+from border_exchange.domain.encoding import (
+    PREFIX_SIZE,
+    decode_envelope_generic,
+    decode_envelope_located,
+    decode_record,
+    encode_envelope,
+    encode_record,
+)
 from border_exchange.domain.envelope import Envelope, Section
-from border_exchange.domain.envelope_reader import read_envelope_python
 from border_exchange.domain.samples import sample_alert
 from border_exchange.domain.signing import (
     _checked_signing_input_python,
@@ -75,11 +80,28 @@ VALID = [
 VALID_BYTES = [encode_envelope(envelope) for envelope in VALID]
 
 
+def read_envelope_python(data: bytes, pos: int) -> tuple[Envelope, int]:
+    """What the compiled reader answers, by fastavro."""
+    assert pos == PREFIX_SIZE
+    return decode_envelope_located(data)
+
+
 def _python(data: bytes) -> tuple[Envelope, int] | DecodeError:
     try:
         return read_envelope_python(data, PREFIX_SIZE)
     except DecodeError as exc:
         return exc
+
+
+def read_audit_python(data: bytes, pos: int) -> dict[str, Any]:
+    """What the compiled audit reader answers, by fastavro."""
+    assert pos == PREFIX_SIZE
+    return decode_record(data)[1]
+
+
+def write_audit_body_python(record: dict[str, Any]) -> bytes:
+    """What the compiled audit writer answers, by fastavro."""
+    return encode_record(AUDIT_SCHEMA, record)[PREFIX_SIZE:]
 
 
 @pytest.mark.parametrize("data", VALID_BYTES)

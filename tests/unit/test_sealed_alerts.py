@@ -7,13 +7,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import MappingProxyType
 
 import pytest
 
 from border_exchange.adapters.keyfiles import generate_encryption_key
+from border_exchange.adapters.post_store import Accepted, PostStore
 from border_exchange.demo.sandbox import Sandbox, make_sandbox
-from border_exchange.domain.catalog import SECTIONS, AlertType
+from border_exchange.domain.catalog import SECTIONS, AlertType, Operation
 from border_exchange.domain.consent import consents
 from border_exchange.domain.encoding import decode_envelope, encode_envelope
 from border_exchange.domain.envelope import Envelope, Section
@@ -24,7 +26,7 @@ from border_exchange.domain.routing import Inbound, PartitionState, Routed, Rout
 from border_exchange.domain.samples import sample_alert
 from border_exchange.domain.sealed_reading import read_sections
 from border_exchange.domain.section_seal import RecipientPrivateKey, is_sealed, recipients_of
-from border_exchange.domain.signing import redact, seal, section_content, verify_trusted
+from border_exchange.domain.signing import redact, seal, section_content, sign, verify_trusted
 from border_exchange.domain.trust import EncryptionAlgorithm, EncryptionKey, TrustStore
 from border_exchange.errors import DecodeError, SectionProblem, SignatureError, SignatureProblem
 from border_exchange.services.post import check_record
@@ -263,3 +265,52 @@ def test_an_old_unencrypted_record_still_verifies_routes_and_reads() -> None:
 def test_redacting_an_already_sealed_copy_keeps_it_verifiable() -> None:
     envelope = _sealed()
     verify_trusted(redact(envelope, ["identity"]), TRUST)
+
+
+def test_the_post_store_says_which_encryption_keys_its_alerts_in_force_still_need(
+    tmp_path: Path,
+) -> None:
+    """Wrapped to the old key and to the rotated one: both needed until the old alert ends."""
+    topic = feed_topic("CAF", "COD")
+    old = _route(_sealed()).copies[0][1]
+    new_private, raw = generate_encryption_key("CAF-enc-2", EncryptionAlgorithm.X25519)
+    new_key = EncryptionKey(
+        "CAF",
+        "CAF-enc-2",
+        EncryptionAlgorithm.X25519,
+        raw,
+        NOW - timedelta(hours=1),
+        NOW + timedelta(days=400),
+    )
+    rotated = SectionRecipients.of(
+        BOX.agreements, _caf_with_keys((*TRUST.participants["CAF"].encryption_keys, new_key))
+    )
+    alert = sample_alert(AlertType.WANTED_PERSON, origin="COD", alert_id=uuid.uuid4().hex, at=NOW)
+    plan = rotated.plan(
+        PolicyInput("COD", AlertType.WANTED_PERSON, alert.handling_code, alert.operation, "x"), NOW
+    )
+    new = seal(
+        alert,
+        signing_key=BOX.keys["COD"],
+        key_id=BOX.key_ids["COD"],
+        message_id=uuid.uuid4().hex,
+        issued_at=NOW,
+        recipients=plan.sections,
+    )
+    keys = [new_private, PRIVATE["CAF"]]
+    with PostStore.open(tmp_path / "post.db") as store:
+        outcomes = []
+        for offset, envelope in enumerate((old, new)):
+            _, read = check_record(topic, encode_envelope(envelope), TRUST, "CAF", None, None, keys)
+            outcomes.append(Accepted(topic, 0, offset, envelope, dict(read.sections)))
+        store.apply(outcomes)
+        assert store.keys_needed() == {"CAF-enc-1": 1, "CAF-enc-2": 1}
+        header = replace(
+            old.header,
+            version=2,
+            operation=Operation.CANCEL,
+            message_id="cancel-1",
+            cancel_reason="arrested",
+        )
+        store.apply([Accepted(topic, 0, 2, sign(header, (), BOX.keys["COD"]), {})])
+        assert store.keys_needed() == {"CAF-enc-2": 1}  # CAF-enc-1 may now be destroyed

@@ -49,6 +49,8 @@ from border_exchange.domain.lookup import (
     search_keys,
 )
 from border_exchange.domain.names import NameMatch, name_form
+from border_exchange.domain.naming import parse_feed_topic
+from border_exchange.domain.sealed_reading import wrapped_key_ids
 from border_exchange.errors import StoreError
 
 SCHEMA_VERSION: Final = 1
@@ -725,6 +727,24 @@ class PostStore:
             (*params, State.ACTIVE.value, self.clock().timestamp()),
         )
         return [_stored(row) for row in rows]
+
+    def keys_needed(self) -> dict[str, int]:
+        """Per encryption key id of this post's service, how many alerts in force (not
+        expired, not cancelled) have sections sealed to it: a retired key may be destroyed
+        once it needs none (crypto-shredding the copies still sealed to it elsewhere)."""
+        rows = self._db.execute(
+            "SELECT topic, envelope FROM alerts WHERE state = ? AND expires_ts > ? "
+            "AND envelope IS NOT NULL",
+            (State.ACTIVE.value, self.clock().timestamp()),
+        )
+        needed: dict[str, int] = {}
+        for topic, value in rows:
+            feed = parse_feed_topic(topic)
+            if feed is None:
+                continue
+            for key_id in wrapped_key_ids(decode_envelope(value), feed[0]):
+                needed[key_id] = needed.get(key_id, 0) + 1
+        return dict(sorted(needed.items()))
 
     def active(self) -> list[StoredAlert]:
         """Every active, unexpired alert, newest first."""

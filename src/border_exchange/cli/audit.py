@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from datetime import datetime
 from pathlib import Path
 
 from border_exchange.adapters.agreement_files import AgreementHistory
 from border_exchange.adapters.config_file import kafka_settings_from_file
 from border_exchange.adapters.trust_file import load_governed, load_trust_store
 from border_exchange.domain.audit_values import Window
+from border_exchange.domain.times import aware_time
 from border_exchange.errors import ConfigError
 from border_exchange.interpreter import tuned_for_replay
 from border_exchange.services.auditor import (
@@ -69,18 +69,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _time(option: str, value: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{option}: not an ISO 8601 time: {value!r}") from None
-    if parsed.tzinfo is None:
-        raise ConfigError(f"{option}: give a time zone, e.g. 2026-06-01T12:00:00Z")
-    return parsed
-
-
 def _window(args: argparse.Namespace) -> Window:
-    start, end = _time("--from", args.start), _time("--to", args.end)
+    start, end = aware_time(args.start, "--from"), aware_time(args.end, "--to")
     if end <= start:
         raise ConfigError("--to must be after --from")
     return Window(start, end)

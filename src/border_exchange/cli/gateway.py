@@ -185,6 +185,7 @@ async def serve(config_path: Path) -> int:
             scheme = "https" if ssl_options else "http"
             log.info("gateway.serve", url=f"{scheme}://{config.host}:{config.port}/")
             await server.serve()
+            await api.close()  # every request taken has its outcome before the gateway stops
     finally:
         store.close()
     return 0

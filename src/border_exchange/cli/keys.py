@@ -21,6 +21,7 @@ from border_exchange.adapters.keyfiles import (
 from border_exchange.adapters.trust_file import load_trust_store
 from border_exchange.domain.catalog import is_participant_id
 from border_exchange.domain.naming import is_role_name
+from border_exchange.domain.times import aware_time, iso
 from border_exchange.domain.trust import (
     HUB,
     EncryptionAlgorithm,
@@ -103,13 +104,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _time(value: str | None, option: str) -> datetime:
     if value is None:
         return datetime.now(UTC).replace(microsecond=0)
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{option}: not an ISO 8601 time: {value!r}") from None
-    if parsed.tzinfo is None:
-        raise ConfigError(f"{option}: give a time zone, e.g. 2026-01-01T00:00:00Z")
-    return parsed.astimezone(UTC)
+    return aware_time(value, option).astimezone(UTC)
 
 
 def generate_key(args: argparse.Namespace) -> int:
@@ -189,7 +184,7 @@ def _status(key: PublicKey, at: datetime) -> str:
 
 
 def _iso(value: datetime | None) -> str:
-    return "-" if value is None else value.isoformat().replace("+00:00", "Z")
+    return "-" if value is None else iso(value)
 
 
 def show_trust_store(args: argparse.Namespace) -> int:

@@ -33,6 +33,7 @@ from border_exchange.domain.consent import (
     signature_defects,
 )
 from border_exchange.domain.policy import Basis, Deliver, PolicyIndex, PolicyInput, decide
+from border_exchange.domain.times import aware_time
 from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import ConfigError, KeyNotValidError, PolicyError
 
@@ -148,13 +149,7 @@ def _signer_arguments(parser: argparse.ArgumentParser) -> None:
 def _time(value: str | None) -> datetime:
     if value is None:
         return datetime.now(UTC).replace(microsecond=0)
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"--at: not an ISO 8601 time: {value!r}") from None
-    if parsed.tzinfo is None:
-        raise ConfigError("--at: give a time zone, e.g. 2026-06-01T12:00:00Z")
-    return parsed
+    return aware_time(value, "--at")
 
 
 def _read(path: Path) -> str:

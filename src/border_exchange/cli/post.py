@@ -185,6 +185,7 @@ def show_status(args: argparse.Namespace) -> int:
     lang = _lang(args)
     with _open_existing(args.db) as store:
         status = store.status()
+        keys_needed = store.keys_needed()
     print(f"{label(lang, 'last_sync')}: {when(status.last_sync, lang)}")
     print(f"{label(lang, 'lag')}: {'-' if status.lag is None else status.lag}")
     print(label(lang, "active_alerts", count=status.active))
@@ -199,6 +200,8 @@ def show_status(args: argparse.Namespace) -> int:
         )
     for gap in status.gaps:
         print(f"  gap {gap.describe()}")
+    for key_id, count in keys_needed.items():
+        print("  " + label(lang, "key_needed", key_id=key_id, count=count))
     return 0
 
 

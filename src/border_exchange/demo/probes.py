@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import TopicAuthorizationFailedError
 
 from border_exchange.adapters.gateway_store import GatewayStore
@@ -26,7 +26,8 @@ from border_exchange.domain.audit import AuditKind
 from border_exchange.domain.audit_chain import verify_chain
 from border_exchange.domain.audit_values import AuditEntry
 from border_exchange.domain.catalog import Operation
-from border_exchange.domain.encoding import decode_record
+from border_exchange.domain.encoding import decode_envelope, decode_record
+from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import KafkaError
 from border_exchange.services.auditor import (
@@ -154,3 +155,11 @@ async def wait_for_decisions(
             missing = len(wanted - decisions.keys())
             raise KafkaError(f"the router decided nothing about {missing} message(s) in {WAIT}s")
         await asyncio.sleep(0.5)
+
+
+async def outbox_envelope(settings: KafkaSettings, receipt: Receipt, origin: str) -> Envelope:
+    """The message of ``receipt`` as it sits in ``origin``'s outbox (what the hub reads)."""
+    tp = TopicPartition(naming.outbox_topic(origin), receipt.partition)
+    async with KafkaReader(settings, Progress(every=1e9)) as reader:
+        (log,) = await reader.read(tp, receipt.offset, receipt.offset + 1)
+    return decode_envelope(log.value)

@@ -8,7 +8,7 @@ component loads (trust store YAML, encrypted key files, agreements YAML).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -17,11 +17,26 @@ from typing import Any
 import yaml
 from nacl.signing import SigningKey
 
-from border_exchange.adapters.keyfiles import write_private_key
+from border_exchange.adapters.keyfiles import (
+    generate_encryption_key,
+    write_encryption_key,
+    write_private_key,
+)
 from border_exchange.domain.agreements import AgreementSet, add_signed, parse_agreement_set
 from border_exchange.domain.catalog import ParticipantKind
 from border_exchange.domain.consent import sign_agreement
-from border_exchange.domain.trust import HUB, Hub, Participant, PublicKey, TrustStore, key_entry
+from border_exchange.domain.section_seal import RecipientPrivateKey
+from border_exchange.domain.trust import (
+    HUB,
+    EncryptionAlgorithm,
+    EncryptionKey,
+    Hub,
+    Participant,
+    PublicKey,
+    TrustStore,
+    encryption_key_entry,
+    key_entry,
+)
 
 NAMES: Mapping[str, str] = {
     "CAF": "Police nationale centrafricaine",
@@ -45,6 +60,10 @@ class Sandbox:
     key_ids: Mapping[str, str]
     agreements_text: str
     agreements: AgreementSet
+    encryption_keys: Mapping[str, RecipientPrivateKey] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """Each participant's private encryption key, when the sandbox was made with them."""
 
     @property
     def hub_key(self) -> SigningKey:
@@ -65,6 +84,10 @@ class Sandbox:
             path.parent.mkdir(exist_ok=True)
             write_private_key(path, key, passphrase)
             paths[f"key:{owner}"] = path
+        for owner, private in self.encryption_keys.items():
+            path = directory / "keys" / f"{private.key_id}.pem"
+            write_encryption_key(path, private, passphrase)
+            paths[f"encryption-key:{owner}"] = path
         return paths
 
 
@@ -92,8 +115,12 @@ def make_sandbox(
     auditors: Sequence[str] = ("oversight",),
     start: datetime | None = None,
     signers: Mapping[str, Sequence[str]] | None = None,
+    encryption: bool = False,
 ) -> Sandbox:
     """A sandbox of ``participants`` (ids) under the agreement set in ``agreements_text``.
+
+    With ``encryption`` each participant also has an X25519 encryption key (listed in the
+    trust store, its private half in ``encryption_keys``).
 
     Each agreement is signed, as its parties' officers would sign it, by both parties
     that are in the sandbox; ``signers`` names, per agreement id, the only parties that
@@ -104,6 +131,7 @@ def make_sandbox(
     keys: dict[str, SigningKey] = {}
     key_ids: dict[str, str] = {}
     members: dict[str, Participant] = {}
+    encryption_keys: dict[str, RecipientPrivateKey] = {}
     for pid in participants:
         key = SigningKey.generate()
         key_id = f"{pid}-{start:%Y}-01"
@@ -121,6 +149,15 @@ def make_sandbox(
             tuple((posts or {}).get(pid, ())),
             (_public(pid, key_id, key, start),),
         )
+        if encryption:
+            private, raw = generate_encryption_key(
+                f"{pid}-enc-{start:%Y}-01", EncryptionAlgorithm.X25519
+            )
+            encryption_keys[pid] = private
+            public = EncryptionKey(
+                pid, private.key_id, private.algorithm, raw, start, start + KEY_LIFETIME
+            )
+            members[pid] = replace(members[pid], encryption_keys=(public,))
     hub_key = SigningKey.generate()
     keys[HUB], key_ids[HUB] = hub_key, f"hub-{start:%Y}-01"
     hub = Hub((_public(HUB, key_ids[HUB], hub_key, start),), tuple(auditors))
@@ -132,6 +169,7 @@ def make_sandbox(
         MappingProxyType(key_ids),
         signed,
         parse_agreement_set(signed),
+        MappingProxyType(encryption_keys),
     )
 
 
@@ -171,6 +209,11 @@ def trust_store_yaml(trust: TrustStore) -> str:
                 "posts": list(p.posts),
                 "keys": [key_entry(k) for k in p.keys],
             }
+            | (
+                {"encryption_keys": [encryption_key_entry(k) for k in p.encryption_keys]}
+                if p.encryption_keys
+                else {}
+            )
             for p in trust.participants.values()
         ],
     }

@@ -51,6 +51,7 @@ from border_exchange.demo.narration import (
     type_name,
 )
 from border_exchange.demo.probes import (
+    outbox_envelope,
     oversized_write,
     publish_over_http,
     refused_write,
@@ -71,7 +72,9 @@ from border_exchange.domain.alerts import parse_alert
 from border_exchange.domain.audit_values import Window
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.labels import Lang
+from border_exchange.domain.recipients import SectionRecipients
 from border_exchange.domain.samples import sample_alert_data
+from border_exchange.domain.section_seal import is_sealed, recipients_of
 from border_exchange.domain.trust import HUB, TrustStore
 from border_exchange.errors import AuditError, ConfigError, ValidationError
 from border_exchange.services.auditor import (
@@ -151,7 +154,9 @@ async def _rebuilt_post(story: Story, lost: RunningPost, trust: TrustStore) -> R
         file.unlink()
     store = PostStore.open(lost.path)
     config = lost.post.config
-    post = BorderPost(story.login(lost.principal), config, store, trust)
+    post = BorderPost(
+        story.login(lost.principal), config, store, trust, None, lost.post.private_keys
+    )
     stop = asyncio.Event()
     running = RunningPost(post, store, lost.path, stop, asyncio.create_task(post.run(stop)))
     story.posts[config.participant] = running
@@ -215,6 +220,9 @@ async def tell(story: Story) -> DemoResult:
             start=datetime.now(UTC) - timedelta(days=1),
             # Each service's officer signs with its own key; CAF has not signed this one yet.
             signers={UNSIGNED_BY_CAF: ("SSD",)},
+            # Each service has an encryption key: its gateway seals every section for the
+            # partners its signed agreements permit, and the hub reads none of it.
+            encryption=True,
         )
         paths = sandbox.write(config, passphrase.encode())
         trust = load_trust_store(paths["trust"])
@@ -222,7 +230,10 @@ async def tell(story: Story) -> DemoResult:
         for pid in PARTICIPANTS:
             member = trust.participants[pid]
             posts = ", ".join(member.posts) or "no post"
-            say(f"{pid:<10} {member.name}: key {sandbox.key_ids[pid]}; posts: {posts}")
+            say(
+                f"{pid:<10} {member.name}: key {sandbox.key_ids[pid]}, encryption key "
+                f"{sandbox.encryption_keys[pid].key_id}; posts: {posts}"
+            )
         say(f"{'hub':<10} router's checkpoint key {sandbox.key_ids[HUB]}; auditor: {AUDITOR}")
         say(f"private keys encrypted in {config / 'keys'}")
         say(f"agreements from {_shown(agreements_path)} (set {sandbox.agreements.digest[:12]}):")
@@ -292,6 +303,8 @@ async def tell(story: Story) -> DemoResult:
                 trust,
                 # Each copy must name a signed agreement that permitted it.
                 AgreementTopic(settings, trust, participant),
+                # The service's encryption key opens the sections sealed for it.
+                (sandbox.encryption_keys[participant],),
             )
             stop = asyncio.Event()
             running = RunningPost(
@@ -311,12 +324,15 @@ async def tell(story: Story) -> DemoResult:
     receipts: dict[str, Receipt] = {}
     with step("Four gateways publish signed alerts, each as its own user"):
         started = datetime.now(UTC) - timedelta(seconds=2)
+        recipients = SectionRecipients.of(sandbox.agreements, trust)
 
         async def publish(origin: str) -> list[Receipt]:
             key = load_private_key(paths[f"key:{origin}"], passphrase.encode())
             settings = story.login(naming.gateway_principal(origin))
             mine = [a.alert for a in alerts if a.origin == origin]
-            async with Gateway(settings, origin, key, sandbox.key_ids[origin], trust) as gateway:
+            async with Gateway(
+                settings, origin, key, sandbox.key_ids[origin], trust, recipients=recipients
+            ) as gateway:
                 if origin == HTTP_ORIGIN:
                     return await publish_over_http(gateway, mine, directory / "gateway-http.db")
                 return await gateway.publish_batch(mine)
@@ -344,6 +360,25 @@ async def tell(story: Story) -> DemoResult:
             f"{len(decisions)} decisions in the audit trail, {delivered} redacted copies "
             "written to partner feeds (each still carries the origin's signature)"
         )
+        cod_wanted = next(
+            a for a in alerts if a.origin == "COD" and a.alert.alert_type is AlertType.WANTED_PERSON
+        )
+        sealed_receipt = receipts[cod_wanted.alert_id]
+        in_outbox = await outbox_envelope(auditor, sealed_receipt, "COD")
+        sealed = [s for s in in_outbox.sections if s.content is not None and is_sealed(s.content)]
+        say(
+            f"COD's wanted person {short(cod_wanted.alert_id)} as the hub reads it in "
+            f"{naming.outbox_topic('COD')}: {len(sealed)} of {len(in_outbox.sections)} "
+            "sections sealed, the hub holding no key to any:"
+        )
+        for section in sealed:
+            assert section.content is not None
+            readers = sorted({who for who, _ in recipients_of(section.content)})
+            say(f"{section.name:<12} readable by {', '.join(readers)} only", indent=6)
+        decision = decisions[sealed_receipt.message_id]
+        say("the router verified the signature and every digest and decided:")
+        for outcome in outcomes_of(decision):
+            say(f"{outcome['participant']:<10} {describe_outcome(decision, outcome)}", indent=6)
         expected: list[tuple[RunningPost, str, str]] = []
         for entry in decisions.values():
             for outcome in outcomes_of(entry):
@@ -388,6 +423,11 @@ async def tell(story: Story) -> DemoResult:
             if photo_withheld
             else "UNEXPECTED: the photo reached CAF"
         )
+        if copy is not None:
+            say(
+                f"CAF's post opened the sections sealed for CAF offline with its encryption key "
+                f"{sandbox.encryption_keys['CAF'].key_id}: {', '.join(copy.sections)}"
+            )
 
     with step("The officers' page at CAF's post: one search through it (post serve)"):
         visit = await visit_post_page(caf.path, "demo-officer", "Patrik Moukendi", lang)

@@ -24,6 +24,7 @@ import yaml
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from border_exchange.domain.catalog import SECTIONS, AlertType, HandlingCode
+from border_exchange.domain.times import iso
 from border_exchange.errors import PolicyError
 
 _SAFE_LOADER: Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -224,10 +225,6 @@ class Problem:
         return f"{self.agreement_id}: {self.path}: {self.message} [{self.code}]"
 
 
-def _format_time(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def _section_order(alert_type: str) -> Mapping[str, int]:
     try:
         known = SECTIONS[AlertType(alert_type)]
@@ -251,7 +248,7 @@ def _canonical_signed(entry: AgreementSignature | StatusStatement) -> dict[str, 
     canonical: dict[str, Any] = {
         "party": entry.party,
         "key_id": entry.key_id,
-        "signed_at": _format_time(entry.signed_at),
+        "signed_at": iso(entry.signed_at),
         "digest": entry.digest,
         "signature": entry.signature,
     }
@@ -281,9 +278,9 @@ def _canonical_content(agreement: Agreement) -> dict[str, Any]:
         "id": agreement.id,
         "parties": sorted(agreement.parties),
         "status": agreement.status.value,
-        "effective_from": _format_time(agreement.effective_from),
+        "effective_from": iso(agreement.effective_from),
         "effective_until": (
-            None if agreement.effective_until is None else _format_time(agreement.effective_until)
+            None if agreement.effective_until is None else iso(agreement.effective_until)
         ),
         "flows": [
             {
@@ -416,8 +413,8 @@ def _check_one(agreement: Agreement, participants: Collection[str]) -> list[Prob
         report(
             ProblemCode.DATES_CONTRADICT,
             "effective_until",
-            f"effective_until {_format_time(until)} is not after effective_from "
-            f"{_format_time(agreement.effective_from)}",
+            f"effective_until {iso(until)} is not after effective_from "
+            f"{iso(agreement.effective_from)}",
         )
     directions: set[tuple[str, str]] = set()
     for index, flow in enumerate(agreement.flows):

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from border_exchange.domain.audit_values import LogRecord
-from border_exchange.domain.encoding import decode_envelope_split
-from border_exchange.domain.envelope import Envelope
+from border_exchange.domain.encoding import decode_envelope_split, encode_envelope
+from border_exchange.domain.envelope import Envelope, Section
 from border_exchange.domain.fastpath import sections_tail as native_sections_tail
 from border_exchange.domain.signing import section_digest
 
@@ -48,25 +48,6 @@ def copy_problem(copy: Envelope, verified: Envelope) -> str | None:
     return None
 
 
-def _zigzag_long(value: int) -> bytes:
-    """Avro's variable-length zigzag encoding of a long."""
-    number = (value << 1) ^ (value >> 63)
-    out = bytearray()
-    while number > 0x7F:
-        out.append((number & 0x7F) | 0x80)
-        number >>= 7
-    out.append(number)
-    return bytes(out)
-
-
-_ZIGZAG: Final = tuple(_zigzag_long(value) for value in range(4096))
-
-
-def _zigzag(value: int) -> bytes:
-    """The zigzag encoding of a length, from a table for the usual small ones."""
-    return _ZIGZAG[value] if 0 <= value < 4096 else _zigzag_long(value)
-
-
 def envelope_tail(envelope: Envelope, keep: Collection[str] | None) -> bytes:
     """The Avro bytes of the sections array and signature, keeping ``keep`` (None: as they are).
 
@@ -80,23 +61,25 @@ def envelope_tail(envelope: Envelope, keep: Collection[str] | None) -> bytes:
 
 
 def envelope_tail_python(envelope: Envelope, keep: Collection[str] | None) -> bytes:
-    """``envelope_tail`` in Python only: the reference of the compiled one."""
-    parts = [_zigzag(len(envelope.sections))] if envelope.sections else []
-    for section in envelope.sections:
-        name = section.name.encode()
-        parts.append(_zigzag(len(name)) + name + section.digest)
-        content = section.content
-        if (
-            content is None
-            or section.salt is None
-            or (keep is not None and section.name not in keep)
-        ):
-            parts.append(b"\x00\x00")
-        else:
-            parts.append(b"\x02" + section.salt + b"\x02" + _zigzag(len(content)) + content)
-    parts.append(b"\x00")
-    parts.append(_zigzag(len(envelope.signature)) + envelope.signature)
-    return b"".join(parts)
+    """``envelope_tail`` by fastavro: the reference of the compiled one.
+
+    The envelope is encoded with the kept sections and without any: the bytes after the
+    header are where the two part, less the empty section list and signature.
+    """
+    sections = tuple(
+        section
+        if section.content is not None
+        and section.salt is not None
+        and (keep is None or section.name in keep)
+        else Section(section.name, section.digest, None, None)
+        for section in envelope.sections
+    )
+    bare = encode_envelope(Envelope(envelope.header, (), b""))
+    whole = encode_envelope(Envelope(envelope.header, sections, envelope.signature))
+    return whole[len(bare) - len(_EMPTY_TAIL) :]
+
+
+_EMPTY_TAIL: Final = b"\x00\x00"  # an empty section list, an empty signature
 
 
 def redacted_bytes(value: bytes, envelope: Envelope, keep: Collection[str]) -> bytes | None:

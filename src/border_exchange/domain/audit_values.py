@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
 from border_exchange.domain.audit import chain_id
+from border_exchange.domain.times import iso
 
 AUDIT_PREFIX: Final = "bx.hub.audit."
 
@@ -197,7 +198,7 @@ class Disclosure:
             "basis": self.basis,
             "agreement_set": self.agreement_set,
             "agreement_label": self.agreement_label,
-            "recorded_at": _iso(self.recorded_at),
+            "recorded_at": iso(self.recorded_at),
             "audit": f"{self.audit_topic}/{self.audit_partition}/{self.audit_offset}",
         }
 
@@ -248,10 +249,6 @@ class Verdict:
     def clean(self) -> bool:
         """Whether nothing was found wrong."""
         return not self.violations
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def audit_chain_of(audit_topic: str, partition: int) -> str:

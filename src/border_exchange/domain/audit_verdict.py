@@ -58,8 +58,8 @@ from border_exchange.domain.audit_values import (
 )
 from border_exchange.domain.encoding import decode_envelope, decode_envelope_split, decode_record
 from border_exchange.domain.envelope import Envelope, Header
-from border_exchange.domain.fastpath import key_hash
 from border_exchange.domain.naming import parse_feed_topic, parse_outbox_topic
+from border_exchange.domain.partitioning import key_hash
 from border_exchange.domain.signature_batch import SignatureChecks, signature_checks
 from border_exchange.domain.signing import bad_signature, signed_message, verify_trusted
 from border_exchange.domain.trust import TrustStore

@@ -24,7 +24,7 @@ import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
@@ -40,6 +40,7 @@ from border_exchange.domain.agreements import (
     StatusStatement,
 )
 from border_exchange.domain.signing import SIGNATURE_SIZE, signature_holds
+from border_exchange.domain.times import iso
 from border_exchange.domain.trust import PublicKey, TrustStore
 from border_exchange.errors import KeyNotValidError
 
@@ -112,16 +113,12 @@ def _lp(text: str) -> bytes:
     return len(data).to_bytes(4, "big") + data
 
 
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def agreement_signing_input(
     agreement_id: str, digest: str, party: str, key_id: str, signed_at: datetime
 ) -> bytes:
     """The bytes a party signs to consent to the agreement content with ``digest``."""
     return AGREEMENT_TAG + b"".join(
-        _lp(part) for part in (agreement_id, digest, party, key_id, _stamp(signed_at))
+        _lp(part) for part in (agreement_id, digest, party, key_id, iso(signed_at))
     )
 
 
@@ -135,7 +132,7 @@ def statement_signing_input(
 ) -> bytes:
     """The bytes a party signs to suspend, terminate or resume the agreement with ``digest``."""
     return STATEMENT_TAG + b"".join(
-        _lp(part) for part in (agreement_id, digest, party, key_id, _stamp(signed_at), action)
+        _lp(part) for part in (agreement_id, digest, party, key_id, iso(signed_at), action)
     )
 
 
@@ -207,7 +204,7 @@ def _defect(
     if key.revoked_at is not None:
         return fail(
             SignatureDefect.KEY_REVOKED,
-            f"was made with key {key.key_id}, revoked at {_stamp(key.revoked_at)}",
+            f"was made with key {key.key_id}, revoked at {iso(key.revoked_at)}",
         )
     problem = key.problem_at(entry.signed_at)
     if problem is not None:
@@ -242,7 +239,7 @@ def _status(agreement: Agreement, statements: list[StatusStatement]) -> tuple[Ag
     detail = ""
     resumed: dict[str, datetime] = {}
     for statement in sorted(statements, key=lambda s: (s.signed_at, s.party)):
-        when = _stamp(statement.signed_at)
+        when = iso(statement.signed_at)
         if status is AgreementStatus.TERMINATED:
             break
         if statement.action is StatementAction.TERMINATE:

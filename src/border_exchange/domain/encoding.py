@@ -4,16 +4,24 @@ A record's bytes are ``C3 01``, the 8-byte little-endian CRC-64-AVRO fingerprint
 the writer schema's Parsing Canonical Form, and the Avro binary body. Decoding finds
 the writer schema by fingerprint among every committed version and resolves it to
 the current reader schema. Decoding arbitrary bytes raises only ``DecodeError``.
+
+fastavro is the one Python reading and writing of Avro. The usual envelope and audit
+record of the current schema versions are read and written by the compiled fast path
+(``fastpath``), which fastavro's results are the reference of; whatever it declines, and
+every older writer version, goes through fastavro here.
 """
 
 from __future__ import annotations
 
+import copy
 import io
 from collections.abc import Mapping
 from datetime import UTC
+from functools import cache
 from typing import Any, Final
 
 from fastavro import schemaless_reader, schemaless_writer
+from fastavro.schema import parse_schema
 
 from border_exchange.domain.catalog import (
     ActionOnHit,
@@ -26,12 +34,14 @@ from border_exchange.domain.catalog import (
     WarningMarker,
 )
 from border_exchange.domain.envelope import Envelope, Header, Section
-from border_exchange.domain.envelope_reader import FAST_FINGERPRINT, read_envelope_split
+from border_exchange.domain.fastpath import read_envelope as native_read_envelope
 from border_exchange.domain.schemas import SINGLE_OBJECT_MAGIC, Schema, registry
 from border_exchange.errors import DecodeError, SchemaError
 
 ENVELOPE_SCHEMA: Final = "bx.AlertEnvelope"
 PREFIX_SIZE: Final = 10
+FAST_FINGERPRINT: Final = bytes.fromhex("01da03a26df693d6")
+"""The envelope version the compiled reader implements (a test holds it to the schema)."""
 
 SECTION_SCHEMAS: Final[Mapping[AlertType, Mapping[str, str]]] = {
     AlertType.WANTED_PERSON: {
@@ -97,8 +107,13 @@ def _decode(data: bytes) -> tuple[Schema, dict[str, Any]]:
     if writer is None:
         raise DecodeError(f"unknown writer schema fingerprint {data[2:PREFIX_SIZE].hex()}")
     reader = writer if writer.current else registry().schema(writer.name)
+    return reader, _read_body(writer, reader, data, PREFIX_SIZE)
+
+
+def _read_body(writer: Schema, reader: Schema, data: bytes, pos: int) -> dict[str, Any]:
+    """The record whose Avro body, written with ``writer``, fills ``data`` from ``pos``."""
     buffer = io.BytesIO(data)
-    buffer.seek(PREFIX_SIZE)
+    buffer.seek(pos)
     try:
         record = schemaless_reader(
             buffer, writer.parsed, None if reader is writer else reader.parsed
@@ -110,7 +125,20 @@ def _decode(data: bytes) -> tuple[Schema, dict[str, Any]]:
         raise DecodeError(f"malformed {writer.name} record: {trailing} trailing bytes")
     if not isinstance(record, dict):
         raise DecodeError(f"malformed {writer.name} record: not a record")
-    return reader, record
+    return record
+
+
+def decode_body(fingerprint: bytes, data: bytes, pos: int) -> dict[str, Any]:
+    """The record written with the schema version ``fingerprint`` whose body fills ``data``
+    from ``pos`` (a prefix checked already), resolved to the current version; raises only
+    ``DecodeError``."""
+    writer = registry().by_fingerprint.get(fingerprint)
+    if writer is None:
+        raise DecodeError(f"unknown writer schema fingerprint {fingerprint.hex()}")
+    if not 0 <= pos <= len(data):
+        raise DecodeError(f"malformed {writer.name} record: no body at {pos}")
+    reader = writer if writer.current else registry().schema(writer.name)
+    return _read_body(writer, reader, bytes(data), pos)
 
 
 def encode_record(schema_name: str, record: Mapping[str, Any]) -> bytes:
@@ -197,13 +225,34 @@ def decode_envelope(data: bytes) -> Envelope:
 def decode_envelope_split(data: bytes) -> tuple[Envelope, int | None]:
     """``decode_envelope`` and where the section list starts in ``data``.
 
-    The position is known when the current writer version was read directly (None for
-    older versions): ``data`` up to it is the header's encoding, from it the sections
-    and the signature.
+    The position is known when the compiled reader read the message (the usual one of
+    the current version; None otherwise): ``data`` up to it is the header's encoding,
+    from it the sections and the signature.
     """
     if type(data) is bytes and data[:2] == SINGLE_OBJECT_MAGIC and data[2:10] == FAST_FINGERPRINT:
-        return read_envelope_split(data, PREFIX_SIZE)
+        read = native_read_envelope(data, PREFIX_SIZE)
+        return decode_envelope_located(data) if read is None else read
     return decode_envelope_generic(data), None
+
+
+def decode_envelope_located(data: bytes) -> tuple[Envelope, int]:
+    """``decode_envelope_split`` of the compiled reader's version through fastavro: the
+    section list starts where the header, read alone, ends (the reference of the
+    compiled reader's answer)."""
+    envelope = decode_envelope_generic(data)
+    buffer = io.BytesIO(data)
+    buffer.seek(PREFIX_SIZE)
+    schemaless_reader(buffer, _fast_header(), None)
+    return envelope, buffer.tell()
+
+
+@cache
+def _fast_header() -> dict[str, Any]:
+    """The header record of the envelope version ``FAST_FINGERPRINT`` names, parsed."""
+    raw = registry().by_fingerprint[FAST_FINGERPRINT].raw
+    parsed = parse_schema(copy.deepcopy(raw["fields"][0]["type"]))
+    assert isinstance(parsed, dict)  # a record
+    return parsed
 
 
 def decode_envelope_generic(data: bytes) -> Envelope:

@@ -1,11 +1,13 @@
 """The compiled fast path: reading envelopes and audit records, the checked signing input.
 
-``_native.c`` does, in C, what ``envelope_reader._read``, ``audit_reader._read``,
-``audit_writer.write_audit_body``, ``audit_splice.envelope_tail`` and ``signing.verify``
-do before the signature check, for the usual well-formed value only: whenever anything is unusual it
-answers None and the Python code runs, which stays the reference and gives the precise
-error. It also checks signatures in batches without the GIL (libsodium, for
-``signature_batch``) and computes Kafka's murmur2 of a key (aiokafka's is the reference).
+``_native.c`` does, in C, what fastavro does for the current envelope and audit record
+layouts (``encoding.decode_envelope_generic``, ``encoding.decode_body``,
+``encoding.encode_record``; the section list of a redacted copy too) and what
+``signing.verify`` does before the signature check, for the usual well-formed value
+only: whenever anything is unusual it answers None and the Python code runs, which stays
+the reference and gives the precise error. It also checks signatures in batches without
+the GIL (libsodium, for ``signature_batch``) and computes Kafka's murmur2 of a key
+(``partitioning.murmur2`` and aiokafka's are the reference).
 
 Verification is the router's and the auditor's main cost; the Python code around it
 cost about as much again, and this brings it to a few percent

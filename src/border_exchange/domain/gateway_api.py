@@ -38,6 +38,13 @@ RETRY_AFTER_SECONDS: Final = 5
 DEFAULT_PUBLISH_TIMEOUT: Final = 10.0
 """Seconds a request keeps retrying its transaction before the answer is 503."""
 
+GROUP_MAX_ALERTS: Final = 100
+"""Requests one shared outbox transaction carries at most (group commit)."""
+
+GROUP_MAX_BYTES: Final = 8 * MAX_JSON_ALERT_BYTES
+"""Request bytes one shared outbox transaction carries at most; a request larger than
+this alone still goes, in a transaction of its own."""
+
 DEFAULT_RATE_PER_SECOND: Final = 50.0
 """Requests a client may make per second, on average (a token bucket)."""
 

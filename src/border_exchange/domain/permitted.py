@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
@@ -27,6 +27,7 @@ from border_exchange.domain.agreements import Agreement, AgreementSet, Agreement
 from border_exchange.domain.catalog import SECTIONS, Operation
 from border_exchange.domain.consent import Consent, consent_of
 from border_exchange.domain.envelope import Header
+from border_exchange.domain.times import iso
 from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import NotPermittedError
 
@@ -130,7 +131,7 @@ def check_permitted(
     if consent.status is not AgreementStatus.ACTIVE or not agreement.in_force_window(at):
         raise _refuse(
             NotPermitted.AGREEMENT_NOT_IN_FORCE,
-            f"agreement {agreement_id} is not in force at {_iso(at)} "
+            f"agreement {agreement_id} is not in force at {iso(at)} "
             f"(status {consent.status}"
             + (f", {consent.status_detail}" if consent.status_detail else "")
             + ")",
@@ -159,7 +160,3 @@ def check_permitted(
             f"the copy carries {', '.join(withheld)}, which agreement {agreement_id} withholds "
             f"from {me}",
         )
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")

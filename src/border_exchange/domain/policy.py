@@ -30,6 +30,7 @@ from border_exchange.domain.catalog import (
     HandlingCode,
     Operation,
 )
+from border_exchange.domain.times import iso
 from border_exchange.errors import PolicyError
 
 if TYPE_CHECKING:
@@ -138,10 +139,6 @@ _RANK_OF: Final[Mapping[HandlingCode, int]] = MappingProxyType(
 _KEEPS_EARLIER: Final = "; an earlier recipient, it keeps the earlier version until a cancel"
 
 
-def _when(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def _agreement_outcome(
     agreement: Agreement,
     origin: str,
@@ -161,11 +158,11 @@ def _agreement_outcome(
         return Deny(
             DenyReason.NOT_YET_IN_FORCE,
             aid,
-            f"agreement {aid} is in force from {_when(agreement.effective_from)}",
+            f"agreement {aid} is in force from {iso(agreement.effective_from)}",
         )
     until = agreement.effective_until
     if until is not None and at >= until:
-        return Deny(DenyReason.EXPIRED, aid, f"agreement {aid} expired at {_when(until)}")
+        return Deny(DenyReason.EXPIRED, aid, f"agreement {aid} expired at {iso(until)}")
     if agreement.status is AgreementStatus.SUSPENDED:
         return Deny(DenyReason.SUSPENDED, aid, f"agreement {aid} is suspended")
     flow = agreement.flow(origin, recipient)

@@ -20,6 +20,7 @@ from border_exchange.domain.section_seal import (
     SectionContext,
     is_sealed,
     open_section,
+    recipients_of,
 )
 from border_exchange.domain.signing import decode_section
 from border_exchange.errors import DecodeError, SectionError, SectionProblem
@@ -69,3 +70,14 @@ def read_sections(
     return SectionsRead(
         MappingProxyType(sections), MappingProxyType(refused), MappingProxyType(keys)
     )
+
+
+def wrapped_key_ids(envelope: Envelope, participant: str) -> frozenset[str]:
+    """The encryption key ids of ``participant`` that the present sealed sections of
+    ``envelope`` are wrapped to: the private keys needed to open them again."""
+    found: set[str] = set()
+    for section in envelope.sections:
+        content = section.content
+        if content is not None and is_sealed(content):
+            found.update(key_id for who, key_id in recipients_of(content) if who == participant)
+    return frozenset(found)

@@ -24,6 +24,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from border_exchange.domain.catalog import ParticipantKind, is_participant_id
+from border_exchange.domain.times import iso
 from border_exchange.errors import KeyNotValidError, KeyProblem, TrustStoreError
 
 HUB: Final = "hub"
@@ -57,18 +58,18 @@ def _validity_problem(
     if revoked_at is not None and at >= revoked_at:
         return (
             KeyProblem.KEY_REVOKED,
-            f"{what} {key_id} of {owner} revoked at {_iso(revoked_at)}: "
+            f"{what} {key_id} of {owner} revoked at {iso(revoked_at)}: "
             f"{reason or 'no reason given'}",
         )
     if at < valid_from:
         return (
             KeyProblem.KEY_NOT_YET_VALID,
-            f"{what} {key_id} of {owner} is valid from {_iso(valid_from)}, not at {_iso(at)}",
+            f"{what} {key_id} of {owner} is valid from {iso(valid_from)}, not at {iso(at)}",
         )
     if at >= valid_until:
         return (
             KeyProblem.KEY_EXPIRED,
-            f"{what} {key_id} of {owner} expired at {_iso(valid_until)}, before {_iso(at)}",
+            f"{what} {key_id} of {owner} expired at {iso(valid_until)}, before {iso(at)}",
         )
     return None
 
@@ -200,9 +201,7 @@ class TrustStore:
         """The most recent key of ``owner`` valid at ``at``; raises ``KeyNotValidError``."""
         valid = [key for key in self.keys_of(owner) if key.valid_at(at)]
         if not valid:
-            raise KeyNotValidError(
-                f"{owner} has no key valid at {_iso(at)}", KeyProblem.UNKNOWN_KEY
-            )
+            raise KeyNotValidError(f"{owner} has no key valid at {iso(at)}", KeyProblem.UNKNOWN_KEY)
         return max(valid, key=lambda key: key.valid_from)
 
     def encryption_key_for(self, owner: str, at: datetime) -> EncryptionKey:
@@ -214,7 +213,7 @@ class TrustStore:
         valid = [key for key in participant.encryption_keys if key.problem_at(at) is None]
         if not valid:
             raise KeyNotValidError(
-                f"{owner} has no encryption key valid at {_iso(at)}", KeyProblem.UNKNOWN_KEY
+                f"{owner} has no encryption key valid at {iso(at)}", KeyProblem.UNKNOWN_KEY
             )
         return max(valid, key=lambda key: key.valid_from)
 
@@ -222,10 +221,6 @@ class TrustStore:
 def post_owner(participant: str, post: str) -> str:
     """The owner name of a post's keys: ``<participant>.post.<post>``, its Kafka user's name."""
     return f"{participant}.post.{post}"
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 _TIME_EXAMPLE: Final = "a time such as 2026-01-01T00:00:00Z"
@@ -485,9 +480,9 @@ def key_entry(key: PublicKey) -> dict[str, Any]:
         **({"post": post} if dot else {}),
         "key_id": key.key_id,
         "public_key": base64.b64encode(key.raw).decode("ascii"),
-        "valid_from": _iso(key.valid_from),
-        "valid_until": _iso(key.valid_until),
-        "revoked_at": None if key.revoked_at is None else _iso(key.revoked_at),
+        "valid_from": iso(key.valid_from),
+        "valid_until": iso(key.valid_until),
+        "revoked_at": None if key.revoked_at is None else iso(key.revoked_at),
         "revocation_reason": key.revocation_reason,
     }
 
@@ -498,8 +493,8 @@ def encryption_key_entry(key: EncryptionKey) -> dict[str, Any]:
         "key_id": key.key_id,
         "algorithm": key.algorithm.value,
         "public_key": base64.b64encode(key.raw).decode("ascii"),
-        "valid_from": _iso(key.valid_from),
-        "valid_until": _iso(key.valid_until),
-        "revoked_at": None if key.revoked_at is None else _iso(key.revoked_at),
+        "valid_from": iso(key.valid_from),
+        "valid_until": iso(key.valid_until),
+        "revoked_at": None if key.revoked_at is None else iso(key.revoked_at),
         "revocation_reason": key.revocation_reason,
     }

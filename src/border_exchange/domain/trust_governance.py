@@ -35,6 +35,7 @@ import yaml
 from nacl.signing import SigningKey
 
 from border_exchange.domain.signing import SIGNATURE_SIZE, signature_holds
+from border_exchange.domain.times import iso
 from border_exchange.domain.trust import (
     Participant,
     PublicKey,
@@ -78,10 +79,6 @@ class GovernedStore:
         return store_digest(self.store, self.serial, self.valid_from, self.valid_until)
 
 
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def _json(value: object) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -116,8 +113,8 @@ def store_digest(store: TrustStore, serial: int, valid_from: datetime, until: da
     """SHA-256 of the canonical store: serial, window, hub and every entry's digest."""
     content = {
         "serial": serial,
-        "valid_from": _iso(valid_from),
-        "valid_until": _iso(until),
+        "valid_from": iso(valid_from),
+        "valid_until": iso(until),
         "hub": {
             "keys": [key_entry(key) for key in sorted(store.hub.keys, key=lambda k: k.key_id)],
             "auditors": sorted(store.hub.auditors),
@@ -213,8 +210,8 @@ def stale(governance: GovernedStore, now: datetime) -> str | None:
     if governance.valid_from <= now < governance.valid_until:
         return None
     return (
-        f"stale: valid from {_iso(governance.valid_from)} until "
-        f"{_iso(governance.valid_until)}, not at {_iso(now)}"
+        f"stale: valid from {iso(governance.valid_from)} until "
+        f"{iso(governance.valid_until)}, not at {iso(now)}"
     )
 
 
@@ -274,8 +271,8 @@ def governance_document(
     document = dict(base)
     document["governance"] = {
         "serial": serial,
-        "valid_from": _iso(valid_from),
-        "valid_until": _iso(valid_until),
+        "valid_from": iso(valid_from),
+        "valid_until": iso(valid_until),
     }
     participants = []
     for item in base.get("participants") or ():

@@ -46,6 +46,7 @@ from border_exchange.domain.naming import (
     outbox_topic,
     parse_feed_topic,
 )
+from border_exchange.domain.times import iso
 from border_exchange.domain.trust import TrustStore
 from border_exchange.domain.trust_governance import GovernedStore
 from border_exchange.errors import AuditError, BorderExchangeError, KafkaError
@@ -376,7 +377,7 @@ def verdict_json(verdict: Verdict) -> dict[str, Any]:
     stats = verdict.stats
     pairs = sorted(set(stats.delivered) | set(stats.denied))
     return {
-        "window": {"from": _iso(verdict.window.start), "to": _iso(verdict.window.end)},
+        "window": {"from": iso(verdict.window.start), "to": iso(verdict.window.end)},
         "verdict": "CLEAN" if verdict.clean else "VIOLATIONS",
         "counts": {
             "audit_records": stats.audit_records,
@@ -433,7 +434,7 @@ def summary_lines(verdict: Verdict) -> list[str]:
     stats = verdict.stats
     window = verdict.window
     lines = [
-        f"Audit replay {_iso(window.start)} .. {_iso(window.end)}: "
+        f"Audit replay {iso(window.start)} .. {iso(window.end)}: "
         + ("CLEAN" if verdict.clean else f"{len(verdict.violations)} VIOLATION(S)"),
         f"  {stats.decisions} decisions, {stats.quarantined} quarantined, "
         f"{stats.audit_records} audit records ({stats.checkpoints} checkpoints), "
@@ -472,7 +473,3 @@ def write_report(path: Path, report: Mapping[str, Any]) -> None:
         path.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     except OSError as exc:
         raise AuditError(f"cannot write report {path}: {exc.strerror}") from exc
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

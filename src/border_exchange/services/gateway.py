@@ -31,6 +31,7 @@ from border_exchange.adapters.kafka_settings import (
     consumer_size_kwargs,
     producer_size_kwargs,
 )
+from border_exchange.adapters.producer_discard import discard
 from border_exchange.domain import limits
 from border_exchange.domain.alerts import AlertInput
 from border_exchange.domain.catalog import Operation
@@ -91,6 +92,14 @@ class AlertHistory:
     def cancelled(self) -> bool:
         """Whether the alert was cancelled (no further version may follow)."""
         return self.header.operation is Operation.CANCEL
+
+
+@dataclass(frozen=True, slots=True)
+class Cancellation:
+    """A request to withdraw alert ``alert_id``, for ``reason``."""
+
+    alert_id: str
+    reason: str
 
 
 Clock = Callable[[], datetime]
@@ -407,11 +416,40 @@ class Gateway:
 
     async def cancel(self, alert_id: str, reason: str) -> Receipt:
         """Publish the cancellation of alert ``alert_id`` with ``reason``."""
+        outcome = (await self.publish_each([Cancellation(alert_id, reason)]))[0]
+        if isinstance(outcome, ValidationError):
+            raise outcome
+        return outcome
+
+    async def publish_each(
+        self, requests: Sequence[AlertInput | Cancellation]
+    ) -> list[Receipt | ValidationError]:
+        """Seal each request on its own and publish the valid ones in one transaction.
+
+        An invalid request gets its ``ValidationError`` in its place and the others go
+        on (a later request sees the earlier valid ones, as in a batch); a transaction
+        that fails raises ``KafkaError`` and publishes none of them.
+        """
         async with self._lock:
             working = dict(self._history)
-            envelope = self._cancel_envelope(alert_id, reason, working, self._clock())
-            working[alert_id] = AlertHistory(envelope.header)
-            return (await self._send([envelope], working))[0]
+            now = self._clock()
+            outcomes: list[Envelope | ValidationError] = []
+            for request in requests:
+                try:
+                    if isinstance(request, Cancellation):
+                        envelope = self._cancel_envelope(
+                            request.alert_id, request.reason, working, now
+                        )
+                        working[request.alert_id] = AlertHistory(envelope.header)
+                    else:
+                        envelope = self._seal(request, working, now)
+                except ValidationError as exc:
+                    outcomes.append(exc)
+                else:
+                    outcomes.append(envelope)
+            envelopes = [o for o in outcomes if isinstance(o, Envelope)]
+            receipts = iter(await self._send(envelopes, working) if envelopes else [])
+            return [o if isinstance(o, ValidationError) else next(receipts) for o in outcomes]
 
     async def publish_batch(self, alerts: Sequence[AlertInput]) -> list[Receipt]:
         """Seal every alert and publish them in one transaction; nothing if one is invalid."""
@@ -501,11 +539,8 @@ class Gateway:
         ]
 
     async def _drop_producer(self) -> None:
-        """Stop the producer; the next one, with the same transactional id, fences it."""
+        """Discard the producer: nothing it holds reaches the broker later, and the next
+        one, with the same transactional id, fences its transaction."""
         producer, self._producer = self._producer, None
         if producer is not None:
-            try:
-                # with the broker gone, stop would wait for its batches forever
-                await asyncio.wait_for(producer.stop(), ABORT_TIMEOUT)
-            except Exception as exc:  # stopping a broken producer may fail too
-                log.warning("gateway.stop_failed", error=repr(exc))
+            await discard(producer, ABORT_TIMEOUT)

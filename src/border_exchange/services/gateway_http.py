@@ -56,7 +56,8 @@ from border_exchange.domain.gateway_api import (
     malformed_json,
 )
 from border_exchange.errors import KafkaError, ValidationError
-from border_exchange.services.gateway import Gateway, Receipt
+from border_exchange.services.gateway import Cancellation, Gateway, Receipt
+from border_exchange.services.group_commit import GroupCommit
 
 log = structlog.get_logger(__name__)
 
@@ -196,6 +197,12 @@ def _receipt_body(receipt: Receipt) -> dict[str, Any]:
     ).model_dump()
 
 
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    # the outcome of a request whose client went away is recorded, not reported again
+    if not task.cancelled():
+        task.exception()
+
+
 def _unavailable(exc: KafkaError) -> Problem:
     return Problem(
         503,
@@ -223,9 +230,19 @@ class GatewayApi:
         self.metrics = metrics or Metrics()
         self.rate_per_second = rate_per_second
         self.burst = burst
+        self.group = GroupCommit(gateway, on_group=self._grouped)
+        """Concurrent requests share one outbox transaction."""
         self._buckets: dict[str, TokenBucket] = {}
         self._describe()
         self.settle_pending()
+
+    async def close(self) -> None:
+        """Wait until every request taken has its outcome (before the gateway stops)."""
+        await self.group.close()
+
+    def _grouped(self, size: int) -> None:
+        self.metrics.inc("gateway_http_groups_total")
+        self.metrics.inc("gateway_http_grouped_requests_total", size)
 
     def _describe(self) -> None:
         m = self.metrics
@@ -233,9 +250,11 @@ class GatewayApi:
         m.describe("gateway_http_accepted_total", "messages committed to the outbox, by operation")
         m.describe("gateway_http_replayed_total", "answers given again for an Idempotency-Key")
         m.describe("gateway_http_refused_total", "requests refused, by problem type")
-        m.describe("gateway_http_publish_seconds_total", "seconds spent in outbox transactions")
+        m.describe("gateway_http_publish_seconds_total", "seconds requests waited for their commit")
+        m.describe("gateway_http_groups_total", "groups of concurrent requests published")
+        m.describe("gateway_http_grouped_requests_total", "requests in those groups")
         m.describe(
-            "gateway_http_publish_latency_seconds", "seconds per outbox transaction (histogram)"
+            "gateway_http_publish_latency_seconds", "seconds a request waited for its commit"
         )
 
     # -- guard -------------------------------------------------------------------------
@@ -318,6 +337,15 @@ class GatewayApi:
                 )
             self.metrics.inc("gateway_http_replayed_total")
             return Answer(existing.status or 202, existing.response, replayed=True)
+        # A request taken into a group is published even if its client goes away: what
+        # the key remembers must follow, so the bookkeeping is not cancelled with it.
+        recorded = asyncio.ensure_future(self._publish_recorded(client, key, publish))
+        recorded.add_done_callback(_retrieved)
+        return await asyncio.shield(recorded)
+
+    async def _publish_recorded(
+        self, client: str, key: str, publish: Callable[[], Awaitable[Receipt]]
+    ) -> Answer:
         try:
             answer = await self._publish(client, publish)
         except ProblemError as exc:
@@ -635,8 +663,9 @@ def create_app(api: GatewayApi | None) -> FastAPI:
         if alert.alert_id is None:
             alert = alert.model_copy(update={"alert_id": uuid.uuid4().hex})
         alert_id = alert.alert_id or ""
+        size = len(await request.body())
         answer = await api.accept(
-            _client_of(request), key, fingerprint, alert_id, lambda: api.gateway.publish(alert)
+            _client_of(request), key, fingerprint, alert_id, lambda: api.group.publish(alert, size)
         )
         return _answer(answer, alert_id)
 
@@ -664,7 +693,7 @@ def create_app(api: GatewayApi | None) -> FastAPI:
             key,
             fingerprint,
             alert_id,
-            lambda: api.gateway.cancel(alert_id, cancel.reason),
+            lambda: api.group.publish(Cancellation(alert_id, cancel.reason)),
         )
         return _answer(answer, alert_id)
 
