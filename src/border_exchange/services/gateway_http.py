@@ -15,6 +15,7 @@ is ``Gateway``'s (``services/gateway.py``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
