@@ -8,9 +8,10 @@ the label names of that use and the help text ``describe`` gave it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Final
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import Final, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -48,6 +49,8 @@ CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 """The Prometheus text exposition format."""
 
 _Labels = Mapping[str, str] | None
+_Metric = TypeVar("_Metric", Counter, Gauge, Histogram)
+_latency_histogram = functools.partial(Histogram, buckets=LATENCY_BUCKETS)
 
 
 class Metrics:
@@ -69,41 +72,32 @@ class Metrics:
         """Add ``amount`` to counter ``name``."""
         counter = self._counters.get(name)
         if counter is None:
-            counter = self._counters[name] = Counter(
-                name.removesuffix("_total"),
-                self._text(name),
-                sorted(labels or ()),
-                namespace=self.namespace,
-                registry=self.registry,
-            )
+            counter = self._counters[name] = self._made(Counter, name, labels)
         (counter.labels(**labels) if labels else counter).inc(amount)
 
     def set(self, name: str, value: float, labels: _Labels = None) -> None:
         """Set gauge ``name``."""
         gauge = self._gauges.get(name)
         if gauge is None:
-            gauge = self._gauges[name] = Gauge(
-                name,
-                self._text(name),
-                sorted(labels or ()),
-                namespace=self.namespace,
-                registry=self.registry,
-            )
+            gauge = self._gauges[name] = self._made(Gauge, name, labels)
         (gauge.labels(**labels) if labels else gauge).set(value)
 
     def observe(self, name: str, value: float, labels: _Labels = None) -> None:
         """Add ``value`` (seconds) to histogram ``name``."""
         histogram = self._histograms.get(name)
         if histogram is None:
-            histogram = self._histograms[name] = Histogram(
-                name,
-                self._text(name),
-                sorted(labels or ()),
-                namespace=self.namespace,
-                registry=self.registry,
-                buckets=LATENCY_BUCKETS,
-            )
+            histogram = self._histograms[name] = self._made(_latency_histogram, name, labels)
         (histogram.labels(**labels) if labels else histogram).observe(value)
+
+    def _made(self, make: Callable[..., _Metric], name: str, labels: _Labels) -> _Metric:
+        """Metric ``name`` made by ``make`` in this registry, with the label names of ``labels``."""
+        return make(
+            name.removesuffix("_total"),  # a counter adds the suffix itself
+            self._help.get(name, name.replace("_", " ")),
+            sorted(labels or ()),
+            namespace=self.namespace,
+            registry=self.registry,
+        )
 
     @contextlib.contextmanager
     def timed(self, name: str, labels: _Labels = None) -> Iterator[None]:
@@ -125,9 +119,6 @@ class Metrics:
     def render(self) -> str:
         """Everything in the Prometheus text exposition format."""
         return generate_latest(self.registry).decode()
-
-    def _text(self, name: str) -> str:
-        return self._help.get(name, name.replace("_", " "))
 
 
 @contextlib.asynccontextmanager
