@@ -19,7 +19,7 @@ import os
 import signal
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import structlog
 
@@ -45,8 +45,16 @@ from border_exchange.domain.naming import is_role_name
 from border_exchange.domain.retention import DEFAULT_POLICY
 from border_exchange.errors import ConfigError
 from border_exchange.services import post_search
-from border_exchange.services.post import BorderPost, PostConfig
+from border_exchange.services.post import BorderPost, CatchUp, PostConfig
 from border_exchange.services.provisioner import load_retention
+
+EXIT_CAUGHT_UP: Final = 0
+EXIT_GAP_HEALED: Final = 3
+"""``post run --once``: caught up, but a feed had deleted records the post had not read;
+the partition was bootstrapped from its state topic (``post status`` lists the gap)."""
+EXIT_GAP_NOT_HEALED: Final = 4
+"""``post run --once``: a gap with no state topic to heal it from; alerts may be missing."""
+ONCE_TIMEOUT: Final = 600.0
 
 log = structlog.get_logger("border_exchange.post")
 
@@ -79,6 +87,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     run.add_argument(
         "--config", type=Path, help="YAML file with a 'kafka' mapping (BX_KAFKA_* override it)"
+    )
+    run.add_argument(
+        "--once",
+        action="store_true",
+        help="catch up (from the state topics where needed, then every feed to its end) and "
+        f"exit: {EXIT_CAUGHT_UP} caught up, {EXIT_GAP_HEALED} caught up but a gap was met and "
+        f"healed from the state, {EXIT_GAP_NOT_HEALED} a gap could not be healed (alerts may "
+        "be missing), 1 an error (e.g. no broker within --timeout)",
+    )
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=ONCE_TIMEOUT,
+        help="with --once: seconds to keep trying an unreachable broker "
+        f"(default {ONCE_TIMEOUT:g})",
     )
     run.add_argument(
         "--metrics-port",
@@ -139,7 +162,7 @@ def _open_existing(path: Path) -> PostStore:
 
 
 def run_post(args: argparse.Namespace) -> int:
-    """Consume until interrupted (SIGINT or SIGTERM)."""
+    """Consume until interrupted (SIGINT or SIGTERM), or with ``--once`` catch up and exit."""
     participant: str = args.participant
     if not is_participant_id(participant):
         raise ConfigError(f"--participant: {participant!r} is not a participant id")
@@ -156,7 +179,10 @@ def run_post(args: argparse.Namespace) -> int:
     passphrase = passphrase_from_env_or_prompt() if args.decryption_keys else b""
     private_keys = [load_encryption_key(path, passphrase) for path in args.decryption_keys]
 
-    async def run() -> None:
+    if args.once and args.timeout <= 0:
+        raise ConfigError(f"--timeout: {args.timeout:g} must be a positive number of seconds")
+
+    async def run() -> CatchUp | None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -168,6 +194,8 @@ def run_post(args: argparse.Namespace) -> int:
             trust = load_kept(args.trust, store)
             agreements = AgreementTopic(settings, trust, participant)
             post = BorderPost(settings, config, store, trust, agreements, private_keys)
+            if args.once:
+                return await post.catch_up(args.timeout)
             async with contextlib.AsyncExitStack() as stack:
                 if args.metrics_port:
                     url = await stack.enter_async_context(
@@ -175,9 +203,24 @@ def run_post(args: argparse.Namespace) -> int:
                     )
                     log.info("post.metrics", url=url)
                 await post.run(stop)
+        return None
 
-    asyncio.run(run())
-    return 0
+    done = asyncio.run(run())
+    return EXIT_CAUGHT_UP if done is None else _caught_up(done)
+
+
+def _caught_up(done: CatchUp) -> int:
+    """Report a catch-up; its exit code tells success, a healed gap and an unhealed one apart."""
+    applied = done.applied
+    print(
+        f"caught up: {applied.stored} stored, {applied.cancelled} cancelled, "
+        f"{applied.stale} already held, {applied.rejected} refused"
+    )
+    for gap in done.gaps:
+        print(f"gap: {gap.describe()}")
+    if not done.gaps:
+        return EXIT_CAUGHT_UP
+    return EXIT_GAP_HEALED if done.healed else EXIT_GAP_NOT_HEALED
 
 
 def show_status(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import signal
 import textwrap
+import time
 from pathlib import Path
 
 import structlog
@@ -59,7 +60,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 async def _serve(args: argparse.Namespace) -> int:
     # The restart's timeline (docs/router.md, *Failover*): each step's log says how long
     # the process had run by then, its interpreter start and imports included.
-    log.info("router.starting", process_age=process_age())
+    log.info(
+        "router.starting", process_age=process_age(), process_cpu=round(time.process_time(), 3)
+    )
     app = build_router(args.config)
     tune_garbage_collector()
     log.info("router.configured", process_age=process_age())

@@ -87,7 +87,7 @@ from border_exchange.services.auditor import (
     write_report,
 )
 from border_exchange.services.gateway import Gateway, Receipt
-from border_exchange.services.post import BorderPost, PostConfig
+from border_exchange.services.post import BorderPost, CatchUp, PostConfig
 from border_exchange.services.provisioner import provision, read_secrets
 
 
@@ -147,8 +147,11 @@ def _write_yaml(path: Path, document: Mapping[str, Any]) -> None:
     path.write_text(yaml.safe_dump(dict(document), sort_keys=False), encoding="utf-8")
 
 
-async def _rebuilt_post(story: Story, lost: RunningPost, trust: TrustStore) -> RunningPost:
-    """Stop ``lost``, remove its store (a disk failure) and start the same post afresh."""
+async def _rebuilt_post(
+    story: Story, lost: RunningPost, trust: TrustStore
+) -> tuple[RunningPost, CatchUp]:
+    """Stop ``lost``, remove its store (a disk failure), catch the same post up afresh once
+    (``post run --once``), then keep it running."""
     await lost.close()
     for file in lost.path.parent.glob(lost.path.name + "*"):
         file.unlink()
@@ -157,10 +160,11 @@ async def _rebuilt_post(story: Story, lost: RunningPost, trust: TrustStore) -> R
     post = BorderPost(
         story.login(lost.principal), config, store, trust, None, lost.post.private_keys
     )
+    caught_up = await post.catch_up(120.0)
     stop = asyncio.Event()
     running = RunningPost(post, store, lost.path, stop, asyncio.create_task(post.run(stop)))
     story.posts[config.participant] = running
-    return running
+    return running, caught_up
 
 
 @dataclass
@@ -482,7 +486,15 @@ async def tell(story: Story) -> DemoResult:
             if a.alert_id != wanted.alert_id and caf.store.get(a.origin, a.alert_id)
         }
 
-        rebuilt = await _rebuilt_post(story, caf, trust)
+        rebuilt, caught_up = await _rebuilt_post(story, caf, trust)
+        say(
+            f"post run --once: {caught_up.applied.stored} stored, "
+            + (
+                "no gap (exit 0): a new store is not a gap, it starts from the state"
+                if not caught_up.gaps
+                else f"{len(caught_up.gaps)} gap(s) (exit 3 or 4)"
+            )
+        )
 
         def bootstrapped() -> bool:
             return in_force <= {a.alert_id for a in rebuilt.store.active()}

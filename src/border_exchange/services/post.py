@@ -10,7 +10,9 @@ there, so a crash neither loses nor repeats an alert. A feed partition never rea
 or whose stored offset the feed no longer holds, first starts from its state topic
 (``post_state``): the gap is recorded and reported, the alerts cancelled or expired
 meanwhile are erased. While the broker is
-unreachable the loop backs off and retries; lookups only need the store.
+unreachable the loop backs off and retries; lookups only need the store. ``catch_up``
+does all of that once: every feed read to the end it had when reading began, then it
+returns what it did and the gaps it met (``post run --once``).
 """
 
 from __future__ import annotations
@@ -33,7 +35,14 @@ from aiokafka.errors import OffsetOutOfRangeError
 from border_exchange.adapters.agreement_topic import AgreementTopic
 from border_exchange.adapters.kafka_settings import KafkaSettings, consumer_size_kwargs
 from border_exchange.adapters.metrics import Metrics
-from border_exchange.adapters.post_store import Accepted, ApplyResult, Outcome, PostStore, Rejected
+from border_exchange.adapters.post_store import (
+    Accepted,
+    ApplyResult,
+    Gap,
+    Outcome,
+    PostStore,
+    Rejected,
+)
 from border_exchange.domain.catalog import Operation
 from border_exchange.domain.encoding import decode_envelope
 from border_exchange.domain.naming import feed_prefix, feed_topic, parse_feed_topic, post_group
@@ -51,12 +60,13 @@ from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import (
     BorderExchangeError,
     DecodeError,
+    KafkaError,
     KeyNotValidError,
     NotPermittedError,
     SignatureError,
     StoreError,
 )
-from border_exchange.services.post_state import StateStart
+from border_exchange.services.post_state import StateStart, feed_partitions
 
 log = structlog.get_logger(__name__)
 
@@ -166,6 +176,19 @@ def outcome_of(
         record.topic, record.partition, record.offset, envelope, dict(read.sections),
         read.refused, record.value if isinstance(record.value, bytes) else None,
     )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUp:
+    """What one catch-up (``post run --once``) did, and the gaps it met."""
+
+    applied: ApplyResult
+    gaps: tuple[Gap, ...]
+
+    @property
+    def healed(self) -> bool:
+        """Whether every gap met was healed from a state topic (True when there was none)."""
+        return all(gap.healed_from is not None for gap in self.gaps)
 
 
 class _SeekToStore(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
@@ -302,8 +325,11 @@ class BorderPost:
         if purged or erased:
             log.info("post.expired", purged=purged, erased=erased)
 
-    async def start_from_state(self, consumer: AIOKafkaConsumer) -> None:
-        """Bootstrap from the state topics every feed partition that is new or has a gap."""
+    async def start_from_state(self, consumer: AIOKafkaConsumer) -> list[str]:
+        """Bootstrap from the state topics every feed partition that is new or has a gap.
+
+        Returns the feeds looked at.
+        """
         if self.topics:
             feeds = list(self.topics)
         else:
@@ -319,6 +345,69 @@ class BorderPost:
         for done in await starter.run(feeds):
             self.applied = _added(self.applied, done.applied)
         self.purge()
+        return feeds
+
+    async def catch_up(self, within: float) -> CatchUp:
+        """Start from the state where needed, read every feed to its end, purge; once.
+
+        The end is each feed partition's last stable offset when the reading starts.
+        Unreachable brokers are retried until ``within`` seconds have passed, then the
+        catch-up fails (``KafkaError``). Gaps met on the way are in the result.
+        """
+        before = len(self.store.gaps())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        delay = 1.0
+        while True:
+            try:
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise TimeoutError
+                if await asyncio.wait_for(self._catch_up_session(), left):
+                    break
+                await asyncio.sleep(0.5)  # a partition to start from its state first
+            except (AioKafkaError, OSError, TimeoutError) as exc:
+                self.connected.clear()
+                if loop.time() + delay >= deadline:
+                    raise KafkaError(
+                        f"the post did not catch up within {within:g} s: {exc!r}"
+                    ) from exc
+                log.warning("post.disconnected", error=repr(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.config.max_backoff)
+        self.purge()
+        return CatchUp(self.applied, self.store.gaps()[before:])
+
+    async def _catch_up_session(self) -> bool:
+        """One consumer reading every feed partition to its end; False: start again."""
+        consumer = self._consumer()
+        await consumer.start()
+        try:
+            feeds = await self.start_from_state(consumer)
+            _, tps = await feed_partitions(consumer, feeds)
+            stored = self.store.offsets()
+            if any((tp.topic, tp.partition) not in stored for tp in tps):
+                log.info("post.new_feed", action="restart")  # appeared after the bootstrap
+                return False
+            consumer.assign(tps)
+            for tp in tps:
+                consumer.seek(tp, stored[(tp.topic, tp.partition)])
+            ends = await consumer.end_offsets(tps) if tps else {}
+            while behind := [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+                try:
+                    batch = await consumer.getmany(
+                        *behind, timeout_ms=1000, max_records=self.config.batch_records
+                    )
+                except OffsetOutOfRangeError as exc:
+                    log.warning("post.out_of_range", partitions=repr(exc), action="restart")
+                    return False
+                await self._apply(consumer, batch)
+            self.store.record_sync({(tp.topic, tp.partition): ends[tp] for tp in tps})
+            self.connected.set()
+            return True
+        finally:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
 
     async def _book(
         self, batch: dict[TopicPartition, list[ConsumerRecord]]
@@ -430,4 +519,4 @@ def _counts(result: ApplyResult) -> dict[str, int]:
     }
 
 
-__all__ = ["BorderPost", "PostConfig", "StoreError", "check_record", "outcome_of"]
+__all__ = ["BorderPost", "CatchUp", "PostConfig", "StoreError", "check_record", "outcome_of"]

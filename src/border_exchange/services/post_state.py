@@ -39,6 +39,22 @@ Check = Callable[[ConsumerRecord, TrustStore, str], Outcome]
 """How the post checks one feed record (``post.outcome_of``)."""
 
 
+async def feed_partitions(
+    client: AIOKafkaConsumer, feeds: Sequence[str]
+) -> tuple[set[str], list[TopicPartition]]:
+    """Every topic on the cluster, and the partitions of those of ``feeds`` that exist."""
+    # aiokafka's public metadata calls do not refresh what partitions_for_topic reads
+    cluster = await client._client.fetch_all_metadata()
+    topics = set(cluster.topics())
+    tps = [
+        TopicPartition(topic, p)
+        for topic in feeds
+        if topic in topics
+        for p in sorted(cluster.partitions_for_topic(topic) or ())
+    ]
+    return topics, tps
+
+
 def needs_state(stored: int | None, first: int, end: int) -> str | None:
     """Why a feed partition must start from its state: ``"new"``, ``"gap"``, or None."""
     if stored is None:
@@ -83,15 +99,7 @@ class StateStart:
         await reader.start()
         done: list[Bootstrapped] = []
         try:
-            # aiokafka's public metadata calls do not refresh what partitions_for_topic reads
-            cluster = await reader._client.fetch_all_metadata()
-            topics = set(cluster.topics())
-            tps = [
-                TopicPartition(topic, p)
-                for topic in feeds
-                if topic in topics
-                for p in sorted(cluster.partitions_for_topic(topic) or ())
-            ]
+            topics, tps = await feed_partitions(reader, feeds)
             if not tps:
                 return done
             firsts = await reader.beginning_offsets(tps)
