@@ -80,6 +80,8 @@ async def create_topics(
             (naming.outbox_topic(p), PARTITIONS, logs),
             (naming.outbox_state_topic(p), PARTITIONS, compact),
             (naming.audit_topic(p), PARTITIONS, isr),
+            (naming.hits_topic(p), PARTITIONS, logs),
+            (naming.notices_topic(p), PARTITIONS, logs),
         ]
         for q in ids:
             if q != p:
@@ -223,16 +225,20 @@ async def make_exchange(
     *,
     replication: int = 1,
     min_isr: int = 1,
+    posts: Sequence[str] = (),
     **kwargs: object,
 ) -> Exchange:
     """An exchange of ``count`` fresh participants; ``agreements`` may use P0, P1, ... for ids.
 
-    Its topics have ``replication`` copies and ``min_isr`` in-sync replicas.
+    Its topics have ``replication`` copies and ``min_isr`` in-sync replicas; each
+    participant has the border ``posts`` named, each with its own key.
     """
     ids = random_ids(count)
     text = agreements or ""
     for i, pid in enumerate(ids):
         text = text.replace(f"P{i}", pid)
+    if posts:
+        kwargs["posts"] = {pid: tuple(posts) for pid in ids}
     sandbox = make_sandbox(ids, text, **kwargs)  # type: ignore[arg-type]
     await create_topics(kafka.admin, ids, replication=replication, min_isr=min_isr)
     return Exchange(kafka, sandbox, ids)

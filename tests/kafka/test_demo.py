@@ -33,6 +33,9 @@ def test_the_demo_tells_the_whole_story_and_stops_everything(tmp_path: Path) -> 
     assert "cancellation reached every earlier recipient: yes" in output
     assert "post rebuilt from the state topics, cancelled alert absent: yes" in output
     assert "it has its partitions back" in output  # after the router's kill -9
+    # ... and its start's timeline, read from its own log
+    assert "its log, from the process's start: imports done" in output
+    assert "every partition fenced and rebuilt" in output
     assert "oversized photo refused, 5 MB outbox record quarantined: yes" in output
     assert "CAF        delivered under COD-CAF-2026" in output
     assert "UN-MONUSCO denied SUSPENDED (COD-MONUSCO-2026)" in output

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import subprocess
 import sys
 
-from border_exchange.cli.main import COMMANDS, build_parser
+import pytest
+
+from border_exchange.cli.main import COMMANDS, build_parser, main
 
 
 def _commands_added_by(module: str) -> set[str]:
@@ -68,3 +71,36 @@ def test_router_run_imports_neither_the_gateway_nor_the_demo_nor_the_alert_model
     )
     for heavy in heavy_modules:
         assert heavy not in imported, heavy
+
+
+def _after_router_help(env: dict[str, str]) -> str:
+    """``PYDANTIC_DISABLE_PLUGINS`` as ``router run --help`` leaves it, in a fresh process."""
+    probe = (
+        "import os\n"
+        "from border_exchange.cli.main import main\n"
+        "try:\n"
+        "    main(['router', 'run', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(os.environ.get('PYDANTIC_DISABLE_PLUGINS'))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60,
+        env=env,
+    )  # fmt: skip
+    return done.stdout.split()[-1]
+
+
+def test_the_command_line_skips_pydantics_plugin_search_unless_told_otherwise() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    assert _after_router_help(env) == "__all__"
+    assert _after_router_help({**env, "PYDANTIC_DISABLE_PLUGINS": "none"}) == "none"
+
+
+def test_version_is_read_when_asked_for(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--version"])
+    assert stopped.value.code == 0
+    assert capsys.readouterr().out == f"border-exchange {version('border-exchange')}\n"

@@ -14,7 +14,13 @@ from border_exchange.bootstrap import _LIBRARY_LOGS
 from border_exchange.cli.logs import add_log_options, configure_from, log_format
 from border_exchange.cli.main import build_parser
 
-LONG_RUNNING = (["router", "run"], ["gateway", "serve"], ["post", "run"], ["post", "serve"])
+LONG_RUNNING = (
+    ["router", "run"],
+    ["gateway", "serve"],
+    ["post", "run"],
+    ["post", "serve"],
+    ["desk", "watch"],
+)
 
 
 @pytest.fixture(autouse=True)
@@ -84,4 +90,6 @@ def _required(command: list[str]) -> list[str]:
         return ["--participant", "COD", "--post", "aru", "--db", "x.db", "--trust", "t.yaml"]
     if command == ["post", "serve"]:
         return ["--db", "x.db"]
+    if command == ["desk", "watch"]:
+        return ["--as", "COD", "--trust", "t.yaml"]
     return ["--config", "c.yaml"]

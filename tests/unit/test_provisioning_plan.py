@@ -67,6 +67,7 @@ def test_first_run_creates_topics_users_and_acls_and_the_second_changes_nothing(
         "bx.CAF.outbox", "bx.COD.outbox", "bx.CAF.from.COD", "bx.COD.from.CAF",
         "bx.CAF.outbox.state", "bx.COD.outbox.state",
         "bx.CAF.state.from.COD", "bx.COD.state.from.CAF",
+        "bx.CAF.hits", "bx.COD.hits", "bx.CAF.notices", "bx.COD.notices",
     }  # fmt: skip
     assert {u.principal for u in first.create_users} == {
         "hub.router", "hub.auditor.oversight",
@@ -111,6 +112,13 @@ def test_a_gateway_writes_only_its_own_outbox_and_only_the_router_writes_feeds()
     assert writers == {
         ("User:CAF.gateway", "bx.CAF.outbox", PatternType.LITERAL),
         ("User:COD.gateway", "bx.COD.outbox", PatternType.LITERAL),
+        # A post writes hit reports signed with its own key to its service's outbox.
+        ("User:CAF.post.east", "bx.CAF.outbox", PatternType.LITERAL),
+        ("User:COD.post.east", "bx.COD.outbox", PatternType.LITERAL),
+        ("User:hub.router", "bx.CAF.hits", PatternType.LITERAL),
+        ("User:hub.router", "bx.COD.hits", PatternType.LITERAL),
+        ("User:hub.router", "bx.CAF.notices", PatternType.LITERAL),
+        ("User:hub.router", "bx.COD.notices", PatternType.LITERAL),
         ("User:hub.router", "bx.CAF.from.", PatternType.PREFIXED),
         ("User:hub.router", "bx.COD.from.", PatternType.PREFIXED),
         ("User:CAF.gateway", "bx.CAF.outbox.state", PatternType.LITERAL),
@@ -144,7 +152,7 @@ def test_only_auditors_read_the_audit_trail_and_quarantine_and_the_router_its_ow
     assert readers(naming.QUARANTINE_TOPIC) == auditors
 
 
-def test_a_post_reads_only_its_participants_feeds_in_its_own_group() -> None:
+def test_a_post_reads_its_participants_feeds_and_hits_and_writes_only_its_outbox() -> None:
     acls = {
         b for b in desired_acls(_trust(_participant("CAF"))) if b.principal == "User:CAF.post.east"
     }
@@ -153,6 +161,15 @@ def test_a_post_reads_only_its_participants_feeds_in_its_own_group() -> None:
         (ResourceType.TOPIC, "bx.CAF.state.from.", PatternType.PREFIXED, AclOperation.READ),
         (ResourceType.TOPIC, "bx.hub.agreements", PatternType.LITERAL, AclOperation.READ),
         (ResourceType.GROUP, "bx.CAF.post.east", PatternType.LITERAL, AclOperation.READ),
+        (ResourceType.TOPIC, "bx.CAF.hits", PatternType.LITERAL, AclOperation.READ),
+        (ResourceType.TOPIC, "bx.CAF.outbox", PatternType.LITERAL, AclOperation.WRITE),
+        (
+            ResourceType.TRANSACTIONAL_ID,
+            "bx.CAF.post.east",
+            PatternType.PREFIXED,
+            AclOperation.WRITE,
+        ),
+        (ResourceType.CLUSTER, "kafka-cluster", PatternType.LITERAL, AclOperation.IDEMPOTENT_WRITE),
     }
 
 

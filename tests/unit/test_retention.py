@@ -77,7 +77,11 @@ def test_a_changed_policy_is_applied_to_existing_topics() -> None:
     assert changed["bx.CAF.from.COD"] == {
         "retention.ms": (str(35 * 86_400_000), str(20 * 86_400_000))
     }
-    assert set(changed) == {"bx.CAF.outbox", "bx.COD.outbox", "bx.CAF.from.COD", "bx.COD.from.CAF"}
+    # Hit reports and notices are kept as long as a feed: they follow its retention.
+    assert set(changed) == {
+        "bx.CAF.outbox", "bx.COD.outbox", "bx.CAF.from.COD", "bx.COD.from.CAF",
+        "bx.CAF.hits", "bx.COD.hits", "bx.CAF.notices", "bx.COD.notices",
+    }  # fmt: skip
 
 
 def test_an_audit_shorter_than_the_alerts_it_covers_is_refused_naming_both_figures() -> None:

@@ -57,20 +57,23 @@ def test_the_gateway_of_caf_may_write_its_outbox_only() -> None:
         ("bx.CAF.outbox", "literal"),
         ("bx.CAF.outbox.state", "literal"),
         ("bx.CAF.from.", "prefix"),
+        ("bx.CAF.hits", "literal"),
+        ("bx.CAF.notices", "literal"),
     }
     assert gateway["spec"]["authentication"] == {"type": "scram-sha-512"}
     assert gateway["metadata"]["annotations"]["border-exchange/principal"] == "CAF.gateway"
 
 
-def test_a_post_reads_its_services_feeds_and_writes_nothing() -> None:
+def test_a_post_reads_its_services_feeds_and_hits_and_writes_only_its_outbox() -> None:
     post = _users()["cod.post.kasindi"]
     assert _rules(post, "Read", "topic") == {
         ("bx.COD.from.", "prefix"),
         ("bx.COD.state.from.", "prefix"),
         ("bx.hub.agreements", "literal"),
+        ("bx.COD.hits", "literal"),
     }
     assert _rules(post, "Read", "group") == {("bx.COD.post.kasindi", "literal")}
-    assert _rules(post, "Write", "topic") == set()
+    assert _rules(post, "Write", "topic") == {("bx.COD.outbox", "literal")}
 
 
 def test_the_router_reads_outboxes_and_writes_feeds_never_outboxes() -> None:

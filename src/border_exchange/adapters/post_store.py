@@ -294,6 +294,11 @@ class RejectedRecord:
     at: datetime
 
 
+def _held(db: sqlite3.Connection) -> int:
+    """How many alert rows the store holds (a count over an index: asked for big applies only)."""
+    return int(db.execute("SELECT COUNT(*) FROM alerts").fetchone()[0])
+
+
 def _create_indexes(db: sqlite3.Connection) -> None:
     for name, on in _SEARCH_INDEXES.items():
         db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {on}")
@@ -445,8 +450,7 @@ class PostStore:
         stored = cancelled = stale = rejected = 0
         now = _iso(self.clock())
         pending = _SearchRows()
-        held = db.execute("SELECT COUNT(*) FROM alerts").fetchone()[0]
-        bulk = len(outcomes) >= max(BULK_FROM, held)
+        bulk = len(outcomes) >= BULK_FROM and len(outcomes) >= _held(db)
         for outcome in outcomes:
             if isinstance(outcome, Rejected):
                 db.execute(
@@ -710,6 +714,22 @@ class PostStore:
             (origin, alert_id, State.ACTIVE.value),
         ).fetchone()
         return None if row is None or row[0] is None else decode_envelope(row[0]).header
+
+    def find_alert(self, alert_id: str, origin: str | None = None) -> Header | None:
+        """The signed header of alert ``alert_id`` in force (of ``origin`` when given), or None."""
+        rows = self._db.execute(
+            "SELECT envelope FROM alerts WHERE alert_id = ? AND state = ? AND expires_ts > ?"
+            + ("" if origin is None else " AND origin = ?"),
+            (
+                alert_id,
+                State.ACTIVE.value,
+                self.clock().timestamp(),
+                *(() if origin is None else (origin,)),
+            ),
+        ).fetchall()
+        if len(rows) != 1 or rows[0][0] is None:
+            return None  # none, or the same id from two origins: name the origin
+        return decode_envelope(rows[0][0]).header
 
     def rejected(self) -> list[RejectedRecord]:
         """Every refused record, oldest first."""

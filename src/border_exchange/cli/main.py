@@ -13,13 +13,14 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, cast
 
-from border_exchange import __version__
 from border_exchange.errors import BorderExchangeError
+from border_exchange.interpreter import without_pydantic_plugins
 
 COMMANDS: Mapping[str, tuple[str, ...]] = {
     "border_exchange.cli.audit": ("audit",),
     "border_exchange.demo.cli": ("demo",),
     "border_exchange.cli.deploy": ("deploy",),
+    "border_exchange.cli.desk": ("desk",),
     "border_exchange.cli.dev": ("dev",),
     "border_exchange.cli.gateway": ("gateway",),
     "border_exchange.cli.keys": ("keys",),
@@ -30,6 +31,27 @@ COMMANDS: Mapping[str, tuple[str, ...]] = {
     "border_exchange.cli.router": ("router",),
 }
 """Modules that add subcommands, in the order ``--help`` lists them, with the commands each adds."""
+
+
+class _Version(argparse.Action):
+    """``--version``: the installed version, read only when asked for (it costs an import)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: str | None) -> None:
+        super().__init__(
+            option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=kwargs.get("help")
+        )
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        from border_exchange import __version__
+
+        print(f"border-exchange {__version__}")
+        parser.exit()
 
 
 class _Registrar(Protocol):
@@ -55,7 +77,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             "auditors prove what went where."
         ),
     )
-    parser.add_argument("--version", action="version", version=f"border-exchange {__version__}")
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     modules = [name for name, commands in COMMANDS.items() if command in commands]
     for name in modules or COMMANDS:
@@ -66,6 +88,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    without_pydantic_plugins()  # before any command's models are built
     parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     handler = cast(Handler | None, getattr(args, "handler", None))

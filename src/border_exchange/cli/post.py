@@ -144,6 +144,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     post_web.register(commands)
 
+    from border_exchange.cli import post_hits  # the hit procedure at the post
+
+    post_hits.register(commands)
+
 
 def _store_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", required=True, type=Path, help="SQLite store file")

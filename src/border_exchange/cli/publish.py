@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "The key passphrase is read from BX_KEY_PASSPHRASE or prompted for."
         ),
     )
-    _common(publish)
+    alert_options(publish)
     publish.add_argument("files", nargs="+", type=Path, metavar="FILE", help="alert files")
     publish.add_argument(
         "--skip-invalid", action="store_true", help="publish the valid alerts, report the others"
@@ -52,13 +52,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     publish.set_defaults(handler=run_publish)
 
     cancel = subparsers.add_parser("cancel", help="publish the cancellation of an alert")
-    _common(cancel)
+    alert_options(cancel)
     cancel.add_argument("alert_id", metavar="ALERT_ID")
     cancel.add_argument("--reason", required=True, help="why the alert is withdrawn")
     cancel.set_defaults(handler=run_cancel)
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def signing_options(parser: argparse.ArgumentParser) -> None:
+    """``--as``, ``--key``, ``--trust``, ``--key-id`` and ``--config`` of a signing command."""
     parser.add_argument("--as", dest="participant", required=True, help="participant id, e.g. CAF")
     parser.add_argument("--key", required=True, type=Path, help="encrypted private key file")
     parser.add_argument("--trust", required=True, type=Path, help="trust store YAML file")
@@ -66,6 +67,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", type=Path, help="YAML file with a 'kafka' mapping (BX_KAFKA_* override it)"
     )
+
+
+def alert_options(parser: argparse.ArgumentParser) -> None:
+    """``signing_options`` and ``--encrypt-for`` of a command that publishes alerts."""
+    signing_options(parser)
     parser.add_argument(
         "--encrypt-for",
         type=Path,
@@ -128,7 +134,8 @@ def _recipients(args: argparse.Namespace, trust: TrustStore) -> SectionRecipient
     return None if args.encrypt_for is None else section_recipients(args.encrypt_for, trust)
 
 
-def _signing(args: argparse.Namespace) -> tuple[Any, str, TrustStore]:
+def signing_of(args: argparse.Namespace) -> tuple[Any, str, TrustStore]:
+    """The signing key, its id and the trust store that ``signing_options`` named."""
     participant: str = args.participant
     if not is_participant_id(participant):
         raise ConfigError(f"--as: {participant!r} is not a participant id")
@@ -153,7 +160,7 @@ def run_publish(args: argparse.Namespace) -> int:
     items = read_alert_files(args.files)
     if not items:
         raise ConfigError("no alert in the files given")
-    key, key_id, trust = _signing(args)
+    key, key_id, trust = signing_of(args)
     settings = kafka_settings_from_file(args.config)
 
     async def publish() -> tuple[list[Receipt], list[Item]]:
@@ -200,7 +207,7 @@ def run_publish(args: argparse.Namespace) -> int:
 
 def run_cancel(args: argparse.Namespace) -> int:
     """Publish the cancellation of ``ALERT_ID``."""
-    key, key_id, trust = _signing(args)
+    key, key_id, trust = signing_of(args)
     settings = kafka_settings_from_file(args.config)
 
     async def cancel() -> Receipt:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from border_exchange.adapters import kafka_launcher
 from border_exchange.adapters.kafka_launcher import ClusterInfo
@@ -111,16 +112,34 @@ class RouterProcess:
                 raise KafkaError(f"the router got no outbox partition in {WAIT}s")
             await asyncio.sleep(0.3)
 
-    def _assigned(self) -> bool:
+    def _events(self) -> list[dict[str, Any]]:
+        """This run's log events, in order."""
         with self.log_file.open("rb") as log:
             log.seek(self._log_from)
             lines = log.read().decode("utf-8", errors="replace").splitlines()
+        events = []
         for line in lines:
             with contextlib.suppress(ValueError):
                 event = json.loads(line)
-                if event.get("event") == "router.assigned" and event.get("partitions"):
-                    return True
-        return False
+                if isinstance(event, dict):
+                    events.append(event)
+        return events
+
+    def _assigned(self) -> bool:
+        return any(
+            e.get("event") == "router.assigned" and e.get("partitions") for e in self._events()
+        )
+
+    def start_timeline(self) -> dict[str, float]:
+        """How long this run had been running at each step of its start, as it logged them
+        (``router.starting``: imports done; ``router.assigned``: every partition fenced and
+        rebuilt; ``router.delivering``: its first transaction committed)."""
+        steps: dict[str, float] = {}
+        for event in self._events():
+            name, age = event.get("event"), event.get("process_age")
+            if isinstance(name, str) and isinstance(age, int | float) and name not in steps:
+                steps[name] = float(age)
+        return steps
 
     def last_log_line(self) -> str:
         """The router's last log line (the reason it stopped, usually)."""

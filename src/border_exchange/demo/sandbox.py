@@ -36,6 +36,7 @@ from border_exchange.domain.trust import (
     TrustStore,
     encryption_key_entry,
     key_entry,
+    post_owner,
 )
 
 NAMES: Mapping[str, str] = {
@@ -53,7 +54,11 @@ NAMES: Mapping[str, str] = {
 
 @dataclass(frozen=True)
 class Sandbox:
-    """Participants with their private keys, the hub key, the trust store and agreements."""
+    """Participants with their private keys, the hub key, the trust store and agreements.
+
+    ``keys`` and ``key_ids`` hold, besides each participant's and the hub's, each border
+    post's own key (which signs hit reports) under ``<participant>.post.<post>``.
+    """
 
     trust: TrustStore
     keys: Mapping[str, SigningKey]
@@ -141,13 +146,20 @@ def make_sandbox(
             if pid.startswith("UN-")
             else ParticipantKind.NATIONAL_SERVICE
         )
+        own_posts = tuple((posts or {}).get(pid, ()))
+        post_keys = []
+        for post in own_posts:
+            owner = post_owner(pid, post)
+            keys[owner], key_ids[owner] = SigningKey.generate(), f"{pid}-{post}-{start:%Y}-01"
+            post_keys.append(_public(owner, key_ids[owner], keys[owner], start))
         members[pid] = Participant(
             pid,
             NAMES.get(pid, f"Police service {pid}"),
             kind,
             "active",
-            tuple((posts or {}).get(pid, ())),
+            own_posts,
             (_public(pid, key_id, key, start),),
+            post_keys=tuple(post_keys),
         )
         if encryption:
             private, raw = generate_encryption_key(
@@ -208,6 +220,7 @@ def trust_store_yaml(trust: TrustStore) -> str:
                 "status": p.status,
                 "posts": list(p.posts),
                 "keys": [key_entry(k) for k in p.keys],
+                **({"post_keys": [key_entry(k) for k in p.post_keys]} if p.post_keys else {}),
             }
             | (
                 {"encryption_keys": [encryption_key_entry(k) for k in p.encryption_keys]}

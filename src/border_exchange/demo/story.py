@@ -451,6 +451,16 @@ async def tell(story: Story) -> DemoResult:
             f"it has its partitions back {back:.1f} s after its start (static group "
             "membership, docs/router.md: Failover); it goes on from its audit chain"
         )
+        steps = story.router.start_timeline()
+        names = (
+            ("router.starting", "imports done"),
+            ("router.configured", "trust store, agreements and key loaded"),
+            ("router.joined", "partitions from the group"),
+            ("router.assigned", "every partition fenced and rebuilt"),
+        )
+        timeline = [f"{label} {steps[name]:.1f} s" for name, label in names if name in steps]
+        if timeline:
+            say("its log, from the process's start: " + "; ".join(timeline))
         key = load_private_key(paths["key:COD"], passphrase.encode())
         settings = story.login(naming.gateway_principal("COD"))
         async with Gateway(settings, "COD", key, sandbox.key_ids["COD"], trust) as gateway:

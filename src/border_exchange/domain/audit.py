@@ -36,6 +36,10 @@ class AuditKind(StrEnum):
     DECISION = "DECISION"
     QUARANTINE = "QUARANTINE"
     CHECKPOINT = "CHECKPOINT"
+    HIT_REPORT = "HIT_REPORT"
+    """A hit report delivered to the alert's origin (``domain.hit_routing``)."""
+    HIT_ACK = "HIT_ACK"
+    """An acknowledgement of a hit report delivered to the reporting service."""
 
 
 def chain_id(topic: str, partition: int) -> str:

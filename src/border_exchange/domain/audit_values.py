@@ -215,6 +215,10 @@ class Stats:
     feed_records: int = 0
     signatures_verified: int = 0
     copies_checked: int = 0
+    hit_reports: int = 0
+    """Hit reports delivered to an alert's origin (``HIT_REPORT`` records) in the window."""
+    hit_acks: int = 0
+    """Acknowledgements delivered back to a reporting service (``HIT_ACK``) in the window."""
     erased_outbox: int = 0
     """Outbox records decided in the window and since deleted by the outbox's retention."""
     erased_feed: int = 0

@@ -58,6 +58,7 @@ from border_exchange.domain.audit_values import (
 )
 from border_exchange.domain.encoding import decode_envelope, decode_envelope_split, decode_record
 from border_exchange.domain.envelope import Envelope, Header
+from border_exchange.domain.hits import verify_ack, verify_report
 from border_exchange.domain.naming import parse_feed_topic, parse_outbox_topic
 from border_exchange.domain.partitioning import key_hash
 from border_exchange.domain.signature_batch import SignatureChecks, signature_checks
@@ -80,6 +81,9 @@ _HEADER_FIELDS: Final = (
 
 
 _RECORDED_HEADER: Final = itemgetter(*_HEADER_FIELDS)
+_HITS: Final = frozenset((AuditKind.HIT_REPORT, AuditKind.HIT_ACK))
+_DECIDING: Final = frozenset((AuditKind.DECISION, AuditKind.QUARANTINE, *_HITS))
+"""Audit records that decide one outbox record (a checkpoint decides none)."""
 
 
 def _differing_fields(
@@ -245,7 +249,7 @@ class _Verdict:
             if kind == AuditKind.CHECKPOINT:
                 continue
             offset = entry.record.get("source_offset")
-            if offset is None or kind not in (AuditKind.DECISION, AuditKind.QUARANTINE):
+            if offset is None or kind not in _DECIDING:
                 self._add(
                     ViolationCode.AUDIT_MALFORMED,
                     entry.log,
@@ -341,11 +345,47 @@ class _Verdict:
                 for outcome in record.get("outcomes") or ():
                     if outcome["delivered"]:
                         seen.add(str(outcome["participant"]))
+            elif kind in _HITS and id(entry) in in_window:
+                self._hit(entry, owner, outbox)
             elif kind == AuditKind.QUARANTINE and id(entry) in in_window:
                 self.stats.quarantined += 1
                 self.stats.quarantine_reasons[owner][str(record.get("quarantine_reason"))] += 1
                 offset = int(record["source_offset"])
                 self.quarantine_expected[(outbox_topic, partition, offset)] = entry
+
+    def _hit(self, entry: AuditEntry, owner: str, outbox: Mapping[int, LogRecord] | None) -> None:
+        """A delivered hit report or acknowledgement: counted; its outbox record must be one,
+        by the outbox's owner, signed (a report by its post's key), to the one recipient
+        the record names (a report: the alert's origin; an acknowledgement: the reporter)."""
+        record = entry.record
+        report = entry.kind == AuditKind.HIT_REPORT
+        if report:
+            self.stats.hit_reports += 1
+        else:
+            self.stats.hit_acks += 1
+        log = None if outbox is None else outbox.get(int(record["source_offset"]))
+        if log is None:
+            return  # not replayed, or erased under retention (counted by _coverage)
+        recipients = [o["participant"] for o in record.get("outcomes") or () if o["delivered"]]
+        try:
+            if report:
+                message = verify_report(log.value or b"", self.trust)
+                found = (message.hit_id, message.reporter, message.alert_origin)
+            else:
+                answer = verify_ack(log.value or b"", self.trust)
+                found = (answer.ack_id, answer.origin, answer.reporter)
+        except BorderExchangeError as exc:
+            self._add(ViolationCode.SIGNATURE_INVALID, entry.log, f"{entry.kind}: {exc}")
+            return
+        self.stats.signatures_verified += 1
+        recorded = (record.get("message_id"), owner, recipients[0] if recipients else None)
+        if found != recorded or len(recipients) != 1:
+            self._add(
+                ViolationCode.AUDIT_MISMATCH,
+                entry.log,
+                f"{entry.kind} records {recorded} (recipients {recipients}); the outbox "
+                f"record is {found}",
+            )
 
     def _decision(
         self,
@@ -693,6 +733,9 @@ def disclosures(entries: Iterable[AuditEntry], window: Window, origin: str) -> l
     found = []
     for entry in entries:
         record = entry.record
+        if entry.kind in _HITS and entry.recorded_at in window:
+            found.extend(_hit_disclosure(entry, origin))
+            continue
         if entry.kind != AuditKind.DECISION or entry.recorded_at not in window:
             continue
         if record.get("origin") != origin:
@@ -720,3 +763,35 @@ def disclosures(entries: Iterable[AuditEntry], window: Window, origin: str) -> l
                 )
             )
     return found
+
+
+def _hit_disclosure(entry: AuditEntry, sender: str) -> list[Disclosure]:
+    """A hit report ``sender`` sent (it tells the alert's origin where a person or a vehicle
+    was found) or an acknowledgement it sent back, as a disclosure to its one recipient."""
+    record = entry.record
+    if record.get("origin") != sender:
+        return []
+    report = entry.kind == AuditKind.HIT_REPORT
+    return [
+        Disclosure(
+            message_id=str(record["message_id"]),
+            alert_id=str(record["alert_id"]),
+            version=int(record["version"] or 0),
+            alert_type=str(record.get("alert_type") or "-"),
+            operation=str(entry.kind),
+            recipient=str(outcome["participant"]),
+            sections=("hit report: where, when, what was done, contact",)
+            if report
+            else ("acknowledgement: follow-up instructions",),
+            agreement_id=None,
+            basis=None,
+            agreement_set="-",
+            agreement_label="the hit procedure (to the alert's origin and back, no agreement)",
+            recorded_at=entry.recorded_at,
+            audit_topic=entry.log.topic,
+            audit_partition=entry.log.partition,
+            audit_offset=entry.log.offset,
+        )
+        for outcome in record.get("outcomes") or ()
+        if outcome["delivered"]
+    ]

@@ -11,6 +11,7 @@ it verifies whatever reader schema a later version brings. Verification raises.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -24,8 +25,10 @@ from nacl.signing import SigningKey
 from border_exchange.domain import limits
 from border_exchange.domain.catalog import AlertType, Priority, is_participant_id
 from border_exchange.domain.encoding import PREFIX_SIZE, decode_record, encode_record
+from border_exchange.domain.envelope import Header
 from border_exchange.domain.naming import is_role_name
 from border_exchange.domain.schemas import SINGLE_OBJECT_MAGIC, registry
+from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import DecodeError, SignatureError, SignatureProblem, ValidationError
 
 HIT_REPORT_SCHEMA: Final = "bx.HitReport"
@@ -204,6 +207,72 @@ def _checked(problems: list[str], what: str) -> None:
         raise ValidationError(f"invalid {what}", tuple(problems))
 
 
+def report_on(
+    header: Header,
+    *,
+    reporter: str,
+    post: str,
+    key_id: str,
+    hit_at: datetime,
+    action: HitAction,
+    place: str,
+    contact: str,
+    now: datetime,
+    remarks: str | None = None,
+    not_acted_reason: str | None = None,
+    language: str | None = None,
+    hit_id: str | None = None,
+) -> HitReport:
+    """A report of a hit on the alert whose version ``header`` the post holds, signed now."""
+    return HitReport(
+        hit_id=hit_id or uuid.uuid4().hex,
+        reporter=reporter,
+        post=post,
+        key_id=key_id,
+        alert_origin=header.origin,
+        alert_id=header.alert_id,
+        alert_version=header.version,
+        alert_type=header.alert_type,
+        priority=header.priority,
+        hit_at=hit_at,
+        reported_at=now,
+        expires_at=now + VALIDITY,
+        action=action,
+        place=place,
+        contact=contact,
+        not_acted_reason=not_acted_reason,
+        remarks=remarks,
+        language=language,
+    )
+
+
+def ack_of(
+    report: HitReport,
+    *,
+    key_id: str,
+    instructions: str,
+    now: datetime,
+    desk_contact: str | None = None,
+    language: str | None = None,
+    ack_id: str | None = None,
+) -> HitAcknowledgement:
+    """The origin's acknowledgement of ``report``, signed now."""
+    return HitAcknowledgement(
+        ack_id=ack_id or uuid.uuid4().hex,
+        hit_id=report.hit_id,
+        origin=report.alert_origin,
+        key_id=key_id,
+        reporter=report.reporter,
+        post=report.post,
+        alert_id=report.alert_id,
+        acknowledged_at=now,
+        expires_at=now + VALIDITY,
+        instructions=instructions,
+        desk_contact=desk_contact,
+        language=language,
+    )
+
+
 # ---------------------------------------------------------------------- encoding
 
 
@@ -332,6 +401,24 @@ def signed_message(value: bytes, kind: MessageKind) -> bytes:
             "the signature is not the last 64 bytes of the record", SignatureProblem.SECTION_LAYOUT
         )
     return value[cut + len(_SIGNATURE_FIELD) :] + tag + value[:cut]
+
+
+def verify_report(value: bytes, trust: TrustStore) -> HitReport:
+    """The report in ``value`` once its post's signature verifies; raises ``DecodeError``,
+    ``KeyNotValidError`` or ``SignatureError``."""
+    report = decode_report(value)
+    key = trust.post_key_for(report.reporter, report.post, report.key_id, report.reported_at)
+    verify_signed(value, MessageKind.HIT_REPORT, key.raw)
+    return report
+
+
+def verify_ack(value: bytes, trust: TrustStore) -> HitAcknowledgement:
+    """The acknowledgement in ``value`` once its origin's signature verifies; raises as
+    ``verify_report``."""
+    ack = decode_ack(value)
+    key = trust.key_for(ack.origin, ack.key_id, ack.acknowledged_at)
+    verify_signed(value, MessageKind.HIT_ACK, key.raw)
+    return ack
 
 
 def verify_signed(value: bytes, kind: MessageKind, public_key: bytes) -> None:

@@ -70,6 +70,22 @@ def parse_feed_state_topic(topic: str) -> tuple[str, str] | None:
     return None
 
 
+def hits_topic(participant: str) -> str:
+    """Hit reports on ``participant``'s alerts and acknowledgements of its own reports, as
+    the router delivers them: read by its national desk (gateway) and its posts."""
+    return f"bx.{participant}.hits"
+
+
+def notices_topic(participant: str) -> str:
+    """Quarantine notices of ``participant``'s own outbox records: read by its desk."""
+    return f"bx.{participant}.notices"
+
+
+def post_transactional_id(participant: str, post: str) -> str:
+    """The transactional id prefix of border post ``post`` of ``participant`` (hit reports)."""
+    return f"bx.{participant}.post.{post}"
+
+
 def participant_prefix(participant: str) -> str:
     """The prefix of every resource (topic, group, transactional id) owned by ``participant``."""
     return f"bx.{participant}."

@@ -210,6 +210,9 @@ def desired_topics(
         specs.append(_topic(naming.outbox_topic(p), n, brokers, log))
         specs.append(_topic(naming.outbox_state_topic(p), n, brokers, state))
         specs.append(_topic(naming.audit_topic(p), n, brokers, policy.audit_configs()))
+        # Hit reports say where a person was seen: kept as long as a feed, no longer.
+        specs.append(_topic(naming.hits_topic(p), n, brokers, log))
+        specs.append(_topic(naming.notices_topic(p), n, brokers, log))
         for q in ids:
             if q != p:
                 specs.append(_topic(naming.feed_topic(p, q), n, brokers, log))
@@ -258,6 +261,10 @@ def _gateway_acls(p: str) -> list[AclBinding]:
         topic_acl(who, WRITE, naming.outbox_state_topic(p)),
         topic_acl(who, READ, naming.outbox_state_topic(p)),
         topic_acl(who, READ, naming.feed_prefix(p), PREFIXED),
+        # The national desk: hit reports on its alerts, acknowledgements of its posts'
+        # reports, and notices of its own records the router quarantined.
+        topic_acl(who, READ, naming.hits_topic(p)),
+        topic_acl(who, READ, naming.notices_topic(p)),
         group_acl(who, READ, naming.gateway_group_prefix(p), PREFIXED),
         transactional_id_acl(who, WRITE, txn, PREFIXED),
         cluster_acl(who, AclOperation.IDEMPOTENT_WRITE),
@@ -272,6 +279,12 @@ def _post_acls(p: str, post: str) -> list[AclBinding]:
         # The signed agreements, to check that each copy was permitted (domain.permitted).
         topic_acl(who, READ, naming.AGREEMENTS_TOPIC),
         group_acl(who, READ, naming.post_group(p, post)),
+        # Hit reports, signed with the post's own key, go to its service's outbox (the
+        # router routes nothing else a post key signs); acknowledgements come back.
+        topic_acl(who, WRITE, naming.outbox_topic(p)),
+        topic_acl(who, READ, naming.hits_topic(p)),
+        transactional_id_acl(who, WRITE, naming.post_transactional_id(p, post), PREFIXED),
+        cluster_acl(who, AclOperation.IDEMPOTENT_WRITE),
     ]
 
 
@@ -297,6 +310,10 @@ def _router_acls(ids: Iterable[str]) -> list[AclBinding]:
         acls.append(topic_acl(who, READ, naming.feed_prefix(p), PREFIXED))
         # Feed state in the routing transaction; tombstones of erased alerts in both.
         acls.append(topic_acl(who, WRITE, naming.feed_state_prefix(p), PREFIXED))
+        # Read to know whether a hit's reporter received the alert (``hit_routing``).
+        acls.append(topic_acl(who, READ, naming.feed_state_prefix(p), PREFIXED))
+        acls.append(topic_acl(who, WRITE, naming.hits_topic(p)))
+        acls.append(topic_acl(who, WRITE, naming.notices_topic(p)))
         acls.append(topic_acl(who, WRITE, naming.outbox_state_topic(p)))
     return acls
 

@@ -59,20 +59,34 @@ class QuarantineReason(StrEnum):
     UNDELIVERABLE = "UNDELIVERABLE"
     """The broker refused a copy of the record for good (too large for a feed, invalid
     there, the router not authorized to write it): decided when it was sent."""
+    HIT_NOT_RECEIVED = "HIT_NOT_RECEIVED"
+    """A hit report on an alert the router never delivered to the reporter (or no more)."""
+    HIT_FORGED_REPORTER = "HIT_FORGED_REPORTER"
+    """A hit report not signed by a key of the post it names."""
+    HIT_ALERT_CANCELLED = "HIT_ALERT_CANCELLED"
+    """A hit report on an alert whose cancellation the reporter received."""
+    HIT_UNKNOWN_VERSION = "HIT_UNKNOWN_VERSION"
+    """A hit report on a version (or of a type) of the alert the reporter never received."""
+    ACK_UNKNOWN_HIT = "ACK_UNKNOWN_HIT"
+    """An acknowledgement on an alert this outbox never routed to the service it answers."""
 
 
-_SIGNED_OK_REASONS = frozenset(
+SIGNED_OK_REASONS = frozenset(
     {
         QuarantineReason.EXPIRED,
         QuarantineReason.FUTURE_DATED,
         QuarantineReason.STALE_VERSION,
         QuarantineReason.ALERT_CANCELLED,
         QuarantineReason.TYPE_CHANGED,
+        QuarantineReason.HIT_NOT_RECEIVED,
+        QuarantineReason.HIT_ALERT_CANCELLED,
+        QuarantineReason.HIT_UNKNOWN_VERSION,
+        QuarantineReason.ACK_UNKNOWN_HIT,
     }
 )
 """Refusals of records whose signature verified: their message id counts as used."""
 
-_KEY_REASONS: Mapping[KeyProblem, QuarantineReason] = {
+KEY_REASONS: Mapping[KeyProblem, QuarantineReason] = {
     KeyProblem.UNKNOWN_PARTICIPANT: QuarantineReason.UNKNOWN_KEY,
     KeyProblem.UNKNOWN_KEY: QuarantineReason.UNKNOWN_KEY,
     KeyProblem.KEY_NOT_YET_VALID: QuarantineReason.KEY_NOT_VALID,
@@ -242,13 +256,14 @@ class PartitionState:
             self.next_offset = max(self.next_offset, source_offset + 1)
 
     def remember_refused(self, message_id: str, expires_at: datetime) -> None:
-        """Remember the id of a message refused after its signature verified."""
+        """Remember the id of a message refused after its signature verified (or of a hit
+        report or acknowledgement, routed or refused so: no alert history to keep)."""
         if message_id not in self.seen:
             self._see(message_id, expires_at)
 
     def apply_refused(self, header: Header | None, reason: str) -> None:
         """Remember a refused message's id when its signature had verified."""
-        if header is not None and reason in _SIGNED_OK_REASONS:
+        if header is not None and reason in SIGNED_OK_REASONS:
             self.remember_refused(header.message_id, header.expires_at)
 
     def prune(self, now: datetime, rules: RoutingRules) -> int:
@@ -354,7 +369,7 @@ def check_unsigned(
         key = trust.key_for(header.origin, header.key_id, header.issued_at)
         signed = signed_message(envelope, key)
     except KeyNotValidError as exc:
-        return Refused(_KEY_REASONS[exc.reason], str(exc), header)
+        return Refused(KEY_REASONS[exc.reason], str(exc), header)
     except SignatureError as exc:
         return Refused(QuarantineReason.BAD_SIGNATURE, str(exc), header)
     return Signed(envelope, signed, key.raw)
@@ -482,12 +497,22 @@ def route_signed(
     return Routed(envelope, decision, earlier, tuple(copies), present)
 
 
+_DECIDING_KINDS: Final = frozenset(
+    kind.value
+    for kind in (AuditKind.DECISION, AuditKind.QUARANTINE, AuditKind.HIT_REPORT, AuditKind.HIT_ACK)
+)
+"""Audit records that decide one outbox record: the chain is the consumed position."""
+_HIT_KINDS: Final = frozenset((AuditKind.HIT_REPORT.value, AuditKind.HIT_ACK.value))
+
+
 def replay_audit(state: PartitionState, record: Mapping[str, Any]) -> None:
     """Bring ``state`` up to date with one decoded audit record (used on start-up)."""
     kind = record.get("kind")
     offset = record.get("source_offset")
-    if offset is not None and kind in (AuditKind.DECISION.value, AuditKind.QUARANTINE.value):
+    if offset is not None and kind in _DECIDING_KINDS:
         state.next_offset = max(state.next_offset, int(offset) + 1)
+    if kind in _HIT_KINDS:
+        state.remember_refused(record["message_id"], record["expires_at"])
     if kind == AuditKind.DECISION.value:
         state._remember(
             record["message_id"],
@@ -501,6 +526,6 @@ def replay_audit(state: PartitionState, record: Mapping[str, Any]) -> None:
     elif (
         kind == AuditKind.QUARANTINE.value
         and record.get("message_id")
-        and record.get("quarantine_reason") in _SIGNED_OK_REASONS
+        and record.get("quarantine_reason") in SIGNED_OK_REASONS
     ):
         state.remember_refused(record["message_id"], record["expires_at"])

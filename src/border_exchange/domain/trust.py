@@ -197,6 +197,17 @@ class TrustStore:
                 return key
         raise KeyNotValidError(f"post {owner} has no key {key_id!r}", KeyProblem.UNKNOWN_KEY)
 
+    def current_post_key(self, participant: str, post: str, at: datetime) -> PublicKey:
+        """The most recent key of post ``post`` of ``participant`` valid at ``at``; raises
+        ``KeyNotValidError``."""
+        member = self.participants.get(participant)
+        owner = post_owner(participant, post)
+        valid = [k for k in (member.post_keys if member else ()) if k.owner == owner]
+        valid = [key for key in valid if key.valid_at(at)]
+        if not valid:
+            raise KeyNotValidError(f"post {owner} has no key valid at {iso(at)}")
+        return max(valid, key=lambda key: key.valid_from)
+
     def current_key(self, owner: str, at: datetime) -> PublicKey:
         """The most recent key of ``owner`` valid at ``at``; raises ``KeyNotValidError``."""
         valid = [key for key in self.keys_of(owner) if key.valid_at(at)]

@@ -383,6 +383,8 @@ def verdict_json(verdict: Verdict) -> dict[str, Any]:
             "audit_records": stats.audit_records,
             "decisions": stats.decisions,
             "quarantined": stats.quarantined,
+            "hit_reports": stats.hit_reports,
+            "hit_acknowledgements": stats.hit_acks,
             "checkpoints": stats.checkpoints,
             "outbox_records": stats.outbox_records,
             "feed_records": stats.feed_records,
@@ -439,6 +441,7 @@ def summary_lines(verdict: Verdict) -> list[str]:
         f"  {stats.decisions} decisions, {stats.quarantined} quarantined, "
         f"{stats.audit_records} audit records ({stats.checkpoints} checkpoints), "
         f"{stats.feed_records} feed records, {stats.signatures_verified} signatures verified",
+        f"  {stats.hit_reports} hit reports, {stats.hit_acks} acknowledgements delivered",
     ]
     if stats.erased_outbox or stats.erased_feed:
         lines.append(

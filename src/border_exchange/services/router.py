@@ -37,6 +37,7 @@ from aiokafka.errors import IllegalStateError, ProducerFenced
 from aiokafka.errors import KafkaError as AioKafkaError
 from nacl.signing import SigningKey
 
+from border_exchange.adapters.feed_state_lookup import FeedStateLookup
 from border_exchange.adapters.kafka_errors import SendFault, describe, send_fault
 from border_exchange.adapters.kafka_settings import (
     KafkaSettings,
@@ -63,6 +64,16 @@ from border_exchange.domain.consent import consents
 from border_exchange.domain.encoding import decode_record, encode_envelope
 from border_exchange.domain.envelope import Header
 from border_exchange.domain.erasure import Erasure, ErasureSchedule
+from border_exchange.domain.hit_routing import (
+    HitRouted,
+    HitSigned,
+    ReceivedAlert,
+    check_hit_unsigned,
+    hit_audit_record,
+    hit_quarantine_fields,
+    route_hit_signed,
+)
+from border_exchange.domain.hits import HitReport, MessageKind, message_kind
 from border_exchange.domain.memo import PerObject
 from border_exchange.domain.naming import (
     AGREEMENTS_TOPIC,
@@ -72,6 +83,8 @@ from border_exchange.domain.naming import (
     audit_topic,
     feed_state_topic,
     feed_topic,
+    hits_topic,
+    notices_topic,
     outbox_state_topic,
     parse_outbox_topic,
 )
@@ -79,8 +92,10 @@ from border_exchange.domain.partitioning import key_hash
 from border_exchange.domain.permitted import AGREEMENT_HEADER, reference_value
 from border_exchange.domain.policy import Deliver, Outcome, PolicyIndex
 from border_exchange.domain.quarantine import RefusedRecord, encode_quarantine
+from border_exchange.domain.quarantine_notice import QuarantineNotice, encode_notice
 from border_exchange.domain.retention import DEFAULT_POLICY, RetentionPolicy
 from border_exchange.domain.routing import (
+    SIGNED_OK_REASONS,
     Inbound,
     PartitionState,
     QuarantineReason,
@@ -854,9 +869,35 @@ class PartitionWorker:
         refused: Refused,
         now: datetime,
         out: list[_Output],
+        hit: HitSigned | None = None,
     ) -> None:
         header = refused.header
         detail = limits.bounded_text(refused.detail)
+        notices = notices_topic(self.origin)
+        if self._has_topic(notices):
+            # The service whose record it was learns of it, and of nothing else.
+            message_id = header.message_id if header else hit.message_id if hit else None
+            out.append(
+                _Output(
+                    notices,
+                    encode_notice(
+                        QuarantineNotice(
+                            self.origin,
+                            record.topic,
+                            record.partition,
+                            record.offset,
+                            refused.reason.value,
+                            detail,
+                            now,
+                            message_id,
+                            header.alert_id if header else hit.alert_id if hit else None,
+                            (MessageKind.ALERT if header else hit.kind if hit else None),
+                        )
+                    ),
+                    record.key[: limits.QUARANTINE_PREFIX_BYTES] if record.key else record.key,
+                    source=record.offset,
+                )
+            )
         out.append(
             _Output(
                 QUARANTINE_TOPIC,
@@ -877,14 +918,14 @@ class PartitionWorker:
                 source=record.offset,
             )
         )
-        self._audit(
-            quarantine_audit_record(
-                self.head, now, record.offset, refused.reason.value, detail, header
-            ),
-            AuditKind.QUARANTINE,
-            record.offset,
-            out,
+        audit = quarantine_audit_record(
+            self.head, now, record.offset, refused.reason.value, detail, header
         )
+        if hit is not None:
+            audit.update(hit_quarantine_fields(hit))
+            if refused.reason in SIGNED_OK_REASONS:
+                self.state.remember_refused(hit.message_id, hit.expires_at)
+        self._audit(audit, AuditKind.QUARANTINE, record.offset, out)
         self.state.apply_refused(header, refused.reason.value)
         self._counts["quarantined_total", "reason", refused.reason.value] += 1
         self._logged.append(
@@ -894,11 +935,58 @@ class PartitionWorker:
                     "reason": refused.reason.value,
                     "detail": detail,
                     "source": f"{record.topic}/{record.partition}/{record.offset}",
-                    "message_id": header.message_id if header else None,
-                    "alert_id": header.alert_id if header else None,
+                    "message_id": header.message_id if header else hit.message_id if hit else None,
+                    "alert_id": header.alert_id if header else hit.alert_id if hit else None,
                 },
             )
         )
+
+    def _route_hit(
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        hashed: int | None,
+        signed: HitSigned,
+        result: HitRouted | Refused,
+        now: datetime,
+        out: list[_Output],
+    ) -> None:
+        """Deliver a hit report or acknowledgement to its one recipient, audited; or
+        quarantine it."""
+        if isinstance(result, Refused):
+            self._quarantine(record, result, now, out, signed)
+            return
+        topic = hits_topic(result.recipient)
+        partitions = self.router.partition_count(topic)
+        source = ("bx-source", f"{record.topic}/{record.partition}/{record.offset}".encode())
+        partition = None if hashed is None or not partitions else hashed % partitions
+        out.append(_Output(topic, record.value, record.key, partition, [source], record.offset))
+        audit = hit_audit_record(self.head, now, record.offset, result)
+        self._audit(audit, AuditKind(audit["kind"]), record.offset, out)
+        self.state.remember_refused(signed.message_id, signed.expires_at)
+        self._counts["hits_routed_total", "kind", signed.kind.value] += 1
+        self._logged.append(
+            (
+                "router.routed",
+                {
+                    "kind": signed.kind.value,
+                    "message_id": signed.message_id,
+                    "alert_id": signed.alert_id,
+                    "origin": signed.author,
+                    "recipients": [result.recipient],
+                },
+            )
+        )
+
+    async def _received(self, signed: HitSigned) -> ReceivedAlert | None:
+        """What the router delivered to a report's reporter of the alert it reports on."""
+        report = signed.message
+        assert isinstance(report, HitReport)
+        topic = feed_state_topic(report.reporter, report.alert_origin)
+        partitions = self.router.partition_count(topic)
+        hashed = key_hash(report.alert_id.encode())
+        if not partitions or hashed is None:
+            return None  # no state of that feed: nothing was delivered there
+        return await self.router.feed_states.received(topic, hashed % partitions, report.alert_id)
 
     async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Route ``records`` and commit their outputs and offset in one transaction.
@@ -1069,29 +1157,39 @@ class PartitionWorker:
         if expired is not None:
             raise TrustStoreExpiredError(expired)  # before anything is sent: the transaction aborts
         checks = self._signature_checks()
-        unsigned: list[tuple[int | None, Signed | Refused]] = []
+        unsigned: list[tuple[int | None, Signed | HitSigned | Refused]] = []
         queued = 0
         try:
             for index, record in enumerate(records):
                 if index % ROUTE_SLICE == ROUTE_SLICE - 1:
                     await asyncio.sleep(0)
                 hashed = key_hash(record.key)
-                checked = check_unsigned(
-                    Inbound(
-                        record.topic, record.partition, record.offset, record.key, record.value
-                    ),
-                    expected_partition=None if hashed is None else hashed % self.partitions,
-                    trust=view.trust,
+                inbound = Inbound(
+                    record.topic, record.partition, record.offset, record.key, record.value
+                )
+                expected = None if hashed is None else hashed % self.partitions
+                kind = message_kind(record.value)
+                checked: Signed | HitSigned | Refused = (
+                    check_hit_unsigned(inbound, kind, expected_partition=expected, trust=view.trust)
+                    if kind is MessageKind.HIT_REPORT or kind is MessageKind.HIT_ACK
+                    else check_unsigned(inbound, expected_partition=expected, trust=view.trust)
                 )
                 refused = self.undeliverable.get(record.offset)
                 if refused is not None:
                     header = checked.envelope.header if isinstance(checked, Signed) else None
                     checked = Refused(QuarantineReason.UNDELIVERABLE, refused, header)
-                if isinstance(checked, Signed):
+                if isinstance(checked, Signed | HitSigned):
                     checks.add(index, checked.signed, checked.public_key)
                     queued += 1
                 unsigned.append((hashed, checked))
             failed = set(await checks.failed_async()) if queued else set()
+            received = {
+                index: await self._received(checked)
+                for index, (_, checked) in enumerate(unsigned)
+                if isinstance(checked, HitSigned)
+                and checked.kind is MessageKind.HIT_REPORT
+                and index not in failed
+            }
             self._checked_at = time.perf_counter()
         except BaseException:
             # Checks queued for this batch must not be answered in the next one.
@@ -1104,19 +1202,30 @@ class PartitionWorker:
         for index, (record, (hashed, checked)) in enumerate(zip(records, unsigned, strict=True)):
             if index % ROUTE_SLICE == ROUTE_SLICE - 1:
                 await asyncio.sleep(0)
-            result = (
-                checked
-                if isinstance(checked, Refused)
-                else route_signed(
+            if isinstance(checked, HitSigned):
+                hit = route_hit_signed(
                     checked,
                     index not in failed,
-                    policy=view.index,
                     now=now,
                     rules=rules,
                     state=self.state,
+                    received=received.get(index),
                 )
-            )
-            self._route(record, hashed, result, now, outputs)
+                self._route_hit(record, hashed, checked, hit, now, outputs)
+            else:
+                result = (
+                    checked
+                    if isinstance(checked, Refused)
+                    else route_signed(
+                        checked,
+                        index not in failed,
+                        policy=view.index,
+                        now=now,
+                        rules=rules,
+                        state=self.state,
+                    )
+                )
+                self._route(record, hashed, result, now, outputs)
             if self.head.since_checkpoint >= every:
                 self.head = self._checkpoint(self.head, now, outputs)
                 self.last_checkpoint = time.monotonic()
@@ -1272,6 +1381,8 @@ class Router:
         self.workers: dict[TopicPartition, PartitionWorker] = {}
         self.consumer: AIOKafkaConsumer | None = None
         self._published: set[tuple[str, StoreReference | None]] = set()
+        self.feed_states = FeedStateLookup(kafka)
+        """What the router delivered to whom, read back to route hit reports."""
         self.missing_topics: set[str] = set()
         """State topics found missing (each reported once)."""
         self.pending: set[TopicPartition] = set()
@@ -1295,6 +1406,7 @@ class Router:
             "signatures), decide (policy, outputs), send (queue, acknowledgements), "
             "commit (the transaction's end), transaction (all of it).",
         )
+        m.describe("hits_routed_total", "Hit reports and acknowledgements delivered, by kind.")
         m.describe("erased_total", "Alerts whose state was tombstoned after grace, by origin.")
         m.describe(
             "audit_gap",
@@ -1499,6 +1611,7 @@ class Router:
                     await worker.close()
                 self.workers.clear()
             await consumer.stop()
+            await self.feed_states.close()
             self.consumer = None
             log.info("router.stopped")
 
