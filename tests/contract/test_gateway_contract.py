@@ -31,6 +31,7 @@ from border_exchange.services.gateway import Gateway
 from tests.conftest import KafkaCluster
 from tests.exchange import random_ids
 from tests.fake_kafka import FakeKafka
+from tests.waiting import eventually
 
 KEY = SigningKey(bytes(range(32)))
 PARTITIONS = 3
@@ -75,6 +76,19 @@ class Outbox:
             return sorted(found, key=lambda f: (f[0], f[1]))
         finally:
             await consumer.stop()
+
+
+async def settled(outbox: Outbox, count: int, topic: str | None = None) -> list[Any]:
+    """The committed records once ``count`` are visible: the broker writes a transaction's
+    markers just after answering its commit, and a partition's stable end waits for them."""
+    found: list[Any] = []
+
+    async def visible() -> bool:
+        found[:] = await outbox.committed(topic)
+        return len(found) >= count
+
+    await eventually(visible, within=30, what=f"{count} committed records")
+    return found
 
 
 def _trust(origin: str) -> TrustStore:
@@ -122,13 +136,13 @@ async def test_a_batch_commits_each_alert_on_its_keys_partition_once(outbox: Out
     async with outbox.gateway() as gateway:
         receipts = await gateway.publish_batch(list(_alerts(outbox.origin, 6)))
 
-    committed = await outbox.committed()
+    committed = await settled(outbox, len(receipts))
     assert sorted((r.partition, r.offset) for r in receipts) == [(p, o) for p, o, _ in committed]
     for receipt in receipts:
         assert receipt.partition == expected_partition(receipt.alert_id.encode(), PARTITIONS)
         assert (receipt.version, receipt.operation) == (1, Operation.CREATE)
     assert {e.header.message_id for _, _, e in committed} == {r.message_id for r in receipts}
-    state = await outbox.committed(outbox_state_topic(outbox.origin))
+    state = await settled(outbox, len(receipts), outbox_state_topic(outbox.origin))
     assert {e.header.alert_id for _, _, e in state} == {r.alert_id for r in receipts}
 
 
@@ -147,7 +161,7 @@ async def test_versions_continue_from_the_outbox_after_a_restart(outbox: Outbox)
     ]
     assert created.partition == updated.partition == cancelled.partition  # one key, in order
     assert created.offset < updated.offset < cancelled.offset
-    versions = [e.header.version for _, _, e in await outbox.committed()]
+    versions = [e.header.version for _, _, e in await settled(outbox, 3)]
     assert versions == [1, 2, 3]
 
 
@@ -183,7 +197,14 @@ async def test_what_an_aborted_transaction_wrote_is_never_read_committed(outbox:
     async with outbox.gateway() as gateway:
         after = await gateway.publish(second)
 
-    committed = await outbox.committed()
-    # The aborted record is not among them; the next transaction commits as usual.
-    assert {e.header.message_id for _, _, e in committed} == {kept.message_id, after.message_id}
-    assert len(committed) == 2
+    # The aborted record is never among them, and the next transaction commits as usual.
+    # (The broker writes an abort's markers after answering it: until then a partition's
+    # stable end stays at the aborted record, so what follows it shows a moment later.)
+    expected = {kept.message_id, after.message_id}
+
+    async def both_read() -> bool:
+        committed = await outbox.committed()
+        assert all(e.header.message_id in expected for _, _, e in committed)
+        return len(committed) == 2
+
+    await eventually(both_read, within=30, what="both committed messages, and nothing else")
