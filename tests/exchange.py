@@ -126,8 +126,11 @@ class Exchange:
         return RouterTuning(**values)  # type: ignore[arg-type]
 
     def router(self, **overrides: object) -> Router:
-        """A router for this exchange (not started)."""
-        view = PolicyView.build(self.sandbox.trust, self.sandbox.agreements)
+        """A router for this exchange (not started), under its governed trust store (the one
+        ``sandbox.write`` writes)."""
+        view = PolicyView.build(
+            self.sandbox.trust, self.sandbox.agreements, self.sandbox.governance()
+        )
         return Router(
             self.settings,
             view,

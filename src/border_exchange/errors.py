@@ -109,6 +109,11 @@ class KafkaError(BorderExchangeError):
     """Talking to Kafka failed; wraps the aiokafka error that caused it."""
 
 
+class CommitUnknownError(KafkaError):
+    """A commit was sent but its answer never came, and the broker could not say since
+    whether it took effect: the records may have been published."""
+
+
 class UndeliverableError(KafkaError):
     """The broker refused records for good (too large, invalid, unauthorized): by offset, why."""
 

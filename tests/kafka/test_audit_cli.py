@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from border_exchange.demo.sandbox import open_agreements
+from border_exchange.demo.sandbox import make_sandbox, open_agreements, trust_store_yaml
 from border_exchange.domain import naming
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import encode_envelope
@@ -21,10 +21,6 @@ from tests.exchange import make_exchange, running
 pytestmark = pytest.mark.kafka
 
 
-@pytest.mark.skip(
-    reason="audit replay now takes only a governed trust store, and the router of this "
-    "test's exchange does not run under one yet"
-)
 async def test_replay_and_disclosures_exit_0_on_a_clean_period_and_1_on_a_forged_copy(
     kafka: KafkaCluster, tmp_path: Path
 ) -> None:
@@ -92,3 +88,20 @@ def test_bad_options_exit_1_or_2_with_the_reason(tmp_path: Path) -> None:
     assert "--to must be after --from" in backwards.stderr
     missing = cli.run("audit", "disclosures", "--from", "x", "--to", "y", "--trust", str(trust))
     assert missing.returncode == 2  # --participant is required
+
+
+def test_replay_refuses_a_trust_store_without_governance_before_reading_anything(
+    tmp_path: Path,
+) -> None:
+    box = make_sandbox(["CAF", "COD"], open_agreements([("CAF", "COD")]))
+    ungoverned = tmp_path / "trust.yaml"
+    ungoverned.write_text(trust_store_yaml(box.trust))  # no serial, window or signatures
+    governed = tmp_path / "governed.yaml"
+    governed.write_text(box.trust_yaml())
+    window = ["--from", clock.iso(clock.days(-1)), "--to", clock.iso(clock.now())]
+    # No --config: nothing is read from Kafka before the stores are checked.
+    for stores in ([ungoverned], [governed, ungoverned]):
+        trusts = [arg for path in stores for arg in ("--trust", str(path))]
+        refused = cli.run("audit", "replay", *window, *trusts)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert f"{ungoverned}: refused: the store is not governed" in refused.stderr

@@ -25,6 +25,11 @@ def test_the_demo_tells_the_whole_story_and_stops_everything(tmp_path: Path) -> 
     output = done.stdout
     assert done.returncode == 0, output[-3000:] + done.stderr[-3000:]
     assert "audit replay: 0 violations" in output
+    # An admission approved by one of the four services is refused, by three taken; the
+    # replay then runs across the change, each record under the store in force.
+    assert "trust store: under-signed admission refused, majority-approved one taken: yes" in output
+    assert "needs the approval of 3 of the 4 active participants" in output
+    assert "the stores in force, for the auditor: trust-1.yaml, trust-2.yaml" in output
     assert "publishes over HTTP, POST /alerts -> 202" in output
     assert "offline lookup at COD's post (Kafka stopped): hit" in output
     assert "photo withheld at CAF's post: yes" in output

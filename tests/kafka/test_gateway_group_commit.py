@@ -9,6 +9,7 @@ import pytest
 
 from border_exchange.domain.alerts import parse_alert
 from border_exchange.domain.catalog import AlertType
+from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.samples import sample_alert_data
 from border_exchange.errors import ValidationError
 from border_exchange.services.gateway import Cancellation, Receipt
@@ -20,6 +21,18 @@ from tests.kafka.test_gateway_http import served as served  # the fixture
 pytestmark = pytest.mark.kafka
 
 
+async def committed(served: Served, count: int) -> list[Envelope]:
+    """The outbox once it holds ``count`` messages (commit markers follow the commit's
+    answer by a moment), or as it is after 30 s."""
+    messages = await outbox(served.kafka, served.origin)
+    for _ in range(60):
+        if len(messages) >= count:
+            break
+        await asyncio.sleep(0.5)
+        messages = await outbox(served.kafka, served.origin)
+    return messages
+
+
 async def test_concurrent_publishes_commit_together_and_an_invalid_one_fails_alone(
     served: Served,
 ) -> None:
@@ -28,7 +41,7 @@ async def test_concurrent_publishes_commit_together_and_an_invalid_one_fails_alo
         parse_alert(sample_alert_data(AlertType.VEHICLE_NOTICE, origin=origin))
     )
     await served.gateway.cancel(withdrawn.alert_id, "recovered")
-    before = len(await outbox(served.kafka, origin))
+    before = len(await committed(served, 2))  # the create and its cancel
     sizes: list[int] = []
     group = GroupCommit(served.gateway, on_group=sizes.append)
     fresh = [
@@ -50,7 +63,7 @@ async def test_concurrent_publishes_commit_together_and_an_invalid_one_fails_alo
     assert "was cancelled" in " ".join(refused.problems)
     receipts = [o for o in outcomes if isinstance(o, Receipt)]
     assert [r.alert_id for r in receipts] == [a.alert_id for a in fresh]
-    messages = (await outbox(served.kafka, origin))[before:]
+    messages = (await committed(served, before + 4))[before:]
     assert [m.header.message_id for m in messages] == [r.message_id for r in receipts]
     # and the group's members are in the gateway's history: a cancel in a group works
     cancelled = await group.publish(Cancellation(fresh[0].alert_id or "", "found"))
@@ -66,7 +79,7 @@ async def test_concurrent_posts_with_one_key_publish_once_and_neighbours_are_not
     )
     alert_id = withdrawn.json()["alert_id"]
     await served.post(f"/alerts/{alert_id}/cancel", {"reason": "recovered"})
-    before = await served.published()
+    before = len(await committed(served, 2))  # the create and its cancel
 
     keyed = sample_alert_data(AlertType.WANTED_PERSON, origin=origin)
     bodies = [
@@ -90,7 +103,7 @@ async def test_concurrent_posts_with_one_key_publish_once_and_neighbours_are_not
         assert one.json() == other.json()  # the replay of the first answer
     accepted = {a.json()["message_id"] for a in answers if a.status_code == 202}
     assert len(accepted) == 3
-    published = [m.header.message_id for m in await outbox(served.kafka, origin)][before:]
+    published = [m.header.message_id for m in await committed(served, before + 3)][before:]
     assert sorted(published) == sorted(accepted)
     retried = await served.post("/alerts", keyed, **{"Idempotency-Key": "case-88"})
     assert retried.json()["message_id"] in accepted

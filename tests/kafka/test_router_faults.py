@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import glob
+import json
 import os
 import random
 import signal
 import subprocess
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,7 @@ from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import encode_envelope
 from border_exchange.domain.envelope import Envelope
 from border_exchange.services.router import Router
+from tests import cli, clock
 from tests.conftest import KafkaCluster
 from tests.exchange import Exchange, every_copy_once, make_exchange, running
 from tests.waiting import eventually
@@ -127,6 +130,7 @@ async def test_kill_9_at_random_points_neither_loses_nor_duplicates(
     config = _router_config(ex, tmp_path)
     log = tmp_path / "router.log"
     rng = random.Random(20261129)
+    started = clock.now() - timedelta(minutes=1)
 
     publishing = asyncio.create_task(_publish_steadily(ex, envelopes, seconds=20))
     kills = 0
@@ -167,8 +171,39 @@ async def test_kill_9_at_random_points_neither_loses_nor_duplicates(
     assert aborted > 0, "no kill left aborted records"
     if kafka.info is not None:  # the launcher's broker: its log files can be read
         assert _abort_markers(kafka.info, topics) > 0
-    # The audit chains' replay after the crashes (audit replay, CLEAN) waits for this
-    # exchange to run under a governed trust store, which audit replay now requires.
+    # And the audit chains replay clean after the crashes, by the auditor's command, under
+    # the governed trust store the router ran under.
+    replay = cli.run(
+        "audit", "replay", "--from", clock.iso(started), "--to", clock.iso(clock.days(1)),
+        "--trust", str(tmp_path / "trust.yaml"),
+        "--config", str(cli.kafka_config(ex.settings, tmp_path / "auditor.yaml")),
+        "--agreements-history", str(tmp_path / "history"),
+        "--participant", ex.ids[0],  # and its two partners: this exchange only
+        "--report", str(tmp_path / "report.json"), "--quiet",
+    )  # fmt: skip
+    assert replay.returncode == 0, replay.stdout[-3000:] + replay.stderr[-3000:]
+    assert cli.summary(replay.stdout).endswith(": CLEAN"), replay.stdout
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert (report["verdict"], report["violations"]) == ("CLEAN", [])
+    assert report["counts"]["decisions"] == len(envelopes)  # each decided once, crashes or not
+    # A deliberate tamper after the crashes: a validly signed copy that nobody routed,
+    # written straight into a partner's feed. The replay names it, and nothing else.
+    forged = ex.seal(ex.alert(AlertType.WANTED_PERSON, ex.ids[0]))
+    await ex.publish(
+        raw=[(naming.feed_topic(ex.ids[1], ex.ids[0]), forged.header.alert_id.encode(),
+              encode_envelope(forged))]
+    )  # fmt: skip
+    tampered = cli.run(
+        "audit", "replay", "--from", clock.iso(started), "--to", clock.iso(clock.days(1)),
+        "--trust", str(tmp_path / "trust.yaml"),
+        "--config", str(tmp_path / "auditor.yaml"),
+        "--agreements-history", str(tmp_path / "history"),
+        "--participant", ex.ids[0], "--report", str(tmp_path / "report.json"), "--quiet",
+    )  # fmt: skip
+    assert tampered.returncode == 1, tampered.stdout[-3000:] + tampered.stderr[-3000:]
+    (violation,) = json.loads((tmp_path / "report.json").read_text())["violations"]
+    assert violation["code"] == "FEED_UNAUTHORISED"
+    assert violation["topic"] == naming.feed_topic(ex.ids[1], ex.ids[0])
 
 
 def _written_topics(ex: Exchange) -> list[str]:

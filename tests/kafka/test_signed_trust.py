@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from border_exchange.adapters.agreement_files import AgreementSource
-from border_exchange.adapters.trust_file import TrustFile
+from border_exchange.adapters.trust_file import TrustFile, read_governed
 from border_exchange.bootstrap import PolicySource
 from border_exchange.demo.sandbox import Sandbox, make_sandbox, open_agreements, trust_store_yaml
 from border_exchange.domain import naming
@@ -24,6 +24,7 @@ from border_exchange.domain.agreements import (
     parse_agreement_set,
 )
 from border_exchange.domain.audit import AuditKind
+from border_exchange.domain.audit_values import Verdict, ViolationCode, Window
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.consent import sign_statement
 from border_exchange.domain.encoding import decode_record
@@ -31,10 +32,11 @@ from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.trust import TrustStore
 from border_exchange.domain.trust_governance import (
     TRUST_STORE_HEADER,
+    GovernedStore,
     StoreReference,
     governance_document,
 )
-from border_exchange.services.auditor import KafkaReader
+from border_exchange.services.auditor import KafkaReader, Progress, ReplayRequest, replay
 from border_exchange.services.router import PolicyView
 from tests.conftest import KafkaCluster
 from tests.exchange import Exchange, create_topics, make_exchange, random_ids, running
@@ -128,11 +130,14 @@ def _write_governed(
 async def test_a_running_router_refuses_an_under_signed_store_and_routes_on_under_the_last(
     kafka: KafkaCluster, tmp_path: Path
 ) -> None:
+    """...and the auditor, given both stores, replays the period across the change."""
+    started = datetime.now(UTC) - timedelta(minutes=1)
     ids = random_ids(3)
     a, b, c = ids
     full = make_sandbox(ids, open_agreements([(a, b)]))
     trust_path, agreements_path = tmp_path / "trust.yaml", tmp_path / "agreements.yaml"
     _write_governed(trust_path, full, (a, b), 1, (a, b))
+    kept_first = read_governed(trust_path)  # as the auditor keeps each store in force
     trust_file = TrustFile(trust_path)
     before = trust_file.reload()
     assert trust_file.governance is not None
@@ -165,6 +170,8 @@ async def test_a_running_router_refuses_an_under_signed_store_and_routes_on_unde
             lambda: c in router.view.trust.participants, what="the router takes serial 2"
         )
         assert router.metrics.value("trust_rejected_total") == 1
+        await ex.publish(ex.seal(ex.alert(AlertType.WANTED_PERSON, a)))
+        await ex.feed(b, a, expect=3)  # decided under serial 2
 
     assert len(delivered) == 2
     assert trust_file.governance is not None
@@ -182,6 +189,28 @@ async def test_a_running_router_refuses_an_under_signed_store_and_routes_on_unde
     ]
     assert published == [first, second]
     assert second.serial == 2
+
+    # The auditor replays the period across the change, each record under the store in
+    # force when it was decided: clean with both stores; with serial 2 alone, serial 1
+    # (under which the first decisions were made) is named as not given.
+    kept_second = read_governed(trust_path)
+    window = Window(started, datetime.now(UTC) + timedelta(minutes=1))
+
+    async def audit(*given: GovernedStore) -> Verdict:
+        return await replay(
+            ex.settings,
+            given[-1].store,
+            ReplayRequest(window, participant=a),
+            progress=Progress(every=1e9),
+            governance=given,
+        )
+
+    both = await audit(kept_first, kept_second)
+    assert both.clean, both.violations
+    assert both.stats.decisions == 3
+    (missing,) = (await audit(kept_second)).violations
+    assert missing.code is ViolationCode.TRUST_STORE_MISMATCH
+    assert "serial 1" in missing.detail
 
 
 async def test_a_router_routes_nothing_under_an_expired_store_and_resumes_under_the_next(

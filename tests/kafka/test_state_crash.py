@@ -3,12 +3,14 @@ updates and cancels and erases them after a grace of seconds. Then every feed st
 exactly one record per version routed and the right latest record per alert (a tombstone
 for each cancelled one), every outbox state a tombstone for each cancelled alert, a post
 that ran throughout and a post started afterwards from the state hold the same alerts in
-force, and the audit of the period replays CLEAN."""
+force, and the audit of the period replays CLEAN (``audit replay``, under the governed
+trust store the router ran under)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import signal
 import subprocess
@@ -26,12 +28,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from border_exchange.adapters.post_store import PostStore
 from border_exchange.demo.sandbox import open_agreements
 from border_exchange.domain import naming
-from border_exchange.domain.audit_values import Window
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import decode_envelope
 from border_exchange.domain.envelope import Envelope
-from border_exchange.services.auditor import ReplayRequest, replay, summary_lines
 from border_exchange.services.post import BorderPost, PostConfig
+from tests import cli, clock
 from tests.conftest import KafkaCluster
 from tests.exchange import Exchange, every_copy_once, make_exchange
 from tests.kafka.test_router_faults import (
@@ -246,11 +247,21 @@ async def test_state_and_tombstones_stay_exact_through_router_kill_9(
         assert _active(store) == _in_force(plan, later)
         assert done.applied.rejected == 0
 
-    # -- the audit of the period, crashes included: every chain and decision holds
-    window = Window(began - timedelta(minutes=1), datetime.now(UTC) + timedelta(minutes=1))
-    verdict = await replay(ex.settings, ex.sandbox.trust, ReplayRequest(window))
-    assert verdict.clean, summary_lines(verdict)
-    assert verdict.stats.decisions == len(plan.messages)
+    # -- the audit of the period, crashes included, by the auditor's command under the
+    # governed trust store the router ran under: every chain and decision holds
+    report = tmp_path / "report.json"
+    audit = cli.run(
+        "audit", "replay", "--from", clock.iso(began - timedelta(minutes=1)),
+        "--to", clock.iso(clock.days(1)), "--trust", str(tmp_path / "trust.yaml"),
+        "--config", str(cli.kafka_config(ex.settings, tmp_path / "auditor.yaml")),
+        "--agreements-history", str(tmp_path / "history"),
+        "--participant", ex.ids[0],  # and its two partners: this exchange only
+        "--report", str(report), "--quiet",
+    )  # fmt: skip
+    assert audit.returncode == 0, audit.stdout[-3000:] + audit.stderr[-3000:]
+    assert cli.summary(audit.stdout).endswith(": CLEAN"), audit.stdout
+    counts = json.loads(report.read_text())["counts"]
+    assert counts["decisions"] == len(plan.messages)  # each decided once, crashes or not
 
 
 async def _settled_state(ex: Exchange, plan: Plan, within: float) -> list[str]:

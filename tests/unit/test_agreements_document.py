@@ -20,6 +20,8 @@ from border_exchange.errors import PolicyError
 
 PARTICIPANTS = ("CAF", "COD", "SSD", "UN-MONUSCO")
 
+# Fixed dates on purpose: these tests parse and check documents (windows, boundaries,
+# digests of their exact bytes); no check here reads the run's clock.
 ONE = """
 version: "2026-11-01"
 agreements:

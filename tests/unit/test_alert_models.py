@@ -123,6 +123,7 @@ def test_photo_data_is_base64_in_documents() -> None:
 
 
 def test_a_review_date_alone_means_midnight_utc() -> None:
+    # About the format of a fixed date: parsing reads no clock.
     alert = parse_alert(wanted(expires_at="2027-01-01"))
     assert alert.expires_at.isoformat() == "2027-01-01T00:00:00+00:00"
 

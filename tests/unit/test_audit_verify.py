@@ -54,6 +54,9 @@ from border_exchange.domain.trust import Hub, Participant, PublicKey, TrustStore
 from border_exchange.interpreter import HANDOFF_INTERVAL, tuned_for_replay
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+"""The routed world's own fixed calendar: its keys (``VALID``), agreements, messages and
+replay windows are all dated from it, and the verifier reads no clock, so the verdicts
+are the same on any day of the run."""
 KEYS = {name: SigningKey(bytes([i + 1]) * 32) for i, name in enumerate(("CAF", "COD", "SSD"))}
 HUB_KEY = SigningKey(bytes([9]) * 32)
 VALID = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))

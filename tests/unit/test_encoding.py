@@ -36,7 +36,7 @@ def envelope_bytes(alert_type: AlertType = AlertType.WANTED_PERSON) -> bytes:
         signing_key=SigningKey(bytes(32)),
         key_id="CAF-2026-01",
         message_id="m-1",
-        issued_at=datetime(2026, 3, 1, tzinfo=UTC),
+        issued_at=datetime(2026, 3, 1, tzinfo=UTC),  # data to encode: no clock compares it
     )
     return encode_envelope(envelope)
 

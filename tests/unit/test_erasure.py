@@ -60,3 +60,27 @@ def test_rebuilt_from_the_audit_and_old_erasures_are_not_issued_again() -> None:
     assert schedule.forget_before(NOW - 35 * DAY) == 1
     [recent] = schedule.take_due(NOW, 10)
     assert (recent.alert_id, recent.recipients) == ("recent", frozenset({"B"}))
+
+
+def test_a_router_down_longer_than_the_reissue_window_still_erases_what_fell_due_meanwhile() -> (
+    None
+):
+    down_since = NOW - 60 * DAY  # the last message routed before the router went down
+    schedule = ErasureSchedule(grace=7 * DAY)
+    schedule.note("long-gone", Operation.CANCEL, NOW, down_since - 90 * DAY, ["B"])
+    schedule.note("due-meanwhile", Operation.CANCEL, NOW + DAY, down_since - DAY, ["B"])
+    schedule.note("in-force", Operation.CREATE, NOW + 300 * DAY, down_since, ["C"])
+    assert schedule.last_routed == down_since
+    assert schedule.forget_written(NOW, 35 * DAY) == 1  # erased by the previous run
+    [meanwhile] = schedule.take_due(NOW, 10)
+    assert meanwhile.alert_id == "due-meanwhile"  # due 54 days ago, while it was down
+    assert set(schedule.pending) == {"in-force"}
+
+
+def test_after_a_quick_restart_the_window_counts_from_now() -> None:
+    schedule = ErasureSchedule(grace=DAY)
+    schedule.note("old", Operation.CANCEL, NOW, NOW - 60 * DAY, ["B"])
+    schedule.note("recent", Operation.CANCEL, NOW, NOW - 3 * DAY, ["B"])
+    schedule.note("last", Operation.CREATE, NOW + 300 * DAY, NOW + timedelta(minutes=1), ["B"])
+    assert schedule.forget_written(NOW, 35 * DAY) == 1
+    assert sorted(schedule.pending) == ["last", "recent"]

@@ -60,6 +60,8 @@ def _sealed(alert_type: AlertType, **changes: object) -> Envelope:
         signing_key=KEY,
         key_id="CAF-2026-01",
         message_id="m-fast",
+        # A fixed time with microseconds, as data to encode: nothing here compares it with
+        # the run's clock.
         issued_at=datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC),
     )
     if not changes:

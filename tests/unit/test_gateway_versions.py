@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from nacl.signing import SigningKey
@@ -16,9 +16,11 @@ from border_exchange.domain.signing import seal
 from border_exchange.domain.trust import Participant, PublicKey, TrustStore
 from border_exchange.errors import KeyNotValidError, ValidationError
 from border_exchange.services.gateway import Gateway
+from tests import clock
 
 KEY = SigningKey(bytes(range(32)))
-NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+NOW = clock.now()
+"""The gateway's clock: the run's (the samples it publishes are dated from it too)."""
 
 
 def gateway(trust: TrustStore | None = None) -> Gateway:

@@ -35,6 +35,7 @@ def generate(out: Path, *extra: str) -> int:
 def test_generate_writes_an_encrypted_key_and_its_trust_store_entry(
     tmp_path: Path, passphrase: bytes, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # A fixed --valid-from on purpose: the test is about the window derived from it.
     assert (
         generate(tmp_path, "--key-id", "CAF-2026-01", "--valid-from", "2026-01-01T00:00:00Z") == 0
     )

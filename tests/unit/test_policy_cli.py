@@ -12,6 +12,8 @@ from border_exchange.demo.sandbox import Sandbox, make_sandbox
 from border_exchange.domain.agreements import parse_agreement_set
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "agreements.yaml"
+# The example's windows are fixed dates, and so are the --at times asked of them below: the
+# tests are about those windows (``explain --at`` takes the time asked, not the clock).
 
 BROKEN = """
 version: broken

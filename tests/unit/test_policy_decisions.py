@@ -2,7 +2,8 @@
 
 Time boundaries: ``effective_from`` is inclusive and ``effective_until`` exclusive,
 so an agreement for 2026 runs from 2026-01-01T00:00:00Z up to, not including,
-2027-01-01T00:00:00Z.
+2027-01-01T00:00:00Z. The dates are fixed on purpose: these tests are about those
+boundaries, ``decide`` takes the time as an argument, and nothing reads the run's clock.
 """
 
 from __future__ import annotations

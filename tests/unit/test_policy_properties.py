@@ -22,6 +22,8 @@ from border_exchange.domain.policy import (
 
 PARTICIPANTS = ("CAF", "COD", "SSD", "UGA", "UN-MONUSCO")
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
+"""A fixed origin for the generated windows and times: only their offsets from it matter,
+and ``decide`` takes the time as an argument (the run's clock never enters)."""
 
 pairs = st.lists(st.sampled_from(PARTICIPANTS), min_size=2, max_size=2, unique=True)
 days = st.integers(min_value=0, max_value=40)

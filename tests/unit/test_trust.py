@@ -1,4 +1,9 @@
-"""The trust store: which key of P was valid at time T, and what is wrong with a bad document."""
+"""The trust store: which key of P was valid at time T, and what is wrong with a bad document.
+
+The document and the times asked about are one fixed calendar (2025-2027): ``key_for``
+and ``current_key`` take the time as an argument and nothing here reads the run's clock,
+so the verdicts are the same on any day (the suite's shifted run checks that).
+"""
 
 from __future__ import annotations
 

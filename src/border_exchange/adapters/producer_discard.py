@@ -46,14 +46,15 @@ async def discard(producer: AIOKafkaProducer, patience: float) -> None:
         *(b for q in accumulator._batches.values() for b in q),
         *accumulator._pending_batches,
     ]:
-        batch.future.add_done_callback(_retrieved)  # nobody awaits them any more
+        # nobody awaits them any more: the batch's future and each record's
+        for future in [batch.future, *(f for f, _ in batch._msg_futures)]:
+            future.add_done_callback(_retrieved)
     accumulator.fail_all(KafkaConnectionError("the producer was discarded"))
     task: asyncio.Task[None] | None = producer._sender.sender_task
     rounds = 0
     while task is not None and not task.done() and rounds < _CANCEL_ROUNDS:
         task.cancel()  # the sender then awaits its requests in flight: cancelled in turn
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(asyncio.shield(task), 0.1)
+        await asyncio.wait({task}, timeout=0.1)
         rounds += 1
     if task is not None and not task.done():
         log.error("producer.sender_alive", rounds=rounds)

@@ -122,12 +122,34 @@ def load_kept(path: str | Path, keeper: TrustKeeper) -> TrustStore:
 
 def load_governed(path: str | Path) -> tuple[TrustStore, GovernedStore]:
     """The governed trust store at ``path`` (valid now, every entry signed, approved by a
-    majority); ``TrustStoreError`` for a store without governance too, as the auditor needs."""
+    majority); ``TrustStoreError`` for a store without governance too."""
     trust_file = TrustFile(path)
     store = trust_file.reload()
     if trust_file.governance is None:
-        raise TrustStoreError(
-            f"{path}: refused: the store is not governed (no serial, validity window or "
-            f"signatures), so nothing shows its participants agreed to it"
-        )
+        raise _not_governed(path)
     return store, trust_file.governance
+
+
+def _not_governed(path: str | Path) -> TrustStoreError:
+    return TrustStoreError(
+        f"{path}: refused: the store is not governed (no serial, validity window or "
+        f"signatures), so nothing shows its participants agreed to it"
+    )
+
+
+def read_governed(path: str | Path) -> GovernedStore:
+    """The governed trust store in the file at ``path``, as written: ``TrustStoreError`` when
+    it cannot be read or has no governance. Whether its signatures and window held when a
+    component took it is for the caller to check at that time (``trust_governance.accept``):
+    an auditor checks it at the time the router took it, not now."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TrustStoreError(f"cannot read trust store {path}: {exc.strerror}") from exc
+    try:
+        governance = governed(text, parse_trust_store(text))
+    except TrustStoreError as exc:
+        raise TrustStoreError(f"{path}: {exc}") from exc
+    if governance is None:
+        raise _not_governed(path)
+    return governance

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from border_exchange.adapters.agreement_files import AgreementHistory
 from border_exchange.adapters.config_file import kafka_settings_from_file
-from border_exchange.adapters.trust_file import load_governed, load_trust_store
+from border_exchange.adapters.trust_file import load_trust_store, read_governed
 from border_exchange.domain.audit_values import Window
 from border_exchange.domain.times import aware_time
 from border_exchange.errors import ConfigError
@@ -39,7 +39,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "as permitted or refused for a stated reason, and that no record was altered."
         ),
     )
-    _common(run)
+    _common(
+        run,
+        trust_help="a governed trust store the period was routed under; repeat it "
+        "for each store the router took during the period (each record is checked under "
+        "the one in force when it was decided)",
+        many=True,
+    )
     run.add_argument("--participant", help="only the alerts this participant sent or received")
     run.add_argument("--report", type=Path, help="write the JSON report to this file")
     run.add_argument(
@@ -60,10 +66,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     show.set_defaults(handler=disclosures_command)
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(
+    parser: argparse.ArgumentParser, trust_help: str = "trust store YAML file", many: bool = False
+) -> None:
     parser.add_argument("--from", dest="start", required=True, help="ISO 8601 time, inclusive")
     parser.add_argument("--to", dest="end", required=True, help="ISO 8601 time, exclusive")
-    parser.add_argument("--trust", required=True, type=Path, help="trust store YAML file")
+    parser.add_argument(
+        "--trust", required=True, type=Path, help=trust_help, action="append" if many else "store"
+    )
     parser.add_argument(
         "--config", type=Path, help="YAML file with a 'kafka' mapping (BX_KAFKA_* override it)"
     )
@@ -79,15 +89,17 @@ def _window(args: argparse.Namespace) -> Window:
 def replay_command(args: argparse.Namespace) -> int:
     """Run ``audit replay``."""
     window = _window(args)
-    # The auditor checks only a governed store, and that the router routed under it.
-    trust, governance = load_governed(args.trust)
+    # The auditor takes only governed stores, and checks that the router routed under them,
+    # each taken as their governance allows when the router took it.
+    governance = [read_governed(path) for path in args.trust]
+    latest = max(governance, key=lambda g: g.serial)
     history = AgreementHistory(args.agreements_history) if args.agreements_history else None
     progress = Progress(every=1e9) if args.quiet else Progress()
     with tuned_for_replay():
         verdict = asyncio.run(
             replay(
                 kafka_settings_from_file(args.config),
-                trust,
+                latest.store,
                 ReplayRequest(window, participant=args.participant),
                 history=history,
                 progress=progress,

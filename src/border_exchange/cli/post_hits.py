@@ -22,6 +22,7 @@ from border_exchange.adapters.trust_file import load_kept
 from border_exchange.domain.catalog import is_participant_id
 from border_exchange.domain.hits import HitAction
 from border_exchange.domain.naming import is_role_name
+from border_exchange.domain.times import aware_time
 from border_exchange.errors import ConfigError
 from border_exchange.services import hits
 
@@ -95,13 +96,7 @@ def _checked(args: argparse.Namespace) -> tuple[str, str]:
 def _time(value: str | None, now: datetime) -> datetime:
     if value is None:
         return now
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"--at: not an ISO 8601 time: {value!r}") from None
-    if moment.tzinfo is None:
-        raise ConfigError("--at: must carry a time zone (e.g. Z)")
-    return moment.astimezone(UTC)
+    return aware_time(value, "--at").astimezone(UTC)
 
 
 def _print_sent(result: hits.SendResult) -> None:

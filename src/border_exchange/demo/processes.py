@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,6 +140,26 @@ class RouterProcess:
             if isinstance(name, str) and isinstance(age, int | float) and name not in steps:
                 steps[name] = float(age)
         return steps
+
+    def log_mark(self) -> int:
+        """Where the router's log ends now: ``wait_for_event`` looks only after it."""
+        return self.log_file.stat().st_size if self.log_file.exists() else 0
+
+    async def wait_for_event(self, events: Sequence[str], since: int) -> dict[str, Any]:
+        """The first of the router's log events named in ``events`` after ``since``."""
+        deadline = time.monotonic() + WAIT
+        while True:
+            with self.log_file.open("rb") as log:
+                log.seek(since)
+                lines = log.read().decode("utf-8", errors="replace").splitlines()
+            for line in lines:
+                with contextlib.suppress(ValueError):
+                    event = json.loads(line)
+                    if isinstance(event, dict) and event.get("event") in events:
+                        return event
+            if time.monotonic() > deadline:
+                raise KafkaError(f"the router logged none of {', '.join(events)} in {WAIT}s")
+            await asyncio.sleep(0.3)
 
     def last_log_line(self) -> str:
         """The router's last log line (the reason it stopped, usually)."""

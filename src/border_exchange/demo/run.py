@@ -79,6 +79,11 @@ def print_summary(narrator: Narrator, result: DemoResult) -> None:
         2,
     )
     say(
+        "trust store: under-signed admission refused, majority-approved one taken: "
+        + ("yes" if result.store_governed else "NO"),
+        2,
+    )
+    say(
         f"offline lookup at COD's post (Kafka stopped): {'hit' if result.lookup_hit else 'NO HIT'}",
         2,
     )

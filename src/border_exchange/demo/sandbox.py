@@ -2,7 +2,9 @@
 
 It makes fresh Ed25519 keys for a set of participants and the hub, the trust store
 that lists them, and an agreement set; and it can write them as the files each
-component loads (trust store YAML, encrypted key files, agreements YAML).
+component loads (trust store YAML, encrypted key files, agreements YAML). The trust
+store it writes is governed (``domain.trust_governance``): serial 1, valid as long as
+the keys, each entry signed by its participant, approved by every participant.
 """
 
 from __future__ import annotations
@@ -36,7 +38,13 @@ from border_exchange.domain.trust import (
     TrustStore,
     encryption_key_entry,
     key_entry,
+    parse_trust_store,
     post_owner,
+)
+from border_exchange.domain.trust_governance import (
+    GovernedStore,
+    governance_document,
+    governed,
 )
 
 NAMES: Mapping[str, str] = {
@@ -69,11 +77,63 @@ class Sandbox:
         default_factory=lambda: MappingProxyType({})
     )
     """Each participant's private encryption key, when the sandbox was made with them."""
+    start: datetime = field(default_factory=lambda: default_start())
+    """When its keys, agreements and governed trust store start to count."""
 
     @property
     def hub_key(self) -> SigningKey:
         """The hub's signing key (audit chain checkpoints)."""
         return self.keys[HUB]
+
+    def signer(self, participant: str) -> tuple[str, SigningKey]:
+        """The key id and private key ``participant`` signs with."""
+        return self.key_ids[participant], self.keys[participant]
+
+    def trust_yaml(
+        self,
+        trust: TrustStore | None = None,
+        *,
+        serial: int = 1,
+        approvers: Sequence[str] | None = None,
+        valid_until: datetime | None = None,
+    ) -> str:
+        """The governed trust store document of ``trust`` (default: the sandbox's): each
+        entry signed by its participant, approved by ``approvers`` (default: every
+        participant), valid from the sandbox's start until ``valid_until`` (default: as
+        long as its keys)."""
+        store = self.trust if trust is None else trust
+        document = governance_document(
+            store,
+            yaml.safe_load(trust_store_yaml(store)),
+            serial=serial,
+            valid_from=self.start,
+            valid_until=valid_until or self.start + KEY_LIFETIME,
+            entry_keys={pid: self.signer(pid) for pid in store.participants},
+            approvers={
+                pid: self.signer(pid)
+                for pid in (store.participants if approvers is None else approvers)
+            },
+        )
+        return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+
+    def with_participant(self, pid: str) -> Sandbox:
+        """This sandbox with a new participant ``pid`` and its fresh key (a candidate for
+        admission: the store ``write`` wrote does not list it)."""
+        member, signing = _member(pid, self.start)
+        members = {**self.trust.participants, pid: member}
+        return replace(
+            self,
+            trust=replace(self.trust, participants=MappingProxyType(members)),
+            keys=MappingProxyType({**self.keys, pid: signing[pid][1]}),
+            key_ids=MappingProxyType({**self.key_ids, pid: signing[pid][0]}),
+        )
+
+    def governance(self) -> GovernedStore:
+        """The governance of the trust store ``write`` writes (serial 1)."""
+        text = self.trust_yaml()
+        found = governed(text, parse_trust_store(text))
+        assert found is not None  # trust_yaml always writes a governance section
+        return found
 
     def write(self, directory: Path, passphrase: bytes) -> Mapping[str, Path]:
         """Write the trust store, agreements and encrypted key files; return their paths."""
@@ -82,7 +142,7 @@ class Sandbox:
             "trust": directory / "trust.yaml",
             "agreements": directory / "agreements.yaml",
         }
-        paths["trust"].write_text(trust_store_yaml(self.trust))
+        paths["trust"].write_text(self.trust_yaml())
         paths["agreements"].write_text(self.agreements_text)
         for owner, key in self.keys.items():
             path = directory / "keys" / f"{self.key_ids[owner]}.pem"
@@ -112,6 +172,34 @@ def _public(owner: str, key_id: str, key: SigningKey, start: datetime) -> Public
     return PublicKey(owner, key_id, bytes(key.verify_key), start, start + KEY_LIFETIME)
 
 
+def _member(
+    pid: str, start: datetime, posts: Sequence[str] = ()
+) -> tuple[Participant, dict[str, tuple[str, SigningKey]]]:
+    """A new participant ``pid`` with fresh keys valid from ``start`` (its own and one per
+    post), and each key's owner with its key id and private key."""
+    key = SigningKey.generate()
+    key_id = f"{pid}-{start:%Y}-01"
+    signing = {pid: (key_id, key)}
+    kind = (
+        ParticipantKind.UN_COMPONENT if pid.startswith("UN-") else ParticipantKind.NATIONAL_SERVICE
+    )
+    post_keys = []
+    for post in posts:
+        owner = post_owner(pid, post)
+        signing[owner] = (f"{pid}-{post}-{start:%Y}-01", SigningKey.generate())
+        post_keys.append(_public(owner, *signing[owner], start))
+    member = Participant(
+        pid,
+        NAMES.get(pid, f"Police service {pid}"),
+        kind,
+        "active",
+        tuple(posts),
+        (_public(pid, key_id, key, start),),
+        post_keys=tuple(post_keys),
+    )
+    return member, signing
+
+
 def make_sandbox(
     participants: Sequence[str],
     agreements_text: str,
@@ -138,29 +226,9 @@ def make_sandbox(
     members: dict[str, Participant] = {}
     encryption_keys: dict[str, RecipientPrivateKey] = {}
     for pid in participants:
-        key = SigningKey.generate()
-        key_id = f"{pid}-{start:%Y}-01"
-        keys[pid], key_ids[pid] = key, key_id
-        kind = (
-            ParticipantKind.UN_COMPONENT
-            if pid.startswith("UN-")
-            else ParticipantKind.NATIONAL_SERVICE
-        )
-        own_posts = tuple((posts or {}).get(pid, ()))
-        post_keys = []
-        for post in own_posts:
-            owner = post_owner(pid, post)
-            keys[owner], key_ids[owner] = SigningKey.generate(), f"{pid}-{post}-{start:%Y}-01"
-            post_keys.append(_public(owner, key_ids[owner], keys[owner], start))
-        members[pid] = Participant(
-            pid,
-            NAMES.get(pid, f"Police service {pid}"),
-            kind,
-            "active",
-            own_posts,
-            (_public(pid, key_id, key, start),),
-            post_keys=tuple(post_keys),
-        )
+        members[pid], signing = _member(pid, start, (posts or {}).get(pid, ()))
+        for owner, (key_id, key) in signing.items():
+            keys[owner], key_ids[owner] = key, key_id
         if encryption:
             private, raw = generate_encryption_key(
                 f"{pid}-enc-{start:%Y}-01", EncryptionAlgorithm.X25519
@@ -182,6 +250,7 @@ def make_sandbox(
         signed,
         parse_agreement_set(signed),
         MappingProxyType(encryption_keys),
+        start,
     )
 
 

@@ -30,7 +30,7 @@ from border_exchange.adapters.kafka_security import wait_for_login
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.adapters.keyfiles import load_private_key
 from border_exchange.adapters.post_store import PostStore, State
-from border_exchange.adapters.trust_file import load_trust_store
+from border_exchange.adapters.trust_file import load_trust_store, read_governed
 from border_exchange.demo.alerts import story_alerts
 from border_exchange.demo.cast import (
     AUDITOR,
@@ -41,6 +41,7 @@ from border_exchange.demo.cast import (
     WAIT,
 )
 from border_exchange.demo.dates import dated_for, default_agreements
+from border_exchange.demo.governance import govern
 from border_exchange.demo.narration import (
     Narrator,
     describe_agreements,
@@ -119,6 +120,9 @@ class DemoResult:
     """A post whose store was lost came back with every alert in force, none withdrawn."""
     page_hit: bool = False
     """A search through the post's web page found the wanted person, and said why."""
+    store_governed: bool = False
+    """An under-signed admission to the trust store was refused and the router kept the store
+    in force; the same admission approved by a majority was taken."""
 
     @property
     def ok(self) -> bool:
@@ -131,6 +135,7 @@ class DemoResult:
             and self.oversize_refused
             and self.rebuilt_from_state
             and self.page_hit
+            and self.store_governed
         )
 
 
@@ -552,6 +557,10 @@ async def tell(story: Story) -> DemoResult:
         )
         oversize_refused = photo_refused and record["reason"] == "TOO_LARGE"
 
+    with step("Trust store governance: admitting a service needs a majority of them"):
+        assert story.router is not None
+        governance = await govern(sandbox, paths["trust"], story.router, say)
+
     window = Window(started, datetime.now(UTC) + timedelta(seconds=1))
     audit_dir = directory / "audit"
     audit_dir.mkdir(exist_ok=True)
@@ -562,6 +571,9 @@ async def tell(story: Story) -> DemoResult:
             ReplayRequest(window),
             history=AgreementHistory(history_dir),
             progress=Progress(every=1e9),
+            # Every governed store the router routed under: each record is checked under
+            # the one in force when it was decided, and the change under the rules.
+            governance=[read_governed(path) for path in governance.stores],
         )
         write_report(audit_dir / "replay.json", verdict_json(verdict))
         say("\n".join(summary_lines(verdict)))
@@ -615,4 +627,5 @@ async def tell(story: Story) -> DemoResult:
         elapsed=0.0,
         rebuilt_from_state=rebuilt_ok,
         page_hit=page_hit,
+        store_governed=governance.refused and governance.taken,
     )

@@ -27,6 +27,7 @@ from border_exchange.domain.audit_values import (
 from border_exchange.domain.encoding import PREFIX_SIZE, decode_record
 from border_exchange.domain.schemas import SINGLE_OBJECT_MAGIC as MAGIC
 from border_exchange.domain.trust import HUB, TrustStore
+from border_exchange.domain.trust_timeline import TrustTimeline, as_timeline
 from border_exchange.errors import DecodeError, KeyNotValidError
 
 
@@ -67,14 +68,14 @@ def _at(entry: AuditEntry, code: ViolationCode, detail: str) -> Violation:
     return Violation(code, entry.log.topic, entry.log.partition, entry.log.offset, detail)
 
 
-def _checkpoint_problem(entry: AuditEntry, trust: TrustStore) -> str | None:
+def _checkpoint_problem(entry: AuditEntry, trust: TrustTimeline) -> str | None:
     record = entry.record
     key_id = record.get("checkpoint_key_id")
     signature = record.get("checkpoint_signature")
     if not key_id or not signature:
         return "a checkpoint without key id or signature"
     try:
-        key = trust.key_for(HUB, str(key_id), entry.recorded_at)
+        key = trust.at(entry.recorded_at).key_for(HUB, str(key_id), entry.recorded_at)
         message = head_signing_input(str(record["chain"]), entry.seq, bytes(record["prev_hash"]))
         key.verify_key.verify(message, bytes(signature))
     except KeyNotValidError as exc:
@@ -107,7 +108,7 @@ def verify_chain(
     topic: str,
     partition: int,
     logs: Sequence[LogRecord],
-    trust: TrustStore,
+    trust: TrustStore | TrustTimeline,
     start: ChainStart | None = None,
 ) -> ChainCheck:
     """Check one audit partition's records (in offset order) link into one chain, and locate breaks.
@@ -121,6 +122,7 @@ def verify_chain(
     partition's log begins and its first record's position: records deleted at the
     chain's start are located there.
     """
+    trust = as_timeline(trust)  # each checkpoint under the store in force when written
     expected_chain = audit_chain_of(topic, partition)
     violations: list[Violation] = []
     if start is not None and start.truncated:
@@ -187,7 +189,7 @@ def verify_chain(
 
 
 def _classify_break(
-    order: list[AuditEntry], index: int, previous: AuditEntry, trust: TrustStore
+    order: list[AuditEntry], index: int, previous: AuditEntry, trust: TrustTimeline
 ) -> tuple[Violation, tuple[list[AuditEntry], int, AuditEntry] | None]:
     """Locate the break before ``order[index]``.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Final
 
 from border_exchange.domain.agreements import AgreementSet
@@ -12,6 +13,7 @@ from border_exchange.domain.consent import Consent, consents
 from border_exchange.domain.memo import PerObject
 from border_exchange.domain.policy import Deliver, Outcome, PolicyIndex, PolicyInput, decide
 from border_exchange.domain.trust import TrustStore
+from border_exchange.domain.trust_timeline import TrustTimeline, as_timeline
 
 
 def _outcome_key(
@@ -76,11 +78,15 @@ _AS_RECORDED_KEPT: Final = 4096
 class Reevaluator:
     """Re-decides recorded decisions under their recorded agreement sets; indexes are cached."""
 
-    def __init__(self, agreement_sets: Mapping[str, AgreementSet], trust: TrustStore) -> None:
+    def __init__(
+        self, agreement_sets: Mapping[str, AgreementSet], trust: TrustStore | TrustTimeline
+    ) -> None:
         self.agreement_sets = agreement_sets
-        self.trust = trust
-        self._consents: dict[str, Mapping[str, Consent]] = {}
-        self._indexes: dict[tuple[str, frozenset[str]], PolicyIndex] = {}
+        self.trust = as_timeline(trust)
+        """The trust store in force at each time: a decision's agreements are established
+        by their parties' signatures under the store in force when it was made."""
+        self._consents: dict[tuple[str, int], Mapping[str, Consent]] = {}
+        self._indexes: dict[tuple[str, frozenset[str], int], PolicyIndex] = {}
         self._as_recorded = PerObject[Mapping[str, Outcome], list[dict[str, Any]]](
             outcome_entries, _AS_RECORDED_KEPT
         )
@@ -95,10 +101,11 @@ class Reevaluator:
             return None
         listed = record["outcomes"]
         names = frozenset([str(o["participant"]) for o in listed])
-        index = self._indexes.get((aset.digest, names))
+        store = self._store(record)
+        index = self._indexes.get((aset.digest, names, id(store)))
         if index is None:
-            index = self._indexes[(aset.digest, names)] = PolicyIndex.build(
-                aset, names, self.consent(aset)
+            index = self._indexes[(aset.digest, names, id(store))] = PolicyIndex.build(
+                aset, names, self.consent(aset, store)
             )
         outcomes = self._outcomes(record, index)
         if listed == self._recorded_form(outcomes):
@@ -106,11 +113,18 @@ class Reevaluator:
         recorded = {str(o["participant"]): _recorded_key(o) for o in listed}
         return self._compare(outcomes, recorded)
 
-    def consent(self, aset: AgreementSet) -> Mapping[str, Consent]:
-        """What the parties' signatures establish of each agreement of ``aset`` (cached)."""
-        found = self._consents.get(aset.digest)
+    def _store(self, record: Mapping[str, Any]) -> TrustStore:
+        """The trust store in force when the decision ``record`` was made."""
+        at = record.get("recorded_at")
+        return self.trust.at(at) if isinstance(at, datetime) else self.trust.first
+
+    def consent(self, aset: AgreementSet, store: TrustStore | None = None) -> Mapping[str, Consent]:
+        """What the parties' signatures establish of each agreement of ``aset`` under ``store``
+        (default: the first in force; cached)."""
+        store = self.trust.first if store is None else store
+        found = self._consents.get((aset.digest, id(store)))
         if found is None:
-            found = self._consents[aset.digest] = consents(aset, self.trust)
+            found = self._consents[(aset.digest, id(store))] = consents(aset, store)
         return found
 
     def unsigned_deliveries(self, record: Mapping[str, Any]) -> list[str]:
@@ -118,7 +132,7 @@ class Reevaluator:
         aset = self.agreement_sets.get(str(record.get("agreement_set")))
         if aset is None:
             return []
-        consent = self.consent(aset)
+        consent = self.consent(aset, self._store(record))
         problems = []
         for outcome in record.get("outcomes") or ():
             agreement_id = outcome.get("agreement_id")

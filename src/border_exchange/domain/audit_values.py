@@ -71,8 +71,13 @@ class ViolationCode(StrEnum):
     """The router routed under a trust store without governance, or recorded none
     (``domain.audit_trust``)."""
     TRUST_STORE_MISMATCH = "TRUST_STORE_MISMATCH"
-    """The router routed under a trust store other than the governed one the auditor
-    checked, or took it outside its validity window (``domain.audit_trust``)."""
+    """The router routed under a trust store that is not among the governed ones the auditor
+    was given, or took it outside its validity window (``domain.audit_trust``)."""
+    TRUST_STORE_NOT_ACCEPTED = "TRUST_STORE_NOT_ACCEPTED"
+    """The router took a trust store its governance refuses in place of the one before
+    (an entry not signed by its participant, no quorum, a serial not after it)."""
+    TRUST_STORE_EXPIRED = "TRUST_STORE_EXPIRED"
+    """Decisions were made after the trust store in force had passed its validity window."""
 
 
 @dataclass(frozen=True, slots=True)

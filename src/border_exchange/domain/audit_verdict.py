@@ -64,6 +64,7 @@ from border_exchange.domain.partitioning import key_hash
 from border_exchange.domain.signature_batch import SignatureChecks, signature_checks
 from border_exchange.domain.signing import bad_signature, signed_message, verify_trusted
 from border_exchange.domain.trust import TrustStore
+from border_exchange.domain.trust_timeline import TrustTimeline, as_timeline
 from border_exchange.errors import BorderExchangeError, DecodeError
 
 _HEADER_FIELDS: Final = (
@@ -134,12 +135,14 @@ class Replay:
     def __init__(
         self,
         window: Window,
-        trust: TrustStore,
+        trust: TrustStore | TrustTimeline,
         agreement_sets: Mapping[str, AgreementSet],
     ) -> None:
         self.window = window
-        self.trust = trust
-        self.reevaluator = Reevaluator(agreement_sets, trust)
+        self.trust = as_timeline(trust)
+        """The trust store in force at each time (``domain.trust_timeline``): each record is
+        checked under the store in force when the router decided it."""
+        self.reevaluator = Reevaluator(agreement_sets, self.trust)
         self._chains: dict[tuple[str, int], ChainCheck] = {}
         self._outbox: dict[tuple[str, int], dict[int, LogRecord]] = {}
         self._feeds: list[LogRecord] = []
@@ -369,10 +372,10 @@ class _Verdict:
         recipients = [o["participant"] for o in record.get("outcomes") or () if o["delivered"]]
         try:
             if report:
-                message = verify_report(log.value or b"", self.trust)
+                message = verify_report(log.value or b"", self.trust.at(entry.recorded_at))
                 found = (message.hit_id, message.reporter, message.alert_origin)
             else:
-                answer = verify_ack(log.value or b"", self.trust)
+                answer = verify_ack(log.value or b"", self.trust.at(entry.recorded_at))
                 found = (answer.ack_id, answer.origin, answer.reporter)
         except BorderExchangeError as exc:
             self._add(ViolationCode.SIGNATURE_INVALID, entry.log, f"{entry.kind}: {exc}")
@@ -492,7 +495,8 @@ class _Verdict:
             )
         self.stats.signatures_verified += 1
         try:
-            key = self.trust.key_for(header.origin, header.key_id, header.issued_at)
+            store = self.trust.at(entry.recorded_at)  # in force when it was decided
+            key = store.key_for(header.origin, header.key_id, header.issued_at)
             signed = signed_message(envelope, key)
         except BorderExchangeError as exc:
             self._add(ViolationCode.SIGNATURE_INVALID, source, f"outbox copy: {exc}")
@@ -658,7 +662,7 @@ class _Verdict:
             problem = copy_problem(envelope, decode_envelope(verified.value))
         else:
             self.stats.signatures_verified += 1
-            problem = _signature_problem(envelope, self.trust)
+            problem = _signature_problem(envelope, self.trust.at(log.timestamp))
         if problem is not None:
             self._add(ViolationCode.SIGNATURE_INVALID, log, f"feed copy: {problem}")
 

@@ -8,8 +8,10 @@ cancel's time plus grace) and adds its recipients; at the due time the router wr
 a tombstone for the alert to each recipient's feed state and to the origin's outbox
 state. The schedule is rebuilt from the audit chain on start, like the rest of the
 router's memory: an entry already due then is issued again (tombstones are
-idempotent) when it fell due within ``reissue`` before now, in case the previous run
-died before writing it.
+idempotent) when it fell due within ``reissue`` before the last message the previous
+run routed, or since (``forget_written``): in case that run died before writing it,
+and however long the router was down (a router away longer than ``reissue`` would
+otherwise never tombstone what fell due while it was away).
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class ErasureSchedule:
 
     grace: timedelta
     pending: dict[str, Erasure] = field(default_factory=dict)
+    last_routed: datetime | None = None
+    """When the latest message noted was routed (on start: the previous run's last)."""
     _heap: list[tuple[datetime, str]] = field(default_factory=list, repr=False)
 
     def note(
@@ -52,6 +56,8 @@ class ErasureSchedule:
         recipients: Collection[str],
     ) -> None:
         """Schedule ``alert_id`` after a message of it was routed at ``at``."""
+        if self.last_routed is None or at > self.last_routed:
+            self.last_routed = at
         end = at if operation is Operation.CANCEL else expires_at
         known = self.pending.get(alert_id)
         everyone = frozenset(recipients) | (known.recipients if known else frozenset())
@@ -79,6 +85,15 @@ class ErasureSchedule:
         self._heap = [(due, a) for due, a in self._heap if a in self.pending]
         heapq.heapify(self._heap)
         return len(old)
+
+    def forget_written(self, now: datetime, reissue: timedelta) -> int:
+        """On start: drop the entries the previous run erased, keep those it may not have.
+
+        Kept: every entry due within ``reissue`` before the last message it routed, or
+        later (it may have died, or been down, before their time). Returns how many went.
+        """
+        last = now if self.last_routed is None else min(now, self.last_routed)
+        return self.forget_before(last - reissue)
 
     def take_due(self, now: datetime, limit: int) -> list[Erasure]:
         """Remove and return up to ``limit`` entries due at ``now``, soonest first."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,9 +26,10 @@ from aiokafka.errors import KafkaError as AIOKafkaError
 from border_exchange.adapters.agreement_files import AgreementHistory
 from border_exchange.adapters.kafka_settings import KafkaSettings, consumer_size_kwargs
 from border_exchange.domain.agreements import AgreementSet, parse_agreement_set
+from border_exchange.domain.audit import AuditKind
 from border_exchange.domain.audit_chain import decode_audit, verify_chain
 from border_exchange.domain.audit_gap import ChainStart
-from border_exchange.domain.audit_trust import trust_violations
+from border_exchange.domain.audit_trust import store_timeline, trust_violations
 from border_exchange.domain.audit_values import (
     AUDIT_PREFIX,
     AuditEntry,
@@ -49,6 +50,7 @@ from border_exchange.domain.naming import (
 from border_exchange.domain.times import iso
 from border_exchange.domain.trust import TrustStore
 from border_exchange.domain.trust_governance import GovernedStore
+from border_exchange.domain.trust_timeline import TrustTimeline
 from border_exchange.errors import AuditError, BorderExchangeError, KafkaError
 
 log = structlog.get_logger(__name__)
@@ -275,11 +277,16 @@ async def replay(
     *,
     history: AgreementHistory | None = None,
     progress: Progress | None = None,
-    governance: GovernedStore | None = None,
+    governance: Sequence[GovernedStore] = (),
 ) -> Verdict:
-    """Read the period from Kafka and return the verifier's verdict; with ``governance``
-    (of ``trust``), also whether the router routed under that governed store
-    (``domain.audit_trust``)."""
+    """Read the period from Kafka and return the verifier's verdict.
+
+    With ``governance`` (the governed stores the period was routed under, one or more),
+    each record is checked under the store the router held when it decided it, as the
+    agreements topic records them, and the verdict says whether the router routed under
+    those stores as their governance allows (``domain.audit_trust``); ``trust`` is then
+    not used. Without, everything is checked under ``trust``.
+    """
     window = request.window
     wide_start, wide_end = window.start - request.slack, window.end + request.grace
     async with KafkaReader(settings, progress) as reader:
@@ -291,13 +298,21 @@ async def replay(
                 + (f" for participant {request.participant}" if request.participant else "")
             )
         sets = await load_agreement_sets(reader, history, topics)
-        checker = Replay(window, trust, sets)
+        used = await agreement_records(reader, topics) if governance else []
+        timeline = store_timeline(used, governance) if governance else TrustTimeline.fixed(trust)
+        checker = Replay(window, timeline, sets)
+        decided_at: list[datetime] = []
         log.info("audit.replay_start", origins=origins, agreement_sets=len(sets))
         for origin in origins:
             for tp in await reader.partitions(audit_topic(origin)):
                 logs = await reader.read_between(tp, wide_start, wide_end)
                 start = await reader.chain_start(tp)
                 check = checker.add_chain(tp.topic, tp.partition, logs, start)
+                decided_at.extend(
+                    e.recorded_at
+                    for e in check.entries
+                    if e.kind != AuditKind.CHECKPOINT and e.recorded_at in window
+                )
                 outbox = TopicPartition(outbox_topic(origin), tp.partition)
                 checker.add_retained(outbox.topic, outbox.partition, *await reader.retained(outbox))
                 await _read_outbox(reader, checker, origin, tp.partition, check.entries, window)
@@ -310,10 +325,11 @@ async def replay(
                 checker.add_quarantine(await reader.read_between(tp, wide_start, wide_end))
         else:
             checker.note(f"{QUARANTINE_TOPIC} does not exist or is not readable")
-        used = [] if governance is None else await agreement_records(reader, topics)
     verdict = checker.verdict()
-    if governance is not None:
-        found = trust_violations(used, governance, window, verdict.stats.decisions)
+    if governance:
+        found = trust_violations(
+            used, governance, window, decided_at, frozenset(verdict.stats.agreement_sets)
+        )
         verdict = replace(verdict, violations=(*verdict.violations, *found))
     log.info(
         "audit.replay_done",

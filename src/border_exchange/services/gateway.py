@@ -50,6 +50,7 @@ from border_exchange.domain.signing import seal, sign
 from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import (
     BorderExchangeError,
+    CommitUnknownError,
     DecodeError,
     KafkaError,
     KeyNotValidError,
@@ -485,17 +486,28 @@ class Gateway:
         values = [(e.header, encode_envelope(e)) for e in envelopes]
         deadline = time.monotonic() + self._retry_for
         delay = 0.5
+        sent: list[Receipt] = []
+        """Where the records of an attempt whose commit was sent landed (else empty)."""
         while True:
             try:
                 if self._producer is None:
                     await self._start_producer()
                 # an attempt may wait for a coordinator that never answers: bounded too
                 async with asyncio.timeout(max(1.0, deadline - time.monotonic())):
-                    receipts = await self._transaction(values)
+                    if sent and await self._committed(sent):
+                        receipts = sent
+                    else:
+                        sent = []
+                        receipts = await self._transaction(values, sent)
             except (AioKafkaError, KafkaError, TimeoutError, OSError) as exc:
                 # the next attempt, or the next publish, starts on a fresh producer
                 await self._drop_producer()
                 if time.monotonic() + delay > deadline:
+                    if sent:
+                        raise CommitUnknownError(
+                            f"publishing to {self.topic}: the commit was sent but its "
+                            f"outcome is not known, the records may be published: {exc}"
+                        ) from exc
                     raise KafkaError(
                         f"publishing to {self.topic} failed, nothing was published: {exc}"
                     ) from exc
@@ -506,7 +518,49 @@ class Gateway:
             self._history = working
             return receipts
 
-    async def _transaction(self, values: Sequence[tuple[Header, bytes]]) -> list[Receipt]:
+    async def _committed(self, sent: Sequence[Receipt]) -> bool:
+        """Whether the records of an attempt whose commit answer was lost are committed.
+
+        The producer just started under the same transactional id has settled that
+        transaction (completed a commit the coordinator had recorded, or aborted it);
+        once the partitions' last stable offsets pass the records, a ``read_committed``
+        read at their offsets returns them if they were committed and skips them if not.
+        """
+        consumer = AIOKafkaConsumer(
+            **self.settings.client_kwargs(),
+            **consumer_size_kwargs(),
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        try:
+            wanted = {(r.partition, r.offset): r.message_id for r in sent}
+            tps = sorted({TopicPartition(self.topic, p) for p, _ in wanted})
+            consumer.assign(tps)
+            while True:  # bounded by the attempt's timeout
+                stable = await consumer.end_offsets(tps)
+                if all(stable[TopicPartition(self.topic, p)] > o for p, o in wanted):
+                    break
+                await asyncio.sleep(0.2)
+            seen: set[tuple[int, int]] = set()
+            for tp in tps:
+                first = min(o for p, o in wanted if p == tp.partition)
+                last = max(o for p, o in wanted if p == tp.partition)
+                consumer.seek(tp, first)
+                while await consumer.position(tp) <= last:
+                    batch = await consumer.getmany(tp, timeout_ms=1000)
+                    seen.update((r.partition, r.offset) for r in batch.get(tp, []))
+        finally:
+            await consumer.stop()
+        committed = set(wanted) <= seen
+        log.warning("gateway.commit_outcome", committed=committed, records=len(sent))
+        return committed
+
+    async def _transaction(
+        self, values: Sequence[tuple[Header, bytes]], sent: list[Receipt]
+    ) -> list[Receipt]:
+        """One attempt; ``sent`` gets the receipts once the commit is sent (its answer may
+        be lost)."""
         producer = self._producer
         if producer is None:
             raise KafkaError("the gateway is not started (use it as an async context manager)")
@@ -529,8 +583,7 @@ class Gateway:
             except Exception as abort:  # the producer is reset by the caller
                 log.warning("gateway.abort_failed", error=repr(abort))
             raise
-        await producer.commit_transaction()
-        return [
+        receipts = [
             Receipt(
                 header.message_id,
                 header.alert_id,
@@ -541,6 +594,9 @@ class Gateway:
             )
             for (header, _), meta in zip(values, metadata, strict=True)
         ]
+        sent.extend(receipts)
+        await producer.commit_transaction()
+        return receipts
 
     async def _drop_producer(self) -> None:
         """Discard the producer: nothing it holds reaches the broker later, and the next

@@ -56,7 +56,7 @@ from border_exchange.domain.gateway_api import (
     invalid_body,
     malformed_json,
 )
-from border_exchange.errors import KafkaError, ValidationError
+from border_exchange.errors import CommitUnknownError, KafkaError, ValidationError
 from border_exchange.services.gateway import Cancellation, Gateway, Receipt
 from border_exchange.services.group_commit import GroupCommit
 
@@ -172,7 +172,8 @@ _PROBLEMS: Final[dict[int | str, dict[str, Any]]] = {
         415: "the body is not application/json",
         422: "the alert breaks the contract, or the Idempotency-Key was used for another body",
         429: "the client's rate limit is exceeded (Retry-After)",
-        503: "the broker is unreachable; nothing was published (Retry-After)",
+        503: "the broker is unreachable: nothing was published, or (outcome-unknown) "
+        "a commit was sent and not confirmed (Retry-After)",
     }.items()
 }
 
@@ -202,6 +203,17 @@ def _retrieved(task: asyncio.Future[Any]) -> None:
     # the outcome of a request whose client went away is recorded, not reported again
     if not task.cancelled():
         task.exception()
+
+
+def _outcome_unknown(exc: CommitUnknownError) -> Problem:
+    return Problem(
+        503,
+        "outcome-unknown",
+        "The broker did not confirm the commit",
+        f"{exc}; it may have been published: look for it (GET /alerts/{{id}} after the "
+        "server's next start, or the router's audit) before sending it again",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 def _unavailable(exc: KafkaError) -> Problem:
@@ -368,6 +380,8 @@ class GatewayApi:
         except ValidationError as exc:
             problems = field_problems_of_strings(exc.problems or (str(exc),))
             raise ProblemError(invalid_body(problems)) from exc
+        except CommitUnknownError as exc:
+            raise ProblemError(_outcome_unknown(exc)) from exc
         except KafkaError as exc:
             raise ProblemError(_unavailable(exc)) from exc
         finally:

@@ -646,7 +646,7 @@ class PartitionWorker:
 
             self.recovery = await recover_from_feeds(self.router.kafka, self.tp, state)
         retention = self.router.tuning.retention
-        erasure.forget_before(self.router.clock() - retention.tombstone_reissue)
+        erasure.forget_written(self.router.clock(), retention.tombstone_reissue)
         self.state, self.head, self.erasure = state, head, erasure
         self.blocked = not may_route(
             self.start_found, self.recovery, self.router.tuning.accepted_audit_gaps
