@@ -10,30 +10,27 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from nacl.signing import SigningKey
 
 from border_exchange.adapters.kafka_clients import AIOKAFKA, KafkaClients
 from border_exchange.adapters.kafka_settings import KafkaSettings
-from border_exchange.domain.catalog import AlertType, Operation, ParticipantKind
+from border_exchange.domain.catalog import AlertType, Operation
 from border_exchange.domain.encoding import decode_envelope
 from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.naming import outbox_state_topic, outbox_topic
 from border_exchange.domain.partitioning import expected_partition
 from border_exchange.domain.samples import sample_alert
-from border_exchange.domain.trust import Participant, PublicKey, TrustStore
 from border_exchange.errors import ValidationError
 from border_exchange.services.gateway import Gateway
 from tests.conftest import KafkaCluster
 from tests.exchange import random_ids
 from tests.fake_kafka import FakeKafka
+from tests.kafka.test_gateway import KEY, trust_for  # one participant, one key
 from tests.waiting import eventually
 
-KEY = SigningKey(bytes(range(32)))
 PARTITIONS = 3
 
 
@@ -48,7 +45,7 @@ class Outbox:
     def gateway(self) -> Gateway:
         """A gateway of ``origin`` over these clients."""
         return Gateway(
-            self.settings, self.origin, KEY, f"{self.origin}-1", _trust(self.origin),
+            self.settings, self.origin, KEY, f"{self.origin}-1", trust_for(self.origin),
             clients=self.clients,
         )  # fmt: skip
 
@@ -89,19 +86,6 @@ async def settled(outbox: Outbox, count: int, topic: str | None = None) -> list[
 
     await eventually(visible, within=30, what=f"{count} committed records")
     return found
-
-
-def _trust(origin: str) -> TrustStore:
-    now = datetime.now(UTC)
-    key = PublicKey(
-        origin,
-        f"{origin}-1",
-        bytes(KEY.verify_key),
-        now - timedelta(days=1),
-        now + timedelta(days=1),
-    )
-    service = Participant(origin, origin, ParticipantKind.NATIONAL_SERVICE, "active", (), (key,))
-    return TrustStore({origin: service})
 
 
 @pytest.fixture(params=["fake", pytest.param("broker", marks=pytest.mark.kafka)])
