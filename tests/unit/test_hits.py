@@ -280,3 +280,26 @@ def test_the_participants_signed_entry_covers_its_post_keys() -> None:
     assert entry_digest(one) != entry_digest(other)
     without = replace(one, post_keys=())
     assert entry_digest(without) != entry_digest(one)
+
+
+def test_the_desk_gauge_counts_open_and_overdue_hits_at_the_clock_given() -> None:
+    from border_exchange.adapters.metrics import Metrics
+    from border_exchange.domain.hits import ack_of
+    from border_exchange.services.hits import desk_view, publish_gauge
+
+    urgent = report(hit_id="hit-u", priority=Priority.URGENT)  # due in 2 h
+    routine = report(hit_id="hit-r")  # due in 12 h
+    answered = report(hit_id="hit-a")
+    acks = [ack_of(answered, key_id="COD-1", instructions="hold", now=NOW)]
+    metrics = Metrics()
+    for hours, expected in ((1, (2, 0)), (3, (1, 1)), (13, (0, 2))):
+        rows = desk_view(
+            [urgent, routine, answered], acks, DeadlineTable(), NOW + timedelta(hours=hours)
+        )
+        publish_gauge(metrics, "COD", rows)
+        seen = tuple(
+            metrics.value("desk_hits", {"participant": "COD", "status": s})
+            for s in ("open", "overdue")
+        )
+        assert seen == expected, hours
+    assert [row.report.hit_id for row in rows][-1] == "hit-a"  # answered ones last
