@@ -13,7 +13,7 @@ publish to partner feed at a steady rate; and the router process's RSS while a
 backlog drains.
 
 Usage: python bench/bench_router.py [--messages 20000] [--backlog 100000] [--rate 1000]
-       [--seconds 30] [--warmup 90] [--throughput-only]
+       [--seconds 30] [--warmup 90] [--throughput-only] [--sealed]
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ from border_exchange.domain import naming
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import encode_envelope
 from border_exchange.domain.partitioning import key_hash
+from border_exchange.domain.policy import PolicyInput
+from border_exchange.domain.recipients import SectionRecipients
 from border_exchange.domain.samples import sample_alert
 from border_exchange.domain.signing import seal
 from border_exchange.interpreter import tune_garbage_collector
@@ -63,9 +65,13 @@ PARTITIONS = 3
 PASSPHRASE = b"bench-passphrase"
 
 
+SEALED = False
+"""``--sealed``: every section sealed for the partners the agreements permit (and the origin)."""
+
+
 def _sandbox() -> Sandbox:
     pairs = [(a, b) for i, a in enumerate(IDS) for b in IDS[i + 1 :]]
-    return make_sandbox(IDS, open_agreements(pairs))
+    return make_sandbox(IDS, open_agreements(pairs), encryption=SEALED)
 
 
 def _seal_many(box: Sandbox, count: int, origin: str = ORIGIN) -> list[tuple[bytes, bytes, str]]:
@@ -76,6 +82,15 @@ def _seal_many(box: Sandbox, count: int, origin: str = ORIGIN) -> list[tuple[byt
     )
     out = []
     now = datetime.now(UTC)
+    recipients = None
+    if SEALED:
+        plan = SectionRecipients.of(box.agreements, box.trust).plan(
+            PolicyInput(
+                origin, template.alert_type, template.handling_code, template.operation, "x"
+            ),
+            now,
+        )
+        recipients = dict(plan.sections)
     for _ in range(count):
         envelope = seal(
             template,
@@ -84,6 +99,7 @@ def _seal_many(box: Sandbox, count: int, origin: str = ORIGIN) -> list[tuple[byt
             message_id=uuid.uuid4().hex,
             issued_at=now,
             alert_id=uuid.uuid4().hex,
+            recipients=recipients,
         )
         out.append(
             (
@@ -167,9 +183,14 @@ async def passthrough(
     batch = RouterTuning().batch_size
     group = f"bench.passthrough.{uuid.uuid4().hex[:6]}"
     consumer = AIOKafkaConsumer(
-        source, **settings.client_kwargs(), group_id=group, isolation_level="read_committed",
-        enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=batch,
-    )  # fmt: skip
+        source,
+        **settings.client_kwargs(),
+        group_id=group,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=batch,
+    )
     producers: dict[TopicPartition, AIOKafkaProducer] = {}
     await consumer.start()
     done = 0
@@ -182,10 +203,13 @@ async def passthrough(
                 producer = producers.get(tp)
                 if producer is None:
                     producer = AIOKafkaProducer(
-                        **settings.client_kwargs(), transactional_id=f"{group}.{tp.partition}",
-                        acks="all", linger_ms=0, max_batch_size=512 * 1024,
+                        **settings.client_kwargs(),
+                        transactional_id=f"{group}.{tp.partition}",
+                        acks="all",
+                        linger_ms=0,
+                        max_batch_size=512 * 1024,
                         retry_backoff_ms=RETRY_BACKOFF_MS,
-                    )  # fmt: skip
+                    )
                     await producer.start()
                     producers[tp] = producer
                 copy = _copy_batched if batched else _copy
@@ -226,9 +250,13 @@ async def _audit_values(settings: KafkaSettings, count: int) -> list[bytes]:
     """Up to ``count`` audit records the router wrote in (b), to write again in (c)."""
     topic = naming.audit_topic(ORIGIN)
     consumer = AIOKafkaConsumer(
-        topic, **settings.client_kwargs(), group_id=None, isolation_level="read_committed",
-        enable_auto_commit=False, auto_offset_reset="earliest",
-    )  # fmt: skip
+        topic,
+        **settings.client_kwargs(),
+        group_id=None,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     values: list[bytes] = []
     try:
@@ -267,9 +295,14 @@ async def fanout(
     feeds += [f"bench.fanout.state.{p}" for p in FANOUT_PARTNERS]
     audit_topic = "bench.fanout.audit"
     consumer = AIOKafkaConsumer(
-        source, **settings.client_kwargs(), group_id=group, isolation_level="read_committed",
-        enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=limit,
-    )  # fmt: skip
+        source,
+        **settings.client_kwargs(),
+        group_id=group,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=limit,
+    )
     await consumer.start()
     queues: dict[TopicPartition, asyncio.Queue[list[Any]]] = {}
     queued: dict[TopicPartition, int] = {}
@@ -334,10 +367,13 @@ async def fanout(
             for tp, records in batches.items():
                 if tp not in queues:
                     producer = AIOKafkaProducer(
-                        **settings.client_kwargs(), transactional_id=f"{group}.{tp.partition}",
-                        acks="all", linger_ms=0, max_batch_size=512 * 1024,
+                        **settings.client_kwargs(),
+                        transactional_id=f"{group}.{tp.partition}",
+                        acks="all",
+                        linger_ms=0,
+                        max_batch_size=512 * 1024,
                         retry_backoff_ms=RETRY_BACKOFF_MS,
-                    )  # fmt: skip
+                    )
                     await producer.start()
                     producers.append(producer)
                     queues[tp], queued[tp] = asyncio.Queue(), 0
@@ -436,21 +472,40 @@ def _router_process(
     directory.mkdir(parents=True, exist_ok=True)
     paths = box.write(directory, PASSPHRASE)
     config = {
-        "kafka": {"bootstrap": settings.bootstrap, "security_protocol": settings.security_protocol,
-                  "username": settings.username, "password": settings.password},
-        "trust_store": str(paths["trust"]), "agreements": str(paths["agreements"]),
-        "agreement_history": str(directory / "history"), "signing_key": str(paths["key:hub"]),
-        "group_id": group, "metrics_port": metrics_port, "outbox_pattern": _pattern(origin),
-    }  # fmt: skip
+        "kafka": {
+            "bootstrap": settings.bootstrap,
+            "security_protocol": settings.security_protocol,
+            "username": settings.username,
+            "password": settings.password,
+        },
+        "trust_store": str(paths["trust"]),
+        "agreements": str(paths["agreements"]),
+        "agreement_history": str(directory / "history"),
+        "signing_key": str(paths["key:hub"]),
+        "group_id": group,
+        "metrics_port": metrics_port,
+        "outbox_pattern": _pattern(origin),
+    }
     (directory / "router.yaml").write_text(yaml.safe_dump(config))
     env = {**os.environ, "BX_KEY_PASSPHRASE": PASSPHRASE.decode()}
     with (directory / "router.log").open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "border_exchange", "router", "run", "--config",
-             str(directory / "router.yaml"), "--log-level", "WARNING"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "border_exchange",
+                "router",
+                "run",
+                "--config",
+                str(directory / "router.yaml"),
+                "--log-level",
+                "WARNING",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             preexec_fn=kafka_launcher.die_with_parent,
-        )  # fmt: skip
+        )
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -503,9 +558,13 @@ async def latency(
     origin = "COD"
     feed = naming.feed_topic(ORIGIN, origin)
     consumer = AIOKafkaConsumer(
-        feed, **settings.client_kwargs(), group_id=None, isolation_level="read_committed",
-        auto_offset_reset="latest", enable_auto_commit=False,
-    )  # fmt: skip
+        feed,
+        **settings.client_kwargs(),
+        group_id=None,
+        isolation_level="read_committed",
+        auto_offset_reset="latest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     await consumer.seek_to_end()
     records = _seal_many(box, int(rate * (warmup + seconds)), origin)
@@ -724,4 +783,11 @@ if __name__ == "__main__":
         action="store_true",
         help="(a), (b), (c) and their ratios only: no latency, no backlog (a few runs in a row)",
     )
-    main(parser.parse_args())
+    parser.add_argument(
+        "--sealed",
+        action="store_true",
+        help="every section sealed for its recipients (bench_sealing compares the CPU work)",
+    )
+    arguments = parser.parse_args()
+    SEALED = arguments.sealed
+    main(arguments)

@@ -46,22 +46,47 @@ if TYPE_CHECKING:  # imported where used: a router's start does not pay for the 
 log = structlog.get_logger("border_exchange.bootstrap")
 
 
+_LIBRARY_LOGS: list[logging.Handler] = []
+"""The handler ``configure_logging`` put on the standard library's root logger, if any."""
+
+
 def configure_logging(level: str = "INFO", json: bool = True) -> None:
-    """Structured logs on stderr: JSON lines for machines, or readable for a terminal."""
+    """Structured logs on stderr: JSON lines for machines, or readable for a terminal.
+
+    The libraries' own logs (aiokafka, uvicorn), from warnings up, come out in the same
+    form, so a process's stderr is one stream of JSON objects.
+    """
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    threshold = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            timestamper,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
-        ),
+        wrapper_class=structlog.make_filtering_bound_logger(threshold),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                timestamper,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    for previous in _LIBRARY_LOGS:
+        root.removeHandler(previous)
+    _LIBRARY_LOGS[:] = [handler]
+    root.addHandler(handler)
+    root.setLevel(max(threshold, logging.WARNING))
 
 
 def config_keys_help(model: type[BaseModel]) -> str:

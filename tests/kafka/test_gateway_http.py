@@ -277,3 +277,4 @@ async def test_health_and_metrics_count_what_was_accepted(served: Served) -> Non
     text = (await served.client.get("/metrics", headers=served.auth)).text
     assert 'bx_gateway_http_accepted_total{operation="CREATE"} 1' in text
     assert 'bx_gateway_http_requests_total{status="422"} 1' in text
+    assert "# TYPE bx_gateway_http_publish_latency_seconds histogram" in text

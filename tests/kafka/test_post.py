@@ -155,7 +155,7 @@ async def test_the_post_stores_verified_alerts_and_applies_cancel_and_expiry(
     )
     clock = Clock()
     store = PostStore.open(tmp_path / "post.db", clock=clock)
-    async with running(kafka, store, PostConfig(me, "kasindi")):
+    async with running(kafka, store, PostConfig(me, "kasindi")) as post:
         await wait_for(consumed(store, feed, 5))
         assert [a.alert_id for a in store.find_name("peter ladu")] == ["wp-1"]
         (alert,) = store.find_name("major wani")
@@ -177,6 +177,12 @@ async def test_the_post_stores_verified_alerts_and_applies_cancel_and_expiry(
         assert store.find_plate("SSD 123 AB")
     assert store.status().last_sync is not None
     assert store.status().lag == 0
+    # What it applied, as `post run --metrics-port` serves it.
+    assert post.metrics.value("post_records_total", {"result": "stored"}) == 3
+    assert post.metrics.value("post_records_total", {"result": "rejected"}) == 2
+    assert post.metrics.value("post_records_total", {"result": "cancelled"}) == 1
+    assert post.metrics.value("post_feed_lag", {"feed": f"{feed}/0"}) == 0
+    assert post.metrics.value("post_apply_seconds") >= 2  # batches timed
     store.close()
 
 

@@ -240,4 +240,9 @@ async def test_a_transaction_with_a_failed_send_aborts_and_the_message_is_delive
     routed = [e["message_id"] for e in logs if e["event"] == "router.routed"]
     assert sorted(routed) == sorted(ids)  # logged once each, after the commit
     assert router.metrics.value("routed_total", {"origin": a}) == len(envelopes)
+    # Each committed transaction's stages are timed; the aborted one is not counted.
+    stages = ("check", "decide", "send", "commit", "transaction")
+    timed = {s: router.metrics.value("router_stage_seconds", {"stage": s}) for s in stages}
+    assert timed["transaction"] >= 1
+    assert set(timed.values()) == {timed["transaction"]}
     await _clean_replay(ex, started)

@@ -12,9 +12,11 @@ from types import MappingProxyType
 
 import pytest
 
+from border_exchange.adapters.agreement_files import section_recipients
 from border_exchange.adapters.keyfiles import generate_encryption_key
 from border_exchange.adapters.post_store import Accepted, PostStore
-from border_exchange.demo.sandbox import Sandbox, make_sandbox
+from border_exchange.demo.sandbox import Sandbox, make_sandbox, sign_agreements
+from border_exchange.domain.agreements import parse_agreement_set
 from border_exchange.domain.catalog import SECTIONS, AlertType, Operation
 from border_exchange.domain.consent import consents
 from border_exchange.domain.encoding import decode_envelope, encode_envelope
@@ -314,3 +316,23 @@ def test_the_post_store_says_which_encryption_keys_its_alerts_in_force_still_nee
         )
         store.apply([Accepted(topic, 0, 2, sign(header, (), BOX.keys["COD"]), {})])
         assert store.keys_needed() == {"CAF-enc-2": 1}  # CAF-enc-1 may now be destroyed
+
+
+def test_the_gateway_reads_who_to_seal_for_from_the_signed_agreement_file(tmp_path: Path) -> None:
+    path = tmp_path / "agreements.signed.yaml"
+    path.write_text(BOX.agreements_text, encoding="utf-8")
+    alert = PolicyInput(
+        "COD",
+        AlertType.WANTED_PERSON,
+        sample_alert(AlertType.WANTED_PERSON).handling_code,
+        sample_alert(AlertType.WANTED_PERSON).operation,
+        "x",
+    )
+    from_file = section_recipients(path, TRUST).plan(alert, NOW).sections
+    assert from_file == RECIPIENTS.plan(alert, NOW).sections
+    # Signed by COD alone (with the same keys): not in force, so CAF is sealed out.
+    unsigned = parse_agreement_set(
+        sign_agreements(TEXT, BOX.keys, BOX.key_ids, NOW, {"COD-CAF": ["COD"]})
+    )
+    one_signature = SectionRecipients.of(unsigned, TRUST)
+    assert {r.key.owner for r in one_signature.plan(alert, NOW).sections["identity"]} == {"COD"}

@@ -12,6 +12,10 @@ in a directory of its own and its log in a file. Every node has three listeners:
 With ``tls=True`` two more listeners serve certificates of a local CA (see
 ``tls_ca``): ``SSL`` (mutual TLS, the principal is the client certificate's CN)
 and ``SASL_SSL`` (SCRAM-SHA-512 inside TLS), both under the same authorizer.
+
+About 600 lines, because fetching the jars, writing each node's configuration, and
+starting, waiting for and stopping the Java processes are one lifecycle over the same
+``ClusterInfo``.
 """
 
 from __future__ import annotations

@@ -1,87 +1,128 @@
-"""Counters and gauges served in the Prometheus text format over a tiny HTTP endpoint."""
+"""A process's metrics on prometheus_client: counters, gauges, latency histograms, their endpoint.
+
+Services count by name (``metrics.inc("routed_total", labels={"origin": "CAF"})``); each
+name becomes ``bx_<name>`` in the process's own registry the first time it is used, with
+the label names of that use and the help text ``describe`` gave it.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections import defaultdict
-from collections.abc import Mapping
+import functools
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import Final, TypeVar
 
-Labels = tuple[tuple[str, str], ...]
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    make_asgi_app,
+)
 
+from border_exchange.adapters.http_server import serving
 
-def _labels(labels: Mapping[str, str] | None) -> Labels:
-    return tuple(sorted((labels or {}).items()))
+disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated in prometheus_client; no ``*_created`` series
+
+LATENCY_BUCKETS: Final = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
+"""Histogram buckets (s): from a millisecond (one check) to half a minute (a stalled broker)."""
+
+CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+"""The Prometheus text exposition format."""
+
+_Labels = Mapping[str, str] | None
+_Metric = TypeVar("_Metric", Counter, Gauge, Histogram)
+_latency_histogram = functools.partial(Histogram, buckets=LATENCY_BUCKETS)
 
 
 class Metrics:
-    """A process's counters and gauges, each with optional labels."""
+    """A process's counters, gauges and histograms, each with optional labels."""
 
     def __init__(self, namespace: str = "bx") -> None:
         self.namespace = namespace
-        self._counters: dict[str, dict[Labels, float]] = defaultdict(dict)
-        self._gauges: dict[str, dict[Labels, float]] = defaultdict(dict)
+        self.registry = CollectorRegistry(auto_describe=True)
         self._help: dict[str, str] = {}
+        self._counters: dict[str, Counter] = {}
+        self._gauges: dict[str, Gauge] = {}
+        self._histograms: dict[str, Histogram] = {}
 
     def describe(self, name: str, text: str) -> None:
-        """Set the HELP text of metric ``name``."""
+        """Set the HELP text of metric ``name`` (before its first use)."""
         self._help[name] = text
 
-    def inc(self, name: str, amount: float = 1.0, labels: Mapping[str, str] | None = None) -> None:
+    def inc(self, name: str, amount: float = 1.0, labels: _Labels = None) -> None:
         """Add ``amount`` to counter ``name``."""
-        series = self._counters[name]
-        key = _labels(labels)
-        series[key] = series.get(key, 0.0) + amount
+        counter = self._counters.get(name)
+        if counter is None:
+            counter = self._counters[name] = self._made(Counter, name, labels)
+        (counter.labels(**labels) if labels else counter).inc(amount)
 
-    def set(self, name: str, value: float, labels: Mapping[str, str] | None = None) -> None:
+    def set(self, name: str, value: float, labels: _Labels = None) -> None:
         """Set gauge ``name``."""
-        self._gauges[name][_labels(labels)] = value
+        gauge = self._gauges.get(name)
+        if gauge is None:
+            gauge = self._gauges[name] = self._made(Gauge, name, labels)
+        (gauge.labels(**labels) if labels else gauge).set(value)
 
-    def value(self, name: str, labels: Mapping[str, str] | None = None) -> float:
-        """The current value of a counter or gauge (0 when never set)."""
-        key = _labels(labels)
-        return self._counters.get(name, {}).get(key, self._gauges.get(name, {}).get(key, 0.0))
+    def observe(self, name: str, value: float, labels: _Labels = None) -> None:
+        """Add ``value`` (seconds) to histogram ``name``."""
+        histogram = self._histograms.get(name)
+        if histogram is None:
+            histogram = self._histograms[name] = self._made(_latency_histogram, name, labels)
+        (histogram.labels(**labels) if labels else histogram).observe(value)
+
+    def _made(self, make: Callable[..., _Metric], name: str, labels: _Labels) -> _Metric:
+        """Metric ``name`` made by ``make`` in this registry, with the label names of ``labels``."""
+        return make(
+            name.removesuffix("_total"),  # a counter adds the suffix itself
+            self._help.get(name, name.replace("_", " ")),
+            sorted(labels or ()),
+            namespace=self.namespace,
+            registry=self.registry,
+        )
+
+    @contextlib.contextmanager
+    def timed(self, name: str, labels: _Labels = None) -> Iterator[None]:
+        """Observe the seconds the block takes in histogram ``name``, also when it raises."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.observe(name, time.perf_counter() - started, labels)
+
+    def value(self, name: str, labels: _Labels = None) -> float:
+        """The current value of a counter or gauge, or a histogram's count (0 when never set)."""
+        full = f"{self.namespace}_{name}"
+        if name in self._histograms:
+            full += "_count"
+        found = self.registry.get_sample_value(full, dict(labels or {}))
+        return 0.0 if found is None else found
 
     def render(self) -> str:
         """Everything in the Prometheus text exposition format."""
-        lines: list[str] = []
-        for kind, table in (("counter", self._counters), ("gauge", self._gauges)):
-            for name in sorted(table):
-                full = f"{self.namespace}_{name}"
-                if name in self._help:
-                    lines.append(f"# HELP {full} {self._help[name]}")
-                lines.append(f"# TYPE {full} {kind}")
-                for labels, value in sorted(table[name].items()):
-                    rendered = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-                    lines.append(
-                        f"{full}{{{rendered}}} {value:g}" if rendered else f"{full} {value:g}"
-                    )
-        return "\n".join(lines) + "\n"
+        return generate_latest(self.registry).decode()
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-async def serve_metrics(metrics: Metrics, host: str, port: int) -> asyncio.Server:
-    """Serve ``GET /metrics`` on ``host:port``; returns the running server."""
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-            request = await reader.readuntil(b"\r\n\r\n")
-            path = request.split(b" ", 2)[1] if request.count(b" ") >= 2 else b"/"
-            if path.startswith(b"/metrics"):
-                body = metrics.render().encode()
-                status = b"200 OK"
-                kind = b"text/plain; version=0.0.4"
-            else:
-                body, status, kind = b"see /metrics\n", b"404 Not Found", b"text/plain"
-            writer.write(
-                b"HTTP/1.1 " + status + b"\r\nContent-Type: " + kind
-                + b"\r\nContent-Length: " + str(len(body)).encode()
-                + b"\r\nConnection: close\r\n\r\n" + body
-            )  # fmt: skip
-            await writer.drain()
-        writer.close()
-
-    return await asyncio.start_server(handle, host, port)
+@contextlib.asynccontextmanager
+async def serve_metrics(metrics: Metrics, host: str, port: int) -> AsyncIterator[str]:
+    """Serve ``GET /metrics`` on ``host:port`` (0: a free port) while in the block; its URL."""
+    async with serving(make_asgi_app(metrics.registry), host, port) as url:
+        yield f"{url}/metrics"

@@ -18,6 +18,10 @@ Speed: an apply writes the search tables at its end, one statement per table; an
 of many alerts into a store holding fewer (a bootstrap, mostly) is a bulk load, which
 drops the search indexes while it inserts and builds them again before it commits.
 The record's own bytes are kept as the envelope, not a re-encoding of it.
+
+The module is long because it is the one place that knows the store's SQL tables: the
+applies, the bootstrap, the lookups and the erasure read and write the same tables in
+the same transactions.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from pathlib import Path
 from border_exchange.adapters.config_file import kafka_settings_from_file
 from border_exchange.adapters.metrics import Metrics, serve_metrics
 from border_exchange.adapters.trust_file import load_trust_store
+from border_exchange.cli.logs import add_log_options, configure_from
 from border_exchange.cli.publish import signing_of, signing_options
 from border_exchange.domain.catalog import is_participant_id
 from border_exchange.domain.hit_deadlines import DeadlineTable, HitStatus, parse_deadlines
@@ -73,6 +74,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     watch.add_argument("--metrics-port", type=int, default=9466, help="default 9466")
     watch.add_argument("--metrics-host", default="127.0.0.1", help="default 127.0.0.1")
     watch.add_argument("--every", type=float, default=60.0, help="seconds between readings")
+    add_log_options(watch)
     watch.set_defaults(handler=run_watch)
 
 
@@ -187,6 +189,7 @@ def run_notices(args: argparse.Namespace) -> int:
 
 def run_watch(args: argparse.Namespace) -> int:
     """Serve ``bx_desk_hits{status=open|overdue}`` until interrupted."""
+    configure_from(args)
     participant = _participant(args)
     trust = load_trust_store(args.trust)
     settings = kafka_settings_from_file(args.config)
@@ -200,16 +203,12 @@ def run_watch(args: argparse.Namespace) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(signum, stop.set)
-        server = await serve_metrics(metrics, args.metrics_host, args.metrics_port)
-        try:
+        async with serve_metrics(metrics, args.metrics_host, args.metrics_port):
             while not stop.is_set():
                 rows = await hits.desk_hits(settings, participant, trust, table, datetime.now(UTC))
                 hits.publish_gauge(metrics, participant, rows)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), args.every)
-        finally:
-            server.close()
-            await server.wait_closed()
 
     asyncio.run(watch())
     return 0

@@ -18,9 +18,9 @@ from border_exchange.bootstrap import (
     GatewayServerConfig,
     build_gateway,
     config_keys_help,
-    configure_logging,
     gateway_server_config,
 )
+from border_exchange.cli.logs import add_log_options, configure_from
 from border_exchange.errors import ConfigError
 
 log = structlog.get_logger("border_exchange.gateway")
@@ -52,8 +52,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     serve.add_argument("--config", required=True, type=Path, help="gateway configuration (YAML)")
-    serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
-    serve.add_argument("--console-log", action="store_true", help="readable logs instead of JSON")
+    add_log_options(serve)
     serve.set_defaults(handler=_serve)
 
     token = commands.add_parser("token", help="manage the national systems' bearer tokens")
@@ -193,5 +192,5 @@ async def serve(config_path: Path) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    configure_logging(args.log_level, json=not args.console_log)
+    configure_from(args)
     return asyncio.run(serve(args.config))

@@ -21,12 +21,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
+import structlog
+
 from border_exchange.adapters.agreement_topic import AgreementTopic
 from border_exchange.adapters.config_file import kafka_settings_from_file
 from border_exchange.adapters.keyfiles import load_encryption_key, passphrase_from_env_or_prompt
+from border_exchange.adapters.metrics import serve_metrics
 from border_exchange.adapters.officer_db import OfficerDB, officers_path
 from border_exchange.adapters.post_store import PostStore, StoredAlert
 from border_exchange.adapters.trust_file import load_kept
+from border_exchange.cli.logs import add_log_options, configure_from
 from border_exchange.domain.catalog import is_participant_id
 from border_exchange.domain.labels import (
     LANGUAGES,
@@ -51,6 +55,8 @@ the partition was bootstrapped from its state topic (``post status`` lists the g
 EXIT_GAP_NOT_HEALED: Final = 4
 """``post run --once``: a gap with no state topic to heal it from; alerts may be missing."""
 ONCE_TIMEOUT: Final = 600.0
+
+log = structlog.get_logger("border_exchange.post")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -97,6 +103,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="with --once: seconds to keep trying an unreachable broker "
         f"(default {ONCE_TIMEOUT:g})",
     )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="serve Prometheus metrics on this port of --metrics-host (default 0: none)",
+    )
+    run.add_argument(
+        "--metrics-host", default="127.0.0.1", help="address for the metrics (default loopback)"
+    )
+    add_log_options(run)
     run.set_defaults(handler=run_post)
 
     status = commands.add_parser("status", help="last sync time and lag of every feed")
@@ -160,6 +176,7 @@ def run_post(args: argparse.Namespace) -> int:
     for partner in partners:
         if not is_participant_id(partner):
             raise ConfigError(f"--from: {partner!r} is not a participant id")
+    configure_from(args)
     settings = kafka_settings_from_file(args.config)
     policy = load_retention(args.retention) if args.retention else DEFAULT_POLICY
     config = PostConfig(participant, args.post, partners, grace=policy.grace)
@@ -183,7 +200,13 @@ def run_post(args: argparse.Namespace) -> int:
             post = BorderPost(settings, config, store, trust, agreements, private_keys)
             if args.once:
                 return await post.catch_up(args.timeout)
-            await post.run(stop)
+            async with contextlib.AsyncExitStack() as stack:
+                if args.metrics_port:
+                    url = await stack.enter_async_context(
+                        serve_metrics(post.metrics, args.metrics_host, args.metrics_port)
+                    )
+                    log.info("post.metrics", url=url)
+                await post.run(stop)
         return None
 
     done = asyncio.run(run())

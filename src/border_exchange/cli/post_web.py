@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from border_exchange.adapters.officer_db import OfficerDB, Role, officers_path
+from border_exchange.cli.logs import add_log_options, configure_from
 from border_exchange.domain.consultation import verify
 from border_exchange.errors import ConfigError
 
@@ -32,6 +33,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="allow plain HTTP on a non-loopback address (a closed network only)",
     )
+    add_log_options(serve)
     serve.set_defaults(handler=run_serve)
 
     user = commands.add_parser("user", help="officers' accounts for the web page")
@@ -96,6 +98,7 @@ def run_serve(args: argparse.Namespace) -> int:
         )
     if not args.db.exists():
         raise ConfigError(f"no post store at {args.db} (run 'border-exchange post run' first)")
+    configure_from(args)
     site = PostSite(args.db, officers_path(args.db), secure_cookies=tls)
     scheme = "https" if tls else "http"
     print(f"post page: {scheme}://{args.host}:{args.port}/", flush=True)
@@ -106,6 +109,7 @@ def run_serve(args: argparse.Namespace) -> int:
         ssl_certfile=args.tls_cert,
         ssl_keyfile=args.tls_key,
         log_level="warning",
+        log_config=None,  # its warnings go through the process's logging (--log-format)
         server_header=False,
     )
     return 0

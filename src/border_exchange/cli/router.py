@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import textwrap
 import time
@@ -16,8 +17,8 @@ from border_exchange.adapters.process_clock import process_age
 from border_exchange.bootstrap import (
     RouterConfig,
     build_router,
-    configure_logging,
 )
+from border_exchange.cli.logs import add_log_options, configure_from
 from border_exchange.interpreter import tune_garbage_collector
 
 log = structlog.get_logger("border_exchange.router")
@@ -52,8 +53,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     run.add_argument("--config", required=True, type=Path, help="router configuration (YAML)")
-    run.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
-    run.add_argument("--console-log", action="store_true", help="readable logs instead of JSON")
+    add_log_options(run)
     run.set_defaults(handler=_run)
 
 
@@ -70,24 +70,16 @@ async def _serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    server = None
-    if app.config.metrics_port:
-        server = await serve_metrics(
-            app.router.metrics, app.config.metrics_host, app.config.metrics_port
-        )
-        log.info(
-            "router.metrics",
-            url=f"http://{app.config.metrics_host}:{app.config.metrics_port}/metrics",
-        )
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        if app.config.metrics_port:
+            url = await stack.enter_async_context(
+                serve_metrics(app.router.metrics, app.config.metrics_host, app.config.metrics_port)
+            )
+            log.info("router.metrics", url=url)
         await app.router.run(stop)
-    finally:
-        if server is not None:
-            server.close()
-            await server.wait_closed()
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
-    configure_logging(args.log_level, json=not args.console_log)
+    configure_from(args)
     return asyncio.run(_serve(args))

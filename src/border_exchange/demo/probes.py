@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import TopicAuthorizationFailedError
 
 from border_exchange.adapters.gateway_store import GatewayStore
+from border_exchange.adapters.http_server import serving
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.demo.cast import (
     PARTICIPANTS,
@@ -34,7 +35,7 @@ from border_exchange.services.auditor import (
     Progress,
 )
 from border_exchange.services.gateway import Gateway, Receipt
-from border_exchange.services.gateway_http import GatewayApi, create_app, serving
+from border_exchange.services.gateway_http import GatewayApi, create_app
 
 
 async def publish_over_http(

@@ -67,6 +67,7 @@ from border_exchange.demo.processes import (
     wait_until,
 )
 from border_exchange.demo.sandbox import make_sandbox
+from border_exchange.demo.visit import visit_post_page
 from border_exchange.domain import limits, naming
 from border_exchange.domain.alerts import parse_alert
 from border_exchange.domain.audit_values import Window
@@ -89,7 +90,6 @@ from border_exchange.services.auditor import (
 from border_exchange.services.gateway import Gateway, Receipt
 from border_exchange.services.post import BorderPost, CatchUp, PostConfig
 from border_exchange.services.provisioner import provision, read_secrets
-from border_exchange.web.visit import visit_post_page
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError as AioKafkaError
 from nacl.signing import SigningKey
 
+from border_exchange.adapters.kafka_clients import AIOKAFKA, KafkaClients
 from border_exchange.adapters.kafka_settings import (
     KafkaSettings,
     consumer_size_kwargs,
@@ -141,8 +142,11 @@ class Gateway:
         retry_for: float = RETRY_FOR,
         producer_options: dict[str, Any] | None = None,
         recipients: SectionRecipients | None = None,
+        clients: KafkaClients = AIOKAFKA,
     ) -> None:
         self.settings = settings
+        self._clients = clients
+        """Where its producer and consumers come from (``adapters.kafka_clients``)."""
         self.recipients = recipients
         """With it, every section is sealed for the recipients the signed agreements in
         force permit (``domain.recipients``); without it, sections go in clear."""
@@ -198,7 +202,7 @@ class Gateway:
             )
 
     async def _start_producer(self) -> None:
-        producer = AIOKafkaProducer(
+        producer = self._clients.producer(
             **self.settings.client_kwargs(),
             **producer_size_kwargs(),
             transactional_id=gateway_transactional_id(self.participant),
@@ -216,7 +220,7 @@ class Gateway:
     async def _read_history(self) -> dict[str, AlertHistory]:
         """Every alert's last version: from the outbox state (which keeps each alert in force
         for as long as it lasts), then from the outbox (its last weeks, newer if anything)."""
-        consumer = AIOKafkaConsumer(
+        consumer = self._clients.consumer(
             **self.settings.client_kwargs(),
             **consumer_size_kwargs(),
             isolation_level="read_committed",

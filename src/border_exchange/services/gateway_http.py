@@ -7,16 +7,19 @@ body larger than ``MAX_REQUEST_BYTES`` before reading it; every refusal and ever
 is an RFC 9457 problem document. ``202 Accepted`` is answered only once the outbox
 transaction has committed; a broker that stays unreachable for ``publish_timeout``
 seconds gives ``503`` with ``Retry-After``.
+
+Its length is the HTTP contract itself: the request and answer models the committed
+OpenAPI document is generated from, the guard, and the problem documents; publishing
+is ``Gateway``'s (``services/gateway.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
@@ -263,6 +266,9 @@ class GatewayApi:
         m.describe("gateway_http_publish_seconds_total", "seconds requests waited for their commit")
         m.describe("gateway_http_groups_total", "groups of concurrent requests published")
         m.describe("gateway_http_grouped_requests_total", "requests in those groups")
+        m.describe(
+            "gateway_http_publish_latency_seconds", "seconds a request waited for its commit"
+        )
 
     # -- guard -------------------------------------------------------------------------
 
@@ -379,7 +385,9 @@ class GatewayApi:
         except KafkaError as exc:
             raise ProblemError(_unavailable(exc)) from exc
         finally:
-            self.metrics.inc("gateway_http_publish_seconds_total", time.perf_counter() - started)
+            took = time.perf_counter() - started
+            self.metrics.inc("gateway_http_publish_seconds_total", took)
+            self.metrics.observe("gateway_http_publish_latency_seconds", took)
         self.store.add_accepted(
             Accepted(
                 receipt.message_id,
@@ -755,31 +763,6 @@ def _not_found(alert_id: str, participant: str) -> Problem:
         f"alert_id: {alert_id} was never published by {participant}",
         (FieldProblem("alert_id", f"never published by {participant}"),),
     )
-
-
-@contextlib.asynccontextmanager
-async def serving(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
-    """Serve ``app`` with uvicorn in this event loop (a free port by default); yields its URL."""
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield  # the process around it keeps its own signal handling
-
-    server = Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            await task  # raises why it could not start
-            raise RuntimeError("the HTTP server stopped before it started")
-        await asyncio.sleep(0.05)
-    bound = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://{host}:{bound}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 def openapi_document(app: FastAPI | None = None) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from aiokafka.errors import OffsetOutOfRangeError
 
 from border_exchange.adapters.agreement_topic import AgreementTopic
 from border_exchange.adapters.kafka_settings import KafkaSettings, consumer_size_kwargs
+from border_exchange.adapters.metrics import Metrics
 from border_exchange.adapters.post_store import (
     Accepted,
     ApplyResult,
@@ -230,8 +231,11 @@ class BorderPost:
         trust: TrustStore,
         agreements: AgreementTopic | None = None,
         private_keys: Sequence[RecipientPrivateKey] = (),
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics()
+        _describe(self.metrics)
         self.private_keys = tuple(private_keys)
         """The service's encryption keys (current and retired) that open sealed sections."""
         self.config = config
@@ -422,6 +426,7 @@ class BorderPost:
     async def _apply(
         self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord]]
     ) -> None:
+        started = time.perf_counter()
         book = await self._book(batch)
         outcomes: list[Outcome] = [
             outcome_of(record, self.trust, self.config.participant, book, self.private_keys)
@@ -431,7 +436,12 @@ class BorderPost:
         if outcomes:
             result = self.store.apply(outcomes)
             self.applied = _added(self.applied, result)
-            log.info("post.applied", records=len(outcomes), **_counts(result))
+            counts = _counts(result)
+            log.info("post.applied", records=len(outcomes), **counts)
+            for kind, count in counts.items():
+                if count:
+                    self.metrics.inc("post_records_total", count, {"result": kind})
+            self.metrics.observe("post_apply_seconds", time.perf_counter() - started)
         if outcomes:
             self._record_sync(consumer, consumer.assignment())
             await self._commit_courtesy(consumer, outcomes)
@@ -448,6 +458,11 @@ class BorderPost:
             if end is not None:
                 ends[(tp.topic, tp.partition)] = end
         self.store.record_sync(ends)
+        stored = self.store.offsets()
+        for (topic, partition), end in ends.items():
+            lag = max(0, end - stored.get((topic, partition), 0))
+            self.metrics.set("post_feed_lag", lag, {"feed": f"{topic}/{partition}"})
+        self.metrics.set("post_last_sync_timestamp_seconds", time.time())
         self._last_probe = time.monotonic()
         self.connected.set()
 
@@ -486,6 +501,13 @@ def _added(total: ApplyResult, more: ApplyResult) -> ApplyResult:
         total.stale + more.stale,
         total.rejected + more.rejected,
     )
+
+
+def _describe(metrics: Metrics) -> None:
+    metrics.describe("post_records_total", "Feed records applied to the store, by result.")
+    metrics.describe("post_apply_seconds", "Seconds to check and store one fetched batch.")
+    metrics.describe("post_feed_lag", "Records on the broker not yet stored, by feed partition.")
+    metrics.describe("post_last_sync_timestamp_seconds", "When a fetch last succeeded (Unix).")
 
 
 def _counts(result: ApplyResult) -> dict[str, int]:

@@ -11,6 +11,11 @@ quarantine records and audit records go in one transaction, and each audit recor
 carries the offset of the record it decides: the chain is the consumed position, exact
 after any crash. The consumer group's offset, which operators' tools read, is
 committed in a routing transaction at most once per ``offset_commit_interval``.
+
+The module is long because the worker's transaction cycle (fence, rebuild, route,
+send, commit, checkpoint) and the router's loop over its assigned partitions share
+the worker's state and aiokafka's objects; what is decided without Kafka is already in
+``domain/routing.py`` and ``domain/policy.py``.
 """
 
 from __future__ import annotations
@@ -380,6 +385,8 @@ class PartitionWorker:
         self._resources = contextlib.ExitStack()
         self._checks: SignatureChecks[int] | None = None
         self._counts: Counter[tuple[str, str, str]] = Counter()
+        self._checked_at = 0.0
+        """When the batch in hand had its records and signatures checked (``perf_counter``)."""
         """Metrics of the transaction in hand, added once it commits."""
         self._references: Mapping[str, bytes] = router.view.references
         self._logged: list[tuple[str, dict[str, Any]]] = []
@@ -1031,6 +1038,7 @@ class PartitionWorker:
         # transaction only once per interval: on the broker a transactional offset
         # commit costs as much again as the rest of a small transaction.
         commit_offset = self._group_offset_due()
+        started = time.perf_counter()
         try:
             async with producer.transaction():
                 # The group's offset joins the transaction first, so its two round
@@ -1043,7 +1051,9 @@ class PartitionWorker:
                 )
                 try:
                     outputs = await self._route_all(records)
+                    routed = time.perf_counter()
                     await _acknowledged(await self._send(producer, outputs))
+                    sent = time.perf_counter()
                 finally:
                     # Settled before the transaction commits or aborts, even on failure.
                     if offsets is not None:
@@ -1051,10 +1061,19 @@ class PartitionWorker:
         except BaseException:
             self.head = head_before
             raise
+        committed = time.perf_counter()
         self.next_offset = next_offset
         if commit_offset:
             self._group_offset_committed(next_offset)
         self._committed()
+        checked = self._checked_at
+        self.router.stage_seconds(
+            check=checked - started,
+            decide=routed - checked,
+            send=sent - routed,
+            commit=committed - sent,
+            transaction=committed - started,
+        )
 
     def _committed(self) -> None:
         """After a commit: count and log what it carried (only now is any of it true)."""
@@ -1171,6 +1190,7 @@ class PartitionWorker:
                 and checked.kind is MessageKind.HIT_REPORT
                 and index not in failed
             }
+            self._checked_at = time.perf_counter()
         except BaseException:
             # Checks queued for this batch must not be answered in the next one.
             self._close_signature_checks()
@@ -1380,6 +1400,12 @@ class Router:
         m.describe("denied_total", "Participants denied a message, by reason.")
         m.describe("quarantined_total", "Outbox records quarantined, by reason.")
         m.describe("consumer_lag", "Records not yet routed, by outbox partition.")
+        m.describe(
+            "router_stage_seconds",
+            "Seconds per committed transaction in each stage: check (decode, validate, "
+            "signatures), decide (policy, outputs), send (queue, acknowledgements), "
+            "commit (the transaction's end), transaction (all of it).",
+        )
         m.describe("hits_routed_total", "Hit reports and acknowledgements delivered, by kind.")
         m.describe("erased_total", "Alerts whose state was tombstoned after grace, by origin.")
         m.describe(
@@ -1421,6 +1447,12 @@ class Router:
                 "router.trust_store_valid",
                 serial=None if governance is None else governance.serial,
             )
+
+    def stage_seconds(self, **stages: float) -> None:
+        """Add a committed transaction's time in each stage to ``router_stage_seconds``."""
+        observe = self.metrics.observe
+        for stage, seconds in stages.items():
+            observe("router_stage_seconds", seconds, {"stage": stage})
 
     def count(self, counts: Counter[tuple[str, str, str]]) -> None:
         """Add a committed transaction's ``counts`` (by metric, label and value) to the metrics."""
