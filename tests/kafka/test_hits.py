@@ -151,7 +151,9 @@ async def test_a_report_reaches_the_origin_only_and_the_acknowledgement_flows_ba
     assert [r["message_id"] for r in acks] == [answer.ack_id]
     # The audit replay checks and counts both; the report is one of b's disclosures.
     window = Window(began - timedelta(minutes=1), datetime.now(UTC) + timedelta(minutes=1))
-    verdict = await replay(ex.settings, ex.sandbox.trust, ReplayRequest(window))
+    verdict = await replay(
+        ex.settings, ex.sandbox.trust, ReplayRequest(window, participant=a)
+    )  # a and its partners: this exchange
     assert verdict.clean, summary_lines(verdict)
     assert (verdict.stats.hit_reports, verdict.stats.hit_acks) == (1, 1)
     disclosed, problems = await audit_entries(ex.settings, ex.sandbox.trust, b, window)
@@ -219,7 +221,9 @@ async def test_reports_never_received_forged_cancelled_or_on_unknown_versions_ar
     assert {n.source_topic for n in notices_c} == {naming.outbox_topic(c)}
     assert await ex.read(naming.notices_topic(a)) == []
     window = Window(began - timedelta(minutes=1), datetime.now(UTC) + timedelta(minutes=1))
-    verdict = await replay(ex.settings, ex.sandbox.trust, ReplayRequest(window))
+    verdict = await replay(
+        ex.settings, ex.sandbox.trust, ReplayRequest(window, participant=a)
+    )  # a and its partners: this exchange
     assert verdict.clean, summary_lines(verdict)
     assert (verdict.stats.hit_reports, verdict.stats.quarantined) == (1, 4)
     quarantined = [decode_record(v)[1] for v in await ex.read(naming.QUARANTINE_TOPIC)]

@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -61,6 +61,7 @@ SEND_TIMEOUT_SECONDS: Final = 20.0
 """How long a post tries to reach the broker before it leaves its reports queued."""
 
 Clock = Callable[[], datetime]
+_M = TypeVar("_M", HitReport, HitAcknowledgement)
 
 
 def _now() -> datetime:
@@ -104,6 +105,25 @@ async def read_topic(settings: KafkaSettings, topic: str) -> list[bytes]:
         raise KafkaError(f"cannot read {topic}: {exc!r}") from exc
     finally:
         await consumer.stop()
+
+
+async def _verified(
+    settings: KafkaSettings,
+    topic: str,
+    kind: MessageKind,
+    verify: Callable[[bytes, TrustStore], _M],
+    trust: TrustStore,
+) -> list[_M]:
+    """Every message of ``kind`` in ``topic`` whose signature verifies; the rest logged."""
+    found = []
+    for value in await read_topic(settings, topic):
+        if message_kind(value) is not kind:
+            continue
+        try:
+            found.append(verify(value, trust))
+        except (DecodeError, SignatureError, KeyNotValidError) as exc:
+            log.warning("hits.refused", topic=topic, kind=kind.value, error=str(exc))
+    return found
 
 
 # ------------------------------------------------------------------------ the post
@@ -222,14 +242,8 @@ async def collect_acks(
     """Keep every verified acknowledgement of this post's reports; how many were new."""
     known = {hit.hit_id: hit for hit in queue.reports()}
     new = 0
-    for value in await read_topic(settings, hits_topic(participant)):
-        if message_kind(value) is not MessageKind.HIT_ACK:
-            continue
-        try:
-            ack = verify_ack(value, trust)
-        except (DecodeError, SignatureError, KeyNotValidError) as exc:
-            log.warning("post.ack_refused", error=str(exc))
-            continue
+    topic = hits_topic(participant)
+    for ack in await _verified(settings, topic, MessageKind.HIT_ACK, verify_ack, trust):
         hit = known.get(ack.hit_id)
         if ack.reporter != participant or ack.post != post or hit is None:
             continue
@@ -295,17 +309,12 @@ async def desk_hits(
     now: datetime,
 ) -> list[DeskHit]:
     """Every verified hit report on ``participant``'s alerts, with the desk's own answers."""
-    reports = []
-    for value in await read_topic(settings, hits_topic(participant)):
-        if message_kind(value) is not MessageKind.HIT_REPORT:
-            continue
-        try:
-            report = verify_report(value, trust)
-        except (DecodeError, SignatureError, KeyNotValidError) as exc:
-            log.warning("desk.report_refused", error=str(exc))
-            continue
-        if report.alert_origin == participant:
-            reports.append(report)
+    topic = hits_topic(participant)
+    reports = [
+        report
+        for report in await _verified(settings, topic, MessageKind.HIT_REPORT, verify_report, trust)
+        if report.alert_origin == participant
+    ]
     acks = []
     for value in await read_topic(settings, outbox_topic(participant)):
         if message_kind(value) is MessageKind.HIT_ACK:
