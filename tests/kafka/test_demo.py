@@ -36,6 +36,16 @@ def test_the_demo_tells_the_whole_story_and_stops_everything(tmp_path: Path) -> 
     assert "search through CAF's post page: hit" in output
     assert "post page: http://127.0.0.1:" in output
     assert "cancellation reached every earlier recipient: yes" in output
+    # Bangui port's hit reaches COD's desk, open with an urgent wanted person's 2 h, and
+    # the desk's acknowledgement comes back to the post.
+    assert (
+        "hit at CAF's post reported, listed open at COD's desk, acknowledgement back: yes" in output
+    )
+    assert "queued, sent 1 (left 0)" in output
+    assert "OPEN due " in output
+    assert "(WANTED_PERSON, URGENT: 2 h)" in output
+    assert "bangui-port sees the acknowledgement of COD: Retenez-le" in output
+    assert "1 hit reports, 1 acknowledgements delivered" in output  # in the audit replay
     assert "post rebuilt from the state topics, cancelled alert absent: yes" in output
     assert "it has its partitions back" in output  # after the router's kill -9
     # ... and its start's timeline, read from its own log

@@ -65,6 +65,11 @@ def print_summary(narrator: Narrator, result: DemoResult) -> None:
     say(f"photo withheld at CAF's post: {'yes' if result.photo_withheld else 'NO'}", 2)
     say(f"search through CAF's post page: {'hit' if result.page_hit else 'NO HIT'}", 2)
     say(
+        "hit at CAF's post reported, listed open at COD's desk, acknowledgement back: "
+        + ("yes" if result.hit_acknowledged else "NO"),
+        2,
+    )
+    say(
         f"cancellation reached every earlier recipient: {'yes' if result.cancel_reached else 'NO'}",
         2,
     )

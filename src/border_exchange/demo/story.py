@@ -42,6 +42,7 @@ from border_exchange.demo.cast import (
 )
 from border_exchange.demo.dates import dated_for, default_agreements
 from border_exchange.demo.governance import govern
+from border_exchange.demo.hit import report_and_acknowledge
 from border_exchange.demo.narration import (
     Narrator,
     describe_agreements,
@@ -123,6 +124,9 @@ class DemoResult:
     store_governed: bool = False
     """An under-signed admission to the trust store was refused and the router kept the store
     in force; the same admission approved by a majority was taken."""
+    hit_acknowledged: bool = False
+    """Bangui port's hit report reached COD's desk, open with its deadline, and the desk's
+    acknowledgement came back to the post."""
 
     @property
     def ok(self) -> bool:
@@ -136,6 +140,7 @@ class DemoResult:
             and self.rebuilt_from_state
             and self.page_hit
             and self.store_governed
+            and self.hit_acknowledged
         )
 
 
@@ -448,6 +453,16 @@ async def tell(story: Story) -> DemoResult:
             say(line, 6)
         page_hit = bool(visit.results)
 
+    with step("Bangui port reports a hit on COD's wanted person; COD's desk answers"):
+        hit_acknowledged = await report_and_acknowledge(
+            caf,
+            story.login(caf.principal),
+            story.login(naming.gateway_principal("COD")),
+            sandbox,
+            wanted.alert_id,
+            say,
+        )
+
     with step("COD cancels its wanted person: the cancellation reaches every earlier recipient"):
         say("First the router crashes (SIGKILL) and is started again:")
         assert story.router is not None
@@ -628,4 +643,5 @@ async def tell(story: Story) -> DemoResult:
         rebuilt_from_state=rebuilt_ok,
         page_hit=page_hit,
         store_governed=governance.refused and governance.taken,
+        hit_acknowledged=hit_acknowledged,
     )
