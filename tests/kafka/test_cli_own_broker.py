@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from border_exchange.adapters import kafka_launcher
+from border_exchange.adapters.hit_queue import HitQueue, SendState
 from border_exchange.adapters.kafka_launcher import free_port
 from border_exchange.adapters.kafka_probe import round_trip
 from border_exchange.adapters.kafka_security import list_scram_users
@@ -19,7 +21,9 @@ from border_exchange.demo.sandbox import Sandbox, make_sandbox, open_agreements
 from border_exchange.domain import naming
 from border_exchange.domain.alerts import parse_alert
 from border_exchange.domain.catalog import AlertType
+from border_exchange.domain.hits import HitAction, report_on, seal_report
 from border_exchange.domain.samples import sample_alert_data
+from border_exchange.domain.trust import post_owner
 from border_exchange.services.provisioner import read_secrets
 from tests import cli
 from tests.conftest import KafkaCluster
@@ -123,6 +127,33 @@ async def _deliver(own: OwnCluster, box: Sandbox, plate: str, copies: int) -> No
         assert len(await ex.feed("COD", "CAF", expect=copies, wait=90)) == copies
 
 
+def _queue_a_hit(own: OwnCluster, box: Sandbox, db: Path) -> bytes:
+    """Queue, in the post's database, a hit report of COD's post aru; its signed bytes."""
+    ex = Exchange(KafkaCluster(admin=own.admin, info=own.info), box, ["CAF", "COD"])
+    alert = ex.seal(parse_alert(sample_alert_data(AlertType.WANTED_PERSON, origin="CAF")))
+    owner, now = post_owner("COD", "aru"), datetime.now(UTC)
+    report = report_on(
+        alert.header,
+        reporter="COD",
+        post="aru",
+        key_id=box.key_ids[owner],
+        hit_at=now - timedelta(minutes=5),
+        action=HitAction.OBSERVED,
+        place="Aru",
+        contact="+243 00 000 0000",
+        now=now,
+    )
+    value = seal_report(report, box.keys[owner])
+    with HitQueue(db) as queue:
+        queue.queue(report, value)
+    return value
+
+
+def _sent(db: Path) -> bool:
+    with HitQueue(db) as queue:
+        return [hit.state for hit in queue.reports()] == [SendState.SENT]
+
+
 async def test_post_run_reconnects_after_a_broker_crash_and_stops_on_sigterm(
     own: OwnCluster, box: Sandbox, provisioned: Path, tmp_path: Path
 ) -> None:
@@ -130,9 +161,11 @@ async def test_post_run_reconnects_after_a_broker_crash_and_stops_on_sigterm(
     password = read_secrets(provisioned / "credentials.yaml")[post]
     config = cli.kafka_config(own.admin.as_user(post, password), tmp_path / "post.yaml")
     db, log = tmp_path / "aru.db", tmp_path / "post.log"
+    value = _queue_a_hit(own, box, db)  # queued while the link was down, say
     process = cli.start(
         "post", "run", "--participant", "COD", "--post", "aru", "--db", str(db),
-        "--trust", str(provisioned / "trust.yaml"), "--config", str(config), log=log,
+        "--trust", str(provisioned / "trust.yaml"), "--config", str(config),
+        "--send-hits-every", "1", log=log,
     )  # fmt: skip
 
     def holds(plate: str) -> bool:
@@ -142,6 +175,12 @@ async def test_post_run_reconnects_after_a_broker_crash_and_stops_on_sigterm(
     try:
         await _deliver(own, box, "BG 1111 A", 1)
         await eventually(lambda: holds("BG 1111 A"), within=90, every=1, what="the first alert")
+        # The running post sent its queued hit report by itself, once, to its outbox.
+        await eventually(lambda: _sent(db), within=90, every=1, what="the queued hit sent")
+        outbox = await Exchange(KafkaCluster(own.admin, own.info), box, []).read(
+            naming.outbox_topic("COD")
+        )
+        assert outbox.count(value) == 1
         await asyncio.to_thread(crash_and_restart, own)
         await _deliver(own, box, "BG 2222 B", 2)
         await eventually(

@@ -1,6 +1,7 @@
 """``border-exchange post``: run a border post, and search its store offline.
 
-``post run`` keeps the store in step with the feeds; ``post check``, ``post list`` and
+``post run`` keeps the store in step with the feeds and sends the post's queued hit
+reports (``post_hits``); ``post check``, ``post list`` and
 ``post status`` only read the SQLite store, so they answer while the link is down.
 ``post serve`` is the officers' web page over the same store; ``post user`` manages
 their accounts and ``post log`` the consultation log (every ``check`` and every web
@@ -25,6 +26,7 @@ import structlog
 
 from border_exchange.adapters.agreement_topic import AgreementTopic
 from border_exchange.adapters.config_file import kafka_settings_from_file
+from border_exchange.adapters.hit_queue import HitQueue
 from border_exchange.adapters.keyfiles import load_encryption_key, passphrase_from_env_or_prompt
 from border_exchange.adapters.metrics import serve_metrics
 from border_exchange.adapters.officer_db import OfficerDB, officers_path
@@ -44,7 +46,7 @@ from border_exchange.domain.lookup import SearchKind
 from border_exchange.domain.naming import is_role_name
 from border_exchange.domain.retention import DEFAULT_POLICY
 from border_exchange.errors import ConfigError
-from border_exchange.services import post_search
+from border_exchange.services import hits, post_search
 from border_exchange.services.post import BorderPost, CatchUp, PostConfig
 from border_exchange.services.provisioner import load_retention
 
@@ -64,7 +66,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     post = subparsers.add_parser("post", help="run a border post and search its alerts offline")
     commands = post.add_subparsers(title="post commands", metavar="POST_COMMAND", required=True)
 
-    run = commands.add_parser("run", help="consume the participant's partner feeds into the store")
+    run = commands.add_parser(
+        "run",
+        help="consume the participant's partner feeds into the store; send queued hit reports",
+    )
     run.add_argument("--participant", required=True, help="the post's service, e.g. COD")
     run.add_argument("--post", required=True, help="the post's name, e.g. kasindi")
     run.add_argument("--db", required=True, type=Path, help="SQLite store file")
@@ -102,6 +107,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=ONCE_TIMEOUT,
         help="with --once: seconds to keep trying an unreachable broker "
         f"(default {ONCE_TIMEOUT:g})",
+    )
+    run.add_argument(
+        "--send-hits-every",
+        type=float,
+        default=hits.SEND_EVERY_SECONDS,
+        metavar="SECONDS",
+        help="how often to try sending this post's queued hit reports (those 'post "
+        "report-hit' queued while the link was down), each once; default "
+        f"{hits.SEND_EVERY_SECONDS:g}",
     )
     run.add_argument(
         "--metrics-port",
@@ -176,6 +190,10 @@ def run_post(args: argparse.Namespace) -> int:
     for partner in partners:
         if not is_participant_id(partner):
             raise ConfigError(f"--from: {partner!r} is not a participant id")
+    if args.send_hits_every <= 0:
+        raise ConfigError(
+            f"--send-hits-every: {args.send_hits_every:g} must be a positive number of seconds"
+        )
     configure_from(args)
     settings = kafka_settings_from_file(args.config)
     policy = load_retention(args.retention) if args.retention else DEFAULT_POLICY
@@ -206,7 +224,21 @@ def run_post(args: argparse.Namespace) -> int:
                         serve_metrics(post.metrics, args.metrics_host, args.metrics_port)
                     )
                     log.info("post.metrics", url=url)
-                await post.run(stop)
+                # The post's queued hit reports go out beside the feeds, through the same
+                # sender as 'post send-hits'.
+                queue = stack.enter_context(HitQueue(args.db))
+                sender = asyncio.create_task(
+                    hits.keep_sending(
+                        settings, queue, participant, stop, every=args.send_hits_every
+                    )
+                )
+                # A sender that fails (its store unreadable) stops the post, loudly.
+                sender.add_done_callback(lambda _: stop.set())
+                try:
+                    await post.run(stop)
+                finally:
+                    stop.set()
+                    await sender
         return None
 
     done = asyncio.run(run())

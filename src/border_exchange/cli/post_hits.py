@@ -3,8 +3,9 @@
 ``report-hit`` checks the report against the post's store (the alert must be in force
 here, the version one the post received, the time not in the future), signs it with the
 post's own key and queues it in the post's database, then tries to send it: with the link
-down it stays queued, and ``send-hits`` (or the next ``report-hit``) sends it once the
-link is back. ``hits`` lists the post's reports with the origin's acknowledgements.
+down it stays queued, and the running ``post run`` (``services.hits.keep_sending``),
+``send-hits`` or the next ``report-hit`` sends it once the link is back. ``hits`` lists
+the post's reports with the origin's acknowledgements.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description=(
             "Checks the report against this post's store, signs it with the post's own key "
             "(passphrase from BX_KEY_PASSPHRASE or a prompt), keeps it in the post's "
-            "database and sends it; with the link down it stays queued and 'post "
-            "send-hits' sends it later, once. The origin's desk answers within a deadline "
+            "database and sends it; with the link down it stays queued and the running "
+            "'post run' (every --send-hits-every seconds) or 'post send-hits' sends it "
+            "later, once. The origin's desk answers within a deadline "
             "(12 h for a routine wanted person); 'post hits' shows the answer."
         ),
     )
@@ -105,7 +107,7 @@ def _print_sent(result: hits.SendResult) -> None:
     else:
         print(
             f"sent {result.sent}, {result.left} still queued: the link is down ({result.error}); "
-            "'post send-hits' sends them once it is back"
+            "'post run' or 'post send-hits' sends them once it is back"
         )
 
 

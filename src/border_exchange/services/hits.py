@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Final, TypeVar
@@ -48,6 +48,7 @@ from border_exchange.domain.naming import hits_topic, notices_topic, outbox_topi
 from border_exchange.domain.quarantine_notice import QuarantineNotice, decode_notice
 from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import (
+    ConfigError,
     DecodeError,
     KafkaError,
     KeyNotValidError,
@@ -59,6 +60,8 @@ log = structlog.get_logger(__name__)
 
 SEND_TIMEOUT_SECONDS: Final = 20.0
 """How long a post tries to reach the broker before it leaves its reports queued."""
+SEND_EVERY_SECONDS: Final = 30.0
+"""How often ``post run`` tries to send the post's queued hit reports (``--send-hits-every``)."""
 
 Clock = Callable[[], datetime]
 _M = TypeVar("_M", HitReport, HitAcknowledgement)
@@ -234,6 +237,32 @@ async def send_queued(
         with contextlib.suppress(AioKafkaError, TimeoutError, OSError):
             await asyncio.wait_for(producer.stop(), wait)
     return SendResult(sent, 0)
+
+
+async def keep_sending(
+    settings: KafkaSettings,
+    queue: HitQueue,
+    participant: str,
+    stop: asyncio.Event,
+    *,
+    every: float = SEND_EVERY_SECONDS,
+    send: Callable[[KafkaSettings, HitQueue, str], Awaitable[SendResult]] = send_queued,
+) -> None:
+    """Until ``stop`` is set, try to send the queue every ``every`` seconds (``post run``).
+
+    Each attempt is one :func:`send_queued` (``send``): a report is marked sent only once
+    the broker acknowledged it, so one left queued by a failed attempt goes with the next,
+    and one sent twice (a crash before the mark, or ``post send-hits`` at the same moment)
+    has the same id and is refused by the router as ``REPLAYED``: delivered once.
+    """
+    if every <= 0:
+        raise ConfigError(f"sending hits every {every:g} s: must be a positive number of seconds")
+    while not stop.is_set():
+        result = await send(settings, queue, participant)
+        if result.sent or result.left:
+            log.info("post.hits_tried", sent=result.sent, left=result.left, error=result.error)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
 
 
 async def collect_acks(
