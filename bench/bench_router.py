@@ -436,7 +436,9 @@ class Drain:
     time since (its start costs left out)."""
 
 
-async def routed(settings: KafkaSettings, box: Sandbox, count: int) -> Drain:
+async def routed(
+    settings: KafkaSettings, box: Sandbox, count: int, cpu: CpuUse | None = None
+) -> Drain:
     """(b) drain ``count`` outbox records through the router; messages per second."""
     group = f"{naming.ROUTER_GROUP}.bench.{uuid.uuid4().hex[:6]}"
     router = _router(settings, box, group)
@@ -453,6 +455,8 @@ async def routed(settings: KafkaSettings, box: Sandbox, count: int) -> Drain:
         if ready is None and len(router.workers) == PARTITIONS:
             ready = time.perf_counter()  # fenced, rebuilt and routing every partition
             before_ready = sum(worker.next_offset for worker in router.workers.values())
+        if cpu is not None:
+            cpu.sample()
         await asyncio.sleep(0.02)
     ended = time.perf_counter()
     stop.set()
@@ -647,6 +651,62 @@ async def backlog_rss(
     return samples, count / elapsed
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _ticks(stat_path: str) -> float:
+    """CPU seconds (user + system) in a ``/proc/.../stat`` file; 0 when it is gone."""
+    try:
+        fields = Path(stat_path).read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _signature_threads_cpu() -> float:
+    """CPU seconds of this process's signature threads alive now (``signature_batch``)."""
+    total = 0.0
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError):
+            if (task / "comm").read_text().startswith("bx-signatures"):
+                total += _ticks(str(task / "stat"))
+    return total
+
+
+@dataclass
+class CpuUse:
+    """Where the CPU of one phase went, per message: this process, its signature threads,
+    the broker, and the phase's wall time (two cores: twice the wall is the machine)."""
+
+    broker_pid: int
+    started: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    signatures: float = 0.0
+    """Signature threads' CPU, sampled while they live (they end with their workers)."""
+
+    def begin(self) -> None:
+        self.started = (
+            time.process_time(),
+            _ticks(f"/proc/{self.broker_pid}/stat"),
+            time.perf_counter(),
+        )
+        self.signatures = 0.0
+
+    def sample(self) -> None:
+        self.signatures = max(self.signatures, _signature_threads_cpu())
+
+    def report(self, name: str, messages: int) -> str:
+        own, broker, wall = self.started
+        per = 1e6 / messages
+        own = (time.process_time() - own) * per
+        broker = (_ticks(f"/proc/{self.broker_pid}/stat") - broker) * per
+        wall = (time.perf_counter() - wall) * per
+        return (
+            f"    CPU per message in {name}: this process {own:.0f} µs (its signature threads "
+            f"{self.signatures * per:.0f}), broker {broker:.0f} µs; wall {wall:.0f} µs "
+            f"(cores busy {(own + broker) / wall:.2f} of 2)"
+        )
+
+
 def bare_verify_rate(box: Sandbox, seconds: float = 2.0) -> float:
     """Ed25519 verifications per second with the library the router uses (PyNaCl)."""
     key = box.keys[ORIGIN]
@@ -671,13 +731,13 @@ def main(args: argparse.Namespace) -> None:
         info.client_bootstrap, "SASL_PLAINTEXT", info.admin_user, info.admin_password
     )
     try:
-        asyncio.run(measure(settings, args))
+        asyncio.run(measure(settings, args, info.nodes[0].pid))
     finally:
         kafka_launcher.stop_cluster(info, remove=True)
 
 
-async def measure(settings: KafkaSettings, args: argparse.Namespace) -> None:
-    """Every measurement, on the cluster of ``settings``."""
+async def measure(settings: KafkaSettings, args: argparse.Namespace, broker_pid: int) -> None:
+    """Every measurement, on the cluster of ``settings`` (its broker's process ``broker_pid``)."""
     box = _sandbox()
     # As ``router run`` does; (a) and (b) run in this process, under the same settings.
     tune_garbage_collector()
@@ -698,10 +758,15 @@ async def measure(settings: KafkaSettings, args: argparse.Namespace) -> None:
     warm = await passthrough(settings, raw_in, raw_out, len(records))
     a = await passthrough(settings, raw_in, raw_out, len(records))
     a_batched = await passthrough(settings, raw_in, raw_out, len(records), batched=True)
-    b_drain = await routed(settings, box, len(records))
+    b_cpu, c_cpu = CpuUse(broker_pid), CpuUse(broker_pid)
+    b_cpu.begin()
+    b_drain = await routed(settings, box, len(records), b_cpu)
+    b_used = b_cpu.report("(b)", len(records))
     b = b_drain.rate
     audit = await _audit_values(settings, len(records))
+    c_cpu.begin()
     c_drain, c_written = await fanout(settings, raw_in, len(records), audit)
+    c_used = c_cpu.report("(c)", len(records))
     c = c_drain.rate
     c_total = await _records_written(settings, fanout_topics)
     feeds = [naming.feed_topic(p, ORIGIN) for p in FANOUT_PARTNERS]
@@ -722,6 +787,8 @@ async def measure(settings: KafkaSettings, args: argparse.Namespace) -> None:
     print(f"bare Ed25519 verify (PyNaCl): {verify:,.0f}/s")
     print(f"(c) bare transactional fan-out, the router's records, no checks: {c:,.0f} msg/s")
     print(f"ratio b/c: {b / c:.2f} (goal >= 0.9: the checks cost at most a tenth of the I/O)")
+    print(b_used)
+    print(c_used)
     print(
         f"    after each one's start (partitions and producers ready): (b) "
         f"{b_drain.routing_rate:,.0f}, (c) {c_drain.routing_rate:,.0f} msg/s, "
