@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -685,12 +686,11 @@ def _ticks(stat_path: str) -> float:
 
 def _signature_threads_cpu() -> float:
     """CPU seconds of this process's signature threads alive now (``signature_batch``)."""
-    total = 0.0
-    for task in Path("/proc/self/task").iterdir():
-        with contextlib.suppress(OSError):
-            if (task / "comm").read_text().startswith("bx-signatures"):
-                total += _ticks(str(task / "stat"))
-    return total
+    return sum(
+        _ticks(f"/proc/self/task/{thread.native_id}/stat")
+        for thread in threading.enumerate()
+        if thread.name.startswith("bx-signatures")
+    )
 
 
 @dataclass
