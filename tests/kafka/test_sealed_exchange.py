@@ -21,7 +21,7 @@ from border_exchange.adapters.keyfiles import generate_encryption_key
 from border_exchange.adapters.post_store import PostStore
 from border_exchange.domain import naming
 from border_exchange.domain.alerts import AlertInput
-from border_exchange.domain.audit_values import Window
+from border_exchange.domain.audit_values import Verdict, Window
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import decode_envelope, decode_record
 from border_exchange.domain.envelope import Envelope, Section
@@ -102,6 +102,19 @@ async def _until(condition: object, within: float = 60.0) -> None:
         await asyncio.sleep(0.3)
 
 
+async def _replayed_clean(ex: Exchange, started: datetime, origin: str) -> Verdict:
+    """``audit replay`` of ``origin`` since ``started``, with the hub's trust store and no
+    private key: it must be CLEAN."""
+    verdict = await replay(
+        ex.settings,
+        ex.sandbox.trust,
+        ReplayRequest(Window(started, datetime.now(UTC) + timedelta(minutes=1)), origin),
+        progress=Progress(every=1e9),
+    )
+    assert verdict.clean, verdict.violations
+    return verdict
+
+
 async def test_a_hub_without_keys_routes_and_audits_sealed_alerts_and_the_post_reads_them(
     kafka: KafkaCluster, tmp_path: Path
 ) -> None:
@@ -142,13 +155,7 @@ async def test_a_hub_without_keys_routes_and_audits_sealed_alerts_and_the_post_r
     assert all(s is not None and s.content is None for s in photo_copies)  # redacted
 
     # The audit of the period, with the hub's trust store and no private key: CLEAN.
-    verdict = await replay(
-        ex.settings,
-        trust,
-        ReplayRequest(Window(started, datetime.now(UTC) + timedelta(minutes=1)), origin),
-        progress=Progress(every=1e9),
-    )
-    assert verdict.clean, verdict.violations
+    verdict = await _replayed_clean(ex, started, origin)
     assert verdict.stats.decisions == 14
 
     # The reader's post reads every section its agreement gives it, from its feed.
@@ -254,13 +261,7 @@ async def test_sections_sealed_to_a_hybrid_post_quantum_key_are_routed_and_opene
     assert [(w["key_id"], w["kem"]) for w in ours] == [(f"{reader}-enc", "MLKEM768_X25519")]
     assert len(ours[0]["wrapped"]) > 1088  # an ML-KEM-768 ciphertext is inside the wrap
 
-    verdict = await replay(
-        ex.settings,
-        ex.sandbox.trust,
-        ReplayRequest(Window(started, datetime.now(UTC) + timedelta(minutes=1)), origin),
-        progress=Progress(every=1e9),
-    )
-    assert verdict.clean, verdict.violations
+    await _replayed_clean(ex, started, origin)
 
     with PostStore.open(tmp_path / "post.db") as store:
         ids = [e.header.alert_id for e in sent]
@@ -348,13 +349,7 @@ async def test_a_sealed_record_the_router_cannot_verify_is_quarantined_and_the_p
         assert record["original_value"]  # the evidence is kept
     assert len(refused) == len(bad)
 
-    verdict = await replay(
-        ex.settings,
-        ex.sandbox.trust,
-        ReplayRequest(Window(started, datetime.now(UTC) + timedelta(minutes=1)), origin),
-        progress=Progress(every=1e9),
-    )
-    assert verdict.clean, verdict.violations
+    await _replayed_clean(ex, started, origin)
 
     with PostStore.open(tmp_path / "post.db") as store:
         ids = [g.header.alert_id for g in goods]
