@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -18,6 +18,7 @@ from pydantic import ValidationError as PydanticValidationError
 from border_exchange.adapters.agreement_files import AgreementSource, section_recipients
 from border_exchange.adapters.config_file import kafka_settings_from, read_config_file
 from border_exchange.adapters.instance_slot import InstanceSlot, group_instance
+from border_exchange.adapters.kafka_clients import AIOKAFKA, KafkaClients
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.adapters.keyfiles import load_private_key, passphrase_from_env_or_prompt
 from border_exchange.adapters.metrics import Metrics
@@ -44,6 +45,10 @@ if TYPE_CHECKING:  # imported where used: a router's start does not pay for the 
     from border_exchange.services.gateway import Gateway
 
 log = structlog.get_logger("border_exchange.bootstrap")
+
+KAFKA_CLIENTS: Final[KafkaClients] = AIOKAFKA
+"""Where the services built here get their Kafka producers and consumers: aiokafka's.
+(Services take a ``clients`` argument, this by default; tests give the in-memory fake's.)"""
 
 
 _LIBRARY_LOGS: list[logging.Handler] = []
@@ -305,6 +310,7 @@ def build_router(config_path: Path, env: Mapping[str, str] | None = None) -> Rou
         key_id,
         tuning=tuning,
         sources=(source,),
+        clients=KAFKA_CLIENTS,
     )
     source.metrics = router.metrics
     router.metrics.describe(
@@ -397,4 +403,5 @@ def build_gateway(kafka: KafkaSettings, config: GatewayServerConfig) -> Gateway:
         if config.encrypt_for is None
         else section_recipients(config.encrypt_for, trust),
         trust_updates=TrustWatch(trust_file).poll,
+        clients=KAFKA_CLIENTS,
     )
