@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Final, TypeVar
 
@@ -46,8 +46,10 @@ from border_exchange.domain.hits import (
 )
 from border_exchange.domain.naming import hits_topic, notices_topic, outbox_topic
 from border_exchange.domain.quarantine_notice import QuarantineNotice, decode_notice
+from border_exchange.domain.times import aware_time
 from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import (
+    BorderExchangeError,
     ConfigError,
     DecodeError,
     KafkaError,
@@ -187,6 +189,89 @@ def prepare_report(
     if version is not None:
         report = replace(report, alert_version=version)
     return report, seal_report(report, key, now)
+
+
+ACTIONS: Final = ", ".join(action.value for action in HitAction)
+"""What an officer may say was done, as the CLI and the web page name it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reporter:
+    """Who signs a post's hit reports: its service, its name, the post's key and key id."""
+
+    participant: str
+    post: str
+    key: SigningKey = field(repr=False)
+    key_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class HitEntry:
+    """A hit as an officer enters it, as text (``post report-hit``'s options, the web form).
+
+    Empty optional fields count as not given: no version (the one held), no time (now).
+    """
+
+    alert_id: str
+    action: str
+    place: str
+    contact: str
+    origin: str | None = None
+    version: str | None = None
+    at: str | None = None
+    remarks: str | None = None
+    reason: str | None = None
+
+
+def _entered(entry: HitEntry, now: datetime) -> tuple[HitAction, datetime, int | None]:
+    problems = []
+    action: HitAction | None = None
+    try:
+        action = HitAction(entry.action.strip().upper())
+    except ValueError:
+        problems.append(f"action: {entry.action!r} is not one of {ACTIONS}")
+    hit_at = now
+    if entry.at and entry.at.strip():
+        try:
+            hit_at = aware_time(entry.at.strip(), "at").astimezone(UTC)
+        except BorderExchangeError as exc:
+            problems.append(str(exc))
+    version = None
+    if entry.version and entry.version.strip():
+        try:
+            version = int(entry.version.strip())
+        except ValueError:
+            problems.append(f"version: {entry.version!r} is not a whole number")
+    if problems or action is None:
+        raise ValidationError("invalid hit report", tuple(problems))
+    return action, hit_at, version
+
+
+def report_entered(
+    store: PostStore, reporter: Reporter, entry: HitEntry, now: datetime | None = None
+) -> tuple[HitReport, bytes]:
+    """The signed report of what an officer entered; ``ValidationError`` naming every
+    problem, before anything is signed. The one check of ``post report-hit`` and of the
+    web page's hit form."""
+    now = now or _now()
+    action, hit_at, version = _entered(entry, now)
+    return prepare_report(
+        store,
+        reporter=reporter.participant,
+        post=reporter.post,
+        key=reporter.key,
+        key_id=reporter.key_id,
+        alert_id=entry.alert_id.strip(),
+        version=version,
+        hit_at=hit_at,
+        action=action,
+        place=entry.place.strip(),
+        contact=entry.contact.strip(),
+        remarks=(entry.remarks or "").strip() or None,
+        not_acted_reason=(entry.reason or "").strip() or None,
+        origin=(entry.origin or "").strip() or None,
+        now=now,
+    )
 
 
 @dataclass(frozen=True, slots=True)
