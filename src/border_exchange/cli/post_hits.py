@@ -104,7 +104,8 @@ def load_reporter(
     return hits.Reporter(participant, post, key, key_id)
 
 
-def _print_sent(result: hits.SendResult) -> None:
+def print_sent(result: hits.SendResult) -> None:
+    """What one attempt to send the queue did, for the officer."""
     if result.error is None:
         print(f"sent {result.sent} hit report(s)")
     else:
@@ -140,7 +141,7 @@ def run_report(args: argparse.Namespace) -> int:
         )
         if not args.queue_only:
             settings = kafka_settings_from_file(args.config)
-            _print_sent(asyncio.run(hits.send_queued(settings, queue, participant)))
+            print_sent(asyncio.run(hits.send_queued(settings, queue, participant)))
     return 0
 
 
@@ -150,7 +151,7 @@ def run_send(args: argparse.Namespace) -> int:
     settings = kafka_settings_from_file(args.config)
     with HitQueue(args.db) as queue:
         result = asyncio.run(hits.send_queued(settings, queue, participant))
-    _print_sent(result)
+    print_sent(result)
     return 0 if result.left == 0 else 1
 
 

@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError as AioKafkaError
 from nacl.signing import SigningKey
 
-from border_exchange.adapters.hit_queue import HitQueue
+from border_exchange.adapters.hit_queue import HitQueue, SendState
 from border_exchange.adapters.kafka_settings import (
     KafkaSettings,
     consumer_size_kwargs,
@@ -332,13 +332,16 @@ async def keep_sending(
     *,
     every: float = SEND_EVERY_SECONDS,
     send: Callable[[KafkaSettings, HitQueue, str], Awaitable[SendResult]] = send_queued,
+    collect: Callable[[], Awaitable[int]] | None = None,
 ) -> None:
-    """Until ``stop`` is set, try to send the queue every ``every`` seconds (``post run``).
+    """Until ``stop`` is set, try to send the queue every ``every`` seconds (``post run``),
+    and fetch the answers to the reports sent (``collect``, e.g. :func:`collect_awaited`).
 
     Each attempt is one :func:`send_queued` (``send``): a report is marked sent only once
     the broker acknowledged it, so one left queued by a failed attempt goes with the next,
     and one sent twice (a crash before the mark, or ``post send-hits`` at the same moment)
-    has the same id and is refused by the router as ``REPLAYED``: delivered once.
+    has the same id and is refused by the router as ``REPLAYED``: delivered once. A fetch
+    of acknowledgements that fails (the link down) is tried again the next time.
     """
     if every <= 0:
         raise ConfigError(f"sending hits every {every:g} s: must be a positive number of seconds")
@@ -346,8 +349,30 @@ async def keep_sending(
         result = await send(settings, queue, participant)
         if result.sent or result.left:
             log.info("post.hits_tried", sent=result.sent, left=result.left, error=result.error)
+        if collect is not None:
+            try:
+                new = await asyncio.wait_for(collect(), SEND_TIMEOUT_SECONDS)
+            except (KafkaError, TimeoutError) as exc:
+                log.warning("post.acks_not_fetched", error=str(exc) or type(exc).__name__)
+            else:
+                if new:
+                    log.info("post.acks_received", new=new)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
+
+
+def awaiting_answer(queue: HitQueue) -> bool:
+    """Whether a report of the post was sent and its acknowledgement has not come back."""
+    return any(hit.state is SendState.SENT and hit.ack_id is None for hit in queue.reports())
+
+
+async def collect_awaited(
+    settings: KafkaSettings, queue: HitQueue, participant: str, post: str, trust: TrustStore
+) -> int:
+    """:func:`collect_acks`, only while a sent report awaits its answer (none read else)."""
+    if not awaiting_answer(queue):
+        return 0
+    return await collect_acks(settings, queue, participant, post, trust)
 
 
 async def collect_acks(
