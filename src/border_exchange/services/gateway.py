@@ -8,6 +8,9 @@ last version of every alert in force, written in the same transaction as each
 publish) and then its outbox, with ``read_committed``, when it starts; an update is a
 publish with an existing alert id and gets the next version from that history, so a
 gateway on a fresh machine can update or cancel any alert in force, however old.
+
+It is about 600 lines because the history, the sealing and the transactional send all
+work on one ``Gateway``'s producer and history; the HTTP contract is ``gateway_http``'s.
 """
 
 from __future__ import annotations
