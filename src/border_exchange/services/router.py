@@ -37,7 +37,7 @@ from aiokafka.errors import IllegalStateError, ProducerFenced
 from aiokafka.errors import KafkaError as AioKafkaError
 from nacl.signing import SigningKey
 
-from border_exchange.adapters.feed_state_lookup import FeedStateLookup
+from border_exchange.adapters.feed_state_lookup import DeliveredHitsLookup, FeedStateLookup
 from border_exchange.adapters.kafka_errors import SendFault, describe, send_fault
 from border_exchange.adapters.kafka_settings import (
     KafkaSettings,
@@ -65,6 +65,7 @@ from border_exchange.domain.encoding import decode_record, encode_envelope
 from border_exchange.domain.envelope import Header
 from border_exchange.domain.erasure import Erasure, ErasureSchedule
 from border_exchange.domain.hit_routing import (
+    DeliveredHit,
     HitRouted,
     HitSigned,
     ReceivedAlert,
@@ -73,7 +74,7 @@ from border_exchange.domain.hit_routing import (
     hit_quarantine_fields,
     route_hit_signed,
 )
-from border_exchange.domain.hits import HitReport, MessageKind, message_kind
+from border_exchange.domain.hits import HitAcknowledgement, HitReport, MessageKind, message_kind
 from border_exchange.domain.memo import PerObject
 from border_exchange.domain.naming import (
     AGREEMENTS_TOPIC,
@@ -995,6 +996,23 @@ class PartitionWorker:
             for index in reports
         }
 
+    async def _delivered(self, acks: Mapping[int, HitSigned]) -> dict[int, DeliveredHit | None]:
+        """The report each acknowledgement answers, as the router delivered it to the
+        acknowledging origin (its hit topic's partition of the alert read once for the batch)."""
+        questions: dict[int, tuple[str, int, str]] = {}
+        for index, signed in acks.items():
+            ack = signed.message
+            assert isinstance(ack, HitAcknowledgement)
+            topic = hits_topic(ack.origin)
+            partitions = self.router.partition_count(topic)
+            hashed = key_hash(ack.alert_id.encode())
+            if partitions and hashed is not None:  # else no hit topic: nothing delivered there
+                questions[index] = (topic, hashed % partitions, ack.hit_id)
+        answers = await self.router.delivered_hits.lookup(questions.values())
+        return {
+            index: answers.get(questions[index]) if index in questions else None for index in acks
+        }
+
     async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Route ``records`` and commit their outputs and offset in one transaction.
 
@@ -1190,14 +1208,16 @@ class PartitionWorker:
                     queued += 1
                 unsigned.append((hashed, checked))
             failed = set(await checks.failed_async()) if queued else set()
+            hits_signed = {
+                index: checked
+                for index, (_, checked) in enumerate(unsigned)
+                if isinstance(checked, HitSigned) and index not in failed
+            }
             received = await self._received(
-                {
-                    index: checked
-                    for index, (_, checked) in enumerate(unsigned)
-                    if isinstance(checked, HitSigned)
-                    and checked.kind is MessageKind.HIT_REPORT
-                    and index not in failed
-                }
+                {i: h for i, h in hits_signed.items() if h.kind is MessageKind.HIT_REPORT}
+            )
+            delivered = await self._delivered(
+                {i: h for i, h in hits_signed.items() if h.kind is MessageKind.HIT_ACK}
             )
             self._checked_at = time.perf_counter()
         except BaseException:
@@ -1219,6 +1239,7 @@ class PartitionWorker:
                     rules=rules,
                     state=self.state,
                     received=received.get(index),
+                    delivered=delivered.get(index),
                 )
                 self._route_hit(record, hashed, checked, hit, now, outputs)
             else:
@@ -1392,6 +1413,9 @@ class Router:
         self._published: set[tuple[str, StoreReference | None]] = set()
         self.feed_states = FeedStateLookup(kafka)
         """What the router delivered to whom, read back to route hit reports."""
+        self.delivered_hits = DeliveredHitsLookup(kafka)
+        """Which hit reports the router delivered to each origin, read back to route
+        acknowledgements."""
         self.missing_topics: set[str] = set()
         """State topics found missing (each reported once)."""
         self.pending: set[TopicPartition] = set()
@@ -1621,6 +1645,7 @@ class Router:
                 self.workers.clear()
             await consumer.stop()
             await self.feed_states.close()
+            await self.delivered_hits.close()
             self.consumer = None
             log.info("router.stopped")
 
