@@ -37,7 +37,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             "database and sends it; with the link down it stays queued and the running "
             "'post run' (every --send-hits-every seconds) or 'post send-hits' sends it "
             "later, once. The origin's desk answers within a deadline "
-            "(12 h for a routine wanted person); 'post hits' shows the answer."
+            "(12 h for a routine wanted person); 'post hits' shows the answer. The post's "
+            "page takes the same report, checked the same way, on the alert's page "
+            "('post serve' with --key)."
         ),
     )
     _post_options(report)
