@@ -16,6 +16,7 @@ from starlette.testclient import TestClient
 
 from border_exchange.adapters.hit_queue import HitQueue, SendState
 from border_exchange.adapters.officer_db import OfficerDB, officers_path
+from border_exchange.cli.main import main
 from border_exchange.domain.hits import (
     HitAction,
     MessageKind,
@@ -219,3 +220,21 @@ def test_a_tag_typed_in_the_form_is_shown_escaped(client: TestClient) -> None:
     answer = _report(client, csrf, action="NOT_ACTED", place="<script>alert(1)</script>")
     assert "<script>" not in answer.text
     assert re.search(r"&lt;script&gt;", answer.text)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (("--key", "post.pem"), "need --participant, --post, --key and --trust"),
+        (("--key-id", "COD-kasindi-1"), "need --participant, --post, --key and --trust"),
+        (
+            ("--participant", "cod", "--post", "kasindi", "--key", "k.pem", "--trust", "t.yaml"),
+            "--participant: 'cod' is not a participant id",
+        ),
+    ],
+)
+def test_post_serve_refuses_half_a_signing_identity(
+    store: Path, options: tuple[str, ...], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["post", "serve", "--db", str(store), *options]) == 1
+    assert message in capsys.readouterr().err
