@@ -463,8 +463,9 @@ async def report_hit(request: Request) -> Response:
         except ValidationError as invalid:
             _consulted(site, session, "hit_report", origin, alert_id, alert,
                        "refused: " + "; ".join(invalid.problems))  # fmt: skip
+            # What was typed stays in the form; the version is again the one held.
             return _card(request, session, alert, header, 422, problems=invalid.problems,
-                         entry=entered)  # fmt: skip
+                         entry={**entered, "version": ""})  # fmt: skip
         site.hit_queue().queue(report, value)
     except (StoreError, sqlite3.DatabaseError) as exc:
         site.forget_store()
