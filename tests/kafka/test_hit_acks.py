@@ -81,3 +81,23 @@ async def test_only_an_acknowledgement_of_a_hit_delivered_to_the_origin_goes_bac
         1,
         2,
     )
+
+    # Copies written into the hit topics other than by a decision are found: the
+    # acknowledgement again in b's topic, the report again (tampered with) in a's, and a
+    # report a never had a decision on.
+    tampered = delivered.replace(b"Bangui port ferry", b"Bangui port Ferry")
+    assert tampered != delivered
+    await ex.publish(
+        raw=[
+            (naming.hits_topic(b), good[1], good[2]),
+            (naming.hits_topic(a), good[1], tampered),
+            (naming.hits_topic(a), good[1], sealed(ex, never_sent)[2]),
+        ]
+    )
+    window = Window(began - timedelta(minutes=1), datetime.now(UTC) + timedelta(minutes=1))
+    verdict = await replay(ex.settings, ex.sandbox.trust, ReplayRequest(window, participant=a))
+    assert sorted((v.code.value, v.topic) for v in verdict.violations) == [
+        ("HIT_COPY_DUPLICATE", naming.hits_topic(a)),
+        ("HIT_COPY_DUPLICATE", naming.hits_topic(b)),
+        ("HIT_COPY_UNAUTHORISED", naming.hits_topic(a)),
+    ], summary_lines(verdict)
