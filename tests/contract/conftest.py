@@ -8,7 +8,9 @@ is wrong (or the test asks for something only one of them does).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
@@ -16,6 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from border_exchange.adapters.kafka_clients import AIOKAFKA, KafkaClients, TopicPartition
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from tests.conftest import KafkaCluster
+from tests.exchange import create_topics, exchange_topics
 from tests.fake_kafka import FakeKafka
 
 
@@ -42,6 +45,40 @@ class Side:
             return self.fake.create_topic(name, partitions)
         assert self.broker is not None
         return await self.broker.create_topic(name=name, partitions=partitions)
+
+    async def create_exchange(self, ids: Sequence[str]) -> None:
+        """Create the topics of an exchange of ``ids`` (``tests.exchange``)."""
+        if self.fake is None:
+            assert self.broker is not None
+            await create_topics(self.broker.admin, ids)
+            return
+        for name, partitions, _ in exchange_topics(ids):
+            self.fake.create_topic(name, partitions)
+
+    async def read(self, topic: str, *, committed: bool = True) -> list[Any]:
+        """Every record of ``topic`` now, as a ``read_committed`` reader sees them (or, with
+        ``committed`` False, a ``read_uncommitted`` one)."""
+        consumer: Any = self.clients.consumer(
+            **self.settings.client_kwargs(),
+            isolation_level="read_committed" if committed else "read_uncommitted",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        try:
+            # aiokafka's public metadata calls do not refresh what partitions_for_topic reads
+            cluster = await consumer._client.fetch_all_metadata()
+            tps = [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic))]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
+            found: list[Any] = []
+            for tp in tps:
+                while await consumer.position(tp) < ends[tp]:
+                    batch = await consumer.getmany(tp, timeout_ms=1000)
+                    found += [r for r in batch.get(tp, []) if r.offset < ends[tp]]
+            return found
+        finally:
+            await consumer.stop()
 
     async def delete_records(self, tp: TopicPartition, before: int) -> None:
         """Delete the records of ``tp`` before offset ``before``, as retention would."""

@@ -19,9 +19,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Final, Generic, TypeVar
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError as AioKafkaError
 
+from border_exchange.adapters.kafka_clients import AIOKAFKA, Consumer, KafkaClients, TopicPartition
 from border_exchange.adapters.kafka_settings import KafkaSettings, consumer_size_kwargs
 from border_exchange.domain.catalog import Operation
 from border_exchange.domain.encoding import decode_envelope
@@ -44,18 +44,21 @@ a tombstone), or None when the record sets nothing."""
 class PartitionTables(Generic[V]):
     """Entries of the partitions asked about, each read to its end and kept up to date."""
 
-    def __init__(self, kafka: KafkaSettings, entry: Entry[V], what: str) -> None:
+    def __init__(
+        self, kafka: KafkaSettings, entry: Entry[V], what: str, clients: KafkaClients = AIOKAFKA
+    ) -> None:
         self.kafka = kafka
         self.entry = entry
         self.what = what
-        self._consumer: AIOKafkaConsumer | None = None
+        self.clients = clients
+        self._consumer: Consumer | None = None
         self._tables: dict[TopicPartition, dict[str, V | None]] = {}
         self._positions: dict[TopicPartition, int] = {}
         self._lock = asyncio.Lock()
 
-    async def _started(self) -> AIOKafkaConsumer:
+    async def _started(self) -> Consumer:
         if self._consumer is None:
-            consumer = AIOKafkaConsumer(
+            consumer = self.clients.consumer(
                 **self.kafka.client_kwargs(),
                 **consumer_size_kwargs(),
                 isolation_level="read_committed",
@@ -94,7 +97,7 @@ class PartitionTables(Generic[V]):
         except AioKafkaError as exc:
             raise KafkaError(f"cannot read {self.what}: {exc!r}") from exc
 
-    async def _catch_up(self, consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> None:
+    async def _catch_up(self, consumer: Consumer, tp: TopicPartition, end: int) -> None:
         table = self._tables[tp]
         deadline = time.monotonic() + READ_TIMEOUT_SECONDS
         while await consumer.position(tp) < end:
@@ -134,8 +137,8 @@ def _received(key: bytes, value: bytes | None) -> tuple[str, ReceivedAlert | Non
 class FeedStateLookup(PartitionTables[ReceivedAlert]):
     """The latest copy of each alert in the feed states asked about (by alert id)."""
 
-    def __init__(self, kafka: KafkaSettings) -> None:
-        super().__init__(kafka, _received, "the feed states")
+    def __init__(self, kafka: KafkaSettings, clients: KafkaClients = AIOKAFKA) -> None:
+        super().__init__(kafka, _received, "the feed states", clients)
 
     async def received_all(
         self, questions: Iterable[Question]
@@ -158,5 +161,5 @@ def _delivered(_: bytes, value: bytes | None) -> tuple[str, DeliveredHit | None]
 class DeliveredHitsLookup(PartitionTables[DeliveredHit]):
     """The hit reports delivered to the origins' hit topics asked about (by hit id)."""
 
-    def __init__(self, kafka: KafkaSettings) -> None:
-        super().__init__(kafka, _delivered, "the hit topics")
+    def __init__(self, kafka: KafkaSettings, clients: KafkaClients = AIOKAFKA) -> None:
+        super().__init__(kafka, _delivered, "the hit topics", clients)

@@ -31,13 +31,20 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import IllegalStateError, ProducerFenced
 from aiokafka.errors import KafkaError as AioKafkaError
 from nacl.signing import SigningKey
 
 from border_exchange.adapters.feed_state_lookup import DeliveredHitsLookup, FeedStateLookup
+from border_exchange.adapters.kafka_clients import (
+    AIOKAFKA,
+    Consumer,
+    ConsumerRecord,
+    KafkaClients,
+    Producer,
+    RebalanceListener,
+    TopicPartition,
+)
 from border_exchange.adapters.kafka_errors import SendFault, describe, send_fault
 from border_exchange.adapters.kafka_settings import (
     KafkaSettings,
@@ -336,6 +343,18 @@ class _OutcomeSummary:
         return cls(outcome_entries(outcomes), tuple(recipients), tuple(counted))
 
 
+@dataclass(frozen=True, slots=True)
+class _Feed:
+    """Where a recipient's copies of one origin's alerts go, as known for one batch."""
+
+    origin: str
+    topic: str
+    partitions: int
+    """The feed's partition count (0: unknown, the producer's partitioner chooses)."""
+    state: str | None
+    """The feed's state topic, None when it does not exist (provisioned before them)."""
+
+
 def _grouped(outputs: Sequence[_Output]) -> dict[tuple[str, int | None], list[_Output]]:
     """``outputs`` by topic and partition, each group in its original order."""
     groups: dict[tuple[str, int | None], list[_Output]] = {}
@@ -368,7 +387,7 @@ class PartitionWorker:
         """Whether this partition is held unrouted: its chain lost records the feeds
         cannot make up for, and no operator accepted the gap (``audit_gap.may_route``)."""
         self.last_checkpoint = time.monotonic()
-        self.producer: AIOKafkaProducer | None = None
+        self.producer: Producer | None = None
         self.next_offset = 0
         """The first offset not yet routed: records below it were fetched before a rebalance."""
         self.group_offset = 0
@@ -400,8 +419,8 @@ class PartitionWorker:
         several records' copies, and the one to blame is not known yet."""
         self._failures = 0
         """Transactions failed in a row (for the pause before the next attempt)."""
-        self._feeds: dict[str, tuple[str, str, int]] = {}
-        """Per recipient: origin, feed topic and its partition count, for the batch in hand."""
+        self._feeds: dict[str, _Feed] = {}
+        """Per recipient: its feed from this partition's origin, for the batch in hand."""
         self._states: dict[str, bool] = {}
         """Whether each feed state topic exists, for the batch in hand."""
         self.erasure = ErasureSchedule(router.tuning.retention.grace)
@@ -428,7 +447,7 @@ class PartitionWorker:
         )
         began = time.monotonic()
         # The audit chain's reader connects while the producer fences; it reads only after.
-        reader = AIOKafkaConsumer(
+        reader = self.router.clients.consumer(
             **self.router.kafka.client_kwargs(),
             **consumer_size_kwargs(),
             isolation_level="read_committed",
@@ -603,7 +622,7 @@ class PartitionWorker:
         await self.router.resume(self)
         consumer.resume(self.tp)
 
-    async def rebuild(self, reader: AIOKafkaConsumer) -> None:
+    async def rebuild(self, reader: Consumer) -> None:
         """Read this partition's audit chain to its end with ``reader`` (started, with no
         group) and rebuild the routing memory."""
         began = time.monotonic()
@@ -645,7 +664,9 @@ class PartitionWorker:
             # Imported here: only a chain that lost records needs it (and the auditor's reader).
             from border_exchange.services.feed_recovery import recover_from_feeds
 
-            self.recovery = await recover_from_feeds(self.router.kafka, self.tp, state)
+            self.recovery = await recover_from_feeds(
+                self.router.kafka, self.tp, state, self.router.clients
+            )
         retention = self.router.tuning.retention
         erasure.forget_written(self.router.clock(), retention.tombstone_reissue)
         self.state, self.head, self.erasure = state, head, erasure
@@ -748,19 +769,20 @@ class PartitionWorker:
                 else:
                     value = encoded.get(id(copy)) or encode_envelope(copy)
                     encoded[id(copy)] = value
-                topic, partitions = self._feed(recipient, header.origin)
+                feed = self._feed(recipient, header.origin)
                 # The default partitioner's choice, computed once for every copy.
-                partition = None if hashed is None or not partitions else hashed % partitions
+                partition = (
+                    None if hashed is None or not feed.partitions else hashed % feed.partitions
+                )
                 out.append(
-                    _Output(topic, value, record.key, partition, headers, record.offset, copy=True)
+                    _Output(feed.topic, value, record.key, partition, headers, record.offset, True)
                 )
                 # The feed's state, in the same transaction: its latest version of the alert.
                 # It has the feed's partitions, so the same partition holds the same key.
-                state = feed_state_topic(recipient, header.origin)
-                if self._has_topic(state):
+                if feed.state is not None:
                     out.append(
                         _Output(
-                            state, value, record.key, partition, headers, record.offset, copy=True
+                            feed.state, value, record.key, partition, headers, record.offset, True
                         )
                     )
             summary = self._summaries(result.decision.outcomes)
@@ -806,13 +828,19 @@ class PartitionWorker:
             )
         )
 
-    def _feed(self, recipient: str, origin: str) -> tuple[str, int]:
-        """The feed of ``recipient`` from ``origin`` and its partition count (0: unknown)."""
+    def _feed(self, recipient: str, origin: str) -> _Feed:
+        """The feed of ``recipient`` from ``origin``, as known for the batch in hand."""
         found = self._feeds.get(recipient)
-        if found is None or found[0] != origin:
+        if found is None or found.origin != origin:
             topic = feed_topic(recipient, origin)
-            found = self._feeds[recipient] = (origin, topic, self.router.partition_count(topic))
-        return found[1], found[2]
+            state = feed_state_topic(recipient, origin)
+            found = self._feeds[recipient] = _Feed(
+                origin,
+                topic,
+                self.router.partition_count(topic),
+                state if self._has_topic(state) else None,
+            )
+        return found
 
     def _has_topic(self, topic: str) -> bool:
         """Whether ``topic`` exists (a state topic of an exchange provisioned before them
@@ -981,6 +1009,8 @@ class PartitionWorker:
     async def _received(self, reports: Mapping[int, HitSigned]) -> dict[int, ReceivedAlert | None]:
         """What the router delivered to each report's reporter of the alert it reports on
         (each feed state partition read once for the batch)."""
+        if not reports:
+            return {}  # the reader of the feed states is not even started
         questions: dict[int, tuple[str, int, str]] = {}
         for index, signed in reports.items():
             report = signed.message
@@ -1136,7 +1166,7 @@ class PartitionWorker:
     def _group_offset_due(self) -> bool:
         return self._until_group_offset_due() == 0.0
 
-    async def _send_group_offset(self, producer: AIOKafkaProducer, offset: int) -> None:
+    async def _send_group_offset(self, producer: Producer, offset: int) -> None:
         await producer.send_offsets_to_transaction({self.tp: offset}, self.router.tuning.group_id)
 
     def _group_offset_committed(self, offset: int) -> None:
@@ -1170,7 +1200,9 @@ class PartitionWorker:
         First every check that needs neither the signature nor the memory, queuing the
         signatures; they are checked in batches on a worker thread without the GIL
         (``signature_batch``) while this thread goes on. Then each record is decided
-        in order, against the memory of every earlier one. Routing yields to the event
+        in order, against the memory of every earlier one, as soon as the batch of
+        signatures it is in has been checked: the records of the first batches are
+        decided while the thread checks the later ones. Routing yields to the event
         loop every few records, so the other partitions' transactions and the
         consumer's fetches go on meanwhile.
         """
@@ -1182,71 +1214,60 @@ class PartitionWorker:
         if expired is not None:
             raise TrustStoreExpiredError(expired)  # before anything is sent: the transaction aborts
         checks = self._signature_checks()
-        unsigned: list[tuple[int | None, Signed | HitSigned | Refused]] = []
-        queued = 0
         try:
-            for index, record in enumerate(records):
-                if index % ROUTE_SLICE == ROUTE_SLICE - 1:
-                    await asyncio.sleep(0)
-                hashed = key_hash(record.key)
-                inbound = Inbound(
-                    record.topic, record.partition, record.offset, record.key, record.value
-                )
-                expected = None if hashed is None else hashed % self.partitions
-                kind = message_kind(record.value)
-                checked: Signed | HitSigned | Refused = (
-                    check_hit_unsigned(inbound, kind, expected_partition=expected, trust=view.trust)
-                    if kind is MessageKind.HIT_REPORT or kind is MessageKind.HIT_ACK
-                    else check_unsigned(inbound, expected_partition=expected, trust=view.trust)
-                )
-                refused = self.undeliverable.get(record.offset)
-                if refused is not None:
-                    header = checked.envelope.header if isinstance(checked, Signed) else None
-                    checked = Refused(QuarantineReason.UNDELIVERABLE, refused, header)
-                if isinstance(checked, Signed | HitSigned):
-                    checks.add(index, checked.signed, checked.public_key)
-                    queued += 1
-                unsigned.append((hashed, checked))
-            failed = set(await checks.failed_async()) if queued else set()
-            hits_signed = {
+            unsigned, queued = await self._check_all(records, view.trust, checks)
+            self._checked_at = time.perf_counter()
+            answers = checks.answered() if queued else None
+            failed: set[int] = set()
+            # Every signature queued for a record up to this index is answered.
+            through = len(records) if answers is None else -1
+            hit_messages = {
                 index: checked
                 for index, (_, checked) in enumerate(unsigned)
-                if isinstance(checked, HitSigned) and index not in failed
+                if isinstance(checked, HitSigned)
             }
+            if hit_messages and answers is not None:
+                # A hit report is routed by what its reporter received, an acknowledgement
+                # by the report delivered to its origin, asked for those whose signature
+                # holds: every answer first (hits are few).
+                async for _, bad in answers:
+                    failed.update(bad)
+                through = len(records)
+            signed_hits = {i: h for i, h in hit_messages.items() if i not in failed}
             received = await self._received(
-                {i: h for i, h in hits_signed.items() if h.kind is MessageKind.HIT_REPORT}
+                {i: h for i, h in signed_hits.items() if h.kind is MessageKind.HIT_REPORT}
             )
             delivered = await self._delivered(
-                {i: h for i, h in hits_signed.items() if h.kind is MessageKind.HIT_ACK}
+                {i: h for i, h in signed_hits.items() if h.kind is MessageKind.HIT_ACK}
             )
-            self._checked_at = time.perf_counter()
-        except BaseException:
-            # Checks queued for this batch must not be answered in the next one.
-            self._close_signature_checks()
-            raise
-
-        outputs: list[_Output] = []
-        self._feeds.clear()  # partition counts are read again for every transaction
-        self._states.clear()
-        for index, (record, (hashed, checked)) in enumerate(zip(records, unsigned, strict=True)):
-            if index % ROUTE_SLICE == ROUTE_SLICE - 1:
-                await asyncio.sleep(0)
-            if isinstance(checked, HitSigned):
-                hit = route_hit_signed(
-                    checked,
-                    index not in failed,
-                    now=now,
-                    rules=rules,
-                    state=self.state,
-                    received=received.get(index),
-                    delivered=delivered.get(index),
-                )
-                self._route_hit(record, hashed, checked, hit, now, outputs)
-            else:
-                result = (
-                    checked
-                    if isinstance(checked, Refused)
-                    else route_signed(
+            outputs: list[_Output] = []
+            self._feeds.clear()  # partition counts are read again for every transaction
+            self._states.clear()
+            for index, (record, (hashed, checked)) in enumerate(
+                zip(records, unsigned, strict=True)
+            ):
+                if index % ROUTE_SLICE == ROUTE_SLICE - 1:
+                    await asyncio.sleep(0)
+                if isinstance(checked, Refused):
+                    self._route(record, hashed, checked, now, outputs)
+                    continue
+                while through < index:
+                    assert answers is not None  # a signature was queued for this record
+                    through, bad = await anext(answers)
+                    failed.update(bad)
+                if isinstance(checked, HitSigned):
+                    hit = route_hit_signed(
+                        checked,
+                        index not in failed,
+                        now=now,
+                        rules=rules,
+                        state=self.state,
+                        received=received.get(index),
+                        delivered=delivered.get(index),
+                    )
+                    self._route_hit(record, hashed, checked, hit, now, outputs)
+                else:
+                    result = route_signed(
                         checked,
                         index not in failed,
                         policy=view.index,
@@ -1254,14 +1275,52 @@ class PartitionWorker:
                         rules=rules,
                         state=self.state,
                     )
-                )
-                self._route(record, hashed, result, now, outputs)
-            if self.head.since_checkpoint >= every:
-                self.head = self._checkpoint(self.head, now, outputs)
-                self.last_checkpoint = time.monotonic()
-                # A busy partition never reaches the timed checkpoint, which prunes too.
-                self.state.prune(now, rules)
+                    self._route(record, hashed, result, now, outputs)
+                if self.head.since_checkpoint >= every:
+                    self.head = self._checkpoint(self.head, now, outputs)
+                    self.last_checkpoint = time.monotonic()
+                    # A busy partition never reaches the timed checkpoint, which prunes too.
+                    self.state.prune(now, rules)
+        except BaseException:
+            # Checks queued for this batch must not be answered in the next one.
+            self._close_signature_checks()
+            raise
         return outputs
+
+    async def _check_all(
+        self,
+        records: Sequence[ConsumerRecord[bytes, bytes]],
+        trust: TrustStore,
+        checks: SignatureChecks[int],
+    ) -> tuple[list[tuple[int | None, Signed | HitSigned | Refused]], int]:
+        """Every check of ``records`` that needs neither the signature nor the memory, each
+        record's signature queued in ``checks`` under its index; with each record its key's
+        hash, and how many signatures were queued."""
+        unsigned: list[tuple[int | None, Signed | HitSigned | Refused]] = []
+        queued = 0
+        for index, record in enumerate(records):
+            if index % ROUTE_SLICE == ROUTE_SLICE - 1:
+                await asyncio.sleep(0)
+            hashed = key_hash(record.key)
+            inbound = Inbound(
+                record.topic, record.partition, record.offset, record.key, record.value
+            )
+            expected = None if hashed is None else hashed % self.partitions
+            kind = message_kind(record.value)
+            checked: Signed | HitSigned | Refused = (
+                check_hit_unsigned(inbound, kind, expected_partition=expected, trust=trust)
+                if kind is MessageKind.HIT_REPORT or kind is MessageKind.HIT_ACK
+                else check_unsigned(inbound, expected_partition=expected, trust=trust)
+            )
+            refused = self.undeliverable.get(record.offset)
+            if refused is not None:
+                header = checked.envelope.header if isinstance(checked, Signed) else None
+                checked = Refused(QuarantineReason.UNDELIVERABLE, refused, header)
+            if isinstance(checked, Signed | HitSigned):
+                checks.add(index, checked.signed, checked.public_key)
+                queued += 1
+            unsigned.append((hashed, checked))
+        return unsigned, queued
 
     def _close_signature_checks(self) -> None:
         self._checks = None
@@ -1303,7 +1362,7 @@ class PartitionWorker:
             self._group_offset_committed(offset)
 
     @staticmethod
-    async def _send(producer: AIOKafkaProducer, outputs: Sequence[_Output]) -> list[_Sent]:
+    async def _send(producer: Producer, outputs: Sequence[_Output]) -> list[_Sent]:
         """Queue ``outputs`` in the open transaction, one record batch per partition.
 
         A batch costs far less per record than one ``send`` each. Records keep their
@@ -1355,7 +1414,7 @@ class PartitionWorker:
         return sent
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+class _Rebalance(RebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
     def __init__(self, router: Router) -> None:
         self.router = router
 
@@ -1395,10 +1454,12 @@ class Router:
         metrics: Metrics | None = None,
         clock: Clock = utc_now,
         sources: Sequence[Callable[[], PolicyView | None]] = (),
-        producer_factory: Callable[..., AIOKafkaProducer] = AIOKafkaProducer,
+        clients: KafkaClients = AIOKAFKA,
     ) -> None:
         self.kafka = kafka
-        self.producer_factory = producer_factory
+        self.clients = clients
+        """Where its consumers and producers come from (``adapters.kafka_clients``)."""
+        self.producer_factory = clients.producer
         """Makes the workers' transactional producers (a test may wrap them)."""
         self.view = view
         self.signing_key = signing_key
@@ -1409,11 +1470,11 @@ class Router:
         self.sources = sources
         self.lock = asyncio.Lock()
         self.workers: dict[TopicPartition, PartitionWorker] = {}
-        self.consumer: AIOKafkaConsumer | None = None
+        self.consumer: Consumer | None = None
         self._published: set[tuple[str, StoreReference | None]] = set()
-        self.feed_states = FeedStateLookup(kafka)
+        self.feed_states = FeedStateLookup(kafka, clients)
         """What the router delivered to whom, read back to route hit reports."""
-        self.delivered_hits = DeliveredHitsLookup(kafka)
+        self.delivered_hits = DeliveredHitsLookup(kafka, clients)
         """Which hit reports the router delivered to each origin, read back to route
         acknowledgements."""
         self.missing_topics: set[str] = set()
@@ -1436,7 +1497,8 @@ class Router:
         m.describe(
             "router_stage_seconds",
             "Seconds per committed transaction in each stage: check (decode, validate, "
-            "signatures), decide (policy, outputs), send (queue, acknowledgements), "
+            "signatures queued), decide (policy, outputs, and the wait for any signature "
+            "not yet checked), send (queue, acknowledgements), "
             "commit (the transaction's end), transaction (all of it).",
         )
         m.describe("hits_routed_total", "Hit reports and acknowledgements delivered, by kind.")
@@ -1550,7 +1612,7 @@ class Router:
         if (aset.digest, view.store) in self._published:
             return
         headers = [] if view.store is None else [(TRUST_STORE_HEADER, view.store.value())]
-        producer = AIOKafkaProducer(
+        producer = self.clients.producer(
             **self.kafka.client_kwargs(),
             **producer_size_kwargs(),
             acks="all",
@@ -1595,7 +1657,7 @@ class Router:
         # its producer's start need not hold up joining the group: it is published
         # meanwhile, and awaited before the first partition's worker starts.
         published = asyncio.ensure_future(self._publish_first())
-        consumer = AIOKafkaConsumer(
+        consumer = self.clients.consumer(
             **self.kafka.client_kwargs(),
             **consumer_size_kwargs(),
             group_id=self.tuning.group_id,
