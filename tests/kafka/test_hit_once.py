@@ -49,7 +49,7 @@ async def test_post_run_once_sends_the_queue_and_fetches_the_acknowledgement(
         await ex.feed(service, origin, expect=1)
     # The post holds the alert (a first run on a loaded machine may not list the new feed
     # yet; it records nothing of a feed it did not see, so the next run reads it).
-    for _ in range(3):
+    for _ in range(6):
         if "caught up: 1 stored" in await asyncio.to_thread(once):
             break
     else:
