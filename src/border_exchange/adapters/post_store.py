@@ -429,7 +429,11 @@ class PostStore:
 
     def __post_init__(self) -> None:
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+            # A bootstrap stores one partition on a worker thread while the next is read
+            # (services.post_state); the store is never used by two threads at once.
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, timeout=30.0, check_same_thread=False
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")

@@ -21,6 +21,7 @@ status`` shows it) and logged, never skipped silently.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import gc
 from collections.abc import Iterator, Sequence
@@ -130,6 +131,23 @@ class Bootstrapped:
     resumed_at: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Start:
+    """One feed partition's bootstrap, read and verified, to store."""
+
+    feed: TopicPartition
+    reason: str
+    expected: int | None
+    first: int
+    end: int
+    origin: str
+    state: str | None
+    """The state topic read, or None: there is none."""
+    records: int
+    outcomes: list[Outcome]
+    held: list[str]
+
+
 @dataclass
 class StateStart:
     """Bootstraps the feed partitions of a post that need it."""
@@ -141,7 +159,11 @@ class StateStart:
     check: Check
 
     async def run(self, feeds: Sequence[str]) -> list[Bootstrapped]:
-        """Bootstrap every partition of ``feeds`` that is new or has a gap."""
+        """Bootstrap every partition of ``feeds`` that is new or has a gap.
+
+        One partition is stored (on a worker thread: SQLite works without the GIL) while
+        the next is read and verified; the store is never written by two at once.
+        """
         reader = AIOKafkaConsumer(
             **self.settings.client_kwargs(),
             group_id=None,
@@ -151,6 +173,7 @@ class StateStart:
         )
         await reader.start()
         done: list[Bootstrapped] = []
+        storing: asyncio.Future[Bootstrapped] | None = None
         try:
             topics, tps = await feed_partitions(reader, feeds)
             if not tps:
@@ -158,17 +181,25 @@ class StateStart:
             firsts = await reader.beginning_offsets(tps)
             ends = await reader.end_offsets(tps)
             stored = self.store.offsets()
-            for tp in tps:
-                expected = stored.get((tp.topic, tp.partition))
-                reason = needs_state(expected, firsts[tp], ends[tp])
-                if reason is None:
-                    continue
-                done.append(await self._start(reader, topics, tp, reason, expected, firsts, ends))
+            with collector_paused():
+                for tp in tps:
+                    expected = stored.get((tp.topic, tp.partition))
+                    reason = needs_state(expected, firsts[tp], ends[tp])
+                    if reason is None:
+                        continue
+                    start = await self._prepare(reader, topics, tp, reason, expected, firsts, ends)
+                    if storing is not None:
+                        done.append(await storing)
+                    storing = asyncio.ensure_future(asyncio.to_thread(self._store, start))
+                if storing is not None:
+                    done.append(await storing)
         finally:
+            if storing is not None and not storing.done():
+                await asyncio.wait([storing])  # a thread cannot be cancelled: let it end
             await reader.stop()
         return done
 
-    async def _start(
+    async def _prepare(
         self,
         reader: AIOKafkaConsumer,
         topics: set[str],
@@ -177,54 +208,65 @@ class StateStart:
         expected: int | None,
         firsts: dict[TopicPartition, int],
         ends: dict[TopicPartition, int],
-    ) -> Bootstrapped:
+    ) -> _Start:
+        """Feed partition ``tp``'s state, read and verified, ready to store."""
         feed = parse_feed_topic(tp.topic)
         assert feed is not None  # the post reads only its feeds
         origin = feed[1]
         state = feed_state_topic(self.participant, origin)
         if state not in topics:
+            return _Start(tp, reason, expected, firsts[tp], ends[tp], origin, None, 0, [], [])
+        latest = await self._read_state(reader, TopicPartition(state, tp.partition))
+        held = [key for key, record in latest.items() if record.value is not None]
+        outcomes = await self._verified([r for r in latest.values() if r.value], tp.topic)
+        return _Start(
+            tp, reason, expected, firsts[tp], ends[tp], origin, state, len(latest), outcomes, held
+        )
+
+    def _store(self, start: _Start) -> Bootstrapped:
+        """Store a prepared partition's state (or its absence) and report any gap."""
+        tp, reason, expected, first = start.feed, start.reason, start.expected, start.first
+        if start.state is None:
             # No state to start from (an exchange provisioned before state topics): the
             # feed from its first record, as before; a gap cannot be healed, only reported.
             if reason == "gap":
-                self.store.record_gap(tp.topic, tp.partition, expected, firsts[tp], None)
+                self.store.record_gap(tp.topic, tp.partition, expected, first, None)
                 log.error(
                     "post.gap",
                     feed=f"{tp.topic}/{tp.partition}",
                     expected=expected,
-                    first_available=firsts[tp],
+                    first_available=first,
                     healed=False,
-                    reason=f"no state topic {state}",
+                    reason=f"no state topic {feed_state_topic(self.participant, start.origin)}",
                 )
-            _, erased = self.store.bootstrap(origin, (tp.topic, tp.partition), [], None, firsts[tp])
-            return Bootstrapped(tp, reason, 0, ApplyResult(), erased, firsts[tp])
-        latest = await self._read_state(reader, TopicPartition(state, tp.partition))
-        held = [key for key, record in latest.items() if record.value is not None]
-        with collector_paused():
-            outcomes = await self._verified([r for r in latest.values() if r.value], tp.topic)
-            applied, erased = self.store.bootstrap(
-                origin, (tp.topic, tp.partition), outcomes, held, ends[tp]
+            _, erased = self.store.bootstrap(
+                start.origin, (tp.topic, tp.partition), [], None, first
             )
+            return Bootstrapped(tp, reason, 0, ApplyResult(), erased, first)
+        applied, erased = self.store.bootstrap(
+            start.origin, (tp.topic, tp.partition), start.outcomes, start.held, start.end
+        )
         if reason == "gap":
-            self.store.record_gap(tp.topic, tp.partition, expected, firsts[tp], state)
+            self.store.record_gap(tp.topic, tp.partition, expected, first, start.state)
             log.warning(
                 "post.gap",
                 feed=f"{tp.topic}/{tp.partition}",
                 expected=expected,
-                first_available=firsts[tp],
+                first_available=first,
                 healed=True,
-                state=state,
+                state=start.state,
             )
         log.info(
             "post.bootstrapped",
             feed=f"{tp.topic}/{tp.partition}",
             reason=reason,
-            state_records=len(latest),
+            state_records=start.records,
             stored=applied.stored,
             refused=applied.rejected,
             erased=erased,
-            resume_at=ends[tp],
+            resume_at=start.end,
         )
-        return Bootstrapped(tp, reason, len(latest), applied, erased, ends[tp])
+        return Bootstrapped(tp, reason, start.records, applied, erased, start.end)
 
     async def _read_state(
         self, reader: AIOKafkaConsumer, tp: TopicPartition
