@@ -55,19 +55,13 @@ def random_ids(count: int, prefix: str = "") -> list[str]:
     return sorted(ids)
 
 
-async def create_topics(
-    settings: KafkaSettings,
+def exchange_topics(
     ids: Sequence[str],
     log_configs: Mapping[str, str] | None = None,
     state_configs: Mapping[str, str] | None = None,
-    *,
-    replication: int = 1,
     min_isr: int = 1,
-) -> None:
-    """Outboxes, feeds, their states and audit trails of ``ids``, and the hub's shared topics.
-
-    Each has ``replication`` copies and ``min_isr`` in-sync replicas.
-    """
+) -> list[tuple[str, int, dict[str, str]]]:
+    """The topics of an exchange of ``ids``: name, partitions and configs of each."""
     isr = {"min.insync.replicas": str(min_isr)}
     compact = dict(state_configs or {"cleanup.policy": "compact"}) | isr
     logs = dict(log_configs or {}) | isr
@@ -87,6 +81,23 @@ async def create_topics(
             if q != p:
                 names.append((naming.feed_topic(p, q), PARTITIONS, logs))
                 names.append((naming.feed_state_topic(p, q), PARTITIONS, compact))
+    return names
+
+
+async def create_topics(
+    settings: KafkaSettings,
+    ids: Sequence[str],
+    log_configs: Mapping[str, str] | None = None,
+    state_configs: Mapping[str, str] | None = None,
+    *,
+    replication: int = 1,
+    min_isr: int = 1,
+) -> None:
+    """Outboxes, feeds, their states and audit trails of ``ids``, and the hub's shared topics.
+
+    Each has ``replication`` copies and ``min_isr`` in-sync replicas.
+    """
+    names = exchange_topics(ids, log_configs, state_configs, min_isr)
     admin = AIOKafkaAdminClient(**settings.client_kwargs())
     await admin.start()
     try:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -18,10 +18,11 @@ from pydantic import ValidationError as PydanticValidationError
 from border_exchange.adapters.agreement_files import AgreementSource, section_recipients
 from border_exchange.adapters.config_file import kafka_settings_from, read_config_file
 from border_exchange.adapters.instance_slot import InstanceSlot, group_instance
+from border_exchange.adapters.kafka_clients import AIOKAFKA, KafkaClients
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.adapters.keyfiles import load_private_key, passphrase_from_env_or_prompt
 from border_exchange.adapters.metrics import Metrics
-from border_exchange.adapters.trust_file import TrustFile, load_trust_store
+from border_exchange.adapters.trust_file import TrustFile, TrustWatch
 from border_exchange.domain.gateway_api import (
     DEFAULT_BURST,
     DEFAULT_PUBLISH_TIMEOUT,
@@ -31,7 +32,7 @@ from border_exchange.domain.naming import ROUTER_GROUP
 from border_exchange.domain.retention import DEFAULT_POLICY
 from border_exchange.domain.routing import RoutingRules
 from border_exchange.domain.trust import HUB, TrustStore
-from border_exchange.errors import BorderExchangeError, ConfigError
+from border_exchange.errors import ConfigError
 from border_exchange.services.router import (
     OUTBOX_PATTERN,
     PolicyView,
@@ -44,6 +45,10 @@ if TYPE_CHECKING:  # imported where used: a router's start does not pay for the 
     from border_exchange.services.gateway import Gateway
 
 log = structlog.get_logger("border_exchange.bootstrap")
+
+KAFKA_CLIENTS: Final[KafkaClients] = AIOKAFKA
+"""Where the services built here get their Kafka producers and consumers: aiokafka's.
+(Services take a ``clients`` argument, this by default; tests give the in-memory fake's.)"""
 
 
 _LIBRARY_LOGS: list[logging.Handler] = []
@@ -224,31 +229,20 @@ class PolicySource:
         self.trust_file = trust_file or TrustFile(trust_path)
         """Reloads the store under its governance: the last valid one stays in force."""
         self.metrics = metrics
-        self._trust_stamp = self._stamp()
+        self._watch = TrustWatch(self.trust_file, self._rejected)
 
-    def _stamp(self) -> tuple[int, int] | None:
-        try:
-            stat = self.trust_path.stat()
-        except OSError:
-            return None
-        return (stat.st_mtime_ns, stat.st_size)
+    def _rejected(self) -> None:
+        if self.metrics is not None:
+            self.metrics.inc("trust_rejected_total")
 
     def __call__(self) -> PolicyView | None:
         """The new view when a file changed and still validates; None otherwise."""
-        trust_changed = False
-        stamp = self._stamp()
-        if stamp != self._trust_stamp:
-            self._trust_stamp = stamp
-            try:
-                self.trust = self.trust_file.reload()
-                self.agreements.participants = frozenset(self.trust.participants)
-                self.agreements.trust = self.trust
-                trust_changed = True
-                log.info("trust.loaded", path=str(self.trust_path))
-            except BorderExchangeError as exc:
-                log.error("trust.rejected", path=str(self.trust_path), error=str(exc))
-                if self.metrics is not None:
-                    self.metrics.inc("trust_rejected_total")
+        reloaded = self._watch.poll()
+        trust_changed = reloaded is not None
+        if reloaded is not None:
+            self.trust = reloaded
+            self.agreements.participants = frozenset(self.trust.participants)
+            self.agreements.trust = self.trust
         new_set = self.agreements.poll()
         current = self.agreements.current
         if current is None or not (trust_changed or new_set is not None):
@@ -316,6 +310,7 @@ def build_router(config_path: Path, env: Mapping[str, str] | None = None) -> Rou
         key_id,
         tuning=tuning,
         sources=(source,),
+        clients=KAFKA_CLIENTS,
     )
     source.metrics = router.metrics
     router.metrics.describe(
@@ -390,7 +385,8 @@ def build_gateway(kafka: KafkaSettings, config: GatewayServerConfig) -> Gateway:
     """The Python gateway the HTTP server wraps: its key checked against the trust store."""
     from border_exchange.services.gateway import Gateway  # not imported by the router
 
-    trust = load_trust_store(config.trust_store)
+    trust_file = TrustFile(config.trust_store)
+    trust = trust_file.reload()
     key = load_private_key(config.signing_key, passphrase_from_env_or_prompt())
     key_id = config.signing_key_id or trust.current_key(config.participant, utc_now()).key_id
     # each attempt of a transaction is bounded, so a broker that is down gives 503 in time
@@ -406,4 +402,6 @@ def build_gateway(kafka: KafkaSettings, config: GatewayServerConfig) -> Gateway:
         recipients=None
         if config.encrypt_for is None
         else section_recipients(config.encrypt_for, trust),
+        trust_updates=TrustWatch(trust_file).poll,
+        clients=KAFKA_CLIENTS,
     )

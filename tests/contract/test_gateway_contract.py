@@ -1,9 +1,8 @@
 """The gateway's contract with Kafka, run twice: against the in-memory fake and the real broker.
 
-Each test takes an ``outbox``: a participant whose outbox (and outbox state) exists, the
-clients to reach it, and a reader of what a ``read_committed`` consumer sees there. The
-fake variant runs with the unit tests; the broker variant is marked ``kafka``. When the
-two disagree, the fake is wrong (or the test asks for something only one of them does).
+Each test takes an ``outbox``: a participant whose outbox (and outbox state) exists on
+one ``side`` (``conftest.py``), the clients to reach it, and a reader of what a
+``read_committed`` consumer sees there.
 """
 
 from __future__ import annotations
@@ -13,9 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from aiokafka import TopicPartition
 
-from border_exchange.adapters.kafka_clients import AIOKAFKA, KafkaClients
+from border_exchange.adapters.kafka_clients import KafkaClients, TopicPartition
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.domain.catalog import AlertType, Operation
 from border_exchange.domain.encoding import decode_envelope
@@ -25,9 +23,8 @@ from border_exchange.domain.partitioning import expected_partition
 from border_exchange.domain.samples import sample_alert
 from border_exchange.errors import ValidationError
 from border_exchange.services.gateway import Gateway
-from tests.conftest import KafkaCluster
+from tests.contract.conftest import Side
 from tests.exchange import random_ids
-from tests.fake_kafka import FakeKafka
 from tests.kafka.test_gateway import KEY, trust_for  # one participant, one key
 from tests.waiting import eventually
 
@@ -88,26 +85,12 @@ async def settled(outbox: Outbox, count: int, topic: str | None = None) -> list[
     return found
 
 
-@pytest.fixture(params=["fake", pytest.param("broker", marks=pytest.mark.kafka)])
-def side(request: pytest.FixtureRequest) -> FakeKafka | KafkaCluster:
-    """The in-memory fake, or the session's real broker."""
-    if request.param == "fake":
-        return FakeKafka()
-    cluster: KafkaCluster = request.getfixturevalue("kafka")
-    return cluster
-
-
 @pytest.fixture
-async def outbox(side: FakeKafka | KafkaCluster) -> Outbox:
+async def outbox(side: Side) -> Outbox:
     origin = random_ids(1)[0]
-    topics = (outbox_topic(origin), outbox_state_topic(origin))
-    if isinstance(side, FakeKafka):
-        for topic in topics:
-            side.create_topic(topic, PARTITIONS)
-        return Outbox(origin, KafkaSettings("fake:9092"), side.clients)
-    for topic in topics:
-        await side.create_topic(name=topic, partitions=PARTITIONS)
-    return Outbox(origin, side.admin, AIOKAFKA)
+    for topic in (outbox_topic(origin), outbox_state_topic(origin)):
+        await side.create_topic(topic, PARTITIONS)
+    return Outbox(origin, side.settings, side.clients)
 
 
 def _alerts(origin: str, count: int) -> Iterator[Any]:

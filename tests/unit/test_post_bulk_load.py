@@ -11,6 +11,7 @@ from aiokafka import ConsumerRecord
 from border_exchange.adapters import post_store
 from border_exchange.adapters.post_store import Accepted, PostStore
 from border_exchange.domain.alerts import AlertInput, parse_alert
+from border_exchange.domain.at_rest import RECORD, Place, open_local
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import encode_envelope
 from border_exchange.domain.samples import sample_alert_data
@@ -114,6 +115,11 @@ def test_the_store_keeps_the_records_own_bytes(tmp_path: Path) -> None:
     store = PostStore.open(tmp_path / "post.db")
     store.apply([outcome])
     with sqlite3.connect(tmp_path / "post.db") as db:
-        (stored,) = db.execute("SELECT envelope FROM alerts").fetchone()
-    assert stored == value
+        stored, ref = db.execute("SELECT envelope, key_ref FROM alerts").fetchone()
+    with sqlite3.connect(tmp_path / "post.db.keys") as db:
+        (key,) = db.execute(
+            "SELECT key FROM section_keys WHERE ref = ? AND section = ?", (ref, RECORD)
+        ).fetchone()
+    assert value not in stored  # kept encrypted, under a key of its own in the key store
+    assert open_local(key, Place("CAF", "wp-1", 1, RECORD), stored) == value
     assert store.header_of("CAF", "wp-1") == envelope.header

@@ -15,9 +15,9 @@ import time
 from collections.abc import Iterable
 from typing import Final
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError as AioKafkaError
 
+from border_exchange.adapters.kafka_clients import AIOKAFKA, Consumer, KafkaClients, TopicPartition
 from border_exchange.adapters.kafka_settings import KafkaSettings, consumer_size_kwargs
 from border_exchange.domain.catalog import Operation
 from border_exchange.domain.encoding import decode_envelope
@@ -33,16 +33,17 @@ Question = tuple[str, int, str]
 class FeedStateLookup:
     """The latest copy of each alert in the feed states asked about, kept up to date."""
 
-    def __init__(self, kafka: KafkaSettings) -> None:
+    def __init__(self, kafka: KafkaSettings, clients: KafkaClients = AIOKAFKA) -> None:
         self.kafka = kafka
-        self._consumer: AIOKafkaConsumer | None = None
+        self.clients = clients
+        self._consumer: Consumer | None = None
         self._tables: dict[TopicPartition, dict[str, ReceivedAlert | None]] = {}
         self._positions: dict[TopicPartition, int] = {}
         self._lock = asyncio.Lock()
 
-    async def _started(self) -> AIOKafkaConsumer:
+    async def _started(self) -> Consumer:
         if self._consumer is None:
-            consumer = AIOKafkaConsumer(
+            consumer = self.clients.consumer(
                 **self.kafka.client_kwargs(),
                 **consumer_size_kwargs(),
                 isolation_level="read_committed",
@@ -85,7 +86,7 @@ class FeedStateLookup:
         except AioKafkaError as exc:
             raise KafkaError(f"cannot read the feed states: {exc!r}") from exc
 
-    async def _catch_up(self, consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> None:
+    async def _catch_up(self, consumer: Consumer, tp: TopicPartition, end: int) -> None:
         table = self._tables[tp]
         deadline = time.monotonic() + READ_TIMEOUT_SECONDS
         while await consumer.position(tp) < end:

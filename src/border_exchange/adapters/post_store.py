@@ -6,8 +6,14 @@ store and its offsets agree: the offsets in SQLite are the truth the post restar
 from. A cancel or an older version never resurrects an alert: the row stays as a
 tombstone with its version. Lookups exclude alerts whose expiry has passed.
 
+At rest: every section the store keeps, and the record's own bytes, is encrypted under
+a fresh key of its own (``domain.at_rest``); the keys live in the key store, a file of
+their own (``adapters.post_keys``). Reads open the content with them.
+
 Erasure: a cancelled or expired alert keeps no content (sections, envelope, search
-keys go at once); after the grace period its row goes too. ``secure_delete`` is on,
+keys go at once, and its keys are destroyed, so a copy of the store taken before, a
+backup, cannot be read any more); after the grace period its row goes too. An update
+destroys the keys of the version it replaces. ``secure_delete`` is on in both files,
 so freed pages and cells are overwritten with zeros, and each erasure ends with a
 checkpoint that empties the write-ahead log, which would otherwise still hold the
 old pages. A post that bootstraps a feed partition from its state topic
@@ -37,7 +43,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
-from border_exchange.adapters import name_index, sqlite_tx
+from border_exchange.adapters import name_index, post_keys, sqlite_tx
+from border_exchange.domain.at_rest import (
+    RECORD,
+    NotOpened,
+    Place,
+    fresh_key,
+    open_local,
+    seal_local,
+)
 from border_exchange.domain.catalog import SECTIONS, AlertType, Operation
 from border_exchange.domain.encoding import decode_envelope, encode_envelope
 from border_exchange.domain.envelope import Envelope, Header
@@ -53,7 +67,8 @@ from border_exchange.domain.naming import parse_feed_topic
 from border_exchange.domain.sealed_reading import wrapped_key_ids
 from border_exchange.errors import StoreError
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+"""2: sections and the record encrypted at rest, their keys in the key store (1: in clear)."""
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -82,6 +97,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     partition INTEGER NOT NULL,
     "offset" INTEGER NOT NULL,
     received_at TEXT NOT NULL,
+    key_ref BLOB,
     UNIQUE (origin, alert_id)
 );
 CREATE INDEX IF NOT EXISTS alerts_active ON alerts (state, expires_ts);
@@ -137,15 +153,18 @@ CACHE_KIB: Final = 32 * 1024
 _ALERT_COLUMNS: Final = (
     "origin, alert_id, alert_type, version, operation, message_id, issued_at, expires_at, "
     "handling_code, priority, action_on_hit, warning_markers, language, sections_json, "
-    "withheld_json, received_at"
+    "withheld_json, received_at, key_ref"
 )
 
+
+_RECORD_COLUMNS: Final = "envelope, origin, alert_id, version, key_ref"
+"""The columns ``PostStore._envelope`` opens the stored record from."""
 
 _STORED_COLUMNS: Final = (
     "origin", "alert_id", "alert_type", "version", "operation", "state", "message_id",
     "issued_at", "expires_at", "expires_ts", "handling_code", "priority", "action_on_hit",
     "warning_markers", "language", "cancel_reason", "sections_json", "withheld_json",
-    "envelope", "topic", "partition", "offset", "received_at",
+    "envelope", "topic", "partition", "offset", "received_at", "key_ref",
 )  # fmt: skip
 _QUOTED: Final = [f'"{column}"' for column in _STORED_COLUMNS]
 _UPSERT_ALERT: Final = (
@@ -305,9 +324,9 @@ def _held(db: sqlite3.Connection) -> int:
 @dataclass
 class _Known:
     """The stored alerts an apply touches, as it changes them: (origin, alert id) to
-    (row id, version, state); and the row id the next new alert gets."""
+    (row id, version, state, key reference); and the row id the next new alert gets."""
 
-    rows: dict[tuple[str, str], tuple[int, int, str]]
+    rows: dict[tuple[str, str], tuple[int, int, str, bytes | None]]
     next_id: int
 
 
@@ -317,17 +336,17 @@ def _known(db: sqlite3.Connection, outcomes: Sequence[Accepted]) -> _Known:
     for outcome in outcomes:
         header = outcome.envelope.header
         wanted.setdefault(header.origin, set()).add(header.alert_id)
-    rows: dict[tuple[str, str], tuple[int, int, str]] = {}
+    rows: dict[tuple[str, str], tuple[int, int, str, bytes | None]] = {}
     for origin, ids in wanted.items():
         ordered = sorted(ids)
         for start in range(0, len(ordered), _KNOWN_CHUNK):
             chunk = ordered[start : start + _KNOWN_CHUNK]
             found = db.execute(
-                "SELECT alert_id, id, version, state FROM alerts WHERE origin = ? "
+                "SELECT alert_id, id, version, state, key_ref FROM alerts WHERE origin = ? "
                 f"AND alert_id IN ({', '.join('?' for _ in chunk)})",
                 (origin, *chunk),
             )
-            rows.update(((origin, a), (i, v, st)) for a, i, v, st in found)
+            rows.update(((origin, a), (i, v, st, ref)) for a, i, v, st, ref in found)
     highest = db.execute("SELECT COALESCE(MAX(id), 0) FROM alerts").fetchone()[0]
     return _Known(rows, int(highest) + 1)
 
@@ -402,8 +421,44 @@ def _json_default(value: object) -> object:
     raise TypeError(f"cannot store {type(value).__name__}")
 
 
-_sections_json: Final = json.JSONEncoder(default=_json_default, ensure_ascii=False).encode
-"""``json.dumps(sections, default=_json_default, ensure_ascii=False)``, its encoder made once."""
+_section_json: Final = json.JSONEncoder(default=_json_default, ensure_ascii=False).encode
+"""``json.dumps(value, default=_json_default, ensure_ascii=False)``, its encoder made once."""
+
+
+def _kept_sections(outcome: Accepted) -> dict[str, Any]:
+    """The sections of ``outcome`` the store keeps: those of its alert type, present."""
+    names = SECTIONS[outcome.envelope.header.alert_type]
+    return {name: outcome.sections[name] for name in names if name in outcome.sections}
+
+
+@dataclass(frozen=True, slots=True)
+class _AtRest:
+    """One alert version's content as stored (encrypted) and the key rows that open it."""
+
+    ref: bytes
+    sections: str
+    """JSON: section name to the base64 of its ciphertext."""
+    envelope: bytes
+    keys: tuple[post_keys.KeyRow, ...]
+
+
+def _encrypt(
+    origin: str, alert_id: str, version: int, sections: Mapping[str, Any], record: bytes
+) -> _AtRest:
+    """Encrypt each section and the record under a fresh key of its own."""
+    ref = post_keys.new_ref()
+    rows: list[post_keys.KeyRow] = []
+    sealed: dict[str, str] = {}
+    for name, value in sections.items():
+        key = fresh_key()
+        plain = _section_json(value).encode("utf-8")
+        blob = seal_local(key, Place(origin, alert_id, version, name), plain)
+        sealed[name] = base64.b64encode(blob).decode("ascii")
+        rows.append((ref, name, key))
+    key = fresh_key()
+    envelope = seal_local(key, Place(origin, alert_id, version, RECORD), record)
+    rows.append((ref, RECORD, key))
+    return _AtRest(ref, json.dumps(sealed), envelope, tuple(rows))
 
 
 def _iso(value: datetime) -> str:
@@ -419,12 +474,15 @@ class PostStore:
     """The SQLite store of one border post.
 
     ``before_commit`` is called inside every apply transaction just before it commits;
-    tests use it to crash between consuming a record and storing it.
+    tests use it to crash between consuming a record and storing it. ``key_path`` is the
+    key store (``adapters.post_keys``; default ``<path>.keys``): every section is stored
+    encrypted under a key kept there, and erasure destroys the keys.
     """
 
     path: Path
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     before_commit: Callable[[Sequence[Outcome]], None] | None = None
+    key_path: Path | None = None
     _db: sqlite3.Connection = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -446,8 +504,41 @@ class PostStore:
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
+            if self.key_path is None:
+                self.key_path = post_keys.key_path_for(self.path)
+            post_keys.attach(self._db, self.key_path)
+            self._upgrade()
+            with self._transaction() as db:
+                post_keys.pair(db, self.path, self.key_path)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the post store {self.path}: {exc}") from exc
+
+    def _upgrade(self) -> None:
+        """Encrypt the content a store of schema version 1 kept in clear."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if int(row[0]) >= SCHEMA_VERSION:
+            return
+        columns = {r[1] for r in self._db.execute("PRAGMA main.table_info(alerts)")}
+        with self._transaction() as db:
+            if "key_ref" not in columns:
+                db.execute("ALTER TABLE alerts ADD COLUMN key_ref BLOB")
+            clear = db.execute(
+                "SELECT id, origin, alert_id, version, sections_json, envelope FROM alerts "
+                "WHERE state = ? AND envelope IS NOT NULL AND key_ref IS NULL",
+                (State.ACTIVE.value,),
+            ).fetchall()
+            sealed = [(alert, _encrypt(origin, alert_id, version, json.loads(text), record))
+                      for alert, origin, alert_id, version, text, record in clear]  # fmt: skip
+            post_keys.put(db, [key for _, at_rest in sealed for key in at_rest.keys])
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE alerts SET sections_json = ?, envelope = ?, key_ref = ? WHERE id = ?",
+                [(a.sections, a.envelope, a.ref, alert) for alert, a in sealed],
+            )
+            db.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+            )
+        self._flush_erased()
 
     @classmethod
     def open(
@@ -456,11 +547,13 @@ class PostStore:
         *,
         clock: Callable[[], datetime] | None = None,
         before_commit: Callable[[Sequence[Outcome]], None] | None = None,
+        key_path: str | Path | None = None,
     ) -> PostStore:
-        """Open (creating if needed) the store at ``path``."""
+        """Open (creating if needed) the store at ``path`` and its key store."""
+        keys = None if key_path is None else Path(key_path)
         if clock is None:
-            return cls(Path(path), before_commit=before_commit)
-        return cls(Path(path), clock=clock, before_commit=before_commit)
+            return cls(Path(path), before_commit=before_commit, key_path=keys)
+        return cls(Path(path), clock=clock, before_commit=before_commit, key_path=keys)
 
     def close(self) -> None:
         """Close the database."""
@@ -480,8 +573,10 @@ class PostStore:
     def apply(self, outcomes: Sequence[Outcome]) -> ApplyResult:
         """Apply ``outcomes`` in order and store each partition's next offset, atomically."""
         next_offsets = {(o.topic, o.partition): o.offset + 1 for o in outcomes}
+        at_rest = self._keep_keys(outcomes)
+        dropped: list[bytes] = []
         with self._transaction() as db:
-            result = self._apply_all(db, outcomes)
+            result = self._apply_all(db, outcomes, at_rest, dropped)
             for (topic, partition), offset in next_offsets.items():
                 db.execute(
                     "INSERT INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?) "
@@ -491,10 +586,50 @@ class PostStore:
                 )
             if self.before_commit is not None:
                 self.before_commit(outcomes)
+        self._shred(dropped)
         return result
 
-    def _apply_all(self, db: sqlite3.Connection, outcomes: Sequence[Outcome]) -> ApplyResult:
-        """Apply ``outcomes`` in order inside the open transaction ``db``.
+    def _keep_keys(self, outcomes: Sequence[Outcome]) -> list[_AtRest | None]:
+        """Encrypt what ``outcomes`` store and commit their keys, before their content.
+
+        A crash after this leaves keys no row refers to, never content without its keys.
+        """
+        at_rest: list[_AtRest | None] = []
+        for outcome in outcomes:
+            header = outcome.envelope.header if isinstance(outcome, Accepted) else None
+            if header is None or header.operation is Operation.CANCEL:
+                at_rest.append(None)
+                continue
+            assert isinstance(outcome, Accepted)
+            record = outcome.raw if outcome.raw is not None else encode_envelope(outcome.envelope)
+            at_rest.append(
+                _encrypt(header.origin, header.alert_id, header.version,
+                         _kept_sections(outcome), record)
+            )  # fmt: skip
+        rows = [key for entry in at_rest if entry is not None for key in entry.keys]
+        if rows:
+            with self._transaction() as db:
+                post_keys.put(db, rows)
+        return at_rest
+
+    def _shred(self, refs: Sequence[bytes]) -> None:
+        """Destroy the keys under ``refs`` (content superseded or erased), leaving no copy
+        in the key store's write-ahead log."""
+        if not refs:
+            return
+        with self._transaction() as db:
+            post_keys.destroy(db, refs)
+        self._flush_erased("vault")
+
+    def _apply_all(
+        self,
+        db: sqlite3.Connection,
+        outcomes: Sequence[Outcome],
+        at_rest: Sequence[_AtRest | None],
+        dropped: list[bytes],
+    ) -> ApplyResult:
+        """Apply ``outcomes`` in order inside the open transaction ``db``; the key
+        references of content they supersede (or never store) go to ``dropped``.
 
         Which of their alerts are stored already is read first, a few statements for the
         whole apply; the rows are then decided in memory, in order, and written with one
@@ -506,7 +641,7 @@ class PostStore:
         bulk = len(outcomes) >= BULK_FROM and len(outcomes) >= _held(db)
         known = _known(db, [o for o in outcomes if isinstance(o, Accepted)])
         rows: dict[int, tuple[object, ...]] = {}
-        for outcome in outcomes:
+        for outcome, sealed in zip(outcomes, at_rest, strict=True):
             if isinstance(outcome, Rejected):
                 db.execute(
                     'INSERT INTO rejected (topic, partition, "offset", reason, at) '
@@ -515,7 +650,7 @@ class PostStore:
                 )
                 rejected += 1
                 continue
-            result = self._apply_one(outcome, now, pending, known, rows)
+            result = self._apply_one(outcome, now, pending, sealed, dropped, known, rows)
             stored += result == "stored"
             cancelled += result == "cancelled"
             stale += result == "stale"
@@ -528,27 +663,28 @@ class PostStore:
         outcome: Accepted,
         now: str,
         pending: _SearchRows,
+        sealed: _AtRest | None,
+        dropped: list[bytes],
         known: _Known,
         rows: dict[int, tuple[object, ...]],
     ) -> str:
         header = outcome.envelope.header
         row = known.rows.get((header.origin, header.alert_id))
         if row is not None and (row[2] == State.CANCELLED or row[1] >= header.version):
+            if sealed is not None:
+                dropped.append(sealed.ref)
             return "stale"
         if row is not None:
-            pending.unindex(row[0])
             alert = row[0]
+            pending.unindex(alert)
+            if row[3] is not None:
+                dropped.append(bytes(row[3]))
         else:
             alert = known.next_id
             known.next_id += 1
-        cancel = header.operation is Operation.CANCEL
+        cancel = sealed is None
         withheld = [name for name in outcome.envelope.section_names if name not in outcome.sections]
-        sections = {} if cancel else {n: outcome.sections[n] for n in SECTIONS[header.alert_type]
-                                        if n in outcome.sections}  # fmt: skip
-        if cancel:
-            envelope = None
-        else:
-            envelope = outcome.raw if outcome.raw is not None else encode_envelope(outcome.envelope)
+        sections = {} if cancel else _kept_sections(outcome)
         state = State.CANCELLED if cancel else State.ACTIVE
         rows[alert] = (
             alert,
@@ -568,15 +704,18 @@ class PostStore:
             json.dumps([m.value for m in header.warning_markers]),
             header.language,
             header.cancel_reason,
-            _sections_json(sections),
+            "{}" if sealed is None else sealed.sections,
             json.dumps(withheld),
-            envelope,
+            None if sealed is None else sealed.envelope,
             outcome.topic,
             outcome.partition,
             outcome.offset,
             now,
+            None if sealed is None else sealed.ref,
         )
-        known.rows[(header.origin, header.alert_id)] = (alert, header.version, state)
+        known.rows[(header.origin, header.alert_id)] = (
+            alert, header.version, state, None if sealed is None else sealed.ref
+        )  # fmt: skip
         if cancel:
             return "cancelled"
         pending.add(alert, search_keys(header.alert_type, sections))
@@ -608,23 +747,21 @@ class PostStore:
         """Drop the content and search keys of alerts whose expiry has passed; return how many."""
         now = self.clock().timestamp()
         with self._transaction() as db:
-            ids = [
-                row[0]
-                for row in db.execute(
-                    "SELECT id FROM alerts WHERE state = ? AND expires_ts <= ?",
-                    (State.ACTIVE.value, now),
-                )
-            ]
-            for alert in ids:
+            rows = db.execute(
+                "SELECT id, key_ref FROM alerts WHERE state = ? AND expires_ts <= ?",
+                (State.ACTIVE.value, now),
+            ).fetchall()
+            for alert, _ in rows:
                 self._unindex(db, alert)
                 db.execute(
-                    "UPDATE alerts SET state = ?, sections_json = '{}', envelope = NULL "
-                    "WHERE id = ?",
+                    "UPDATE alerts SET state = ?, sections_json = '{}', envelope = NULL, "
+                    "key_ref = NULL WHERE id = ?",
                     (State.EXPIRED.value, alert),
                 )
-        if ids:
+        self._shred([bytes(ref) for _, ref in rows if ref is not None])
+        if rows:
             self._flush_erased()
-        return len(ids)
+        return len(rows)
 
     # -- the trust store in force (adapters.trust_file.TrustKeeper) ---------------------
 
@@ -669,8 +806,10 @@ class PostStore:
         tombstoned, while the post was away). Returns the counts and how many were erased.
         """
         topic, partition = feed
+        at_rest = self._keep_keys(outcomes)
+        dropped: list[bytes] = []
         with self._transaction() as db:
-            result = self._apply_all(db, outcomes)
+            result = self._apply_all(db, outcomes, at_rest, dropped)
             gone: list[int] = []
             if held is not None:
                 db.execute("CREATE TEMP TABLE IF NOT EXISTS held (alert_id TEXT PRIMARY KEY)")
@@ -684,19 +823,23 @@ class PostStore:
                         (origin, partition),
                     )
                 ]
-                self._erase_rows(db, gone)
+                dropped.extend(self._erase_rows(db, gone))
                 db.execute("DELETE FROM held")
             db.execute(
                 "INSERT INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?) "
                 "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
                 (topic, partition, next_offset),
             )
+        self._shred(dropped)
         if gone:
             self._flush_erased()
         return result, len(gone)
 
     def erase_after_grace(self, grace: timedelta) -> int:
-        """Delete the rows of alerts cancelled or expired more than ``grace`` ago."""
+        """Delete the rows of alerts cancelled or expired more than ``grace`` ago.
+
+        Also destroys any key no row refers to (a crash between writing keys and content).
+        """
         horizon = (self.clock() - grace).timestamp()
         with self._transaction() as db:
             gone = [
@@ -707,20 +850,30 @@ class PostStore:
                 )
                 if (row[2] if row[1] == State.EXPIRED else _time(row[3]).timestamp()) <= horizon
             ]
-            self._erase_rows(db, gone)
-        if gone:
+            refs = self._erase_rows(db, gone)
+        with self._transaction() as db:
+            orphans = post_keys.destroy_unreferenced(db)
+        self._shred(refs)
+        if gone or orphans:
             self._flush_erased()
         return len(gone)
 
-    def _erase_rows(self, db: sqlite3.Connection, ids: Sequence[int]) -> None:
+    def _erase_rows(self, db: sqlite3.Connection, ids: Sequence[int]) -> list[bytes]:
+        """Delete the rows ``ids``; return the key references of the content they held."""
+        refs: list[bytes] = []
         for alert in ids:
             self._unindex(db, alert)
-            db.execute("DELETE FROM alerts WHERE id = ?", (alert,))
+            row = db.execute("DELETE FROM alerts WHERE id = ? RETURNING key_ref", (alert,))
+            refs.extend(bytes(ref) for (ref,) in row.fetchall() if ref is not None)
+        return refs
 
-    def _flush_erased(self) -> None:
-        """Move erased pages out of the write-ahead log, which would keep their old content."""
+    def _flush_erased(self, schema: str | None = None) -> None:
+        """Move erased pages out of the write-ahead log (of ``schema``, default every file),
+        which would keep their old content."""
         try:
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.execute(
+                f"PRAGMA {'' if schema is None else schema + '.'}wal_checkpoint(TRUNCATE)"
+            )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot checkpoint the post store {self.path}: {exc}") from exc
 
@@ -771,19 +924,49 @@ class PostStore:
         rows = self._db.execute("SELECT topic, MAX(received_at) FROM alerts GROUP BY topic")
         return {topic: _time(at) for topic, at in rows if at is not None}
 
+    def _open(self, origin: str, alert_id: str, version: int, ref: bytes | None,
+              sealed: Mapping[str, bytes]) -> dict[str, bytes]:  # fmt: skip
+        """Decrypt the ``sealed`` parts of one stored version with the keys under ``ref``."""
+        keys = {} if ref is None else post_keys.keys_of(self._db, bytes(ref))
+        opened: dict[str, bytes] = {}
+        for name, blob in sealed.items():
+            place = Place(origin, alert_id, version, name)
+            key = keys.get(name)
+            if key is None:
+                raise StoreError(
+                    f"the key of {name} of alert {origin}/{alert_id} is not in the key store "
+                    f"{self.key_path} (destroyed, or another key store)"
+                )
+            try:
+                opened[name] = open_local(key, place, blob)
+            except NotOpened as exc:
+                raise StoreError(
+                    f"{name} of alert {origin}/{alert_id} does not open with its key "
+                    f"(tampered, or moved from another row)"
+                ) from exc
+        return opened
+
+    def _envelope(self, row: Sequence[Any]) -> Envelope | None:
+        """The stored record of a row ``(envelope, origin, alert_id, version, key_ref)``."""
+        blob, origin, alert_id, version, ref = row
+        if blob is None:
+            return None
+        return decode_envelope(self._open(origin, alert_id, version, ref, {RECORD: blob})[RECORD])
+
     def header_of(self, origin: str, alert_id: str) -> Header | None:
         """The signed header of active alert ``alert_id`` (grading and all), or None."""
         row = self._db.execute(
-            "SELECT envelope FROM alerts WHERE origin = ? AND alert_id = ? AND state = ?",
+            f"SELECT {_RECORD_COLUMNS} FROM alerts WHERE origin = ? AND alert_id = ? AND state = ?",
             (origin, alert_id, State.ACTIVE.value),
         ).fetchone()
-        return None if row is None or row[0] is None else decode_envelope(row[0]).header
+        envelope = None if row is None else self._envelope(row)
+        return None if envelope is None else envelope.header
 
     def find_alert(self, alert_id: str, origin: str | None = None) -> Header | None:
         """The signed header of alert ``alert_id`` in force (of ``origin`` when given), or None."""
         rows = self._db.execute(
-            "SELECT envelope FROM alerts WHERE alert_id = ? AND state = ? AND expires_ts > ?"
-            + ("" if origin is None else " AND origin = ?"),
+            f"SELECT {_RECORD_COLUMNS} FROM alerts WHERE alert_id = ? AND state = ? "
+            "AND expires_ts > ?" + ("" if origin is None else " AND origin = ?"),
             (
                 alert_id,
                 State.ACTIVE.value,
@@ -793,7 +976,8 @@ class PostStore:
         ).fetchall()
         if len(rows) != 1 or rows[0][0] is None:
             return None  # none, or the same id from two origins: name the origin
-        return decode_envelope(rows[0][0]).header
+        envelope = self._envelope(rows[0])
+        return None if envelope is None else envelope.header
 
     def rejected(self) -> list[RejectedRecord]:
         """Every refused record, oldest first."""
@@ -810,23 +994,24 @@ class PostStore:
             "AND +a.state = ? AND +a.expires_ts > ? ORDER BY a.issued_at DESC, a.alert_id",
             (*params, State.ACTIVE.value, self.clock().timestamp()),
         )
-        return [_stored(row) for row in rows]
+        return [self._stored(row) for row in rows]
 
     def keys_needed(self) -> dict[str, int]:
         """Per encryption key id of this post's service, how many alerts in force (not
         expired, not cancelled) have sections sealed to it: a retired key may be destroyed
         once it needs none (crypto-shredding the copies still sealed to it elsewhere)."""
         rows = self._db.execute(
-            "SELECT topic, envelope FROM alerts WHERE state = ? AND expires_ts > ? "
+            f"SELECT topic, {_RECORD_COLUMNS} FROM alerts WHERE state = ? AND expires_ts > ? "
             "AND envelope IS NOT NULL",
             (State.ACTIVE.value, self.clock().timestamp()),
-        )
+        ).fetchall()
         needed: dict[str, int] = {}
-        for topic, value in rows:
+        for topic, *stored in rows:
             feed = parse_feed_topic(topic)
-            if feed is None:
+            envelope = self._envelope(stored)
+            if feed is None or envelope is None:
                 continue
-            for key_id in wrapped_key_ids(decode_envelope(value), feed[0]):
+            for key_id in wrapped_key_ids(envelope, feed[0]):
                 needed[key_id] = needed.get(key_id, 0) + 1
         return dict(sorted(needed.items()))
 
@@ -837,7 +1022,7 @@ class PostStore:
             "AND a.expires_ts > ? ORDER BY a.issued_at DESC, a.alert_id",
             (State.ACTIVE.value, self.clock().timestamp()),
         )
-        return [_stored(row) for row in rows]
+        return [self._stored(row) for row in rows]
 
     def get(self, origin: str, alert_id: str) -> StoredAlert | None:
         """Active alert ``alert_id`` of ``origin``, or None."""
@@ -889,9 +1074,16 @@ class PostStore:
             "AND +a.state = ? AND +a.expires_ts > ?",
             (*by_row, State.ACTIVE.value, self.clock().timestamp()),
         )
-        hits = [NameHit(_stored(row[1:]), by_row[row[0]].written, by_row[row[0]].match)
+        hits = [NameHit(self._stored(row[1:]), by_row[row[0]].written, by_row[row[0]].match)
                 for row in rows]  # fmt: skip
         return sorted(hits, key=lambda h: (-h.match.score, h.alert.origin, h.alert.alert_id))
+
+    def _stored(self, row: Sequence[Any]) -> StoredAlert:
+        """A row of ``_ALERT_COLUMNS`` as the alert it holds, its sections opened."""
+        sealed = {name: base64.b64decode(blob) for name, blob in json.loads(row[13]).items()}
+        opened = self._open(row[0], row[1], row[3], row[16], sealed)
+        sections = {name: json.loads(opened[name]) for name in sealed}
+        return _stored(row[:13], sections, row[14:16])
 
 
 @dataclass(frozen=True, slots=True)
@@ -903,10 +1095,10 @@ class NameHit:
     match: NameMatch
 
 
-def _stored(row: Sequence[Any]) -> StoredAlert:
+def _stored(row: Sequence[Any], sections: Mapping[str, Any], tail: Sequence[Any]) -> StoredAlert:
     (origin, alert_id, alert_type, version, operation, message_id, issued_at, expires_at,
-     handling, priority, action, warnings, language, sections, withheld,
-     received) = row  # fmt: skip
+     handling, priority, action, warnings, language) = row  # fmt: skip
+    withheld, received = tail
     return StoredAlert(
         origin=origin,
         alert_id=alert_id,
@@ -921,7 +1113,7 @@ def _stored(row: Sequence[Any]) -> StoredAlert:
         action_on_hit=action,
         warning_markers=tuple(json.loads(warnings)),
         language=language,
-        sections=json.loads(sections),
+        sections=sections,
         withheld=tuple(json.loads(withheld)),
         received_at=_time(received),
     )

@@ -11,7 +11,7 @@ import structlog
 
 from border_exchange.domain.trust import TrustStore, parse_trust_store
 from border_exchange.domain.trust_governance import GovernedStore, accept, governed, stale
-from border_exchange.errors import TrustStoreError
+from border_exchange.errors import BorderExchangeError, TrustStoreError
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +71,47 @@ class TrustFile:
             if problems:
                 raise TrustStoreError(f"{self.path}: refused: " + "; ".join(problems))
         self.governance, self.current, self.text = governance, store, text
+        return store
+
+
+class TrustWatch:
+    """A trust store file a long-running component follows (the router, ``gateway serve``).
+
+    ``poll`` reloads the file when it changed (modification time or size) and returns the
+    new store in force, or None when nothing changed or the new version was refused: that
+    is logged ``trust.rejected`` with why, ``on_rejected`` is called, and the last valid
+    store stays (``TrustFile.reload``).
+    """
+
+    def __init__(
+        self, trust_file: TrustFile, on_rejected: Callable[[], None] | None = None
+    ) -> None:
+        self.trust_file = trust_file
+        self.on_rejected = on_rejected
+        self._stamp = self._stat()
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            stat = self.trust_file.path.stat()
+        except OSError:
+            return None
+        return (stat.st_mtime_ns, stat.st_size)
+
+    def poll(self) -> TrustStore | None:
+        """The new store when the file changed and is accepted; None otherwise."""
+        stamp = self._stat()
+        if stamp == self._stamp:
+            return None
+        self._stamp = stamp
+        path = str(self.trust_file.path)
+        try:
+            store = self.trust_file.reload()
+        except BorderExchangeError as exc:
+            log.error("trust.rejected", path=path, error=str(exc))
+            if self.on_rejected is not None:
+                self.on_rejected()
+            return None
+        log.info("trust.loaded", path=path)
         return store
 
 

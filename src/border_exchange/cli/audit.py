@@ -10,6 +10,7 @@ from pathlib import Path
 from border_exchange.adapters.agreement_files import AgreementHistory
 from border_exchange.adapters.config_file import kafka_settings_from_file
 from border_exchange.adapters.trust_file import load_trust_store, read_governed
+from border_exchange.cli.commands import command_group
 from border_exchange.domain.audit_values import Window
 from border_exchange.domain.times import aware_time
 from border_exchange.errors import ConfigError
@@ -27,8 +28,7 @@ from border_exchange.services.auditor import (
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``audit replay`` and ``audit disclosures``."""
-    audit = subparsers.add_parser("audit", help="replay the logs, list disclosures")
-    commands = audit.add_subparsers(title="audit commands", metavar="AUDIT_COMMAND", required=True)
+    commands = command_group(subparsers, "audit", "replay the logs, list disclosures")
 
     run = commands.add_parser(
         "replay",

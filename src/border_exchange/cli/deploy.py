@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from border_exchange.adapters.trust_file import load_trust_store
+from border_exchange.cli.commands import command_group
 from border_exchange.domain.strimzi import kafka_topics, kafka_users
 from border_exchange.errors import ConfigError
 
@@ -20,10 +21,7 @@ USERS_FILE = "users.yaml"
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``deploy strimzi``."""
-    deploy = subparsers.add_parser("deploy", help="generate deployment resources")
-    commands = deploy.add_subparsers(
-        title="deploy commands", metavar="DEPLOY_COMMAND", required=True
-    )
+    commands = command_group(subparsers, "deploy", "generate deployment resources")
     strimzi = commands.add_parser(
         "strimzi",
         help="write Strimzi KafkaTopic and KafkaUser resources (with ACLs) for a trust store",

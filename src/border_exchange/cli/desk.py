@@ -18,6 +18,7 @@ from pathlib import Path
 from border_exchange.adapters.config_file import kafka_settings_from_file
 from border_exchange.adapters.metrics import Metrics, serve_metrics
 from border_exchange.adapters.trust_file import load_trust_store
+from border_exchange.cli.commands import command_group
 from border_exchange.cli.logs import add_log_options, configure_from
 from border_exchange.cli.publish import signing_of, signing_options
 from border_exchange.domain.catalog import is_participant_id
@@ -36,12 +37,12 @@ acknowledgement is signed with the service's key and routed back to the reportin
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``desk hits|ack|notices|watch``."""
-    desk = subparsers.add_parser(
+    commands = command_group(
+        subparsers,
         "desk",
-        help="the national desk: hit reports on our alerts, acknowledgements, notices",
+        "the national desk: hit reports on our alerts, acknowledgements, notices",
         description=_DESCRIPTION,
     )
-    commands = desk.add_subparsers(title="desk commands", metavar="DESK_COMMAND", required=True)
 
     listing = commands.add_parser(
         "hits", help="hit reports on our alerts with their deadlines (open, overdue, answered)"

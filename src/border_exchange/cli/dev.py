@@ -9,6 +9,7 @@ from pathlib import Path
 
 from border_exchange.adapters import kafka_launcher
 from border_exchange.adapters.kafka_launcher import ClusterInfo
+from border_exchange.cli.commands import command_group
 from border_exchange.errors import LauncherError
 
 
@@ -19,8 +20,13 @@ def default_dir() -> Path:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``dev kafka start|stop|status``."""
-    dev = subparsers.add_parser("dev", help="development helpers (a local Kafka cluster)")
-    dev_sub = dev.add_subparsers(title="dev commands", metavar="COMMAND")
+    dev_sub = command_group(
+        subparsers,
+        "dev",
+        "development helpers (a local Kafka cluster)",
+        metavar="COMMAND",
+        required=False,
+    )
     kafka = dev_sub.add_parser(
         "kafka",
         help="start, stop or inspect a local Apache Kafka cluster (KRaft, loopback only)",
@@ -76,8 +82,7 @@ def _env_file(info: ClusterInfo) -> str:
 
 
 def _start(args: argparse.Namespace) -> int:
-    base: Path = (args.dir or default_dir()).resolve()
-    existing = kafka_launcher.read_state(base)
+    base, existing = _recorded(args)
     if existing is not None and any(kafka_launcher.running_nodes(existing)):
         print("already running:")
         print(_describe(existing))
@@ -100,9 +105,14 @@ def _start(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recorded(args: argparse.Namespace) -> tuple[Path, kafka_launcher.ClusterInfo | None]:
+    """The cluster directory asked for (``--dir``), and the cluster recorded there if any."""
+    base = (args.dir or default_dir()).resolve()
+    return base, kafka_launcher.read_state(base)
+
+
 def _stop(args: argparse.Namespace) -> int:
-    base: Path = (args.dir or default_dir()).resolve()
-    info = kafka_launcher.read_state(base)
+    base, info = _recorded(args)
     if info is None:
         print(f"no cluster recorded in {base}; nothing to stop")
         return 0
@@ -112,8 +122,7 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    base: Path = (args.dir or default_dir()).resolve()
-    info = kafka_launcher.read_state(base)
+    base, info = _recorded(args)
     if info is None:
         print(f"not running (no cluster recorded in {base})")
         return 1

@@ -20,6 +20,7 @@ from border_exchange.bootstrap import (
     config_keys_help,
     gateway_server_config,
 )
+from border_exchange.cli.commands import command_group
 from border_exchange.cli.logs import add_log_options, configure_from
 from border_exchange.errors import ConfigError
 
@@ -28,8 +29,9 @@ log = structlog.get_logger("border_exchange.gateway")
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``gateway serve``, ``gateway token add|list|revoke`` and ``gateway openapi``."""
-    gateway = subparsers.add_parser("gateway", help="a national service's gateway over HTTP")
-    commands = gateway.add_subparsers(title="gateway commands", metavar="COMMAND", required=True)
+    commands = command_group(
+        subparsers, "gateway", "a national service's gateway over HTTP", metavar="COMMAND"
+    )
 
     serve = commands.add_parser(
         "serve",
@@ -55,8 +57,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_log_options(serve)
     serve.set_defaults(handler=_serve)
 
-    token = commands.add_parser("token", help="manage the national systems' bearer tokens")
-    tokens = token.add_subparsers(title="token commands", metavar="TOKEN_COMMAND", required=True)
+    tokens = command_group(commands, "token", "manage the national systems' bearer tokens")
     for name, text, handler in (
         ("add", "make a token for a client (printed once, stored as its SHA-256)", _token_add),
         ("list", "list the clients and whether their token is valid", _token_list),

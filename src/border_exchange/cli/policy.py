@@ -14,6 +14,7 @@ from nacl.signing import SigningKey
 from border_exchange.adapters.agreement_files import validate_agreements
 from border_exchange.adapters.keyfiles import load_private_key, passphrase_from_env_or_prompt
 from border_exchange.adapters.trust_file import load_trust_store
+from border_exchange.cli.commands import command_group
 from border_exchange.domain.agreements import (
     AgreementSet,
     AgreementSignature,
@@ -40,10 +41,7 @@ from border_exchange.errors import ConfigError, KeyNotValidError, PolicyError
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``policy check``, ``explain``, ``sign``, ``statement`` and ``combine``."""
-    policy = subparsers.add_parser("policy", help="check agreement sets, explain decisions")
-    commands = policy.add_subparsers(
-        title="policy commands", metavar="POLICY_COMMAND", required=True
-    )
+    commands = command_group(subparsers, "policy", "check agreement sets, explain decisions")
 
     check = commands.add_parser(
         "check",

@@ -32,6 +32,7 @@ from border_exchange.adapters.metrics import serve_metrics
 from border_exchange.adapters.officer_db import OfficerDB, officers_path
 from border_exchange.adapters.post_store import PostStore, StoredAlert
 from border_exchange.adapters.trust_file import load_kept
+from border_exchange.cli.commands import command_group
 from border_exchange.cli.logs import add_log_options, configure_from
 from border_exchange.domain.catalog import is_participant_id
 from border_exchange.domain.labels import (
@@ -63,8 +64,7 @@ log = structlog.get_logger("border_exchange.post")
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``post run|status|check|list``."""
-    post = subparsers.add_parser("post", help="run a border post and search its alerts offline")
-    commands = post.add_subparsers(title="post commands", metavar="POST_COMMAND", required=True)
+    commands = command_group(subparsers, "post", "run a border post and search its alerts offline")
 
     run = commands.add_parser(
         "run",

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from border_exchange.adapters.officer_db import OfficerDB, Role, officers_path
+from border_exchange.cli.commands import command_group
 from border_exchange.cli.logs import add_log_options, configure_from
 from border_exchange.domain.consultation import verify
 from border_exchange.errors import ConfigError
@@ -36,8 +37,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_log_options(serve)
     serve.set_defaults(handler=run_serve)
 
-    user = commands.add_parser("user", help="officers' accounts for the web page")
-    users = user.add_subparsers(title="user commands", metavar="USER_COMMAND", required=True)
+    users = command_group(commands, "user", "officers' accounts for the web page")
     add = users.add_parser("add", help="create an account (password asked, or from stdin)")
     add.add_argument("--db", required=True, type=Path, help="the post's SQLite store file")
     add.add_argument("name", help="the officer's login name")
@@ -55,8 +55,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     listing.add_argument("--db", required=True, type=Path, help="the post's SQLite store file")
     listing.set_defaults(handler=run_user_list)
 
-    log = commands.add_parser("log", help="the consultation log: list, export, verify")
-    logs = log.add_subparsers(title="log commands", metavar="LOG_COMMAND", required=True)
+    logs = command_group(commands, "log", "the consultation log: list, export, verify")
     for verb, handler, text in (
         ("list", run_log_list, "print the searches, oldest first"),
         ("export", run_log_export, "write the log as JSON lines (for the data-protection officer)"),

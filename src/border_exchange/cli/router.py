@@ -18,6 +18,7 @@ from border_exchange.bootstrap import (
     RouterConfig,
     build_router,
 )
+from border_exchange.cli.commands import command_group
 from border_exchange.cli.logs import add_log_options, configure_from
 from border_exchange.interpreter import tune_garbage_collector
 
@@ -26,8 +27,13 @@ log = structlog.get_logger("border_exchange.router")
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``router run``."""
-    router = subparsers.add_parser("router", help="the policy engine that routes alerts (hub)")
-    router_sub = router.add_subparsers(title="router commands", metavar="COMMAND")
+    router_sub = command_group(
+        subparsers,
+        "router",
+        "the policy engine that routes alerts (hub)",
+        metavar="COMMAND",
+        required=False,
+    )
     run = router_sub.add_parser(
         "run",
         help="route outboxes to partner feeds, exactly once, until SIGTERM",

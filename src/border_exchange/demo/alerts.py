@@ -89,40 +89,56 @@ def _cod_vehicle(data: dict[str, Any]) -> None:
     sections["contact"] = {"unit_name": "Commissariat provincial du Nord-Ubangi, Gbadolite"}
 
 
-def _cod_incident(data: dict[str, Any]) -> None:
+def _border_incident(
+    data: dict[str, Any],
+    what: tuple[str, str, str],
+    place: tuple[float, float, str, str, str],
+    unit: str,
+    remarks: str | None = None,
+) -> None:
+    """The sample border incident made into one of the story's: ``what`` (type, severity,
+    description) happened at ``place`` (latitude, longitude, crossing point, place name,
+    country); ``unit`` is the contact; ``remarks`` replace the sample's when given."""
     sections = data["sections"]
+    incident_type, severity, description = what
     sections["incident"].update(
-        incident_type="SMUGGLING",
-        severity="MEDIUM",
-        description="Saisie de 40 fûts de carburant débarqués de nuit en aval du bac.",
+        incident_type=incident_type, severity=severity, description=description
     )
+    latitude, longitude, crossing_point, place_name, country = place
     sections["location"].update(
-        latitude=4.3417,
-        longitude=18.5939,
-        crossing_point="Beach de Zongo",
-        place_name="Zongo, Sud-Ubangi",
-        country="COD",
+        latitude=latitude,
+        longitude=longitude,
+        crossing_point=crossing_point,
+        place_name=place_name,
+        country=country,
     )
-    sections["contact"] = {"unit_name": "Police des frontières, Zongo"}
+    if remarks is not None:
+        sections["remarks"]["text"] = remarks
+    sections["contact"] = {"unit_name": unit}
+
+
+def _cod_incident(data: dict[str, Any]) -> None:
+    _border_incident(
+        data,
+        ("SMUGGLING", "MEDIUM", "Saisie de 40 fûts de carburant débarqués de nuit en aval du bac."),
+        (4.3417, 18.5939, "Beach de Zongo", "Zongo, Sud-Ubangi", "COD"),
+        "Police des frontières, Zongo",
+    )
 
 
 def _monusco_incident(data: dict[str, Any]) -> None:
-    sections = data["sections"]
-    sections["incident"].update(
-        incident_type="ARMED_INCURSION",
-        severity="HIGH",
-        description="About thirty armed men crossed from the Semliki valley at dawn and "
-        "looted the market before withdrawing.",
+    _border_incident(
+        data,
+        (
+            "ARMED_INCURSION",
+            "HIGH",
+            "About thirty armed men crossed from the Semliki valley at dawn and "
+            "looted the market before withdrawing.",
+        ),
+        (0.1330, 29.7050, "Kasindi-Mpondwe border post", "Kasindi, Beni territory", "COD"),
+        "UNPOL MONUSCO, Beni sector",
+        remarks="Patrol from the Beni company deployed; situation calm by noon.",
     )
-    sections["location"].update(
-        latitude=0.1330,
-        longitude=29.7050,
-        crossing_point="Kasindi-Mpondwe border post",
-        place_name="Kasindi, Beni territory",
-        country="COD",
-    )
-    sections["remarks"]["text"] = "Patrol from the Beni company deployed; situation calm by noon."
-    sections["contact"] = {"unit_name": "UNPOL MONUSCO, Beni sector"}
 
 
 def story_alerts() -> tuple[DemoAlert, ...]:

@@ -7,6 +7,9 @@ English alerts; lookups at the posts, one of them with Kafka stopped; a
 cancellation; an audit replay and a disclosure report. Every component logs in
 with its own principal from the credentials file, so the ACLs are the real ones.
 Everything started is stopped at the end, also on an error or Ctrl-C.
+
+It is long because it is one script read top to bottom: the steps run in order and
+share the ``Story``'s state, and cutting it would scatter a story a reader follows.
 """
 
 from __future__ import annotations

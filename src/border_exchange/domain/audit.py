@@ -84,7 +84,8 @@ def head_signing_input(chain: str, seq: int, head: bytes) -> bytes:
     )
 
 
-def _base(head: ChainHead, kind: AuditKind, recorded_at: datetime) -> dict[str, Any]:
+def chain_fields(head: ChainHead, kind: AuditKind, recorded_at: datetime) -> dict[str, Any]:
+    """The fields every audit record begins with: its place in the chain, its kind, its time."""
     return {
         "chain": head.chain,
         "seq": head.seq,
@@ -155,7 +156,7 @@ def decision_record(
     (the router builds it once per shared outcome mapping); it is only read.
     """
     return {
-        **_base(head, AuditKind.DECISION, recorded_at),
+        **chain_fields(head, AuditKind.DECISION, recorded_at),
         **header_fields(header),
         "source_offset": source_offset,
         "sections": sorted(present_sections),
@@ -176,7 +177,7 @@ def quarantine_audit_record(
 ) -> dict[str, Any]:
     """The audit record of a refused outbox record."""
     return {
-        **_base(head, AuditKind.QUARANTINE, recorded_at),
+        **chain_fields(head, AuditKind.QUARANTINE, recorded_at),
         **(header_fields(header) if header is not None else {}),
         "source_offset": source_offset,
         "quarantine_reason": reason,
@@ -189,7 +190,7 @@ def checkpoint_record(
 ) -> dict[str, Any]:
     """A checkpoint: the hub's signature over ``head_signing_input(chain, seq, prev_hash)``."""
     return {
-        **_base(head, AuditKind.CHECKPOINT, recorded_at),
+        **chain_fields(head, AuditKind.CHECKPOINT, recorded_at),
         "checkpoint_key_id": key_id,
         "checkpoint_signature": signature,
     }

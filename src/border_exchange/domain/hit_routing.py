@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from border_exchange.domain import limits
-from border_exchange.domain.audit import AuditKind, ChainHead
+from border_exchange.domain.audit import AuditKind, ChainHead, chain_fields
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.hits import (
     HitAcknowledgement,
@@ -282,11 +282,7 @@ def hit_audit_record(
     message = signed.message
     kind = AuditKind.HIT_REPORT if signed.kind is MessageKind.HIT_REPORT else AuditKind.HIT_ACK
     return {
-        "chain": head.chain,
-        "seq": head.seq,
-        "prev_hash": head.head,
-        "kind": kind.value,
-        "recorded_at": recorded_at,
+        **chain_fields(head, kind, recorded_at),
         "source_offset": source_offset,
         "message_id": signed.message_id,
         "alert_id": signed.alert_id,

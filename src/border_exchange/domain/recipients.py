@@ -41,11 +41,18 @@ class SectionRecipients:
 
     trust: TrustStore
     index: PolicyIndex
+    aset: AgreementSet
 
     @classmethod
     def of(cls, aset: AgreementSet, trust: TrustStore) -> SectionRecipients:
         """Compile ``aset`` as the router does: only agreements both parties signed count."""
-        return cls(trust, PolicyIndex.build(aset, trust.participants, consents(aset, trust)))
+        index = PolicyIndex.build(aset, trust.participants, consents(aset, trust))
+        return cls(trust, index, aset)
+
+    def with_trust(self, trust: TrustStore) -> SectionRecipients:
+        """The same agreement set under ``trust`` (a trust store reloaded: keys rotated,
+        revoked, signatures checked again)."""
+        return SectionRecipients.of(self.aset, trust)
 
     def plan(self, alert: PolicyInput, at: datetime) -> RecipientPlan:
         """Who may read each section of ``alert`` issued at ``at``."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, TypedDict
 
 import yaml
 from nacl.signing import VerifyKey
@@ -373,6 +373,24 @@ def _problems(error: PydanticValidationError) -> list[str]:
     return problems
 
 
+class _Window(TypedDict):
+    """A key's validity window, as both kinds of key take it: from, until, revocation."""
+
+    valid_from: datetime
+    valid_until: datetime
+    revoked_at: datetime | None
+    revocation_reason: str | None
+
+
+def _window(doc: _KeyDoc) -> _Window:
+    return {
+        "valid_from": doc.valid_from,
+        "valid_until": doc.valid_until,
+        "revoked_at": doc.revoked_at,
+        "revocation_reason": doc.revocation_reason,
+    }
+
+
 class _Builder:
     """Turns the validated document into values, collecting what the models cannot see."""
 
@@ -410,17 +428,7 @@ class _Builder:
                 key_owner = owner
             raw = self._common(doc, f"{path}[{i}]", (PUBLIC_KEY_SIZE,), "a raw 32-byte Ed25519 key")
             if not self.problems:
-                keys.append(
-                    PublicKey(
-                        key_owner,
-                        doc.key_id,
-                        raw,
-                        doc.valid_from,
-                        doc.valid_until,
-                        doc.revoked_at,
-                        doc.revocation_reason,
-                    )
-                )
+                keys.append(PublicKey(key_owner, doc.key_id, raw, **_window(doc)))
         return tuple(keys)
 
     def encryption_keys(
@@ -433,18 +441,7 @@ class _Builder:
                 doc, f"{path}[{i}]", (size,), f"a raw {size}-byte {doc.algorithm} public key"
             )
             if not self.problems:
-                keys.append(
-                    EncryptionKey(
-                        owner,
-                        doc.key_id,
-                        doc.algorithm,
-                        raw,
-                        doc.valid_from,
-                        doc.valid_until,
-                        doc.revoked_at,
-                        doc.revocation_reason,
-                    )
-                )
+                keys.append(EncryptionKey(owner, doc.key_id, doc.algorithm, raw, **_window(doc)))
         return tuple(keys)
 
 
@@ -483,13 +480,9 @@ def parse_trust_store(text: str) -> TrustStore:
     return TrustStore(MappingProxyType(participants), hub)
 
 
-def key_entry(key: PublicKey) -> dict[str, Any]:
-    """The trust store entry of ``key``, as it appears under ``keys:`` (``post_keys:`` with
-    the ``post`` it belongs to)."""
-    _, dot, post = key.owner.partition(".post.")
+def _published(key: PublicKey | EncryptionKey) -> dict[str, Any]:
+    """What every trust store entry says of ``key``: its public key and validity window."""
     return {
-        **({"post": post} if dot else {}),
-        "key_id": key.key_id,
         "public_key": base64.b64encode(key.raw).decode("ascii"),
         "valid_from": iso(key.valid_from),
         "valid_until": iso(key.valid_until),
@@ -498,14 +491,21 @@ def key_entry(key: PublicKey) -> dict[str, Any]:
     }
 
 
+def key_entry(key: PublicKey) -> dict[str, Any]:
+    """The trust store entry of ``key``, as it appears under ``keys:`` (``post_keys:`` with
+    the ``post`` it belongs to)."""
+    _, dot, post = key.owner.partition(".post.")
+    return {
+        **({"post": post} if dot else {}),
+        "key_id": key.key_id,
+        **_published(key),
+    }
+
+
 def encryption_key_entry(key: EncryptionKey) -> dict[str, Any]:
     """The trust store entry of ``key``, as it appears under ``encryption_keys:``."""
     return {
         "key_id": key.key_id,
         "algorithm": key.algorithm.value,
-        "public_key": base64.b64encode(key.raw).decode("ascii"),
-        "valid_from": iso(key.valid_from),
-        "valid_until": iso(key.valid_until),
-        "revoked_at": None if key.revoked_at is None else iso(key.revoked_at),
-        "revocation_reason": key.revocation_reason,
+        **_published(key),
     }

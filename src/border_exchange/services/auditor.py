@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError as AIOKafkaError
 
 from border_exchange.adapters.agreement_files import AgreementHistory
+from border_exchange.adapters.kafka_clients import AIOKAFKA, Consumer, KafkaClients, TopicPartition
 from border_exchange.adapters.kafka_settings import KafkaSettings, consumer_size_kwargs
 from border_exchange.domain.agreements import AgreementSet, parse_agreement_set
 from border_exchange.domain.audit import AuditKind
@@ -111,14 +111,20 @@ def _log(record: Any) -> LogRecord:
 class KafkaReader:
     """Reads committed records of partitions between offsets, one consumer, no group."""
 
-    def __init__(self, settings: KafkaSettings, progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        progress: Progress | None = None,
+        clients: KafkaClients = AIOKAFKA,
+    ) -> None:
         self.settings = settings
         self.progress = progress or Progress()
-        self._consumer: AIOKafkaConsumer | None = None
+        self.clients = clients
+        self._consumer: Consumer | None = None
         self._cluster: Any = None
 
     async def __aenter__(self) -> KafkaReader:
-        self._consumer = AIOKafkaConsumer(
+        self._consumer = self.clients.consumer(
             **self.settings.client_kwargs(),
             **consumer_size_kwargs(),
             isolation_level="read_committed",
@@ -138,7 +144,7 @@ class KafkaReader:
             await self._consumer.stop()
 
     @property
-    def consumer(self) -> AIOKafkaConsumer:
+    def consumer(self) -> Consumer:
         """The open consumer."""
         if self._consumer is None:
             raise AuditError("the reader is not open")
@@ -278,6 +284,7 @@ async def replay(
     history: AgreementHistory | None = None,
     progress: Progress | None = None,
     governance: Sequence[GovernedStore] = (),
+    clients: KafkaClients = AIOKAFKA,
 ) -> Verdict:
     """Read the period from Kafka and return the verifier's verdict.
 
@@ -289,7 +296,7 @@ async def replay(
     """
     window = request.window
     wide_start, wide_end = window.start - request.slack, window.end + request.grace
-    async with KafkaReader(settings, progress) as reader:
+    async with KafkaReader(settings, progress, clients) as reader:
         topics = await reader.topics()
         origins = _origins(topics, request.participant)
         if not origins:
@@ -367,12 +374,16 @@ async def _read_outbox(
 
 
 async def audit_entries(
-    settings: KafkaSettings, trust: TrustStore, origin: str, window: Window
+    settings: KafkaSettings,
+    trust: TrustStore,
+    origin: str,
+    window: Window,
+    clients: KafkaClients = AIOKAFKA,
 ) -> tuple[list[Disclosure], list[str]]:
     """What ``origin``'s alerts disclosed in ``window``, and any chain problem found on the way."""
     found: list[Disclosure] = []
     problems: list[str] = []
-    async with KafkaReader(settings) as reader:
+    async with KafkaReader(settings, clients=clients) as reader:
         topics = await reader.topics()
         if audit_topic(origin) not in topics:
             raise AuditError(f"no audit topic {audit_topic(origin)}")

@@ -3,9 +3,9 @@ deleted (``domain/audit_gap.py``)."""
 
 from __future__ import annotations
 
-from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError as AioKafkaError
 
+from border_exchange.adapters.kafka_clients import AIOKAFKA, KafkaClients, TopicPartition
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.domain.audit_gap import FeedRecovery
 from border_exchange.domain.audit_values import LogRecord
@@ -33,7 +33,10 @@ def copy_source(log: LogRecord) -> tuple[str, int, int] | None:
 
 
 async def recover_from_feeds(
-    kafka: KafkaSettings, outbox: TopicPartition, state: PartitionState
+    kafka: KafkaSettings,
+    outbox: TopicPartition,
+    state: PartitionState,
+    clients: KafkaClients = AIOKAFKA,
 ) -> FeedRecovery:
     """Remember in ``state`` every copy of ``outbox``'s messages found in a partner feed.
 
@@ -47,7 +50,7 @@ async def recover_from_feeds(
     copies = 0
     messages: set[str] = set()
     incomplete: list[str] = []
-    async with KafkaReader(kafka, Progress(every=float("inf"))) as reader:
+    async with KafkaReader(kafka, Progress(every=float("inf")), clients) as reader:
         feeds = sorted(t for t in await reader.topics() if _origin_of_feed(t) == origin)
         for topic in feeds:
             recipient = topic.split(".")[1]

@@ -8,6 +8,9 @@ last version of every alert in force, written in the same transaction as each
 publish) and then its outbox, with ``read_committed``, when it starts; an update is a
 publish with an existing alert id and gets the next version from that history, so a
 gateway on a fresh machine can update or cancel any alert in force, however old.
+
+It is about 600 lines because the history, the sealing and the transactional send all
+work on one ``Gateway``'s producer and history; the HTTP contract is ``gateway_http``'s.
 """
 
 from __future__ import annotations
@@ -143,6 +146,7 @@ class Gateway:
         producer_options: dict[str, Any] | None = None,
         recipients: SectionRecipients | None = None,
         clients: KafkaClients = AIOKAFKA,
+        trust_updates: Callable[[], TrustStore | None] | None = None,
     ) -> None:
         self.settings = settings
         self._clients = clients
@@ -150,6 +154,9 @@ class Gateway:
         self.recipients = recipients
         """With it, every section is sealed for the recipients the signed agreements in
         force permit (``domain.recipients``); without it, sections go in clear."""
+        self._trust_updates = trust_updates
+        """Asked before each sealing for a trust store reloaded since (``TrustWatch.poll``
+        in ``gateway serve``): a key rotated or revoked there is followed at once."""
         self.participant = participant
         self.topic = outbox_topic(participant)
         self._signing_key = signing_key
@@ -354,6 +361,7 @@ class Gateway:
         self, alert: AlertInput, alert_id: str, now: datetime
     ) -> Mapping[str, tuple[Recipient, ...]] | None:
         """Who may read each section of ``alert``, or None when sections go in clear."""
+        self._follow_trust()
         if self.recipients is None:
             return None
         policy_input = PolicyInput(
@@ -367,6 +375,16 @@ class Gateway:
                 detail=why,
             )  # fmt: skip
         return plan.sections
+
+    def _follow_trust(self) -> None:
+        """Take the trust store reloaded since the last sealing, if any."""
+        trust = None if self._trust_updates is None else self._trust_updates()
+        if trust is None:
+            return
+        self._trust = trust
+        if self.recipients is not None:
+            self.recipients = self.recipients.with_trust(trust)
+        log.info("gateway.trust_reloaded", participant=self.participant)
 
     def _check_open(self, alert_id: str, known: AlertHistory) -> None:
         if known.cancelled:

@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 from typing import Final, TypeVar
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError as AioKafkaError
 from nacl.signing import SigningKey
 
 from border_exchange.adapters.hit_queue import HitQueue
+from border_exchange.adapters.kafka_clients import AIOKAFKA, KafkaClients, TopicPartition
 from border_exchange.adapters.kafka_settings import (
     KafkaSettings,
     consumer_size_kwargs,
@@ -74,9 +74,11 @@ def _now() -> datetime:
 # ------------------------------------------------------------------------ reading
 
 
-async def read_topic(settings: KafkaSettings, topic: str) -> list[bytes]:
+async def read_topic(
+    settings: KafkaSettings, topic: str, clients: KafkaClients = AIOKAFKA
+) -> list[bytes]:
     """Every committed value of ``topic``, from its start to its end as of now."""
-    consumer = AIOKafkaConsumer(
+    consumer = clients.consumer(
         **settings.client_kwargs(),
         **consumer_size_kwargs(),
         isolation_level="read_committed",
@@ -116,10 +118,11 @@ async def _verified(
     kind: MessageKind,
     verify: Callable[[bytes, TrustStore], _M],
     trust: TrustStore,
+    clients: KafkaClients,
 ) -> list[_M]:
     """Every message of ``kind`` in ``topic`` whose signature verifies; the rest logged."""
     found = []
-    for value in await read_topic(settings, topic):
+    for value in await read_topic(settings, topic, clients):
         if message_kind(value) is not kind:
             continue
         try:
@@ -205,13 +208,14 @@ async def send_queued(
     *,
     wait: float = SEND_TIMEOUT_SECONDS,
     clock: Clock = _now,
+    clients: KafkaClients = AIOKAFKA,
 ) -> SendResult:
     """Send every queued report to the service's outbox, marking each sent once the broker
     acknowledged it; with the link down, everything stays queued for the next attempt."""
     pending = queue.queued()
     if not pending:
         return SendResult(0, 0)
-    producer = AIOKafkaProducer(
+    producer = clients.producer(
         **settings.client_kwargs(),
         **producer_size_kwargs(),
         acks="all",
@@ -266,13 +270,18 @@ async def keep_sending(
 
 
 async def collect_acks(
-    settings: KafkaSettings, queue: HitQueue, participant: str, post: str, trust: TrustStore
+    settings: KafkaSettings,
+    queue: HitQueue,
+    participant: str,
+    post: str,
+    trust: TrustStore,
+    clients: KafkaClients = AIOKAFKA,
 ) -> int:
     """Keep every verified acknowledgement of this post's reports; how many were new."""
     known = {hit.hit_id: hit for hit in queue.reports()}
     new = 0
     topic = hits_topic(participant)
-    for ack in await _verified(settings, topic, MessageKind.HIT_ACK, verify_ack, trust):
+    for ack in await _verified(settings, topic, MessageKind.HIT_ACK, verify_ack, trust, clients):
         hit = known.get(ack.hit_id)
         if ack.reporter != participant or ack.post != post or hit is None:
             continue
@@ -336,16 +345,19 @@ async def desk_hits(
     trust: TrustStore,
     table: DeadlineTable,
     now: datetime,
+    clients: KafkaClients = AIOKAFKA,
 ) -> list[DeskHit]:
     """Every verified hit report on ``participant``'s alerts, with the desk's own answers."""
     topic = hits_topic(participant)
     reports = [
         report
-        for report in await _verified(settings, topic, MessageKind.HIT_REPORT, verify_report, trust)
+        for report in await _verified(
+            settings, topic, MessageKind.HIT_REPORT, verify_report, trust, clients
+        )
         if report.alert_origin == participant
     ]
     acks = []
-    for value in await read_topic(settings, outbox_topic(participant)):
+    for value in await read_topic(settings, outbox_topic(participant), clients):
         if message_kind(value) is MessageKind.HIT_ACK:
             try:
                 acks.append(decode_ack(value))
@@ -363,13 +375,14 @@ async def acknowledge(
     instructions: str,
     now: datetime,
     desk_contact: str | None = None,
+    clients: KafkaClients = AIOKAFKA,
 ) -> HitAcknowledgement:
     """Sign and send the acknowledgement of ``report`` from its origin's outbox."""
     ack = ack_of(
         report, key_id=key_id, instructions=instructions, now=now, desk_contact=desk_contact
     )
     value = seal_ack(ack, key)
-    producer = AIOKafkaProducer(
+    producer = clients.producer(
         **settings.client_kwargs(), **producer_size_kwargs(), acks="all", enable_idempotence=True
     )
     try:
@@ -385,10 +398,12 @@ async def acknowledge(
     return ack
 
 
-async def desk_notices(settings: KafkaSettings, participant: str) -> list[QuarantineNotice]:
+async def desk_notices(
+    settings: KafkaSettings, participant: str, clients: KafkaClients = AIOKAFKA
+) -> list[QuarantineNotice]:
     """Every quarantine notice of ``participant``'s own records, oldest first."""
     notices = []
-    for value in await read_topic(settings, notices_topic(participant)):
+    for value in await read_topic(settings, notices_topic(participant), clients):
         try:
             notices.append(decode_notice(value))
         except DecodeError:

@@ -27,12 +27,18 @@ from datetime import timedelta
 from typing import Any, Final
 
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError as AioKafkaError
 from aiokafka.errors import OffsetOutOfRangeError
 
 from border_exchange.adapters.agreement_topic import AgreementTopic
+from border_exchange.adapters.kafka_clients import (
+    AIOKAFKA,
+    Consumer,
+    ConsumerRecord,
+    KafkaClients,
+    RebalanceListener,
+    TopicPartition,
+)
 from border_exchange.adapters.kafka_settings import KafkaSettings, consumer_size_kwargs
 from border_exchange.adapters.metrics import Metrics
 from border_exchange.adapters.post_store import (
@@ -200,10 +206,10 @@ class CatchUp:
         return all(gap.healed_from is not None for gap in self.gaps)
 
 
-class _SeekToStore(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+class _SeekToStore(RebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
     """On every assignment, seek each partition to the next offset stored in SQLite."""
 
-    def __init__(self, consumer: AIOKafkaConsumer, store: PostStore) -> None:
+    def __init__(self, consumer: Consumer, store: PostStore) -> None:
         self._consumer = consumer
         self._store = store
         self.unstarted = False
@@ -241,8 +247,11 @@ class BorderPost:
         agreements: AgreementTopic | None = None,
         private_keys: Sequence[RecipientPrivateKey] = (),
         metrics: Metrics | None = None,
+        clients: KafkaClients = AIOKAFKA,
     ) -> None:
         self.settings = settings
+        self.clients = clients
+        """Where its consumers come from (``adapters.kafka_clients``)."""
         self.metrics = metrics or Metrics()
         _describe(self.metrics)
         self.private_keys = tuple(private_keys)
@@ -267,8 +276,8 @@ class BorderPost:
         """The subscription pattern of every partner's feed."""
         return "^" + re.escape(feed_prefix(self.config.participant)) + r"[A-Z][A-Z0-9-]*$"
 
-    def _consumer(self) -> AIOKafkaConsumer:
-        return AIOKafkaConsumer(
+    def _consumer(self) -> Consumer:
+        return self.clients.consumer(
             **self.settings.client_kwargs(),
             **consumer_size_kwargs(),
             group_id=post_group(self.config.participant, self.config.post),
@@ -334,7 +343,7 @@ class BorderPost:
         if purged or erased:
             log.info("post.expired", purged=purged, erased=erased)
 
-    async def start_from_state(self, consumer: AIOKafkaConsumer) -> list[str]:
+    async def start_from_state(self, consumer: Consumer) -> list[str]:
         """Bootstrap from the state topics every feed partition that is new or has a gap.
 
         Returns the feeds looked at.
@@ -359,7 +368,9 @@ class BorderPost:
                 record, trust, participant, book, self.private_keys, signatures, topic=topic
             )
 
-        starter = StateStart(self.settings, self.config.participant, self.store, self.trust, check)
+        starter = StateStart(
+            self.settings, self.config.participant, self.store, self.trust, check, self.clients
+        )
         for done in await starter.run(feeds):
             self.applied = _added(self.applied, done.applied)
         self.purge()
@@ -442,7 +453,7 @@ class BorderPost:
         return book
 
     async def _apply(
-        self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord]]
+        self, consumer: Consumer, batch: dict[TopicPartition, list[ConsumerRecord]]
     ) -> None:
         started = time.perf_counter()
         book = await self._book(batch)
@@ -466,7 +477,7 @@ class BorderPost:
         elif time.monotonic() - self._last_probe > PROBE_EVERY:
             await self._probe(consumer)
 
-    def _record_sync(self, consumer: AIOKafkaConsumer, partitions: Any) -> None:
+    def _record_sync(self, consumer: Consumer, partitions: Any) -> None:
         """A fetch just succeeded: note the time and the end offsets it reported."""
         ends: dict[tuple[str, int], int] = {}
         for tp in partitions:
@@ -484,7 +495,7 @@ class BorderPost:
         self._last_probe = time.monotonic()
         self.connected.set()
 
-    async def _probe(self, consumer: AIOKafkaConsumer) -> None:
+    async def _probe(self, consumer: Consumer) -> None:
         """While idle, ask the broker for the end offsets: a sync when it answers."""
         self._last_probe = time.monotonic()
         assignment = list(consumer.assignment())
@@ -499,9 +510,7 @@ class BorderPost:
         self.store.record_sync({(tp.topic, tp.partition): end for tp, end in ends.items()})
         self.connected.set()
 
-    async def _commit_courtesy(
-        self, consumer: AIOKafkaConsumer, outcomes: Sequence[Outcome]
-    ) -> None:
+    async def _commit_courtesy(self, consumer: Consumer, outcomes: Sequence[Outcome]) -> None:
         """Commit to Kafka too, for lag monitoring only: SQLite stays the truth."""
         offsets: dict[TopicPartition, int] = {}
         for outcome in outcomes:

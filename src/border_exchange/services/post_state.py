@@ -30,8 +30,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from border_exchange.adapters.kafka_clients import (
+    AIOKAFKA,
+    Consumer,
+    ConsumerRecord,
+    KafkaClients,
+    TopicPartition,
+)
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.adapters.post_store import Accepted, ApplyResult, Outcome, PostStore, Rejected
 from border_exchange.domain.naming import feed_state_topic, parse_feed_topic
@@ -94,7 +100,7 @@ def collector_paused() -> Iterator[None]:
 
 
 async def feed_partitions(
-    client: AIOKafkaConsumer, feeds: Sequence[str]
+    client: Consumer, feeds: Sequence[str]
 ) -> tuple[set[str], list[TopicPartition]]:
     """Every topic on the cluster, and the partitions of those of ``feeds`` that exist."""
     # aiokafka's public metadata calls do not refresh what partitions_for_topic reads
@@ -157,6 +163,8 @@ class StateStart:
     store: PostStore
     trust: TrustStore
     check: Check
+    clients: KafkaClients = AIOKAFKA
+    """Where its reader comes from (``adapters.kafka_clients``)."""
 
     async def run(self, feeds: Sequence[str]) -> list[Bootstrapped]:
         """Bootstrap every partition of ``feeds`` that is new or has a gap.
@@ -164,7 +172,7 @@ class StateStart:
         One partition is stored (on a worker thread: SQLite works without the GIL) while
         the next is read and verified; the store is never written by two at once.
         """
-        reader = AIOKafkaConsumer(
+        reader = self.clients.consumer(
             **self.settings.client_kwargs(),
             group_id=None,
             enable_auto_commit=False,
@@ -201,7 +209,7 @@ class StateStart:
 
     async def _prepare(
         self,
-        reader: AIOKafkaConsumer,
+        reader: Consumer,
         topics: set[str],
         tp: TopicPartition,
         reason: str,
@@ -268,9 +276,7 @@ class StateStart:
         )
         return Bootstrapped(tp, reason, start.records, applied, erased, start.end)
 
-    async def _read_state(
-        self, reader: AIOKafkaConsumer, tp: TopicPartition
-    ) -> dict[str, ConsumerRecord]:
+    async def _read_state(self, reader: Consumer, tp: TopicPartition) -> dict[str, ConsumerRecord]:
         """Each key's latest record in state partition ``tp`` (tombstones included)."""
         reader.assign([tp])
         await reader.seek_to_beginning(tp)

@@ -31,13 +31,20 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import IllegalStateError, ProducerFenced
 from aiokafka.errors import KafkaError as AioKafkaError
 from nacl.signing import SigningKey
 
 from border_exchange.adapters.feed_state_lookup import FeedStateLookup
+from border_exchange.adapters.kafka_clients import (
+    AIOKAFKA,
+    Consumer,
+    ConsumerRecord,
+    KafkaClients,
+    Producer,
+    RebalanceListener,
+    TopicPartition,
+)
 from border_exchange.adapters.kafka_errors import SendFault, describe, send_fault
 from border_exchange.adapters.kafka_settings import (
     KafkaSettings,
@@ -367,7 +374,7 @@ class PartitionWorker:
         """Whether this partition is held unrouted: its chain lost records the feeds
         cannot make up for, and no operator accepted the gap (``audit_gap.may_route``)."""
         self.last_checkpoint = time.monotonic()
-        self.producer: AIOKafkaProducer | None = None
+        self.producer: Producer | None = None
         self.next_offset = 0
         """The first offset not yet routed: records below it were fetched before a rebalance."""
         self.group_offset = 0
@@ -427,7 +434,7 @@ class PartitionWorker:
         )
         began = time.monotonic()
         # The audit chain's reader connects while the producer fences; it reads only after.
-        reader = AIOKafkaConsumer(
+        reader = self.router.clients.consumer(
             **self.router.kafka.client_kwargs(),
             **consumer_size_kwargs(),
             isolation_level="read_committed",
@@ -602,7 +609,7 @@ class PartitionWorker:
         await self.router.resume(self)
         consumer.resume(self.tp)
 
-    async def rebuild(self, reader: AIOKafkaConsumer) -> None:
+    async def rebuild(self, reader: Consumer) -> None:
         """Read this partition's audit chain to its end with ``reader`` (started, with no
         group) and rebuild the routing memory."""
         began = time.monotonic()
@@ -644,7 +651,9 @@ class PartitionWorker:
             # Imported here: only a chain that lost records needs it (and the auditor's reader).
             from border_exchange.services.feed_recovery import recover_from_feeds
 
-            self.recovery = await recover_from_feeds(self.router.kafka, self.tp, state)
+            self.recovery = await recover_from_feeds(
+                self.router.kafka, self.tp, state, self.router.clients
+            )
         retention = self.router.tuning.retention
         erasure.forget_written(self.router.clock(), retention.tombstone_reissue)
         self.state, self.head, self.erasure = state, head, erasure
@@ -1118,7 +1127,7 @@ class PartitionWorker:
     def _group_offset_due(self) -> bool:
         return self._until_group_offset_due() == 0.0
 
-    async def _send_group_offset(self, producer: AIOKafkaProducer, offset: int) -> None:
+    async def _send_group_offset(self, producer: Producer, offset: int) -> None:
         await producer.send_offsets_to_transaction({self.tp: offset}, self.router.tuning.group_id)
 
     def _group_offset_committed(self, offset: int) -> None:
@@ -1282,7 +1291,7 @@ class PartitionWorker:
             self._group_offset_committed(offset)
 
     @staticmethod
-    async def _send(producer: AIOKafkaProducer, outputs: Sequence[_Output]) -> list[_Sent]:
+    async def _send(producer: Producer, outputs: Sequence[_Output]) -> list[_Sent]:
         """Queue ``outputs`` in the open transaction, one record batch per partition.
 
         A batch costs far less per record than one ``send`` each. Records keep their
@@ -1334,7 +1343,7 @@ class PartitionWorker:
         return sent
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+class _Rebalance(RebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
     def __init__(self, router: Router) -> None:
         self.router = router
 
@@ -1374,10 +1383,12 @@ class Router:
         metrics: Metrics | None = None,
         clock: Clock = utc_now,
         sources: Sequence[Callable[[], PolicyView | None]] = (),
-        producer_factory: Callable[..., AIOKafkaProducer] = AIOKafkaProducer,
+        clients: KafkaClients = AIOKAFKA,
     ) -> None:
         self.kafka = kafka
-        self.producer_factory = producer_factory
+        self.clients = clients
+        """Where its consumers and producers come from (``adapters.kafka_clients``)."""
+        self.producer_factory = clients.producer
         """Makes the workers' transactional producers (a test may wrap them)."""
         self.view = view
         self.signing_key = signing_key
@@ -1388,9 +1399,9 @@ class Router:
         self.sources = sources
         self.lock = asyncio.Lock()
         self.workers: dict[TopicPartition, PartitionWorker] = {}
-        self.consumer: AIOKafkaConsumer | None = None
+        self.consumer: Consumer | None = None
         self._published: set[tuple[str, StoreReference | None]] = set()
-        self.feed_states = FeedStateLookup(kafka)
+        self.feed_states = FeedStateLookup(kafka, clients)
         """What the router delivered to whom, read back to route hit reports."""
         self.missing_topics: set[str] = set()
         """State topics found missing (each reported once)."""
@@ -1526,7 +1537,7 @@ class Router:
         if (aset.digest, view.store) in self._published:
             return
         headers = [] if view.store is None else [(TRUST_STORE_HEADER, view.store.value())]
-        producer = AIOKafkaProducer(
+        producer = self.clients.producer(
             **self.kafka.client_kwargs(),
             **producer_size_kwargs(),
             acks="all",
@@ -1571,7 +1582,7 @@ class Router:
         # its producer's start need not hold up joining the group: it is published
         # meanwhile, and awaited before the first partition's worker starts.
         published = asyncio.ensure_future(self._publish_first())
-        consumer = AIOKafkaConsumer(
+        consumer = self.clients.consumer(
             **self.kafka.client_kwargs(),
             **consumer_size_kwargs(),
             group_id=self.tuning.group_id,

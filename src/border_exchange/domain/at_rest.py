@@ -1,0 +1,81 @@
+"""A post's copy of a section at rest: encrypted under a key of its own, kept elsewhere.
+
+Each stored version of an alert gets a fresh random 32-byte key per section (and one for
+the record's own bytes); the content is ChaCha20-Poly1305 under that key, with associated
+data binding it to the origin, the alert id, the version and the section, so that a
+ciphertext moved to another row or section does not open. The keys live apart from the
+content (``adapters.post_keys``): destroying them is the erasure (crypto-shredding), and
+any copy of the content taken before (a backup, a write-ahead log, a stolen disk) stays
+closed.
+
+These keys are the post's own, not the origin's section key of ``domain.section_seal``:
+that one opens every copy of the record outside the post (feeds, state topics, the hub's
+backups), and the post's private encryption key, which lives for years, unwraps it again
+from any of them. A local key opens the local copy only, and nothing else can re-create it.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from typing import Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+AT_REST_TAG: Final = b"border-exchange/post-at-rest/v1\x00"
+KEY_SIZE: Final = 32
+NONCE_SIZE: Final = 12
+RECORD: Final = "*record"
+"""The name the record's own bytes are kept under (no section has a name starting ``*``)."""
+
+
+class NotOpened(Exception):
+    """A stored ciphertext that does not open with its key at its place (tampered or moved)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a stored ciphertext belongs: what its associated data binds it to."""
+
+    origin: str
+    alert_id: str
+    version: int
+    section: str
+
+
+def _text(value: str) -> bytes:
+    data = value.encode("utf-8")
+    return len(data).to_bytes(4, "big") + data
+
+
+def _associated(place: Place) -> bytes:
+    return (
+        AT_REST_TAG
+        + _text(place.origin)
+        + _text(place.alert_id)
+        + struct.pack(">i", place.version)
+        + _text(place.section)
+    )
+
+
+def fresh_key() -> bytes:
+    """A new random key for one stored section (used for one plaintext only)."""
+    return os.urandom(KEY_SIZE)
+
+
+def seal_local(key: bytes, place: Place, plaintext: bytes) -> bytes:
+    """``nonce || ChaCha20-Poly1305(key, nonce, plaintext, AD(place))``."""
+    nonce = os.urandom(NONCE_SIZE)
+    return nonce + ChaCha20Poly1305(key).encrypt(nonce, plaintext, _associated(place))
+
+
+def open_local(key: bytes, place: Place, sealed: bytes) -> bytes:
+    """The plaintext ``seal_local`` sealed at ``place``; raises ``NotOpened``."""
+    try:
+        return ChaCha20Poly1305(key).decrypt(
+            sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], _associated(place)
+        )
+    except (InvalidTag, ValueError) as exc:
+        raise NotOpened(f"{place.section} of {place.origin}/{place.alert_id}") from exc
