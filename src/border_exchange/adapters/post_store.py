@@ -48,9 +48,8 @@ from border_exchange.domain.at_rest import (
     RECORD,
     NotOpened,
     Place,
-    fresh_key,
     open_local,
-    seal_local,
+    seal_version,
 )
 from border_exchange.domain.catalog import SECTIONS, AlertType, Operation
 from border_exchange.domain.encoding import decode_envelope, encode_envelope
@@ -447,18 +446,11 @@ def _encrypt(
 ) -> _AtRest:
     """Encrypt each section and the record under a fresh key of its own."""
     ref = post_keys.new_ref()
-    rows: list[post_keys.KeyRow] = []
-    sealed: dict[str, str] = {}
-    for name, value in sections.items():
-        key = fresh_key()
-        plain = _section_json(value).encode("utf-8")
-        blob = seal_local(key, Place(origin, alert_id, version, name), plain)
-        sealed[name] = base64.b64encode(blob).decode("ascii")
-        rows.append((ref, name, key))
-    key = fresh_key()
-    envelope = seal_local(key, Place(origin, alert_id, version, RECORD), record)
-    rows.append((ref, RECORD, key))
-    return _AtRest(ref, json.dumps(sealed), envelope, tuple(rows))
+    plain = {name: _section_json(value).encode("utf-8") for name, value in sections.items()}
+    done = seal_version(origin, alert_id, version, {**plain, RECORD: record})
+    sealed = {name: base64.b64encode(blob).decode("ascii") for name, _, blob in done[:-1]}
+    rows = tuple((ref, name, key) for name, key, _ in done)
+    return _AtRest(ref, json.dumps(sealed), done[-1][2], rows)
 
 
 def _iso(value: datetime) -> str:
