@@ -21,7 +21,7 @@ from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import encode_envelope
 from border_exchange.domain.samples import sample_alert
 from border_exchange.domain.signature_batch import signature_checks
-from border_exchange.services import post_state
+from border_exchange.services import check_pool, post_state
 from border_exchange.services.post import outcome_of
 from border_exchange.services.post_state import StateStart
 from tests.unit.test_post_store import FEED, sealed, trust
@@ -46,17 +46,25 @@ def _records() -> list[Any]:
     ]
 
 
-@pytest.mark.parametrize("threaded", [True, False], ids=["worker-thread", "calling-thread"])
+@pytest.mark.parametrize("where", ["worker-thread", "calling-thread", "worker-process"])
 def test_state_records_get_the_feed_records_outcomes(
-    threaded: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(
-        post_state, "signature_checks", functools.partial(signature_checks, threaded=threaded)
+        post_state,
+        "signature_checks",
+        functools.partial(signature_checks, threaded=where == "worker-thread"),
     )
+    if where == "worker-process":
+        monkeypatch.setattr(check_pool, "POOL_FROM", 1)
+        monkeypatch.setattr(check_pool, "CHUNK", 4)  # several chunks, answered in order
     records = _records()
     with PostStore.open(tmp_path / "post.db") as store:
         starter = StateStart(None, "COD", store, trust(), outcome_of)  # type: ignore[arg-type]  # no broker
         outcomes = asyncio.run(starter._verified(records, FEED))
+        assert (starter._pool is not None) is (where == "worker-process")
+        if starter._pool is not None:
+            starter._pool.close()
     expected = [outcome_of(dataclasses.replace(r, topic=FEED), trust(), "COD") for r in records]
     assert [type(o) for o in outcomes] == [Accepted] * 3 + [Rejected] * 3
     assert [o.reason for o in outcomes if isinstance(o, Rejected)] == [

@@ -26,7 +26,7 @@ import functools
 import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import structlog
@@ -45,6 +45,7 @@ from border_exchange.domain.signature_batch import SignatureHook, signature_chec
 from border_exchange.domain.signing import bad_signature
 from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import DecodeError, KeyNotValidError, NotPermittedError, SignatureError
+from border_exchange.services import check_pool
 
 log = structlog.get_logger("border_exchange.post")
 
@@ -165,6 +166,9 @@ class StateStart:
     check: Check
     clients: KafkaClients = AIOKAFKA
     """Where its reader comes from (``adapters.kafka_clients``)."""
+    processes: bool = True
+    """Whether a large state is checked in a worker process (``check_pool``)."""
+    _pool: check_pool.CheckPool | None = field(default=None, init=False, repr=False)
 
     async def run(self, feeds: Sequence[str]) -> list[Bootstrapped]:
         """Bootstrap every partition of ``feeds`` that is new or has a gap.
@@ -182,6 +186,7 @@ class StateStart:
         await reader.start()
         done: list[Bootstrapped] = []
         storing: asyncio.Future[Bootstrapped] | None = None
+        self._pool = None
         try:
             topics, tps = await feed_partitions(reader, feeds)
             if not tps:
@@ -204,6 +209,9 @@ class StateStart:
         finally:
             if storing is not None and not storing.done():
                 await asyncio.wait([storing])  # a thread cannot be cancelled: let it end
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
             await reader.stop()
         return done
 
@@ -292,9 +300,17 @@ class StateStart:
     async def _verified(self, records: Sequence[ConsumerRecord], feed_topic: str) -> list[Outcome]:
         """``records`` checked as records of ``feed_topic``, named by where they were read.
 
-        The Ed25519 checks run in batches on a worker thread (``signature_batch``) while
-        the next records are decoded; a record whose signature fails is refused.
+        Many records are checked in a worker process (``check_pool``), beside the store's
+        work on the partition before. Otherwise here, the Ed25519 checks in batches on a
+        worker thread (``signature_batch``) while the next records are decoded; a record
+        whose signature fails is refused.
         """
+        if self.processes and len(records) >= check_pool.POOL_FROM and check_pool.available():
+            if self._pool is None:
+                self._pool = check_pool.CheckPool(self.check, self.trust, self.participant)
+            checked = await self._pool.check(records, feed_topic)
+            self._log_refused(checked)
+            return checked
         outcomes: list[Outcome] = []
         with signature_checks() as checks:
             for index, record in enumerate(records):
@@ -309,6 +325,11 @@ class StateStart:
             outcome = outcomes[index]
             if isinstance(outcome, Accepted):
                 outcomes[index] = refusal(records[index], bad_signature(outcome.envelope.header))
+        self._log_refused(outcomes)
+        return outcomes
+
+    @staticmethod
+    def _log_refused(outcomes: Sequence[Outcome]) -> None:
         for outcome in outcomes:
             if isinstance(outcome, Rejected):
                 log.warning(
@@ -318,4 +339,3 @@ class StateStart:
                     offset=outcome.offset,
                     reason=outcome.reason,
                 )
-        return outcomes
