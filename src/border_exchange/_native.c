@@ -1124,9 +1124,9 @@ put_optional(Buffer *b, PyObject *value, int (*write)(Buffer *, PyObject *))
     return put(b, "\x02", 1) < 0 ? -1 : write(b, value);
 }
 
-/* A list or tuple of strings, or None (an empty array). */
+/* A list or tuple of values, each written by ``write``, or None (an empty array). */
 static int
-put_strings(Buffer *b, PyObject *values)
+put_array(Buffer *b, PyObject *values, int (*write)(Buffer *, PyObject *))
 {
     if (values == Py_None) {
         return put(b, "\x00", 1);
@@ -1139,7 +1139,7 @@ put_strings(Buffer *b, PyObject *values)
         return -1;
     }
     for (Py_ssize_t i = 0; i < count; i++) {
-        if (put_avro_text(b, PySequence_Fast_GET_ITEM(values, i)) < 0) {
+        if (write(b, PySequence_Fast_GET_ITEM(values, i)) < 0) {
             return -1;
         }
     }
@@ -1173,33 +1173,12 @@ put_outcome(Buffer *b, PyObject *outcome)
     }
     return put_avro_text(b, v[O_PARTICIPANT]) < 0 ||
                    put(b, delivered ? "\x01" : "\x00", 1) < 0 ||
-                   put_strings(b, v[O_SECTIONS]) < 0 ||
+                   put_array(b, v[O_SECTIONS], put_avro_text) < 0 ||
                    put_optional(b, v[O_REASON], put_avro_text) < 0 ||
                    put_optional(b, v[O_AGREEMENT_ID], put_avro_text) < 0 ||
                    put_optional(b, v[O_BASIS], put_avro_text) < 0
                ? -1
                : 0;
-}
-
-static int
-put_outcomes(Buffer *b, PyObject *outcomes)
-{
-    if (outcomes == Py_None) {
-        return put(b, "\x00", 1);
-    }
-    if (!PyList_CheckExact(outcomes) && !PyTuple_CheckExact(outcomes)) {
-        return -1;
-    }
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(outcomes);
-    if (count && put_varint(b, count) < 0) {
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        if (put_outcome(b, PySequence_Fast_GET_ITEM(outcomes, i)) < 0) {
-            return -1;
-        }
-    }
-    return put(b, "\x00", 1);
 }
 
 /* write_audit(record) -> bytes | None: the Avro body of an audit record (a dict) as the
@@ -1241,10 +1220,11 @@ write_audit(PyObject *self, PyObject *record)
         put_optional(&b, v[A_ACTION_ON_HIT], put_avro_text) < 0 ||
         put_optional(&b, v[A_ISSUED_AT], put_avro_time) < 0 ||
         put_optional(&b, v[A_EXPIRES_AT], put_avro_time) < 0 ||
-        put_strings(&b, v[A_SECTIONS]) < 0 ||
+        put_array(&b, v[A_SECTIONS], put_avro_text) < 0 ||
         put_optional(&b, v[A_AGREEMENT_SET], put_avro_text) < 0 ||
         put_optional(&b, v[A_AGREEMENT_LABEL], put_avro_text) < 0 ||
-        put_strings(&b, v[A_EARLIER_RECIPIENTS]) < 0 || put_outcomes(&b, v[A_OUTCOMES]) < 0 ||
+        put_array(&b, v[A_EARLIER_RECIPIENTS], put_avro_text) < 0 ||
+        put_array(&b, v[A_OUTCOMES], put_outcome) < 0 ||
         put_optional(&b, v[A_QUARANTINE_REASON], put_avro_text) < 0 ||
         put_optional(&b, v[A_QUARANTINE_DETAIL], put_avro_text) < 0 ||
         put_optional(&b, v[A_CHECKPOINT_KEY_ID], put_avro_text) < 0 ||

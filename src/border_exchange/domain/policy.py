@@ -15,7 +15,7 @@ alert's handling code. Nothing is ever delivered back to the origin.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -254,6 +254,20 @@ class _Table:
 _RANKS: Final = tuple(sorted(HandlingCode, key=lambda code: code.rank))
 
 
+def _all_denied(
+    origin: str,
+    own: Deny,
+    names: Iterable[str],
+    reason: DenyReason,
+    detail: Callable[[str], str],
+) -> _Template:
+    """Every participant denied for ``reason`` with ``detail`` of its name, the origin with
+    ``own``."""
+    return MappingProxyType(
+        {name: own if name == origin else Deny(reason, None, detail(name)) for name in names}
+    )
+
+
 def _compile_origin(
     origin: str,
     own: Deny,
@@ -349,30 +363,21 @@ class PolicyIndex:
         no_earlier: dict[str, _Template] = {}
         for origin in names:
             own = Deny(DenyReason.ORIGIN, None, f"{origin} is the origin; never delivered back")
-            not_previous[origin] = MappingProxyType(
-                {
-                    name: own
-                    if name == origin
-                    else Deny(
-                        DenyReason.NOT_PREVIOUS_RECIPIENT,
-                        None,
-                        f"a cancel goes only to earlier recipients; {name} is not one",
-                    )
-                    for name in names
-                }
+            not_previous[origin] = _all_denied(
+                origin,
+                own,
+                names,
+                DenyReason.NOT_PREVIOUS_RECIPIENT,
+                lambda name: f"a cancel goes only to earlier recipients; {name} is not one",
             )
-            no_earlier[origin] = MappingProxyType(
-                {
-                    name: own
-                    if name == origin
-                    else Deny(
-                        DenyReason.NO_EARLIER_VERSION,
-                        None,
-                        "no earlier version of this alert was delivered to anyone; "
-                        "nothing to withdraw",
-                    )
-                    for name in names
-                }
+            no_earlier[origin] = _all_denied(
+                origin,
+                own,
+                names,
+                DenyReason.NO_EARLIER_VERSION,
+                lambda _: (
+                    "no earlier version of this alert was delivered to anyone; nothing to withdraw"
+                ),
             )
             pairs = {name: by_pair.get((origin, name), []) for name in names if name != origin}
             compiled = _compile_origin(origin, own, names, pairs, unsigned)
