@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import MappingProxyType
 
 import pytest
 
-from border_exchange.adapters.keyfiles import generate_encryption_key
 from border_exchange.adapters.post_store import PostStore
 from border_exchange.domain import naming
 from border_exchange.domain.audit_values import Window
@@ -21,15 +18,14 @@ from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import decode_envelope
 from border_exchange.domain.recipients import SectionRecipients
 from border_exchange.domain.sealed_reading import read_sections
-from border_exchange.domain.section_seal import RecipientPrivateKey, is_sealed
+from border_exchange.domain.section_seal import is_sealed
 from border_exchange.domain.signing import verify_trusted
-from border_exchange.domain.trust import EncryptionAlgorithm, EncryptionKey
 from border_exchange.errors import SectionProblem
 from border_exchange.services.auditor import Progress, ReplayRequest, replay
 from border_exchange.services.gateway import Gateway
 from border_exchange.services.post import BorderPost, PostConfig
 from tests.conftest import KafkaCluster
-from tests.exchange import Exchange, make_exchange, running
+from tests.exchange import make_exchange, running
 
 pytestmark = pytest.mark.kafka
 
@@ -59,28 +55,6 @@ agreements:
 """
 
 
-def _give_encryption_keys(ex: Exchange) -> dict[str, RecipientPrivateKey]:
-    """An X25519 encryption key for every participant, in the exchange's trust store."""
-    now = datetime.now(UTC)
-    privates: dict[str, RecipientPrivateKey] = {}
-    members = {}
-    for pid, member in ex.sandbox.trust.participants.items():
-        private, raw = generate_encryption_key(f"{pid}-enc", EncryptionAlgorithm.X25519)
-        privates[pid] = private
-        public = EncryptionKey(
-            pid,
-            private.key_id,
-            private.algorithm,
-            raw,
-            now - timedelta(days=1),
-            now + timedelta(days=400),
-        )
-        members[pid] = replace(member, encryption_keys=(public,))
-    trust = replace(ex.sandbox.trust, participants=MappingProxyType(members))
-    ex.sandbox = replace(ex.sandbox, trust=trust)
-    return privates
-
-
 async def _until(condition: object, within: float = 60.0) -> None:
     deadline = time.monotonic() + within
     while not condition():  # type: ignore[operator]  # a callable returning bool
@@ -93,9 +67,9 @@ async def test_a_hub_without_keys_routes_and_audits_sealed_alerts_and_the_post_r
     kafka: KafkaCluster, tmp_path: Path
 ) -> None:
     started = datetime.now(UTC) - timedelta(minutes=1)
-    ex = await make_exchange(kafka, 3, AGREEMENTS)
+    ex = await make_exchange(kafka, 3, AGREEMENTS, encryption=True)
     origin, reader, other = ex.ids
-    privates = _give_encryption_keys(ex)
+    privates = ex.sandbox.encryption_keys
     trust = ex.sandbox.trust
     recipients = SectionRecipients.of(ex.sandbox.agreements, trust)
     gateway = Gateway(
