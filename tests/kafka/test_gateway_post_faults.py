@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from border_exchange.adapters import kafka_launcher
@@ -19,12 +19,12 @@ from border_exchange.adapters.kafka_launcher import ClusterInfo
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.adapters.post_store import PostStore
 from border_exchange.domain.catalog import AlertType
-from border_exchange.domain.encoding import decode_envelope, encode_envelope
+from border_exchange.domain.encoding import encode_envelope
 from border_exchange.domain.naming import feed_topic, outbox_topic
 from border_exchange.domain.samples import sample_alert
 from border_exchange.services.gateway import Gateway
 from border_exchange.services.post import BorderPost, PostConfig
-from tests.kafka.test_gateway import KEY, trust_for
+from tests.kafka.test_gateway import KEY, outbox, trust_for
 from tests.kafka.test_post import sealed, trust, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -99,21 +99,7 @@ async def test_a_broker_crash_in_the_middle_of_a_batch_loses_and_duplicates_noth
         receipts = await gateway.publish_batch(alerts)
     assert sent >= 150
 
-    consumer = AIOKafkaConsumer(
-        **cluster.admin.client_kwargs(), isolation_level="read_committed", enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        tp = TopicPartition(outbox_topic(origin), 0)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        end = (await consumer.end_offsets([tp]))[tp]
-        ids: list[str] = []
-        while await consumer.position(tp) < end:
-            batch = await consumer.getmany(tp, timeout_ms=2000)
-            ids.extend(decode_envelope(r.value).header.message_id for r in batch.get(tp, []))
-    finally:
-        await consumer.stop()
+    ids = [envelope.header.message_id for envelope in await outbox(cluster, origin)]
     assert len(ids) == len(set(ids)) == 300
     assert ids == [r.message_id for r in receipts]
 

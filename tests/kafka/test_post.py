@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,8 +28,10 @@ from border_exchange.domain.samples import sample_alert, sample_alert_data
 from border_exchange.domain.signing import redact, seal, sign
 from border_exchange.domain.trust import Participant, PublicKey, TrustStore
 from border_exchange.services.post import BorderPost, PostConfig
+from tests.clock import AheadClock
 from tests.conftest import KafkaCluster
 from tests.exchange import random_ids
+from tests.exchange import running as in_background
 
 pytestmark = pytest.mark.kafka
 
@@ -99,30 +101,15 @@ async def wait_for(condition: Callable[[], bool], within: float = 30.0) -> None:
         await asyncio.sleep(0.2)
 
 
-@asynccontextmanager
-async def running(
+def running(
     kafka: KafkaCluster, store: PostStore, config: PostConfig
-) -> AsyncIterator[BorderPost]:
-    post = BorderPost(kafka.admin, config, store, trust())
-    stop = asyncio.Event()
-    task = asyncio.create_task(post.run(stop))
-    try:
-        yield post
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
+) -> AbstractAsyncContextManager[BorderPost]:
+    """The post of ``config`` on ``store``, run in the background for the block."""
+    return in_background(BorderPost(kafka.admin, config, store, trust()), within=30)
 
 
 def consumed(store: PostStore, topic: str, count: int) -> Callable[[], bool]:
     return lambda: store.offsets().get((topic, 0), 0) >= count
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.shift = timedelta()
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.shift
 
 
 async def test_the_post_stores_verified_alerts_and_applies_cancel_and_expiry(
@@ -153,7 +140,7 @@ async def test_the_post_stores_verified_alerts_and_applies_cancel_and_expiry(
             b"\xc3\x01not an envelope",
         ],
     )
-    clock = Clock()
+    clock = AheadClock()
     store = PostStore.open(tmp_path / "post.db", clock=clock)
     async with running(kafka, store, PostConfig(me, "kasindi")) as post:
         await wait_for(consumed(store, feed, 5))
@@ -172,7 +159,7 @@ async def test_the_post_stores_verified_alerts_and_applies_cancel_and_expiry(
         await write(kafka, feed, [cancel_of(wanted)])
         await wait_for(consumed(store, feed, 6))
         assert not store.find_name("peter ladu")
-        clock.shift = timedelta(hours=2)
+        clock.ahead = timedelta(hours=2)
         assert not store.find_plate("UAX 123K")
         assert store.find_plate("SSD 123 AB")
     assert store.status().last_sync is not None

@@ -122,9 +122,7 @@ async def test_a_hub_without_keys_routes_and_audits_sealed_alerts_and_the_post_r
         None,
         [privates[reader]],
     )
-    stop = asyncio.Event()
-    task = asyncio.create_task(post.run(stop))
-    try:
+    async with running(post, within=30):
         await _until(
             lambda: (
                 all(store.version_of(origin, r.alert_id) for r in receipts)
@@ -132,9 +130,6 @@ async def test_a_hub_without_keys_routes_and_audits_sealed_alerts_and_the_post_r
                 and (store.version_of(origin, receipts[6].alert_id) or (0,))[0] == 2
             )
         )
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
     wanted = store.get(origin, receipts[1].alert_id)
     assert wanted is not None
     assert set(wanted.sections) == {"identity", "documents", "description", "offence", "contact"}

@@ -143,9 +143,7 @@ async def test_the_post_refuses_copies_forged_into_its_feed_and_goes_on(
             ex.sandbox.trust,
             AgreementTopic(ex.settings, ex.sandbox.trust, b),
         )
-        stop = asyncio.Event()
-        task = asyncio.create_task(post.run(stop))
-        try:
+        async with running(post, within=30):
             async with running(router):
                 await ex.publish(routed)
                 await ex.feed(b, a, expect=1)
@@ -163,9 +161,6 @@ async def test_the_post_refuses_copies_forged_into_its_feed_and_goes_on(
             finally:
                 await producer.stop()
             await _wait(lambda: sum(store.offsets().get((feed, p), 0) for p in range(3)) >= 5)
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 30)
 
         assert store.get(a, routed.header.alert_id) is not None, store.rejected()
         assert store.get(a, after.header.alert_id) is not None, store.rejected()  # went on

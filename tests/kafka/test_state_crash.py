@@ -32,7 +32,7 @@ from border_exchange.domain.envelope import Envelope
 from border_exchange.services.post import BorderPost, PostConfig
 from tests import cli, clock
 from tests.conftest import KafkaCluster
-from tests.exchange import Exchange, every_copy_once, make_exchange
+from tests.exchange import Exchange, every_copy_once, make_exchange, running
 from tests.kafka.test_router_faults import (
     _publish_steadily,
     _until_a_transaction_is_open,
@@ -169,13 +169,10 @@ async def _state_problems(ex: Exchange, plan: Plan) -> list[str]:
 async def _following(ex: Exchange, participant: str, path: Path) -> AsyncIterator[PostStore]:
     store = PostStore.open(path)
     post = BorderPost(ex.settings, PostConfig(participant, "east"), store, ex.sandbox.trust)
-    stop = asyncio.Event()
-    task = asyncio.create_task(post.run(stop))
     try:
-        yield store
+        async with running(post):
+            yield store
     finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
         store.close()
 
 
