@@ -25,7 +25,8 @@ from border_exchange.domain.samples import sample_alert
 from border_exchange.services.gateway import Gateway
 from border_exchange.services.post import BorderPost, PostConfig
 from tests.kafka.test_gateway import KEY, outbox, trust_for
-from tests.kafka.test_post import sealed, trust, wait_for
+from tests.kafka.test_post import sealed, trust
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -127,7 +128,7 @@ async def test_the_post_answers_while_the_broker_is_down_and_catches_up(
     stop = asyncio.Event()
     task = asyncio.create_task(post.run(stop))
     try:
-        await wait_for(lambda: store.offsets().get((feed, 0), 0) >= 1)
+        await eventually(lambda: store.offsets().get((feed, 0), 0) >= 1)
 
         node = cluster.info.nodes[0]
         await asyncio.to_thread(kafka_launcher.stop_node, node)
@@ -143,7 +144,7 @@ async def test_the_post_answers_while_the_broker_is_down_and_catches_up(
         cluster.info = await asyncio.to_thread(kafka_launcher.restart_node, cluster.info, node)
         await asyncio.to_thread(kafka_launcher.wait_ready, cluster.info, 90.0)
         await write("after-1", "after-2")
-        await wait_for(lambda: store.offsets().get((feed, 0), 0) >= 3, within=90.0)
+        await eventually(lambda: store.offsets().get((feed, 0), 0) >= 3, within=90.0)
         assert {a.alert_id for a in store.active()} == {"before", "after-1", "after-2"}
         assert post.applied.stored == 3
         caught_up = store.status()

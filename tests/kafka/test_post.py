@@ -6,8 +6,6 @@ keyed by alert id), the way the router writes them.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
@@ -32,6 +30,7 @@ from tests.clock import AheadClock
 from tests.conftest import KafkaCluster
 from tests.exchange import random_ids
 from tests.exchange import running as in_background
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.kafka
 
@@ -93,14 +92,6 @@ async def write(kafka: KafkaCluster, topic: str, envelopes: Iterable[Envelope | 
         await producer.stop()
 
 
-async def wait_for(condition: Callable[[], bool], within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.2)
-
-
 def running(
     kafka: KafkaCluster, store: PostStore, config: PostConfig
 ) -> AbstractAsyncContextManager[BorderPost]:
@@ -143,7 +134,7 @@ async def test_the_post_stores_verified_alerts_and_applies_cancel_and_expiry(
     clock = AheadClock()
     store = PostStore.open(tmp_path / "post.db", clock=clock)
     async with running(kafka, store, PostConfig(me, "kasindi")) as post:
-        await wait_for(consumed(store, feed, 5))
+        await eventually(consumed(store, feed, 5))
         assert [a.alert_id for a in store.find_name("peter ladu")] == ["wp-1"]
         (alert,) = store.find_name("major wani")
         assert set(alert.sections) == {"identity", "offence", "contact"}
@@ -157,7 +148,7 @@ async def test_the_post_stores_verified_alerts_and_applies_cancel_and_expiry(
         assert reasons[0].startswith("DIGEST_MISMATCH")
 
         await write(kafka, feed, [cancel_of(wanted)])
-        await wait_for(consumed(store, feed, 6))
+        await eventually(consumed(store, feed, 6))
         assert not store.find_name("peter ladu")
         clock.ahead = timedelta(hours=2)
         assert not store.find_plate("UAX 123K")
@@ -199,7 +190,7 @@ async def test_a_crash_between_consume_and_store_loses_nothing_and_applies_nothi
         assert store.offsets() == {(feed, 0): 0}
         assert store.active() == []
         async with running(kafka, store, config) as post:
-            await wait_for(consumed(store, feed, 20))
+            await eventually(consumed(store, feed, 20))
         assert post.applied.stored == 20
         assert len(store.active()) == 20
         # A restart starts from the offsets in SQLite: nothing is applied again.
@@ -207,7 +198,7 @@ async def test_a_crash_between_consume_and_store_loses_nothing_and_applies_nothi
             await write(
                 kafka, feed, [sealed(sample_alert(AlertType.WANTED_PERSON, origin="SSD"), "w")]
             )
-            await wait_for(consumed(store, feed, 21))
+            await eventually(consumed(store, feed, 21))
         assert again.applied.stored == 1
         assert again.applied.stale == 0
         assert len(store.active()) == 21
@@ -225,12 +216,12 @@ async def test_from_limits_the_feeds_and_by_default_new_partners_are_picked_up(
         running(kafka, only_ssd, PostConfig(me, "yei", ("SSD",), metadata_max_age_ms=1000)),
         running(kafka, every, PostConfig(me, "kasindi", metadata_max_age_ms=1000)),
     ):
-        await wait_for(consumed(every, uganda, 1))
+        await eventually(consumed(every, uganda, 1))
         south_sudan = await kafka.create_topic(name=feed_topic(me, "SSD"))
         ssd_alert = sealed(sample_alert(AlertType.WANTED_PERSON, origin="SSD"), "s1")
         await write(kafka, south_sudan, [ssd_alert])
-        await wait_for(consumed(every, south_sudan, 1))
-        await wait_for(consumed(only_ssd, south_sudan, 1))
+        await eventually(consumed(every, south_sudan, 1))
+        await eventually(consumed(only_ssd, south_sudan, 1))
     assert {a.alert_id for a in every.active()} == {"u1", "s1"}
     assert {a.alert_id for a in only_ssd.active()} == {"s1"}
     assert {topic for topic, _ in only_ssd.offsets()} == {south_sudan}

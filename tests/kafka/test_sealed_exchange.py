@@ -4,8 +4,6 @@ of the outbox and its own key reads none of what its agreements withhold."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from border_exchange.services.gateway import Gateway
 from border_exchange.services.post import BorderPost, PostConfig
 from tests.conftest import KafkaCluster
 from tests.exchange import make_exchange, running
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.kafka
 
@@ -53,14 +52,6 @@ agreements:
         types:
           VEHICLE_NOTICE: {sections: all, max_handling: H3}
 """
-
-
-async def _until(condition: object, within: float = 60.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():  # type: ignore[operator]  # a callable returning bool
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.3)
 
 
 async def test_a_hub_without_keys_routes_and_audits_sealed_alerts_and_the_post_reads_them(
@@ -123,12 +114,13 @@ async def test_a_hub_without_keys_routes_and_audits_sealed_alerts_and_the_post_r
         [privates[reader]],
     )
     async with running(post, within=30):
-        await _until(
+        await eventually(
             lambda: (
                 all(store.version_of(origin, r.alert_id) for r in receipts)
                 and (store.version_of(origin, receipts[0].alert_id) or (0,))[0] == 2
                 and (store.version_of(origin, receipts[6].alert_id) or (0,))[0] == 2
-            )
+            ),
+            within=60.0,
         )
     wanted = store.get(origin, receipts[1].alert_id)
     assert wanted is not None
