@@ -36,6 +36,7 @@ def test_the_demo_tells_the_whole_story_and_stops_everything(tmp_path: Path) -> 
     assert "search through CAF's post page: hit" in output
     assert "post page: http://127.0.0.1:" in output
     assert "cancellation reached every earlier recipient: yes" in output
+    assert "backup of CAF's post taken before the cancellation unreadable after it: yes" in output
     # Bangui port's hit reaches COD's desk, open with an urgent wanted person's 2 h, and
     # the desk's acknowledgement comes back to the post.
     assert (

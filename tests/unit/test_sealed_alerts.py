@@ -20,7 +20,7 @@ from border_exchange.domain.catalog import SECTIONS, AlertType, Operation
 from border_exchange.domain.consent import consents
 from border_exchange.domain.encoding import decode_envelope, encode_envelope
 from border_exchange.domain.envelope import Envelope, Section
-from border_exchange.domain.naming import feed_topic, outbox_topic
+from border_exchange.domain.naming import feed_state_topic, feed_topic, outbox_topic
 from border_exchange.domain.policy import PolicyIndex, PolicyInput
 from border_exchange.domain.recipients import SectionRecipients
 from border_exchange.domain.routing import Inbound, PartitionState, Routed, RoutingRules, route
@@ -285,7 +285,9 @@ def test_the_post_store_says_which_encryption_keys_its_alerts_in_force_still_nee
         outcomes = []
         for offset, envelope in enumerate((old, new)):
             _, read = check_record(topic, encode_envelope(envelope), TRUST, "CAF", None, None, keys)
-            outcomes.append(Accepted(topic, 0, offset, envelope, dict(read.sections)))
+            # The new one as a bootstrap stores it: from the feed's state topic.
+            where = feed_state_topic("CAF", "COD") if envelope is new else topic
+            outcomes.append(Accepted(where, 0, offset, envelope, dict(read.sections)))
         store.apply(outcomes)
         assert store.keys_needed() == {"CAF-enc-1": 1, "CAF-enc-2": 1}
         header = replace(

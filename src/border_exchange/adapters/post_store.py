@@ -63,7 +63,7 @@ from border_exchange.domain.lookup import (
     search_keys,
 )
 from border_exchange.domain.names import NameMatch, name_form
-from border_exchange.domain.naming import parse_feed_topic
+from border_exchange.domain.naming import parse_feed_state_topic, parse_feed_topic
 from border_exchange.domain.sealed_reading import wrapped_key_ids
 from border_exchange.errors import StoreError
 
@@ -945,7 +945,8 @@ class PostStore:
         ).fetchall()
         needed: dict[str, int] = {}
         for topic, *stored in rows:
-            feed = parse_feed_topic(topic)
+            # Stored from a feed, or from its state topic (a bootstrap): the reader is the same.
+            feed = parse_feed_topic(topic) or parse_feed_state_topic(topic)
             envelope = self._envelope(stored)
             if feed is None or envelope is None:
                 continue

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import time
 import uuid
 from collections.abc import Sequence
@@ -16,6 +18,7 @@ from aiokafka.errors import TopicAuthorizationFailedError
 from border_exchange.adapters.gateway_store import GatewayStore
 from border_exchange.adapters.http_server import serving
 from border_exchange.adapters.kafka_settings import KafkaSettings
+from border_exchange.adapters.post_store import PostStore
 from border_exchange.demo.cast import (
     PARTICIPANTS,
     WAIT,
@@ -29,7 +32,7 @@ from border_exchange.domain.catalog import Operation
 from border_exchange.domain.encoding import decode_envelope, decode_record
 from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.trust import TrustStore
-from border_exchange.errors import KafkaError
+from border_exchange.errors import KafkaError, StoreError
 from border_exchange.services.auditor import (
     KafkaReader,
     Progress,
@@ -163,3 +166,23 @@ async def outbox_envelope(settings: KafkaSettings, receipt: Receipt, origin: str
     async with KafkaReader(settings, Progress(every=1e9)) as reader:
         (log,) = await reader.read(tp, receipt.offset, receipt.offset + 1)
     return decode_envelope(log.value)
+
+
+def backup_store(store: Path, to: Path) -> Path:
+    """A copy of a post's content store alone (not its key store), as a backup takes it."""
+    with (
+        contextlib.closing(sqlite3.connect(store)) as live,
+        contextlib.closing(sqlite3.connect(to)) as copy,
+    ):
+        live.backup(copy)
+    return to
+
+
+def backup_reads(copy: Path, keys: Path, origin: str, alert_id: str) -> bool:
+    """Whether alert ``alert_id`` of ``origin`` in the backup ``copy`` still opens with the
+    post's key store ``keys`` (False once the post destroyed its keys)."""
+    with PostStore.open(copy, key_path=keys) as store:
+        try:
+            return store.get(origin, alert_id) is not None
+        except StoreError:
+            return False

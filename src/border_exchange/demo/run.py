@@ -74,6 +74,11 @@ def print_summary(narrator: Narrator, result: DemoResult) -> None:
         2,
     )
     say(
+        "backup of CAF's post taken before the cancellation unreadable after it: "
+        + ("yes" if result.backup_shredded else "NO"),
+        2,
+    )
+    say(
         "oversized photo refused, 5 MB outbox record quarantined: "
         + ("yes" if result.oversize_refused else "NO"),
         2,

@@ -56,6 +56,8 @@ from border_exchange.demo.narration import (
     type_name,
 )
 from border_exchange.demo.probes import (
+    backup_reads,
+    backup_store,
     outbox_envelope,
     oversized_write,
     publish_over_http,
@@ -130,6 +132,9 @@ class DemoResult:
     hit_acknowledged: bool = False
     """Bangui port's hit report reached COD's desk, open with its deadline, and the desk's
     acknowledgement came back to the post."""
+    backup_shredded: bool = False
+    """A backup of bangui-port's store taken before the cancellation read the alert then,
+    and no longer opens it after: the post destroyed its keys."""
 
     @property
     def ok(self) -> bool:
@@ -144,6 +149,7 @@ class DemoResult:
             and self.page_hit
             and self.store_governed
             and self.hit_acknowledged
+            and self.backup_shredded
         )
 
 
@@ -484,6 +490,14 @@ async def tell(story: Story) -> DemoResult:
         timeline = [f"{label} {steps[name]:.1f} s" for name, label in names if name in steps]
         if timeline:
             say("its log, from the process's start: " + "; ".join(timeline))
+        backup = backup_store(caf.path, caf.path.with_name(f"{caf.path.stem}-backup.db"))
+        keys = caf.store.key_path
+        assert keys is not None  # set when the store opens
+        read_before = backup_reads(backup, keys, "COD", wanted.alert_id)
+        say(
+            f"a backup of {caf.path.name} (without its key store {keys.name}) is taken; with "
+            f"the post's keys it opens the wanted person: {'yes' if read_before else 'NO'}"
+        )
         key = load_private_key(paths["key:COD"], passphrase.encode())
         settings = story.login(naming.gateway_principal("COD"))
         async with Gateway(settings, "COD", key, sandbox.key_ids["COD"], trust) as gateway:
@@ -510,6 +524,13 @@ async def tell(story: Story) -> DemoResult:
             "bangui-port no longer finds him: nobody acts on a withdrawn alert"
             if cancel_reached
             else "UNEXPECTED: the cancelled alert is still found"
+        )
+        shredded = read_before and not backup_reads(backup, keys, "COD", wanted.alert_id)
+        say(
+            "the backup taken before no longer opens him: the post destroyed the keys of "
+            "every section it held (crypto-shredding)"
+            if shredded
+            else "UNEXPECTED: the backup still opens the cancelled alert"
         )
 
     with step("bangui-port loses its disk: a new store starts from the state topics"):
@@ -647,4 +668,5 @@ async def tell(story: Story) -> DemoResult:
         page_hit=page_hit,
         store_governed=governance.refused and governance.taken,
         hit_acknowledged=hit_acknowledged,
+        backup_shredded=shredded,
     )
