@@ -558,6 +558,24 @@ put(Buffer *b, const void *data, Py_ssize_t size)
     return 0;
 }
 
+/* What ``b`` holds as a bytes object (NULL when out of memory); ``b`` is freed. */
+static PyObject *
+taken(Buffer *b)
+{
+    PyObject *result = PyBytes_FromStringAndSize((const char *)b->data, b->len);
+    PyMem_Free(b->data);
+    return result;
+}
+
+/* None, for a value the Python code is to handle: any error cleared, ``b`` freed. */
+static PyObject *
+declined(Buffer *b)
+{
+    PyErr_Clear();
+    PyMem_Free(b->data);
+    Py_RETURN_NONE;
+}
+
 static void
 be32(uint8_t *out, uint32_t value)
 {
@@ -799,13 +817,9 @@ checked_signing_input(PyObject *self, PyObject *envelope)
             goto none;
         }
     }
-    PyObject *result = PyBytes_FromStringAndSize((const char *)b.data, b.len);
-    PyMem_Free(b.data);
-    return result;
+    return taken(&b);
 none:
-    PyErr_Clear();
-    PyMem_Free(b.data);
-    Py_RETURN_NONE;
+    return declined(&b);
 }
 
 /* ---- the section list re-encoded for a redacted copy -------------------------------- */
@@ -900,13 +914,9 @@ sections_tail(PyObject *self, PyObject *args)
     if (put(&b, "\x00", 1) < 0 || put_avro_bytes(&b, signature) < 0) {
         goto fail;
     }
-    PyObject *result = PyBytes_FromStringAndSize((const char *)b.data, b.len);
-    PyMem_Free(b.data);
-    return result;
+    return taken(&b);
 none:
-    PyErr_Clear();
-    PyMem_Free(b.data);
-    Py_RETURN_NONE;
+    return declined(&b);
 fail:
     PyMem_Free(b.data);
     return PyErr_NoMemory();

@@ -23,18 +23,11 @@ from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.samples import sample_alert
 from border_exchange.domain.signing import seal, section_content, sign
 from border_exchange.errors import StoreError
+from tests.clock import StoppedClock
 
 KEY = SigningKey(bytes(range(32)))
 FEED = "bx.COD.from.CAF"
 REMARK = "Seen near the Zongo crossing at dawn, carrying a satchel"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def _wanted(alert_id: str, remark: str, expires_at: datetime, version: int = 1) -> Envelope:
@@ -107,7 +100,7 @@ def _try_to_read(copy: Path, keys: Path, alert_id: str) -> list[bytes]:
 
 
 def test_sections_are_encrypted_at_rest_and_read_back_in_clear(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = StoppedClock()
     path = tmp_path / "post.db"
     with PostStore.open(path, clock=clock) as store:
         store.apply([_accepted(_wanted("wp-1", REMARK, clock.now + timedelta(days=30)), 0)])
@@ -119,7 +112,7 @@ def test_sections_are_encrypted_at_rest_and_read_back_in_clear(tmp_path: Path) -
 def test_a_copy_taken_before_cancellation_cannot_be_read_once_the_keys_are_destroyed(
     tmp_path: Path,
 ) -> None:
-    clock = Clock()
+    clock = StoppedClock()
     path = tmp_path / "post.db"
     keys = tmp_path / "post.db.keys"
     wanted = _wanted("wp-1", REMARK, clock.now + timedelta(days=30))
@@ -153,7 +146,7 @@ def test_a_copy_taken_before_cancellation_cannot_be_read_once_the_keys_are_destr
 
 
 def test_expiry_destroys_the_keys_and_an_older_version_goes_with_its_keys(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = StoppedClock()
     path = tmp_path / "post.db"
     keys = tmp_path / "post.db.keys"
     expiring = _wanted("wp-1", REMARK, clock.now + timedelta(days=2))
@@ -175,7 +168,7 @@ def test_expiry_destroys_the_keys_and_an_older_version_goes_with_its_keys(tmp_pa
 def test_keys_a_crash_left_without_content_are_destroyed_by_the_next_erasure(
     tmp_path: Path,
 ) -> None:
-    clock = Clock()
+    clock = StoppedClock()
     path = tmp_path / "post.db"
 
     def crash(_: object) -> None:
@@ -197,7 +190,7 @@ def test_keys_a_crash_left_without_content_are_destroyed_by_the_next_erasure(
 
 
 def test_a_store_opened_with_another_key_store_is_refused(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = StoppedClock()
     path = tmp_path / "post.db"
     with PostStore.open(path, clock=clock) as store:
         store.apply([_accepted(_wanted("wp-1", REMARK, clock.now + timedelta(days=30)), 0)])
@@ -207,7 +200,7 @@ def test_a_store_opened_with_another_key_store_is_refused(tmp_path: Path) -> Non
 
 
 def test_a_store_of_schema_version_1_is_encrypted_when_opened(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = StoppedClock()
     path = tmp_path / "post.db"
     wanted = _wanted("wp-1", REMARK, clock.now + timedelta(days=30))
     with PostStore.open(path, clock=clock) as store:
