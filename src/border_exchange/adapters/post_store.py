@@ -381,6 +381,10 @@ def _json_default(value: object) -> object:
     raise TypeError(f"cannot store {type(value).__name__}")
 
 
+_SECTION_JSON: Final = json.JSONEncoder(default=_json_default, ensure_ascii=False)
+"""How a section is written before it is encrypted (one encoder for every section)."""
+
+
 def _kept_sections(outcome: Accepted) -> dict[str, Any]:
     """The sections of ``outcome`` the store keeps: those of its alert type, present."""
     names = SECTIONS[outcome.envelope.header.alert_type]
@@ -407,7 +411,7 @@ def _encrypt(
     sealed: dict[str, str] = {}
     for name, value in sections.items():
         key = fresh_key()
-        plain = json.dumps(value, default=_json_default, ensure_ascii=False).encode("utf-8")
+        plain = _SECTION_JSON.encode(value).encode("utf-8")
         blob = seal_local(key, Place(origin, alert_id, version, name), plain)
         sealed[name] = base64.b64encode(blob).decode("ascii")
         rows.append((ref, name, key))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
@@ -50,14 +51,14 @@ def _text(value: str) -> bytes:
     return len(data).to_bytes(4, "big") + data
 
 
+@lru_cache(maxsize=1024)
+def _version_prefix(origin: str, alert_id: str, version: int) -> bytes:
+    """The associated data shared by every part of one stored version (computed once)."""
+    return AT_REST_TAG + _text(origin) + _text(alert_id) + struct.pack(">i", version)
+
+
 def _associated(place: Place) -> bytes:
-    return (
-        AT_REST_TAG
-        + _text(place.origin)
-        + _text(place.alert_id)
-        + struct.pack(">i", place.version)
-        + _text(place.section)
-    )
+    return _version_prefix(place.origin, place.alert_id, place.version) + _text(place.section)
 
 
 def fresh_key() -> bytes:
