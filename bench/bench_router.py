@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -274,7 +275,13 @@ FANOUT_PARTNERS = ("COD", "SSD", "UGA")
 
 
 async def fanout(
-    settings: KafkaSettings, source: str, count: int, audit: Sequence[bytes]
+    settings: KafkaSettings,
+    source: str,
+    count: int,
+    audit: Sequence[bytes],
+    *,
+    audit_each: bool = True,
+    prefix: str = "bench.fanout",
 ) -> tuple[Drain, int]:
     """(c) what the router writes per message, without its checks; messages per second
     and the records written.
@@ -286,14 +293,16 @@ async def fanout(
     bytes to three partner topics and to their three state topics (the partition its key
     hashes to, the ``bx-source`` header) and an audit record of the router's own (from
     (b)) to the partition's audit topic, all sent in record batches per partition, every
-    send acknowledged before the commit.
+    send acknowledged before the commit. Without ``audit_each``, one audit record per
+    transaction instead of one per message (what fewer writes per message would save),
+    to the topics named with ``prefix``.
     """
     tuning = RouterTuning()
     limit = tuning.batch_size
-    group = f"bench.fanout.{uuid.uuid4().hex[:6]}"
-    feeds = [f"bench.fanout.{p}" for p in FANOUT_PARTNERS]
-    feeds += [f"bench.fanout.state.{p}" for p in FANOUT_PARTNERS]
-    audit_topic = "bench.fanout.audit"
+    group = f"{prefix}.{uuid.uuid4().hex[:6]}"
+    feeds = [f"{prefix}.{p}" for p in FANOUT_PARTNERS]
+    feeds += [f"{prefix}.state.{p}" for p in FANOUT_PARTNERS]
+    audit_topic = f"{prefix}.audit"
     consumer = AIOKafkaConsumer(
         source,
         **settings.client_kwargs(),
@@ -347,6 +356,12 @@ async def fanout(
                 headers = [("bx-source", f"{tp.topic}/{tp.partition}/{record.offset}".encode())]
                 for feed in feeds:
                     outputs.append((feed, hashed % PARTITIONS, record.key, record.value, headers))
+                if audit_each:
+                    outputs.append(
+                        (audit_topic, tp.partition, b"chain", audit[seq % len(audit)], [])
+                    )
+                    seq += 1
+            if not audit_each:
                 outputs.append((audit_topic, tp.partition, b"chain", audit[seq % len(audit)], []))
                 seq += 1
             async with producer.transaction():
@@ -414,6 +429,12 @@ async def _records_written(settings: KafkaSettings, topics: Sequence[str]) -> in
         await consumer.stop()
 
 
+def _fanout_topics(prefix: str) -> list[str]:
+    """The topics ``fanout`` writes with ``prefix``: partner feeds, their states, audit."""
+    topics = [f"{prefix}.{p}" for p in FANOUT_PARTNERS]
+    return [*topics, *(f"{prefix}.state.{p}" for p in FANOUT_PARTNERS), f"{prefix}.audit"]
+
+
 def _pattern(origin: str) -> str:
     """Each phase routes one origin's outbox, so no phase replays another's messages."""
     return rf"^bx\.{origin}\.outbox$"
@@ -436,7 +457,9 @@ class Drain:
     time since (its start costs left out)."""
 
 
-async def routed(settings: KafkaSettings, box: Sandbox, count: int) -> Drain:
+async def routed(
+    settings: KafkaSettings, box: Sandbox, count: int, cpu: CpuUse | None = None
+) -> Drain:
     """(b) drain ``count`` outbox records through the router; messages per second."""
     group = f"{naming.ROUTER_GROUP}.bench.{uuid.uuid4().hex[:6]}"
     router = _router(settings, box, group)
@@ -453,6 +476,8 @@ async def routed(settings: KafkaSettings, box: Sandbox, count: int) -> Drain:
         if ready is None and len(router.workers) == PARTITIONS:
             ready = time.perf_counter()  # fenced, rebuilt and routing every partition
             before_ready = sum(worker.next_offset for worker in router.workers.values())
+        if cpu is not None:
+            cpu.sample()
         await asyncio.sleep(0.02)
     ended = time.perf_counter()
     stop.set()
@@ -647,6 +672,61 @@ async def backlog_rss(
     return samples, count / elapsed
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _ticks(stat_path: str) -> float:
+    """CPU seconds (user + system) in a ``/proc/.../stat`` file; 0 when it is gone."""
+    try:
+        fields = Path(stat_path).read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _signature_threads_cpu() -> float:
+    """CPU seconds of this process's signature threads alive now (``signature_batch``)."""
+    return sum(
+        _ticks(f"/proc/self/task/{thread.native_id}/stat")
+        for thread in threading.enumerate()
+        if thread.name.startswith("bx-signatures")
+    )
+
+
+@dataclass
+class CpuUse:
+    """Where the CPU of one phase went, per message: this process, its signature threads,
+    the broker, and the phase's wall time (two cores: twice the wall is the machine)."""
+
+    broker_pid: int
+    started: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    signatures: float = 0.0
+    """Signature threads' CPU, sampled while they live (they end with their workers)."""
+
+    def begin(self) -> None:
+        self.started = (
+            time.process_time(),
+            _ticks(f"/proc/{self.broker_pid}/stat"),
+            time.perf_counter(),
+        )
+        self.signatures = 0.0
+
+    def sample(self) -> None:
+        self.signatures = max(self.signatures, _signature_threads_cpu())
+
+    def report(self, name: str, messages: int) -> str:
+        own, broker, wall = self.started
+        per = 1e6 / messages
+        own = (time.process_time() - own) * per
+        broker = (_ticks(f"/proc/{self.broker_pid}/stat") - broker) * per
+        wall = (time.perf_counter() - wall) * per
+        return (
+            f"    CPU per message in {name}: this process {own:.0f} µs (its signature threads "
+            f"{self.signatures * per:.0f}), broker {broker:.0f} µs; wall {wall:.0f} µs "
+            f"(cores busy {(own + broker) / wall:.2f} of 2)"
+        )
+
+
 def bare_verify_rate(box: Sandbox, seconds: float = 2.0) -> float:
     """Ed25519 verifications per second with the library the router uses (PyNaCl)."""
     key = box.keys[ORIGIN]
@@ -671,20 +751,19 @@ def main(args: argparse.Namespace) -> None:
         info.client_bootstrap, "SASL_PLAINTEXT", info.admin_user, info.admin_password
     )
     try:
-        asyncio.run(measure(settings, args))
+        asyncio.run(measure(settings, args, info.nodes[0].pid))
     finally:
         kafka_launcher.stop_cluster(info, remove=True)
 
 
-async def measure(settings: KafkaSettings, args: argparse.Namespace) -> None:
-    """Every measurement, on the cluster of ``settings``."""
+async def measure(settings: KafkaSettings, args: argparse.Namespace, broker_pid: int) -> None:
+    """Every measurement, on the cluster of ``settings`` (its broker's process ``broker_pid``)."""
     box = _sandbox()
     # As ``router run`` does; (a) and (b) run in this process, under the same settings.
     tune_garbage_collector()
     raw_in, raw_out = "bench.raw.in", "bench.raw.out"
-    fanout_topics = [f"bench.fanout.{p}" for p in FANOUT_PARTNERS]
-    fanout_topics += [f"bench.fanout.state.{p}" for p in FANOUT_PARTNERS] + ["bench.fanout.audit"]
-    await _create_topics(settings, (raw_in, raw_out, *fanout_topics))
+    fanout_topics = _fanout_topics("bench.fanout")
+    await _create_topics(settings, (raw_in, raw_out, *fanout_topics, *_fanout_topics("bench.few")))
     print(f"sealing {args.messages} wanted-person alerts ...", flush=True)
     records = _seal_many(box, args.messages)
     size = statistics.mean(len(v) for _, v, _ in records)
@@ -698,10 +777,18 @@ async def measure(settings: KafkaSettings, args: argparse.Namespace) -> None:
     warm = await passthrough(settings, raw_in, raw_out, len(records))
     a = await passthrough(settings, raw_in, raw_out, len(records))
     a_batched = await passthrough(settings, raw_in, raw_out, len(records), batched=True)
-    b_drain = await routed(settings, box, len(records))
+    b_cpu, c_cpu = CpuUse(broker_pid), CpuUse(broker_pid)
+    b_cpu.begin()
+    b_drain = await routed(settings, box, len(records), b_cpu)
+    b_used = b_cpu.report("(b)", len(records))
     b = b_drain.rate
     audit = await _audit_values(settings, len(records))
+    c_cpu.begin()
     c_drain, c_written = await fanout(settings, raw_in, len(records), audit)
+    c_used = c_cpu.report("(c)", len(records))
+    few_drain, _ = await fanout(
+        settings, raw_in, len(records), audit, audit_each=False, prefix="bench.few"
+    )
     c = c_drain.rate
     c_total = await _records_written(settings, fanout_topics)
     feeds = [naming.feed_topic(p, ORIGIN) for p in FANOUT_PARTNERS]
@@ -722,6 +809,13 @@ async def measure(settings: KafkaSettings, args: argparse.Namespace) -> None:
     print(f"bare Ed25519 verify (PyNaCl): {verify:,.0f}/s")
     print(f"(c) bare transactional fan-out, the router's records, no checks: {c:,.0f} msg/s")
     print(f"ratio b/c: {b / c:.2f} (goal >= 0.9: the checks cost at most a tenth of the I/O)")
+    print(b_used)
+    print(c_used)
+    print(
+        f"    (c) with one audit record per transaction instead of per message: "
+        f"{few_drain.rate:,.0f} msg/s ({few_drain.rate / c:.2f} of (c): what fewer writes "
+        "per message would gain)"
+    )
     print(
         f"    after each one's start (partitions and producers ready): (b) "
         f"{b_drain.routing_rate:,.0f}, (c) {c_drain.routing_rate:,.0f} msg/s, "

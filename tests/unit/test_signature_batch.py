@@ -60,6 +60,28 @@ async def test_awaited_signature_checks_answer_as_the_blocking_ones(threaded: bo
     assert second == [token for token, _, _, good in items[300:] if not good]
 
 
+@pytest.mark.parametrize("threaded", [True, False])
+async def test_answers_come_batch_by_batch_in_the_order_queued(threaded: bool) -> None:
+    items = _signed_items()
+    checks: SignatureChecks[int]
+    with signature_checks(threaded=threaded) as checks:
+        for token, signed, key, _ in items:
+            checks.add(token, signed, key)
+        answers = [answer async for answer in checks.answered()]
+        # Answered once: nothing of this batch is left for the next caller.
+        assert [answer async for answer in checks.answered()] == []
+        assert checks.failed() == []
+    batch = signature_batch.BATCH
+    lasts = [token for token, *_ in items][batch - 1 :: batch]
+    if len(items) % batch:
+        lasts.append(items[-1][0])
+    assert [last for last, _ in answers] == lasts
+    for index, (last, failed) in enumerate(answers):
+        first = index * batch
+        expected = [t for t, _, _, good in items[first : last + 1] if not good]
+        assert failed == expected
+
+
 @pytest.mark.skipif(not fastpath.NATIVE, reason="the compiled fast path is not used")
 def test_the_compiled_batch_check_answers_as_pynacl() -> None:
     items = _signed_items()

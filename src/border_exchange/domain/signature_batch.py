@@ -13,7 +13,7 @@ The caller gives each check a token and learns at the end which tokens failed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Final, Generic, TypeVar
@@ -24,6 +24,9 @@ from border_exchange.domain.signing import signature_holds
 T = TypeVar("T")
 
 BATCH: Final = 256
+
+SignatureHook = Callable[[bytes, bytes], None]
+"""Takes one Ed25519 check (signature || message, raw public key) to answer later."""
 
 
 def _check_here(signed: tuple[bytes, ...], keys: tuple[bytes, ...]) -> bytes:
@@ -87,6 +90,20 @@ class SignatureChecks(Generic[T]):
             if not isinstance(answer, bytes):
                 await asyncio.wrap_future(answer)
         return self.failed()
+
+    async def answered(self) -> AsyncIterator[tuple[T, list[T]]]:
+        """Every check queued so far, batch by batch in the order queued, as soon as each
+        batch is checked: its last token and those of its tokens whose signature does not
+        verify.
+
+        A caller that decides its records in the order it queued them can decide those of
+        the first batches while the thread still checks the later ones.
+        """
+        self._flush()
+        done, self._done = self._done, []
+        for tokens, answer in done:
+            results = answer if isinstance(answer, bytes) else await asyncio.wrap_future(answer)
+            yield tokens[-1], [token for token, ok in zip(tokens, results, strict=True) if not ok]
 
 
 @contextmanager

@@ -342,6 +342,18 @@ class _OutcomeSummary:
         return cls(outcome_entries(outcomes), tuple(recipients), tuple(counted))
 
 
+@dataclass(frozen=True, slots=True)
+class _Feed:
+    """Where a recipient's copies of one origin's alerts go, as known for one batch."""
+
+    origin: str
+    topic: str
+    partitions: int
+    """The feed's partition count (0: unknown, the producer's partitioner chooses)."""
+    state: str | None
+    """The feed's state topic, None when it does not exist (provisioned before them)."""
+
+
 def _grouped(outputs: Sequence[_Output]) -> dict[tuple[str, int | None], list[_Output]]:
     """``outputs`` by topic and partition, each group in its original order."""
     groups: dict[tuple[str, int | None], list[_Output]] = {}
@@ -406,8 +418,8 @@ class PartitionWorker:
         several records' copies, and the one to blame is not known yet."""
         self._failures = 0
         """Transactions failed in a row (for the pause before the next attempt)."""
-        self._feeds: dict[str, tuple[str, str, int]] = {}
-        """Per recipient: origin, feed topic and its partition count, for the batch in hand."""
+        self._feeds: dict[str, _Feed] = {}
+        """Per recipient: its feed from this partition's origin, for the batch in hand."""
         self._states: dict[str, bool] = {}
         """Whether each feed state topic exists, for the batch in hand."""
         self.erasure = ErasureSchedule(router.tuning.retention.grace)
@@ -756,19 +768,20 @@ class PartitionWorker:
                 else:
                     value = encoded.get(id(copy)) or encode_envelope(copy)
                     encoded[id(copy)] = value
-                topic, partitions = self._feed(recipient, header.origin)
+                feed = self._feed(recipient, header.origin)
                 # The default partitioner's choice, computed once for every copy.
-                partition = None if hashed is None or not partitions else hashed % partitions
+                partition = (
+                    None if hashed is None or not feed.partitions else hashed % feed.partitions
+                )
                 out.append(
-                    _Output(topic, value, record.key, partition, headers, record.offset, copy=True)
+                    _Output(feed.topic, value, record.key, partition, headers, record.offset, True)
                 )
                 # The feed's state, in the same transaction: its latest version of the alert.
                 # It has the feed's partitions, so the same partition holds the same key.
-                state = feed_state_topic(recipient, header.origin)
-                if self._has_topic(state):
+                if feed.state is not None:
                     out.append(
                         _Output(
-                            state, value, record.key, partition, headers, record.offset, copy=True
+                            feed.state, value, record.key, partition, headers, record.offset, True
                         )
                     )
             summary = self._summaries(result.decision.outcomes)
@@ -814,13 +827,19 @@ class PartitionWorker:
             )
         )
 
-    def _feed(self, recipient: str, origin: str) -> tuple[str, int]:
-        """The feed of ``recipient`` from ``origin`` and its partition count (0: unknown)."""
+    def _feed(self, recipient: str, origin: str) -> _Feed:
+        """The feed of ``recipient`` from ``origin``, as known for the batch in hand."""
         found = self._feeds.get(recipient)
-        if found is None or found[0] != origin:
+        if found is None or found.origin != origin:
             topic = feed_topic(recipient, origin)
-            found = self._feeds[recipient] = (origin, topic, self.router.partition_count(topic))
-        return found[1], found[2]
+            state = feed_state_topic(recipient, origin)
+            found = self._feeds[recipient] = _Feed(
+                origin,
+                topic,
+                self.router.partition_count(topic),
+                state if self._has_topic(state) else None,
+            )
+        return found
 
     def _has_topic(self, topic: str) -> bool:
         """Whether ``topic`` exists (a state topic of an exchange provisioned before them
@@ -989,6 +1008,8 @@ class PartitionWorker:
     async def _received(self, reports: Mapping[int, HitSigned]) -> dict[int, ReceivedAlert | None]:
         """What the router delivered to each report's reporter of the alert it reports on
         (each feed state partition read once for the batch)."""
+        if not reports:
+            return {}  # the reader of the feed states is not even started
         questions: dict[int, tuple[str, int, str]] = {}
         for index, signed in reports.items():
             report = signed.message
@@ -1161,7 +1182,9 @@ class PartitionWorker:
         First every check that needs neither the signature nor the memory, queuing the
         signatures; they are checked in batches on a worker thread without the GIL
         (``signature_batch``) while this thread goes on. Then each record is decided
-        in order, against the memory of every earlier one. Routing yields to the event
+        in order, against the memory of every earlier one, as soon as the batch of
+        signatures it is in has been checked: the records of the first batches are
+        decided while the thread checks the later ones. Routing yields to the event
         loop every few records, so the other partitions' transactions and the
         consumer's fetches go on meanwhile.
         """
@@ -1173,68 +1196,54 @@ class PartitionWorker:
         if expired is not None:
             raise TrustStoreExpiredError(expired)  # before anything is sent: the transaction aborts
         checks = self._signature_checks()
-        unsigned: list[tuple[int | None, Signed | HitSigned | Refused]] = []
-        queued = 0
         try:
-            for index, record in enumerate(records):
+            unsigned, queued = await self._check_all(records, view.trust, checks)
+            self._checked_at = time.perf_counter()
+            answers = checks.answered() if queued else None
+            failed: set[int] = set()
+            # Every signature queued for a record up to this index is answered.
+            through = len(records) if answers is None else -1
+            reports = {
+                index: checked
+                for index, (_, checked) in enumerate(unsigned)
+                if isinstance(checked, HitSigned) and checked.kind is MessageKind.HIT_REPORT
+            }
+            if reports and answers is not None:
+                # A hit report is routed by what its reporter received, asked for those
+                # whose signature holds: every answer first (hit reports are few).
+                async for _, bad in answers:
+                    failed.update(bad)
+                through = len(records)
+            received = await self._received(
+                {index: report for index, report in reports.items() if index not in failed}
+            )
+            outputs: list[_Output] = []
+            self._feeds.clear()  # partition counts are read again for every transaction
+            self._states.clear()
+            for index, (record, (hashed, checked)) in enumerate(
+                zip(records, unsigned, strict=True)
+            ):
                 if index % ROUTE_SLICE == ROUTE_SLICE - 1:
                     await asyncio.sleep(0)
-                hashed = key_hash(record.key)
-                inbound = Inbound(
-                    record.topic, record.partition, record.offset, record.key, record.value
-                )
-                expected = None if hashed is None else hashed % self.partitions
-                kind = message_kind(record.value)
-                checked: Signed | HitSigned | Refused = (
-                    check_hit_unsigned(inbound, kind, expected_partition=expected, trust=view.trust)
-                    if kind is MessageKind.HIT_REPORT or kind is MessageKind.HIT_ACK
-                    else check_unsigned(inbound, expected_partition=expected, trust=view.trust)
-                )
-                refused = self.undeliverable.get(record.offset)
-                if refused is not None:
-                    header = checked.envelope.header if isinstance(checked, Signed) else None
-                    checked = Refused(QuarantineReason.UNDELIVERABLE, refused, header)
-                if isinstance(checked, Signed | HitSigned):
-                    checks.add(index, checked.signed, checked.public_key)
-                    queued += 1
-                unsigned.append((hashed, checked))
-            failed = set(await checks.failed_async()) if queued else set()
-            received = await self._received(
-                {
-                    index: checked
-                    for index, (_, checked) in enumerate(unsigned)
-                    if isinstance(checked, HitSigned)
-                    and checked.kind is MessageKind.HIT_REPORT
-                    and index not in failed
-                }
-            )
-            self._checked_at = time.perf_counter()
-        except BaseException:
-            # Checks queued for this batch must not be answered in the next one.
-            self._close_signature_checks()
-            raise
-
-        outputs: list[_Output] = []
-        self._feeds.clear()  # partition counts are read again for every transaction
-        self._states.clear()
-        for index, (record, (hashed, checked)) in enumerate(zip(records, unsigned, strict=True)):
-            if index % ROUTE_SLICE == ROUTE_SLICE - 1:
-                await asyncio.sleep(0)
-            if isinstance(checked, HitSigned):
-                hit = route_hit_signed(
-                    checked,
-                    index not in failed,
-                    now=now,
-                    rules=rules,
-                    state=self.state,
-                    received=received.get(index),
-                )
-                self._route_hit(record, hashed, checked, hit, now, outputs)
-            else:
-                result = (
-                    checked
-                    if isinstance(checked, Refused)
-                    else route_signed(
+                if isinstance(checked, Refused):
+                    self._route(record, hashed, checked, now, outputs)
+                    continue
+                while through < index:
+                    assert answers is not None  # a signature was queued for this record
+                    through, bad = await anext(answers)
+                    failed.update(bad)
+                if isinstance(checked, HitSigned):
+                    hit = route_hit_signed(
+                        checked,
+                        index not in failed,
+                        now=now,
+                        rules=rules,
+                        state=self.state,
+                        received=received.get(index),
+                    )
+                    self._route_hit(record, hashed, checked, hit, now, outputs)
+                else:
+                    result = route_signed(
                         checked,
                         index not in failed,
                         policy=view.index,
@@ -1242,14 +1251,52 @@ class PartitionWorker:
                         rules=rules,
                         state=self.state,
                     )
-                )
-                self._route(record, hashed, result, now, outputs)
-            if self.head.since_checkpoint >= every:
-                self.head = self._checkpoint(self.head, now, outputs)
-                self.last_checkpoint = time.monotonic()
-                # A busy partition never reaches the timed checkpoint, which prunes too.
-                self.state.prune(now, rules)
+                    self._route(record, hashed, result, now, outputs)
+                if self.head.since_checkpoint >= every:
+                    self.head = self._checkpoint(self.head, now, outputs)
+                    self.last_checkpoint = time.monotonic()
+                    # A busy partition never reaches the timed checkpoint, which prunes too.
+                    self.state.prune(now, rules)
+        except BaseException:
+            # Checks queued for this batch must not be answered in the next one.
+            self._close_signature_checks()
+            raise
         return outputs
+
+    async def _check_all(
+        self,
+        records: Sequence[ConsumerRecord[bytes, bytes]],
+        trust: TrustStore,
+        checks: SignatureChecks[int],
+    ) -> tuple[list[tuple[int | None, Signed | HitSigned | Refused]], int]:
+        """Every check of ``records`` that needs neither the signature nor the memory, each
+        record's signature queued in ``checks`` under its index; with each record its key's
+        hash, and how many signatures were queued."""
+        unsigned: list[tuple[int | None, Signed | HitSigned | Refused]] = []
+        queued = 0
+        for index, record in enumerate(records):
+            if index % ROUTE_SLICE == ROUTE_SLICE - 1:
+                await asyncio.sleep(0)
+            hashed = key_hash(record.key)
+            inbound = Inbound(
+                record.topic, record.partition, record.offset, record.key, record.value
+            )
+            expected = None if hashed is None else hashed % self.partitions
+            kind = message_kind(record.value)
+            checked: Signed | HitSigned | Refused = (
+                check_hit_unsigned(inbound, kind, expected_partition=expected, trust=trust)
+                if kind is MessageKind.HIT_REPORT or kind is MessageKind.HIT_ACK
+                else check_unsigned(inbound, expected_partition=expected, trust=trust)
+            )
+            refused = self.undeliverable.get(record.offset)
+            if refused is not None:
+                header = checked.envelope.header if isinstance(checked, Signed) else None
+                checked = Refused(QuarantineReason.UNDELIVERABLE, refused, header)
+            if isinstance(checked, Signed | HitSigned):
+                checks.add(index, checked.signed, checked.public_key)
+                queued += 1
+            unsigned.append((hashed, checked))
+        return unsigned, queued
 
     def _close_signature_checks(self) -> None:
         self._checks = None
@@ -1423,7 +1470,8 @@ class Router:
         m.describe(
             "router_stage_seconds",
             "Seconds per committed transaction in each stage: check (decode, validate, "
-            "signatures), decide (policy, outputs), send (queue, acknowledgements), "
+            "signatures queued), decide (policy, outputs, and the wait for any signature "
+            "not yet checked), send (queue, acknowledgements), "
             "commit (the transaction's end), transaction (all of it).",
         )
         m.describe("hits_routed_total", "Hit reports and acknowledgements delivered, by kind.")
