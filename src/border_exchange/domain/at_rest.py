@@ -80,7 +80,7 @@ def seal_version(
     alert version, each under a fresh key: ``seal_local``'s result, made at once for
     the version (one draw of randomness for every key and nonce, the associated data's
     common part once), as a bulk store needs it."""
-    common = AT_REST_TAG + _text(origin) + _text(alert_id) + struct.pack(">i", version)
+    common = _version_prefix(origin, alert_id, version)
     step = KEY_SIZE + NONCE_SIZE
     randomness = os.urandom(step * len(plaintexts))
     sealed: list[tuple[str, bytes, bytes]] = []
