@@ -23,9 +23,10 @@ from border_exchange.domain.encoding import encode_envelope
 from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.naming import feed_topic
 from border_exchange.domain.samples import sample_alert, sample_alert_data
-from border_exchange.domain.signing import redact, seal, sign
+from border_exchange.domain.signing import redact, seal
 from border_exchange.domain.trust import Participant, PublicKey, TrustStore
 from border_exchange.services.post import BorderPost, PostConfig
+from tests.cancels import cancel_of as signed_cancel
 from tests.clock import AheadClock
 from tests.conftest import KafkaCluster
 from tests.exchange import random_ids
@@ -67,14 +68,10 @@ def sealed(alert: AlertInput, alert_id: str, version: int = 1) -> Envelope:
 
 
 def cancel_of(envelope: Envelope) -> Envelope:
-    header = replace(
-        envelope.header,
-        version=envelope.header.version + 1,
-        operation=Operation.CANCEL,
-        message_id=f"{envelope.header.alert_id}-cancel",
-        cancel_reason="person arrested",
+    header = envelope.header
+    return signed_cancel(
+        envelope, KEYS[header.origin], "person arrested", f"{header.alert_id}-cancel"
     )
-    return sign(header, (), KEYS[header.origin])
 
 
 async def write(kafka: KafkaCluster, topic: str, envelopes: Iterable[Envelope | bytes]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -10,10 +9,11 @@ import pytest
 from nacl.signing import SigningKey
 
 from border_exchange.adapters.post_store import Accepted, PostStore, Rejected
-from border_exchange.domain.catalog import AlertType, Operation
+from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.samples import sample_alert
-from border_exchange.domain.signing import seal, section_content, sign
+from border_exchange.domain.signing import seal, section_content
+from tests.cancels import cancel_of
 from tests.clock import StoppedClock
 
 KEY = SigningKey(bytes(range(32)))
@@ -33,15 +33,8 @@ def _wanted(alert_id: str, family: str, expires_at: datetime, issued: datetime) 
 
 
 def _cancel(envelope: Envelope, issued: datetime) -> Envelope:
-    header = replace(
-        envelope.header,
-        version=envelope.header.version + 1,
-        operation=Operation.CANCEL,
-        message_id=f"cancel-{envelope.header.alert_id}",
-        cancel_reason="arrested",
-        issued_at=issued,
-    )
-    return sign(header, (), KEY)
+    message_id = f"cancel-{envelope.header.alert_id}"
+    return cancel_of(envelope, KEY, "arrested", message_id, issued_at=issued)
 
 
 def _accepted(envelope: Envelope, topic: str = STATE, offset: int = 0) -> Accepted:

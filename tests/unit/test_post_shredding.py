@@ -8,7 +8,6 @@ import base64
 import json
 import shutil
 import sqlite3
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,12 +16,13 @@ from nacl.signing import SigningKey
 
 from border_exchange.adapters.post_store import Accepted, PostStore
 from border_exchange.domain.at_rest import RECORD, NotOpened, Place, open_local
-from border_exchange.domain.catalog import AlertType, Operation
+from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import encode_envelope
 from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.samples import sample_alert
-from border_exchange.domain.signing import seal, section_content, sign
+from border_exchange.domain.signing import seal, section_content
 from border_exchange.errors import StoreError
+from tests.cancels import cancel_of
 from tests.clock import StoppedClock
 
 KEY = SigningKey(bytes(range(32)))
@@ -48,14 +48,7 @@ def _wanted(alert_id: str, remark: str, expires_at: datetime, version: int = 1) 
 
 
 def _cancel(envelope: Envelope) -> Envelope:
-    header = replace(
-        envelope.header,
-        version=envelope.header.version + 1,
-        operation=Operation.CANCEL,
-        message_id=f"cancel-{envelope.header.alert_id}",
-        cancel_reason="arrested",
-    )
-    return sign(header, (), KEY)
+    return cancel_of(envelope, KEY, "arrested", f"cancel-{envelope.header.alert_id}")
 
 
 def _accepted(envelope: Envelope, offset: int) -> Accepted:
