@@ -20,6 +20,7 @@ import os
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
@@ -51,14 +52,14 @@ def _text(value: str) -> bytes:
     return len(data).to_bytes(4, "big") + data
 
 
+@lru_cache(maxsize=1024)
+def _version_prefix(origin: str, alert_id: str, version: int) -> bytes:
+    """The associated data shared by every part of one stored version (computed once)."""
+    return AT_REST_TAG + _text(origin) + _text(alert_id) + struct.pack(">i", version)
+
+
 def _associated(place: Place) -> bytes:
-    return (
-        AT_REST_TAG
-        + _text(place.origin)
-        + _text(place.alert_id)
-        + struct.pack(">i", place.version)
-        + _text(place.section)
-    )
+    return _version_prefix(place.origin, place.alert_id, place.version) + _text(place.section)
 
 
 def fresh_key() -> bytes:
@@ -79,7 +80,7 @@ def seal_version(
     alert version, each under a fresh key: ``seal_local``'s result, made at once for
     the version (one draw of randomness for every key and nonce, the associated data's
     common part once), as a bulk store needs it."""
-    common = AT_REST_TAG + _text(origin) + _text(alert_id) + struct.pack(">i", version)
+    common = _version_prefix(origin, alert_id, version)
     step = KEY_SIZE + NONCE_SIZE
     randomness = os.urandom(step * len(plaintexts))
     sealed: list[tuple[str, bytes, bytes]] = []
