@@ -70,6 +70,8 @@ class Side:
             # (a topic just created may be missing from it for a moment: then nothing is read)
             partitions = cluster.partitions_for_topic(topic) or ()
             tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+            if not tps:
+                return []
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             ends = await consumer.end_offsets(tps)

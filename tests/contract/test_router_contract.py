@@ -141,7 +141,7 @@ async def _until_delivered(ex: Exchange, count: int) -> None:
     async def enough() -> bool:
         return len(await ex.delivered()) >= count
 
-    await eventually(enough, within=60, what=f"{count} copies in {ex.feed}")
+    await eventually(enough, within=120, what=f"{count} copies in {ex.feed}")
 
 
 async def test_the_router_routes_each_committed_message_once_across_an_abort_and_a_restart(

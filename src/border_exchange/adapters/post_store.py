@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from border_exchange.adapters import name_index, post_keys, sqlite_tx
+from border_exchange.adapters.sqlite_files import open_durable
 from border_exchange.domain.at_rest import (
     RECORD,
     NotOpened,
@@ -481,11 +482,7 @@ class PostStore:
         try:
             # A bootstrap stores one partition on a worker thread while the next is read
             # (services.post_state); the store is never used by two threads at once.
-            self._db = sqlite3.connect(
-                self.path, isolation_level=None, timeout=30.0, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db = open_durable(self.path)
             self._db.execute("PRAGMA foreign_keys=ON")
             # Erased content is overwritten, not only unlinked (see the module docstring).
             self._db.execute("PRAGMA secure_delete=ON")
