@@ -52,3 +52,24 @@ def days(n: float) -> datetime:
 def iso(moment: datetime) -> str:
     """``moment`` as the ``2026-01-01T00:00:00Z`` form that documents and options use."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class StoppedClock:
+    """A clock for the code under test that stands where the test sets ``now`` (at first:
+    ``at``, or the time of the run)."""
+
+    def __init__(self, at: datetime | None = None) -> None:
+        self.now = at if at is not None else datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class AheadClock:
+    """The wall clock of the run, moved forward by ``ahead`` (at first: not at all)."""
+
+    def __init__(self) -> None:
+        self.ahead = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.ahead

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
+from typing import Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -290,16 +291,26 @@ async def every_copy_once(ex: Exchange, sent: Iterable[tuple[str, str]], unknown
     assert quarantined == []
 
 
+class Service(Protocol):
+    """What runs until told to stop: a router, a border post."""
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
+RunningService = TypeVar("RunningService", bound=Service)
+
+
 @contextlib.asynccontextmanager
-async def running(router: Router) -> AsyncIterator[Router]:
-    """Run ``router`` in the background for the duration of the block, then stop it cleanly."""
+async def running(service: RunningService, within: float = 60.0) -> AsyncIterator[RunningService]:
+    """Run ``service`` in the background for the duration of the block, then stop it
+    cleanly: it must have stopped ``within`` seconds after the block ends."""
     stop = asyncio.Event()
-    task = asyncio.create_task(router.run(stop))
+    task = asyncio.create_task(service.run(stop))
     try:
-        yield router
+        yield service
     finally:
         stop.set()
-        await asyncio.wait_for(task, 60)
+        await asyncio.wait_for(task, within)
 
 
 def with_extra_key(

@@ -468,6 +468,7 @@ class FakeConsumer:
         self._positions[tp] = offset
 
     async def seek_to_beginning(self, *partitions: TopicPartition) -> None:
+        assert partitions or self._positions, "No partitions are currently assigned"  # aiokafka's
         for tp in partitions or tuple(self._positions):
             self.seek(tp, self.cluster.log_start(tp))
 

@@ -29,9 +29,9 @@ def command() -> list[str]:
     return [str(Path(sys.executable).with_name("border-exchange"))]
 
 
-def write_config(directory: Path, settings: KafkaSettings, origin: str, **extra: Any) -> Path:
-    """Trust store, key and ``gateway.yaml`` for ``origin`` in ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
+def write_identity(directory: Path, origin: str) -> None:
+    """``trust.yaml``, listing ``origin`` with the test key, and that key in ``key.pem``
+    (encrypted with ``PASSPHRASE``), in ``directory``."""
     now = datetime.now(UTC)
     public = PublicKey(
         origin, f"{origin}-1", bytes(KEY.verify_key), now - timedelta(days=1), now + timedelta(9)
@@ -49,6 +49,12 @@ def write_config(directory: Path, settings: KafkaSettings, origin: str, **extra:
     }
     (directory / "trust.yaml").write_text(yaml.safe_dump(trust))
     write_private_key(directory / "key.pem", KEY, PASSPHRASE.encode())
+
+
+def write_config(directory: Path, settings: KafkaSettings, origin: str, **extra: Any) -> Path:
+    """Trust store, key and ``gateway.yaml`` for ``origin`` in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    write_identity(directory, origin)
     config = {
         "kafka": {
             "bootstrap": settings.bootstrap,

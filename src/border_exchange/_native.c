@@ -7,6 +7,7 @@
  *   read_audit, write_audit  the current bx.AuditRecord layout, read and written;
  *   verify_batch           Ed25519 checks in batches, without the GIL (libsodium, linked here);
  *   key_hash               Kafka's murmur2 of a record key, as its default partitioner takes it;
+ *   name_key_rows          the post's name-index rows of one name's tokens (domain/names.py);
  *   configure, configure_audit  the field names and vocabularies, set once from Python.
  *
  * Each is a shortcut for Python code that stays the reference: fastavro for the Avro
@@ -36,7 +37,7 @@
 #include <sodium.h>
 
 /* The version of this module's interface, raised with every change of a signature. */
-#define NATIVE_INTERFACE 2
+#define NATIVE_INTERFACE 3
 
 /* ---- configuration, set once by configure() ---------------------------------------- */
 
@@ -557,6 +558,24 @@ put(Buffer *b, const void *data, Py_ssize_t size)
     return 0;
 }
 
+/* What ``b`` holds as a bytes object (NULL when out of memory); ``b`` is freed. */
+static PyObject *
+taken(Buffer *b)
+{
+    PyObject *result = PyBytes_FromStringAndSize((const char *)b->data, b->len);
+    PyMem_Free(b->data);
+    return result;
+}
+
+/* None, for a value the Python code is to handle: any error cleared, ``b`` freed. */
+static PyObject *
+declined(Buffer *b)
+{
+    PyErr_Clear();
+    PyMem_Free(b->data);
+    Py_RETURN_NONE;
+}
+
 static void
 be32(uint8_t *out, uint32_t value)
 {
@@ -798,13 +817,9 @@ checked_signing_input(PyObject *self, PyObject *envelope)
             goto none;
         }
     }
-    PyObject *result = PyBytes_FromStringAndSize((const char *)b.data, b.len);
-    PyMem_Free(b.data);
-    return result;
+    return taken(&b);
 none:
-    PyErr_Clear();
-    PyMem_Free(b.data);
-    Py_RETURN_NONE;
+    return declined(&b);
 }
 
 /* ---- the section list re-encoded for a redacted copy -------------------------------- */
@@ -899,13 +914,9 @@ sections_tail(PyObject *self, PyObject *args)
     if (put(&b, "\x00", 1) < 0 || put_avro_bytes(&b, signature) < 0) {
         goto fail;
     }
-    PyObject *result = PyBytes_FromStringAndSize((const char *)b.data, b.len);
-    PyMem_Free(b.data);
-    return result;
+    return taken(&b);
 none:
-    PyErr_Clear();
-    PyMem_Free(b.data);
-    Py_RETURN_NONE;
+    return declined(&b);
 fail:
     PyMem_Free(b.data);
     return PyErr_NoMemory();
@@ -1337,7 +1348,351 @@ key_hash(PyObject *self, PyObject *arg)
     return PyLong_FromUnsignedLong(h & 0x7fffffffu);
 }
 
+/* ---- the name index's keys (domain/names.py: token_keys, token_index_keys, join) ----
+ *
+ * A name's tokens arrive as names.Token values whose key and skeleton are made of ASCII
+ * letters and digits (names._token makes them so); the Unicode work (folding,
+ * transliteration) stays in Python. From them this computes what name_index.rows
+ * inserts: per token, and per two adjacent tokens read as one, its keys, sorted. Keys
+ * longer than NK_TOKEN, or any character outside [0-9a-z], and the Python code runs. */
+
+enum { NK_TOKEN = 48, NK_CAP = 208, NK_KEYS = NK_CAP + 4 };
+
+static PyObject *nk_key_attr, *nk_skeleton_attr, *nk_latin_attr, *nk_text_attr;
+
+static int
+nk_plain(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* names._DOUBLED.sub(r"\1", s): every run of one character written once. */
+static size_t
+nk_collapse(char *s, size_t n)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (out == 0 || s[out - 1] != s[i]) {
+            s[out++] = s[i];
+        }
+    }
+    s[out] = '\0';
+    return out;
+}
+
+/* str.replace(from, to) of s (n characters) into out; 0 when it would not fit. */
+static int
+nk_replace(const char *s, size_t n, const char *from, const char *to, char *out, size_t *outn)
+{
+    size_t fl = strlen(from), tl = strlen(to), o = 0, i = 0;
+    while (i < n) {
+        if (i + fl <= n && memcmp(s + i, from, fl) == 0) {
+            if (o + tl >= NK_CAP) {
+                return 0;
+            }
+            memcpy(out + o, to, tl);
+            o += tl;
+            i += fl;
+        } else {
+            if (o + 1 >= NK_CAP) {
+                return 0;
+            }
+            out[o++] = s[i++];
+        }
+    }
+    out[o] = '\0';
+    *outn = o;
+    return 1;
+}
+
+static int
+nk_letters3(const char *s, size_t n, size_t at)
+{
+    if (at + 3 > n) {
+        return 0;
+    }
+    for (size_t i = at; i < at + 3; i++) {
+        if (s[i] < 'a' || s[i] > 'z') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Where names._ABD_PREFIX (^abd(?:e|u|ou|a|o)?l?(?=[a-z]{3})) ends in s, or 0: no match.
+ * The regex's order of trial: each alternative, then none; with the l, then without. */
+static size_t
+nk_abd_end(const char *s, size_t n)
+{
+    static const char *const alternatives[] = {"e", "u", "ou", "a", "o", ""};
+    if (n < 3 || memcmp(s, "abd", 3) != 0) {
+        return 0;
+    }
+    for (size_t a = 0; a < sizeof alternatives / sizeof *alternatives; a++) {
+        size_t al = strlen(alternatives[a]);
+        if (3 + al > n || memcmp(s + 3, alternatives[a], al) != 0) {
+            continue;
+        }
+        size_t p = 3 + al;
+        if (p < n && s[p] == 'l' && nk_letters3(s, n, p + 1)) {
+            return p + 1;
+        }
+        if (nk_letters3(s, n, p)) {
+            return p;
+        }
+    }
+    return 0;
+}
+
+/* names._key of s (n characters of [0-9a-z]) into out; 0 when it would not fit. */
+static int
+nk_key(const char *s, size_t n, char *out, size_t *outn)
+{
+    static const char *const alone[] = {"abd", "abdel", "abdul", "abdoul", "abdal", "abdou"};
+    static const char *const digraphs[][2] = {
+        {"chr", "kr"}, {"tch", "s"}, {"tsh", "s"}, {"sch", "s"}, {"sh", "s"}, {"ch", "s"},
+        {"kh", "k"},   {"gh", "g"},  {"ph", "f"},  {"th", "t"},  {"dh", "d"}, {"dj", "j"},
+        {"ck", "k"},   {"ou", "u"},  {"oo", "u"},  {"q", "k"},   {"c", "k"},  {"x", "ks"},
+        {"y", "i"},    {"o", "u"},
+    };
+    char a[NK_CAP], b[NK_CAP];
+    if (n >= NK_CAP) {
+        return 0;
+    }
+    memcpy(a, s, n);
+    a[n] = '\0';
+    n = nk_collapse(a, n);
+    int is_alone = 0;
+    for (size_t i = 0; i < sizeof alone / sizeof *alone; i++) {
+        is_alone |= strcmp(a, alone[i]) == 0;
+    }
+    if (!is_alone) {
+        size_t end = nk_abd_end(a, n);
+        if (end > 0) {
+            memmove(a + 3, a + end, n - end + 1);
+            n -= end - 3;
+        }
+    }
+    char *from = a, *to = b;
+    for (size_t i = 0; i < sizeof digraphs / sizeof *digraphs; i++) {
+        if (!nk_replace(from, n, digraphs[i][0], digraphs[i][1], to, &n)) {
+            return 0;
+        }
+        char *swap = from;
+        from = to;
+        to = swap;
+    }
+    n = nk_collapse(from, n);
+    if (n > 3 && from[n - 1] == 'e' && strchr("aeiu", from[n - 2]) == NULL) {
+        from[--n] = '\0';
+    }
+    memcpy(out, from, n + 1);
+    *outn = n;
+    return 1;
+}
+
+/* names._skeleton of key (n characters) into out. */
+static size_t
+nk_skeleton(const char *key, size_t n, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = key[i] == 'p' ? 'b' : key[i] == 'v' ? 'f' : key[i];
+        if (strchr("aeiouyw", c) == NULL) {
+            out[o++] = c;
+        }
+    }
+    if (o > 1 && out[o - 1] == 'h') {
+        o--;
+    }
+    out[o] = '\0';
+    return nk_collapse(out, o);
+}
+
+typedef struct {
+    char key[NK_CAP];
+    size_t key_n;
+    char skeleton[NK_CAP];
+    size_t skeleton_n;
+    int latin;
+    int spaced; /* its text holds a space: a merged "abd" token, or two read as one */
+} NkToken;
+
+static char nk_keys[NK_KEYS][NK_CAP + 4];
+static const char *nk_order[NK_KEYS];
+
+static int
+nk_compare(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+/* names.token_index_keys(token), sorted and without repeats, appended to rows as
+ * (key, alert, number, token_no) tuples; -1 on a Python error. */
+static int
+nk_rows_of(const NkToken *t, PyObject *alert, PyObject *number, long token_no, PyObject *rows)
+{
+    char starred[NK_CAP + 1];
+    size_t count = 0, n = t->key_n;
+    if (n + 1 >= NK_CAP) {
+        return 0; /* not reached: the callers keep keys shorter */
+    }
+    if (strchr("aeiu", t->key[0]) != NULL) {
+        starred[0] = '*';
+        memcpy(starred + 1, t->key + 1, n);
+    } else {
+        memcpy(starred, t->key, n + 1);
+    }
+    snprintf(nk_keys[count++], NK_CAP + 4, "%s:%s", t->latin ? "s" : "a", t->skeleton);
+    snprintf(nk_keys[count++], NK_CAP + 4, "e:%s", starred);
+    int joined = t->spaced && !(n >= 3 && memcmp(t->key, "abd", 3) == 0);
+    if (!joined && n >= 5) {
+        for (size_t i = 1; i < n; i++) {
+            char *k = nk_keys[count++];
+            k[0] = 'e';
+            k[1] = ':';
+            k[2] = starred[0];
+            memcpy(k + 3, starred + 1, i - 1);
+            memcpy(k + 3 + (i - 1), starred + i + 1, n - i);
+        }
+    }
+    for (size_t i = 0; i < count; i++) {
+        nk_order[i] = nk_keys[i];
+    }
+    qsort(nk_order, count, sizeof *nk_order, nk_compare);
+    PyObject *token = PyLong_FromLong(token_no);
+    if (token == NULL) {
+        return -1;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (i > 0 && strcmp(nk_order[i], nk_order[i - 1]) == 0) {
+            continue;
+        }
+        PyObject *key = PyUnicode_FromString(nk_order[i]);
+        PyObject *row = key == NULL ? NULL : PyTuple_Pack(4, key, alert, number, token);
+        Py_XDECREF(key);
+        if (row == NULL || PyList_Append(rows, row) < 0) {
+            Py_XDECREF(row);
+            Py_DECREF(token);
+            return -1;
+        }
+        Py_DECREF(row);
+    }
+    Py_DECREF(token);
+    return 0;
+}
+
+/* Reads token (a names.Token) into t; 0 when it is not the plain case, -1 on an error. */
+static int
+nk_read(PyObject *token, NkToken *t)
+{
+    PyObject *key = PyObject_GetAttr(token, nk_key_attr);
+    PyObject *skeleton = key == NULL ? NULL : PyObject_GetAttr(token, nk_skeleton_attr);
+    PyObject *latin = skeleton == NULL ? NULL : PyObject_GetAttr(token, nk_latin_attr);
+    PyObject *text = latin == NULL ? NULL : PyObject_GetAttr(token, nk_text_attr);
+    int result = -1;
+    if (text == NULL) {
+        goto done;
+    }
+    result = 0;
+    if (!PyUnicode_Check(key) || !PyUnicode_Check(skeleton) || !PyUnicode_Check(text) ||
+        !PyBool_Check(latin) || !PyUnicode_IS_ASCII(key) || !PyUnicode_IS_ASCII(skeleton)) {
+        goto done;
+    }
+    Py_ssize_t kn = PyUnicode_GET_LENGTH(key), sn = PyUnicode_GET_LENGTH(skeleton);
+    const char *k = (const char *)PyUnicode_DATA(key), *sk = (const char *)PyUnicode_DATA(skeleton);
+    if (kn == 0 || kn > NK_TOKEN || sn > NK_TOKEN || !nk_plain(k, (size_t)kn) ||
+        !nk_plain(sk, (size_t)sn)) {
+        goto done;
+    }
+    memcpy(t->key, k, (size_t)kn + 1);
+    t->key_n = (size_t)kn;
+    memcpy(t->skeleton, sk, (size_t)sn + 1);
+    t->skeleton_n = (size_t)sn;
+    t->latin = latin == Py_True;
+    Py_ssize_t space = PyUnicode_FindChar(text, ' ', 0, PyUnicode_GET_LENGTH(text), 1);
+    if (space == -2) {
+        result = -1;
+        goto done;
+    }
+    t->spaced = space >= 0;
+    result = 1;
+done:
+    Py_XDECREF(key);
+    Py_XDECREF(skeleton);
+    Py_XDECREF(latin);
+    Py_XDECREF(text);
+    return result;
+}
+
+enum { NK_MAX_TOKENS = 16 };
+
+/* name_key_rows(tokens, alert, number): the ``name_keys`` rows name_index.rows makes of a
+ * name's tokens (a tuple of names.Token), or None: not the plain case. */
+static PyObject *
+name_key_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyTuple_CheckExact(args[0]) || !PyLong_CheckExact(args[1]) ||
+        !PyLong_CheckExact(args[2])) {
+        Py_RETURN_NONE;
+    }
+    PyObject *tokens = args[0];
+    Py_ssize_t count = PyTuple_GET_SIZE(tokens);
+    if (count > NK_MAX_TOKENS) {
+        Py_RETURN_NONE;
+    }
+    NkToken read[NK_MAX_TOKENS];
+    for (Py_ssize_t i = 0; i < count; i++) {
+        int got = nk_read(PyTuple_GET_ITEM(tokens, i), &read[i]);
+        if (got < 0) {
+            return NULL;
+        }
+        if (got == 0) {
+            Py_RETURN_NONE;
+        }
+    }
+    PyObject *rows = PyList_New(0);
+    if (rows == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (nk_rows_of(&read[i], args[1], args[2], (long)i, rows) < 0) {
+            Py_DECREF(rows);
+            return NULL;
+        }
+    }
+    for (Py_ssize_t i = 0; i + 1 < count; i++) {
+        /* names.join: the two keys as one key, its skeleton; latin when both are */
+        NkToken joined;
+        char both[NK_CAP];
+        size_t n = read[i].key_n + read[i + 1].key_n;
+        memcpy(both, read[i].key, read[i].key_n);
+        memcpy(both + read[i].key_n, read[i + 1].key, read[i + 1].key_n + 1);
+        if (!nk_key(both, n, joined.key, &joined.key_n) || joined.key_n == 0 ||
+            joined.key_n + 2 >= NK_CAP) {
+            Py_DECREF(rows);
+            Py_RETURN_NONE;
+        }
+        joined.skeleton_n = nk_skeleton(joined.key, joined.key_n, joined.skeleton);
+        joined.latin = read[i].latin && read[i + 1].latin;
+        joined.spaced = 1;
+        if (nk_rows_of(&joined, args[1], args[2], 100 + (long)i, rows) < 0) {
+            Py_DECREF(rows);
+            return NULL;
+        }
+    }
+    return rows;
+}
+
 static PyMethodDef methods[] = {
+    {"name_key_rows", (PyCFunction)(void (*)(void))name_key_rows, METH_FASTCALL,
+     "name_key_rows(tokens, alert, number) -> list[(key, alert, number, token_no)] | None"},
     {"key_hash", key_hash, METH_O, "key_hash(key) -> int | None: murmur2(key) & 0x7fffffff"},
     {"write_audit", write_audit, METH_O, "write_audit(record) -> bytes | None"},
     {"sections_tail", sections_tail, METH_VARARGS,
@@ -1361,7 +1716,8 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "border_exchange._native",
-    .m_doc = "Compiled fast path: envelopes and audit records, signing input, signature checks.",
+    .m_doc = "Compiled fast path: envelopes and audit records, signing input, signature checks, "
+             "name-index keys.",
     .m_size = -1,
     .m_methods = methods,
 };
@@ -1375,6 +1731,13 @@ PyInit__native(void)
     }
     if (sodium_init() < 0) {
         PyErr_SetString(PyExc_ImportError, "libsodium could not be initialised");
+        return NULL;
+    }
+    nk_key_attr = PyUnicode_InternFromString("key");
+    nk_skeleton_attr = PyUnicode_InternFromString("skeleton");
+    nk_latin_attr = PyUnicode_InternFromString("latin");
+    nk_text_attr = PyUnicode_InternFromString("text");
+    if (!nk_key_attr || !nk_skeleton_attr || !nk_latin_attr || !nk_text_attr) {
         return NULL;
     }
     PyObject *m = PyModule_Create(&module);

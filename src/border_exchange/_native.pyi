@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Any
 
 from border_exchange.domain.envelope import Envelope, Section
+from border_exchange.domain.names import Token
 
 INTERFACE: int
 
@@ -28,3 +29,6 @@ def configure_audit(record_fields: tuple[str, ...], outcome_fields: tuple[str, .
 def read_audit(data: bytes, pos: int, /) -> dict[str, Any] | None: ...
 def write_audit(record: dict[str, Any], /) -> bytes | None: ...
 def key_hash(key: bytes, /) -> int | None: ...
+def name_key_rows(
+    tokens: tuple[Token, ...], alert: int, number: int, /
+) -> list[tuple[str, int, int, int]] | None: ...

@@ -9,12 +9,14 @@ would use it. Screenshots are saved under ``test-artifacts/`` (ignored by git).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -45,16 +47,17 @@ def store(tmp_path: Path) -> Path:
     return fill_store(tmp_path / "post.db")
 
 
-@pytest.fixture
-def server(store: Path) -> Iterator[str]:
-    add_officers(store)
+@contextlib.contextmanager
+def serving(store: Path, *options: str, env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """``post serve`` over ``store`` (with ``options``) as its own process; its address."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "border_exchange", "post", "serve", "--db", str(store),
-         "--port", str(port)],
+         "--port", str(port), *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env=None if env is None else {**os.environ, **env},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
@@ -72,6 +75,13 @@ def server(store: Path) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture
+def server(store: Path) -> Iterator[str]:
+    add_officers(store)
+    with serving(store) as url:
+        yield url
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run does)")

@@ -67,7 +67,11 @@ class Side:
         try:
             # aiokafka's public metadata calls do not refresh what partitions_for_topic reads
             cluster = await consumer._client.fetch_all_metadata()
-            tps = [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic))]
+            # (a topic just created may be missing from it for a moment: then nothing is read)
+            partitions = cluster.partitions_for_topic(topic) or ()
+            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+            if not tps:
+                return []
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             ends = await consumer.end_offsets(tps)

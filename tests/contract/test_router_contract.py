@@ -5,18 +5,21 @@ copies, feed states, audit records and the group's offset in one transaction of 
 producer per outbox partition. On both sides: a message in an aborted outbox transaction
 is never routed; a routing transaction that aborts (a send refused) leaves nothing a
 ``read_committed`` reader sees, and the message is routed again, once; a restarted
-router goes on from where the last one committed, repeating nothing.
+router goes on from where the last one committed, repeating nothing; a producer started
+with the transactional id of an earlier one fences it (what it left open is aborted).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from aiokafka.errors import NotEnoughReplicasError
+import pytest
+from aiokafka.errors import KafkaError, NotEnoughReplicasError, ProducerFenced
 
 from border_exchange.demo.sandbox import make_sandbox, open_agreements
 from border_exchange.domain import naming
@@ -138,7 +141,7 @@ async def _until_delivered(ex: Exchange, count: int) -> None:
     async def enough() -> bool:
         return len(await ex.delivered()) >= count
 
-    await eventually(enough, within=60, what=f"{count} copies in {ex.feed}")
+    await eventually(enough, within=120, what=f"{count} copies in {ex.feed}")
 
 
 async def test_the_router_routes_each_committed_message_once_across_an_abort_and_a_restart(
@@ -168,3 +171,41 @@ async def test_the_router_routes_each_committed_message_once_across_an_abort_and
     assert aborted.header.message_id not in await ex.decided(committed=False)
     quarantined = [decode_record(r.value)[1] for r in await side.read(naming.QUARANTINE_TOPIC)]
     assert [q for q in quarantined if q["source_topic"] == naming.outbox_topic(ex.a)] == []
+
+
+async def test_a_producer_started_with_a_partitions_transactional_id_fences_the_earlier_one(
+    side: Side,
+) -> None:
+    # The router's fencing of a zombie (a transactional id per outbox partition).
+    topic = await side.create_topic(f"bx.{random_ids(1)[0]}.fencing-contract")
+
+    def producer() -> Any:
+        return side.clients.producer(
+            **side.settings.client_kwargs(),
+            transactional_id=f"contract-fence-{topic}",
+            enable_idempotence=True,
+            acks="all",
+        )
+
+    zombie, successor = producer(), producer()
+    await zombie.start()
+    try:
+        await zombie.begin_transaction()
+        await (await zombie.send(topic, b"zombie", key=b"k", partition=0))
+        await successor.start()  # fences the zombie, aborting what it left open
+        try:
+            with pytest.raises(ProducerFenced):
+                await asyncio.wait_for(zombie.commit_transaction(), 30)
+            async with successor.transaction():
+                await (await successor.send(topic, b"successor", key=b"k", partition=0))
+        finally:
+            await successor.stop()
+    finally:
+        with contextlib.suppress(KafkaError):
+            await zombie.stop()
+
+    async def settled() -> bool:
+        return [r.value for r in await side.read(topic)] == [b"successor"]
+
+    await eventually(settled, within=30, what="only the successor's record committed")
+    assert [r.value for r in await side.read(topic, committed=False)] == [b"zombie", b"successor"]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from nacl.signing import SigningKey
 
+from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.domain.catalog import AlertType, Operation, ParticipantKind
 from border_exchange.domain.encoding import decode_envelope
 from border_exchange.domain.envelope import Envelope
@@ -42,8 +44,15 @@ def trust_for(origin: str) -> TrustStore:
     return TrustStore({origin: service})
 
 
+class _Cluster(Protocol):
+    """A cluster with an administrator's settings: the session's, or one a test runs."""
+
+    @property
+    def admin(self) -> KafkaSettings: ...
+
+
 async def outbox(
-    kafka: KafkaCluster, origin: str, isolation_level: str = "read_committed"
+    kafka: _Cluster, origin: str, isolation_level: str = "read_committed"
 ) -> list[Envelope]:
     """Every committed message of ``origin``'s outbox (with ``read_uncommitted``: every
     message written there, aborted or not), in offset order."""

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import yaml
 
-from border_exchange.adapters.keyfiles import write_private_key
 from border_exchange.cli.main import main
 from border_exchange.domain.catalog import AlertType, Operation
 from border_exchange.domain.naming import outbox_topic
 from border_exchange.domain.samples import sample_alert_data
-from border_exchange.domain.trust import PublicKey, key_entry
 from tests.conftest import KafkaCluster
-from tests.kafka.test_gateway import KEY, outbox, participant
+from tests.gateway_server import PASSPHRASE, write_identity
+from tests.kafka.test_gateway import outbox, participant
 
 pytestmark = pytest.mark.kafka
 
@@ -30,28 +27,8 @@ def test_publish_is_all_or_nothing_unless_skip_invalid_and_cancel_follows(
 ) -> None:
     origin = participant()
     asyncio.run(kafka.create_topic(name=outbox_topic(origin)))
-    now = datetime.now(UTC)
-    public = PublicKey(
-        origin,
-        f"{origin}-1",
-        bytes(KEY.verify_key),
-        now - timedelta(days=1),
-        now + timedelta(days=9),
-    )
-    trust = {
-        "version": 1,
-        "participants": [
-            {
-                "id": origin,
-                "name": "Police",
-                "kind": "NATIONAL_SERVICE",
-                "keys": [key_entry(public)],
-            }
-        ],
-    }
-    (tmp_path / "trust.yaml").write_text(yaml.safe_dump(trust))
-    write_private_key(tmp_path / "key.pem", KEY, b"correct horse battery")
-    monkeypatch.setenv("BX_KEY_PASSPHRASE", "correct horse battery")
+    write_identity(tmp_path, origin)
+    monkeypatch.setenv("BX_KEY_PASSPHRASE", PASSPHRASE)
     settings = kafka.admin
     monkeypatch.setenv("BX_KAFKA_BOOTSTRAP", settings.bootstrap)
     monkeypatch.setenv("BX_KAFKA_SECURITY_PROTOCOL", settings.security_protocol)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from border_exchange.adapters import kafka_launcher
@@ -19,13 +19,14 @@ from border_exchange.adapters.kafka_launcher import ClusterInfo
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.adapters.post_store import PostStore
 from border_exchange.domain.catalog import AlertType
-from border_exchange.domain.encoding import decode_envelope, encode_envelope
+from border_exchange.domain.encoding import encode_envelope
 from border_exchange.domain.naming import feed_topic, outbox_topic
 from border_exchange.domain.samples import sample_alert
 from border_exchange.services.gateway import Gateway
 from border_exchange.services.post import BorderPost, PostConfig
-from tests.kafka.test_gateway import KEY, trust_for
-from tests.kafka.test_post import sealed, trust, wait_for
+from tests.kafka.test_gateway import KEY, outbox, trust_for
+from tests.kafka.test_post import sealed, trust
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -99,21 +100,7 @@ async def test_a_broker_crash_in_the_middle_of_a_batch_loses_and_duplicates_noth
         receipts = await gateway.publish_batch(alerts)
     assert sent >= 150
 
-    consumer = AIOKafkaConsumer(
-        **cluster.admin.client_kwargs(), isolation_level="read_committed", enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        tp = TopicPartition(outbox_topic(origin), 0)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        end = (await consumer.end_offsets([tp]))[tp]
-        ids: list[str] = []
-        while await consumer.position(tp) < end:
-            batch = await consumer.getmany(tp, timeout_ms=2000)
-            ids.extend(decode_envelope(r.value).header.message_id for r in batch.get(tp, []))
-    finally:
-        await consumer.stop()
+    ids = [envelope.header.message_id for envelope in await outbox(cluster, origin)]
     assert len(ids) == len(set(ids)) == 300
     assert ids == [r.message_id for r in receipts]
 
@@ -141,7 +128,7 @@ async def test_the_post_answers_while_the_broker_is_down_and_catches_up(
     stop = asyncio.Event()
     task = asyncio.create_task(post.run(stop))
     try:
-        await wait_for(lambda: store.offsets().get((feed, 0), 0) >= 1)
+        await eventually(lambda: store.offsets().get((feed, 0), 0) >= 1)
 
         node = cluster.info.nodes[0]
         await asyncio.to_thread(kafka_launcher.stop_node, node)
@@ -157,7 +144,7 @@ async def test_the_post_answers_while_the_broker_is_down_and_catches_up(
         cluster.info = await asyncio.to_thread(kafka_launcher.restart_node, cluster.info, node)
         await asyncio.to_thread(kafka_launcher.wait_ready, cluster.info, 90.0)
         await write("after-1", "after-2")
-        await wait_for(lambda: store.offsets().get((feed, 0), 0) >= 3, within=90.0)
+        await eventually(lambda: store.offsets().get((feed, 0), 0) >= 3, within=90.0)
         assert {a.alert_id for a in store.active()} == {"before", "after-1", "after-2"}
         assert post.applied.stored == 3
         caught_up = store.status()

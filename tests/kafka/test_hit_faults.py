@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import signal
-import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -29,7 +27,7 @@ from border_exchange.services import hits
 from tests.conftest import KafkaCluster
 from tests.exchange import Exchange, make_exchange, running
 from tests.kafka.test_gateway_post_faults import OwnCluster
-from tests.kafka.test_router_faults import _router_config, _start_router
+from tests.router_process import kill_9, router_config, start_router, stop_router
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -68,7 +66,7 @@ async def test_reports_are_delivered_exactly_once_through_router_kill_9(
         await ex.publish(alert)
         await ex.feed(b, a, expect=1)
     reports = _reports(ex, alert.header, 600)
-    config = _router_config(ex, tmp_path)
+    config = router_config(ex, tmp_path)
     log = tmp_path / "router.log"
     rng = random.Random(20261201)
 
@@ -87,23 +85,18 @@ async def test_reports_are_delivered_exactly_once_through_router_kill_9(
             await producer.stop()
 
     publishing = asyncio.create_task(publish_steadily())
-    router = _start_router(config, log)
+    router = start_router(config, log)
     try:
         for _ in range(2):
             await asyncio.sleep(rng.uniform(1.5, 3.5))
             assert router.poll() is None, log.read_text()[-3000:]
-            router.send_signal(signal.SIGKILL)
-            router.wait()
-            router = _start_router(config, log)
+            kill_9(router)
+            router = start_router(config, log)
         await publishing
         delivered = await ex.read(naming.hits_topic(a), expect=len(reports), wait=180)
     finally:
         publishing.cancel()
-        router.send_signal(signal.SIGTERM)
-        try:
-            router.wait(60)
-        except subprocess.TimeoutExpired:
-            router.kill()
+        stop_router(router)
     assert len(delivered) >= len(reports), log.read_text()[-3000:]
     got = Counter(decode_report(value).hit_id for value in delivered)
     assert set(got) == {hit_id for hit_id, _ in reports}

@@ -6,10 +6,8 @@ keyed by alert id), the way the router writes them.
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,11 +23,15 @@ from border_exchange.domain.encoding import encode_envelope
 from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.naming import feed_topic
 from border_exchange.domain.samples import sample_alert, sample_alert_data
-from border_exchange.domain.signing import redact, seal, sign
+from border_exchange.domain.signing import redact, seal
 from border_exchange.domain.trust import Participant, PublicKey, TrustStore
 from border_exchange.services.post import BorderPost, PostConfig
+from tests.cancels import cancel_of as signed_cancel
+from tests.clock import AheadClock
 from tests.conftest import KafkaCluster
 from tests.exchange import random_ids
+from tests.exchange import running as in_background
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.kafka
 
@@ -66,14 +68,10 @@ def sealed(alert: AlertInput, alert_id: str, version: int = 1) -> Envelope:
 
 
 def cancel_of(envelope: Envelope) -> Envelope:
-    header = replace(
-        envelope.header,
-        version=envelope.header.version + 1,
-        operation=Operation.CANCEL,
-        message_id=f"{envelope.header.alert_id}-cancel",
-        cancel_reason="person arrested",
+    header = envelope.header
+    return signed_cancel(
+        envelope, KEYS[header.origin], "person arrested", f"{header.alert_id}-cancel"
     )
-    return sign(header, (), KEYS[header.origin])
 
 
 async def write(kafka: KafkaCluster, topic: str, envelopes: Iterable[Envelope | bytes]) -> None:
@@ -91,38 +89,15 @@ async def write(kafka: KafkaCluster, topic: str, envelopes: Iterable[Envelope | 
         await producer.stop()
 
 
-async def wait_for(condition: Callable[[], bool], within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.2)
-
-
-@asynccontextmanager
-async def running(
+def running(
     kafka: KafkaCluster, store: PostStore, config: PostConfig
-) -> AsyncIterator[BorderPost]:
-    post = BorderPost(kafka.admin, config, store, trust())
-    stop = asyncio.Event()
-    task = asyncio.create_task(post.run(stop))
-    try:
-        yield post
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
+) -> AbstractAsyncContextManager[BorderPost]:
+    """The post of ``config`` on ``store``, run in the background for the block."""
+    return in_background(BorderPost(kafka.admin, config, store, trust()), within=30)
 
 
 def consumed(store: PostStore, topic: str, count: int) -> Callable[[], bool]:
     return lambda: store.offsets().get((topic, 0), 0) >= count
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.shift = timedelta()
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.shift
 
 
 async def test_the_post_stores_verified_alerts_and_applies_cancel_and_expiry(
@@ -153,10 +128,10 @@ async def test_the_post_stores_verified_alerts_and_applies_cancel_and_expiry(
             b"\xc3\x01not an envelope",
         ],
     )
-    clock = Clock()
+    clock = AheadClock()
     store = PostStore.open(tmp_path / "post.db", clock=clock)
     async with running(kafka, store, PostConfig(me, "kasindi")) as post:
-        await wait_for(consumed(store, feed, 5))
+        await eventually(consumed(store, feed, 5))
         assert [a.alert_id for a in store.find_name("peter ladu")] == ["wp-1"]
         (alert,) = store.find_name("major wani")
         assert set(alert.sections) == {"identity", "offence", "contact"}
@@ -170,9 +145,9 @@ async def test_the_post_stores_verified_alerts_and_applies_cancel_and_expiry(
         assert reasons[0].startswith("DIGEST_MISMATCH")
 
         await write(kafka, feed, [cancel_of(wanted)])
-        await wait_for(consumed(store, feed, 6))
+        await eventually(consumed(store, feed, 6))
         assert not store.find_name("peter ladu")
-        clock.shift = timedelta(hours=2)
+        clock.ahead = timedelta(hours=2)
         assert not store.find_plate("UAX 123K")
         assert store.find_plate("SSD 123 AB")
     assert store.status().last_sync is not None
@@ -212,7 +187,7 @@ async def test_a_crash_between_consume_and_store_loses_nothing_and_applies_nothi
         assert store.offsets() == {(feed, 0): 0}
         assert store.active() == []
         async with running(kafka, store, config) as post:
-            await wait_for(consumed(store, feed, 20))
+            await eventually(consumed(store, feed, 20))
         assert post.applied.stored == 20
         assert len(store.active()) == 20
         # A restart starts from the offsets in SQLite: nothing is applied again.
@@ -220,7 +195,7 @@ async def test_a_crash_between_consume_and_store_loses_nothing_and_applies_nothi
             await write(
                 kafka, feed, [sealed(sample_alert(AlertType.WANTED_PERSON, origin="SSD"), "w")]
             )
-            await wait_for(consumed(store, feed, 21))
+            await eventually(consumed(store, feed, 21))
         assert again.applied.stored == 1
         assert again.applied.stale == 0
         assert len(store.active()) == 21
@@ -238,12 +213,12 @@ async def test_from_limits_the_feeds_and_by_default_new_partners_are_picked_up(
         running(kafka, only_ssd, PostConfig(me, "yei", ("SSD",), metadata_max_age_ms=1000)),
         running(kafka, every, PostConfig(me, "kasindi", metadata_max_age_ms=1000)),
     ):
-        await wait_for(consumed(every, uganda, 1))
+        await eventually(consumed(every, uganda, 1))
         south_sudan = await kafka.create_topic(name=feed_topic(me, "SSD"))
         ssd_alert = sealed(sample_alert(AlertType.WANTED_PERSON, origin="SSD"), "s1")
         await write(kafka, south_sudan, [ssd_alert])
-        await wait_for(consumed(every, south_sudan, 1))
-        await wait_for(consumed(only_ssd, south_sudan, 1))
+        await eventually(consumed(every, south_sudan, 1))
+        await eventually(consumed(only_ssd, south_sudan, 1))
     assert {a.alert_id for a in every.active()} == {"u1", "s1"}
     assert {a.alert_id for a in only_ssd.active()} == {"s1"}
     assert {topic for topic, _ in only_ssd.offsets()} == {south_sudan}

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import signal
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -29,7 +28,7 @@ from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.partitioning import expected_partition
 from tests.conftest import KafkaCluster
 from tests.exchange import PARTITIONS, Exchange, make_exchange
-from tests.kafka.test_router_faults import _router_config, _start_router
+from tests.router_process import kill_9, router_config, start_router, stop_router
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -113,15 +112,6 @@ async def _watching(ex: Exchange) -> AsyncIterator[_Arrivals]:
             await task
 
 
-def _stop(router: subprocess.Popen[bytes]) -> None:
-    if router.poll() is None:
-        router.send_signal(signal.SIGTERM)
-        try:
-            router.wait(60)
-        except subprocess.TimeoutExpired:
-            router.kill()
-
-
 def _assigned(log: Path) -> list[str]:
     """The partitions a router's log says it holds now (its last assignment)."""
     held: list[str] = []
@@ -139,22 +129,21 @@ async def test_a_router_restarted_after_kill_9_delivers_again_within_seconds(
     kafka: KafkaCluster, tmp_path: Path
 ) -> None:
     ex = await make_exchange(kafka, 2, open_agreements([("P0", "P1")]))
-    config = _router_config(ex, tmp_path)
+    config = router_config(ex, tmp_path)
     log = tmp_path / "router.log"
     before, after = _one_per_partition(ex), _one_per_partition(ex)
     async with _watching(ex) as arrivals:
-        router = _start_router(config, log, level="INFO")
+        router = start_router(config, log, level="INFO")
         try:
             await ex.publish(*before)
             await arrivals.all_of(before, within=60)
-            router.send_signal(signal.SIGKILL)
-            router.wait()
+            kill_9(router)
             await ex.publish(*after)  # waiting in the outboxes
             started = time.monotonic()
-            router = _start_router(config, log, level="INFO")
+            router = start_router(config, log, level="INFO")
             done = await arrivals.all_of(after, within=60)
         finally:
-            _stop(router)
+            stop_router(router)
     first = min(arrivals.at[e.header.message_id] for e in after)
     print(
         f"\nrestart after kill -9: first delivery {first - started:.2f} s, "
@@ -167,11 +156,11 @@ async def test_a_dead_routers_partitions_are_taken_over_by_the_survivor(
     kafka: KafkaCluster, tmp_path: Path
 ) -> None:
     ex = await make_exchange(kafka, 2, open_agreements([("P0", "P1")]))
-    config = _router_config(ex, tmp_path)
+    config = router_config(ex, tmp_path)
     logs = [tmp_path / "survivor.log", tmp_path / "victim.log"]
     before, after = _one_per_partition(ex), _one_per_partition(ex)
     async with _watching(ex) as arrivals:
-        routers = [_start_router(config, log, level="INFO") for log in logs]
+        routers = [start_router(config, log, level="INFO") for log in logs]
         try:
             await eventually(
                 lambda: all(_assigned(log) for log in logs),
@@ -196,7 +185,7 @@ async def test_a_dead_routers_partitions_are_taken_over_by_the_survivor(
             everything = await arrivals.all_of(after, within=60)
         finally:
             for router in routers:
-                _stop(router)
+                stop_router(router)
     print(
         f"\ntake-over after kill -9 of one of two routers ({len(held)} partitions): "
         f"{done - died:.2f} s (every partition {everything - died:.2f} s)"

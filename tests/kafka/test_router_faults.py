@@ -5,21 +5,17 @@ from __future__ import annotations
 import asyncio
 import glob
 import json
-import os
 import random
-import signal
 import subprocess
-import sys
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from border_exchange.adapters import kafka_launcher
-from border_exchange.adapters.kafka_launcher import ClusterInfo, die_with_parent
+from border_exchange.adapters.kafka_launcher import ClusterInfo
 from border_exchange.demo.sandbox import open_agreements
 from border_exchange.domain import naming
 from border_exchange.domain.catalog import AlertType
@@ -29,6 +25,7 @@ from border_exchange.services.router import Router
 from tests import cli, clock
 from tests.conftest import KafkaCluster
 from tests.exchange import Exchange, every_copy_once, make_exchange, running
+from tests.router_process import kill_9, router_config, start_router, stop_router
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -88,46 +85,12 @@ async def _wait_for_feeds(ex: Exchange, envelopes: Sequence[Envelope], within: f
         await consumer.stop()
 
 
-def _router_config(ex: Exchange, directory: Path) -> Path:
-    paths = ex.sandbox.write(directory, b"crash-test")
-    config = {
-        "kafka": {
-            "bootstrap": ex.settings.bootstrap,
-            "security_protocol": ex.settings.security_protocol,
-            "username": ex.settings.username,
-            "password": ex.settings.password,
-        },
-        "trust_store": str(paths["trust"]),
-        "agreements": str(paths["agreements"]),
-        "agreement_history": str(directory / "history"),
-        "signing_key": str(paths["key:hub"]),
-        "group_id": ex.group,
-        "outbox_pattern": ex.tuning().outbox_pattern,
-        "batch_size": 300,
-        "checkpoint_every": 500,
-        "metrics_port": 0,
-    }
-    path = directory / "router.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def _start_router(config: Path, log: Path, level: str = "WARNING") -> subprocess.Popen[bytes]:
-    env = {**os.environ, "BX_KEY_PASSPHRASE": "crash-test"}
-    with log.open("ab") as sink:
-        return subprocess.Popen(
-            [sys.executable, "-m", "border_exchange", "router", "run", "--config", str(config),
-             "--log-level", level],
-            env=env, stdout=sink, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
-        )  # fmt: skip
-
-
 async def test_kill_9_at_random_points_neither_loses_nor_duplicates(
     kafka: KafkaCluster, tmp_path: Path
 ) -> None:
     ex = await make_exchange(kafka, 3, open_agreements([("P0", "P1"), ("P0", "P2"), ("P1", "P2")]))
     envelopes = _messages(ex, 20_000)
-    config = _router_config(ex, tmp_path)
+    config = router_config(ex, tmp_path)
     log = tmp_path / "router.log"
     rng = random.Random(20261129)
     started = clock.now() - timedelta(minutes=1)
@@ -135,7 +98,7 @@ async def test_kill_9_at_random_points_neither_loses_nor_duplicates(
     publishing = asyncio.create_task(_publish_steadily(ex, envelopes, seconds=20))
     kills = 0
     caught: list[bool] = []
-    router = _start_router(config, log)
+    router = start_router(config, log)
     written = [TopicPartition(t, p) for t in _written_topics(ex) for p in range(3)]
     try:
         while kills < 4:
@@ -146,19 +109,14 @@ async def test_kill_9_at_random_points_neither_loses_nor_duplicates(
             if kills % 2 == 0:
                 caught.append(await _until_a_transaction_is_open(ex, written, within=75))
             assert router.poll() is None, log.read_text()[-3000:]
-            router.send_signal(signal.SIGKILL)
-            router.wait()
+            kill_9(router)
             kills += 1
-            router = _start_router(config, log)
+            router = start_router(config, log)
         await publishing
         await _wait_for_feeds(ex, envelopes, within=240)
     finally:
         publishing.cancel()
-        router.send_signal(signal.SIGTERM)
-        try:
-            router.wait(60)
-        except subprocess.TimeoutExpired:
-            router.kill()
+        stop_router(router)
     assert router.returncode == 0, log.read_text()[-3000:]
     await _feeds_hold_exactly(ex, envelopes)
     # At least one kill landed inside an open transaction: the broker aborted it when the

@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from border_exchange.adapters.keyfiles import generate_encryption_key
 from border_exchange.adapters.post_store import PostStore
 from border_exchange.domain import naming
 from border_exchange.domain.alerts import AlertInput
@@ -32,12 +31,13 @@ from border_exchange.domain.recipients import SectionRecipients
 from border_exchange.domain.sealed_reading import read_sections
 from border_exchange.domain.section_seal import RecipientPrivateKey, is_sealed
 from border_exchange.domain.signing import seal, section_digest, verify_trusted
-from border_exchange.domain.trust import EncryptionAlgorithm, EncryptionKey
+from border_exchange.domain.trust import EncryptionAlgorithm
 from border_exchange.errors import SectionProblem
 from border_exchange.services.auditor import Progress, ReplayRequest, replay
 from border_exchange.services.gateway import Gateway
 from border_exchange.services.post import BorderPost, PostConfig
 from tests.conftest import KafkaCluster
+from tests.encryption_keys import encryption_key
 from tests.exchange import Exchange, make_exchange, running
 
 pytestmark = pytest.mark.kafka
@@ -80,15 +80,8 @@ def _give_encryption_keys(
         algorithm = (
             EncryptionAlgorithm.MLKEM768_X25519 if pid in hybrid else EncryptionAlgorithm.X25519
         )
-        private, raw = generate_encryption_key(f"{pid}-enc", algorithm)
-        privates[pid] = private
-        public = EncryptionKey(
-            pid,
-            private.key_id,
-            private.algorithm,
-            raw,
-            now - timedelta(days=1),
-            now + timedelta(days=400),
+        privates[pid], public = encryption_key(
+            pid, f"{pid}-enc", now - timedelta(days=1), now + timedelta(days=400), algorithm
         )
         members[pid] = replace(member, encryption_keys=(public,))
     trust = replace(ex.sandbox.trust, participants=MappingProxyType(members))

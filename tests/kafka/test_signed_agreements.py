@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,6 +18,7 @@ from border_exchange.domain.signing import redact
 from border_exchange.services.post import BorderPost, PostConfig
 from tests.conftest import KafkaCluster
 from tests.exchange import Exchange, make_exchange, running
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.kafka
 
@@ -73,14 +71,6 @@ async def _headers(ex: Exchange, topic: str) -> list[dict[str, bytes]]:
         return [dict(r.headers) for records in batch.values() for r in records]
     finally:
         await consumer.stop()
-
-
-async def _wait(condition: Callable[[], bool], within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.2)
 
 
 async def test_the_router_delivers_only_under_agreements_both_parties_signed(
@@ -143,9 +133,7 @@ async def test_the_post_refuses_copies_forged_into_its_feed_and_goes_on(
             ex.sandbox.trust,
             AgreementTopic(ex.settings, ex.sandbox.trust, b),
         )
-        stop = asyncio.Event()
-        task = asyncio.create_task(post.run(stop))
-        try:
+        async with running(post, within=30):
             async with running(router):
                 await ex.publish(routed)
                 await ex.feed(b, a, expect=1)
@@ -162,10 +150,7 @@ async def test_the_post_refuses_copies_forged_into_its_feed_and_goes_on(
                     )
             finally:
                 await producer.stop()
-            await _wait(lambda: sum(store.offsets().get((feed, p), 0) for p in range(3)) >= 5)
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 30)
+            await eventually(lambda: sum(store.offsets().get((feed, p), 0) for p in range(3)) >= 5)
 
         assert store.get(a, routed.header.alert_id) is not None, store.rejected()
         assert store.get(a, after.header.alert_id) is not None, store.rejected()  # went on

@@ -12,8 +12,6 @@ import asyncio
 import contextlib
 import json
 import random
-import signal
-import subprocess
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -34,15 +32,14 @@ from border_exchange.domain.envelope import Envelope
 from border_exchange.services.post import BorderPost, PostConfig
 from tests import cli, clock
 from tests.conftest import KafkaCluster
-from tests.exchange import Exchange, every_copy_once, make_exchange
+from tests.exchange import Exchange, every_copy_once, make_exchange, running
 from tests.kafka.test_router_faults import (
     _publish_steadily,
-    _router_config,
-    _start_router,
     _until_a_transaction_is_open,
     _wait_for_feeds,
     _written_topics,
 )
+from tests.router_process import kill_9, router_config, start_router, stop_router
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -172,13 +169,10 @@ async def _state_problems(ex: Exchange, plan: Plan) -> list[str]:
 async def _following(ex: Exchange, participant: str, path: Path) -> AsyncIterator[PostStore]:
     store = PostStore.open(path)
     post = BorderPost(ex.settings, PostConfig(participant, "east"), store, ex.sandbox.trust)
-    stop = asyncio.Event()
-    task = asyncio.create_task(post.run(stop))
     try:
-        yield store
+        async with running(post):
+            yield store
     finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
         store.close()
 
 
@@ -191,7 +185,7 @@ async def test_state_and_tombstones_stay_exact_through_router_kill_9(
 ) -> None:
     ex = await make_exchange(kafka, 3, open_agreements([("P0", "P1"), ("P0", "P2"), ("P1", "P2")]))
     plan = _plan(ex)
-    config = _router_config(ex, tmp_path)
+    config = router_config(ex, tmp_path)
     retention = tmp_path / "retention.yaml"
     retention.write_text(yaml.safe_dump({"retention": {"grace": GRACE, "state_segment": "2s"}}))
     settings = yaml.safe_load(config.read_text()) | {"retention": str(retention)}
@@ -204,7 +198,7 @@ async def test_state_and_tombstones_stay_exact_through_router_kill_9(
 
     async with _following(ex, follower, tmp_path / "follower.db") as following:
         publishing = asyncio.create_task(_publish_steadily(ex, plan.messages, seconds=15))
-        router = _start_router(config, log)
+        router = start_router(config, log)
         caught = []
         try:
             for kill in range(3):
@@ -212,9 +206,8 @@ async def test_state_and_tombstones_stay_exact_through_router_kill_9(
                 if kill != 1:
                     caught.append(await _until_a_transaction_is_open(ex, written, within=75))
                 assert router.poll() is None, log.read_text()[-3000:]
-                router.send_signal(signal.SIGKILL)
-                router.wait()
-                router = _start_router(config, log)
+                kill_9(router)
+                router = start_router(config, log)
             await publishing
             await _wait_for_feeds(ex, plan.messages, within=240)
             # Cancels erase after the grace: the router tombstones them, also those
@@ -228,11 +221,7 @@ async def test_state_and_tombstones_stay_exact_through_router_kill_9(
             )
         finally:
             publishing.cancel()
-            router.send_signal(signal.SIGTERM)
-            try:
-                router.wait(60)
-            except subprocess.TimeoutExpired:
-                router.kill()
+            stop_router(router)
     assert router.returncode == 0, log.read_text()[-3000:]
     assert any(caught), "no kill found an open transaction to interrupt"
     assert await _state_problems(ex, plan) == []

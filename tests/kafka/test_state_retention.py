@@ -13,7 +13,6 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from border_exchange.services.auditor import ReplayRequest, replay, summary_line
 from border_exchange.services.gateway import Gateway
 from border_exchange.services.post import BorderPost, PostConfig
 from border_exchange.services.router import PolicyView, Router
+from tests.clock import AheadClock
 from tests.conftest import KafkaCluster
 from tests.exchange import Exchange, random_ids, running
 
@@ -70,16 +70,6 @@ agreements:
     flows:
       - {from: P0, to: P2, types: {WANTED_PERSON: {sections: all, max_handling: H2}}}
 """
-
-
-@dataclass
-class Clock:
-    """The wall clock moved forward by ``ahead``."""
-
-    ahead: timedelta = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.ahead
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +184,7 @@ def _in_store(path: Path, names: Iterable[str]) -> set[str]:
 
 @asynccontextmanager
 async def _post(
-    ex: Exchange, participant: str, path: Path, clock: Clock
+    ex: Exchange, participant: str, path: Path, clock: AheadClock
 ) -> AsyncIterator[tuple[BorderPost, PostStore]]:
     store = PostStore.open(path, clock=clock)
     post = BorderPost(
@@ -203,13 +193,10 @@ async def _post(
         store,
         ex.sandbox.trust,
     )
-    stop = asyncio.Event()
-    task = asyncio.create_task(post.run(stop))
     try:
-        yield post, store
+        async with running(post):
+            yield post, store
     finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
         store.close()
 
 
@@ -229,7 +216,7 @@ async def test_alerts_outlive_the_logs_and_their_personal_data_goes_after_grace(
     now = datetime.now(UTC)
     ex = Exchange(kafka, make_sandbox(ids, text, start=now - DAY), ids)
     await _provisioned(kafka, ex)
-    clock = Clock()
+    clock = AheadClock()
     names = {
         kind: f"ZZ{kind.upper()}{uuid.uuid4().hex[:8].upper()}"
         for kind in ("keep", "cancel", "expire")

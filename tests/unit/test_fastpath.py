@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
+from border_exchange.adapters import name_index
 from border_exchange.domain import fastpath
 from border_exchange.domain.audit import AUDIT_SCHEMA, encode_audit
 from border_exchange.domain.audit_splice import envelope_tail, envelope_tail_python
@@ -30,6 +31,7 @@ from border_exchange.domain.encoding import (
     encode_record,
 )
 from border_exchange.domain.envelope import Envelope, Section
+from border_exchange.domain.names import Token, name_form
 from border_exchange.domain.samples import sample_alert
 from border_exchange.domain.signing import (
     _checked_signing_input_python,
@@ -41,6 +43,7 @@ from border_exchange.domain.signing import (
 from border_exchange.errors import DecodeError, SignatureError
 from tests.unit.test_audit_reader import decision
 from tests.unit.test_audit_reader import records as audit_records
+from tests.unit.test_names import labelled
 
 pytestmark = pytest.mark.skipif(
     not fastpath.NATIVE, reason=f"the compiled fast path is not used: {fastpath.WHY_NOT_NATIVE}"
@@ -347,3 +350,44 @@ def test_the_compiled_audit_writer_declines_values_of_unusual_types() -> None:
     loose["sections"] = tuple(record["sections"])
     loose["outcomes"] = [{**record["outcomes"][1], "delivered": 0}]
     assert fastpath.write_audit(loose) == write_audit_body_python(loose)
+
+
+# -- the name index's keys ------------------------------------------------------------
+
+# Letters that make the key rules work: digraphs (ch, sh, tch, kh, ou, ph, x, ...),
+# doubled letters, a mute final e, the abd- prefixes, digits; accented and Arabic letters
+# and separators, so that names of several tokens, other scripts and joins come up.
+_NAME_PIECES = st.sampled_from(
+    ["a", "b", "c", "d", "e", "h", "i", "k", "l", "m", "n", "o", "p", "r", "s", "t", "u",
+     "v", "w", "x", "y", "z", "q", "j", "g", "f", "ch", "sh", "tch", "kh", "ou", "oo", "ph",
+     "abd", "abdel", "abdoul", "abdu", "el", "al", "ibn", "ll", "ee", "7", "é", "è", "ï",
+     "محمد", "عبد", "ال", "ر", "ΑΛ", "Ж", " ", " ", "-", "'", "’"]
+)  # fmt: skip
+
+
+@PROPERTY
+@given(st.lists(_NAME_PIECES, max_size=14).map("".join))
+def test_the_compiled_name_keys_are_the_python_ones(written: str) -> None:
+    form = name_form(written)
+    compiled = fastpath.name_key_rows(form.tokens, 12, 3)
+    assert compiled is not None or not form.tokens or any(len(t.key) > 48 for t in form.tokens)
+    if compiled is not None:
+        assert compiled == name_index.key_rows(form, 12, 3)
+
+
+def test_the_compiled_name_keys_are_the_python_ones_on_the_labelled_set() -> None:
+    written = {name for pair in labelled() for name in (pair.query, pair.name)}
+    assert len(written) > 300
+    for name in sorted(written):
+        form = name_form(name)
+        assert fastpath.name_key_rows(form.tokens, 1, 0) == name_index.key_rows(form, 1, 0), name
+
+
+def test_the_compiled_name_keys_decline_what_is_not_the_plain_case() -> None:
+    plain = name_form("Mahamat Abdelkarim").tokens
+    assert fastpath.name_key_rows(plain, 1, 0) is not None
+    long_token = Token("a" * 60, "a" * 60, "", True)
+    odd_key = Token("ngo", "ngô", "ng", True)  # keys are [0-9a-z] only; anything else declines
+    for tokens in ((long_token,), (*plain, odd_key), list(plain)):
+        assert fastpath.name_key_rows(tokens, 1, 0) is None  # type: ignore[arg-type]  # a list
+    assert fastpath.name_key_rows(plain, "1", 0) is None  # type: ignore[arg-type]  # not an int

@@ -13,15 +13,15 @@ import pytest
 from structlog.testing import capture_logs
 
 from border_exchange.adapters.kafka_settings import KafkaSettings
-from border_exchange.adapters.keyfiles import generate_encryption_key
 from border_exchange.bootstrap import GatewayServerConfig, build_gateway
 from border_exchange.demo.sandbox import Sandbox, make_sandbox, open_agreements
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.samples import sample_alert
 from border_exchange.domain.section_seal import is_sealed, recipients_of
-from border_exchange.domain.trust import EncryptionAlgorithm, EncryptionKey, TrustStore
+from border_exchange.domain.trust import EncryptionKey, TrustStore
 from border_exchange.services.gateway import Gateway
+from tests.encryption_keys import encryption_key
 
 PASSPHRASE = "rotate-at-once"
 
@@ -67,11 +67,9 @@ def test_gateway_serve_wraps_to_a_rotated_key_and_stops_for_a_revoked_one_withou
 
     now = datetime.now(UTC)
     (old,) = box.trust.participants["CAF"].encryption_keys
-    _, raw = generate_encryption_key("CAF-enc-next", EncryptionAlgorithm.X25519)
-    nextkey = EncryptionKey(
-        "CAF", "CAF-enc-next", EncryptionAlgorithm.X25519, raw, now - timedelta(hours=1),
-        now + timedelta(days=365),
-    )  # fmt: skip
+    _, nextkey = encryption_key(
+        "CAF", "CAF-enc-next", now - timedelta(hours=1), now + timedelta(days=365)
+    )
     revoked = replace(old, revoked_at=now - timedelta(minutes=1), revocation_reason="rotated")
     paths["trust"].write_text(box.trust_yaml(_with_caf_keys(box, (revoked, nextkey)), serial=2))
     assert _wrapped(_sealed(gateway)) == {own, ("CAF", "CAF-enc-next")}

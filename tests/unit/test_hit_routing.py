@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from nacl.signing import SigningKey
 
 from border_exchange.demo.sandbox import make_sandbox
@@ -11,6 +12,7 @@ from border_exchange.domain.audit import ChainHead, encode_audit
 from border_exchange.domain.catalog import AlertType, Operation, Priority
 from border_exchange.domain.encoding import decode_record
 from border_exchange.domain.hit_routing import (
+    DeliveredHit,
     HitRouted,
     HitSigned,
     ReceivedAlert,
@@ -83,6 +85,7 @@ def decided(signed: HitSigned, state: PartitionState | None = None, **kw: object
         rules=RULES,
         state=state or PartitionState(),
         received=received,  # type: ignore[arg-type]  # a test value
+        delivered=kw.get("delivered"),  # type: ignore[arg-type]  # a test value
     )
 
 
@@ -141,9 +144,37 @@ def test_an_ack_goes_back_only_on_an_alert_this_outbox_routed_to_the_reporter() 
         Operation.CREATE,
         ("CAF",),
     )
-    result = decided(signed, state)
+    reported = DeliveredHit("CAF", "port", "alert-1")  # as the router delivered it to COD
+    result = decided(signed, state, delivered=reported)
     assert isinstance(result, HitRouted)
     assert result.recipient == "CAF"
+
+
+@pytest.mark.parametrize(
+    ("delivered", "detail"),
+    [
+        (None, "no such hit report was delivered to COD"),
+        (DeliveredHit("CAF", "airport", "alert-1"), "reported to COD by CAF post airport"),
+        (DeliveredHit("UGA", "port", "alert-1"), "reported to COD by UGA post port"),
+        (DeliveredHit("CAF", "port", "alert-2"), "on alert alert-2, not by CAF post port"),
+    ],
+)
+def test_an_ack_goes_back_only_for_a_hit_delivered_to_the_origin_from_that_post(
+    delivered: DeliveredHit | None, detail: str
+) -> None:
+    answer = ack_of(report(), key_id=SANDBOX.key_ids["COD"], instructions="hold", now=NOW)
+    signed = checked(
+        seal_ack(answer, SANDBOX.keys["COD"]), MessageKind.HIT_ACK, outbox_topic("COD")
+    )
+    state = PartitionState()  # the alert was routed from COD's outbox to CAF
+    state._remember(
+        "m-1", NOW + timedelta(days=9), "alert-1", AlertType.WANTED_PERSON, 2,
+        Operation.CREATE, ("CAF",),
+    )  # fmt: skip
+    refused = decided(signed, state, delivered=delivered)
+    assert isinstance(refused, Refused)
+    assert refused.reason is QuarantineReason.ACK_UNKNOWN_HIT
+    assert detail in refused.detail
 
 
 def test_a_rebuilt_memory_resumes_after_a_delivered_report_and_refuses_it_again() -> None:

@@ -10,16 +10,19 @@ from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 
 from border_exchange.adapters.hit_queue import HitQueue, SendState
 from border_exchange.adapters.kafka_settings import KafkaSettings
-from border_exchange.errors import ConfigError
+from border_exchange.domain.trust import Hub, TrustStore
+from border_exchange.errors import ConfigError, KafkaError
 from border_exchange.services import hits
-from tests.unit.test_hits import report
+from tests.unit.test_hits import ack, report
 
 SETTINGS = KafkaSettings("127.0.0.1:1")
+TRUST = TrustStore(MappingProxyType({}), Hub((), ()))
 
 
 class FlakyLink:
@@ -123,3 +126,39 @@ def test_post_run_names_the_interval_and_refuses_a_bad_one(tmp_path: Path) -> No
     )
     assert refused.returncode != 0
     assert "--send-hits-every: 0 must be a positive number of seconds" in refused.stderr
+
+
+async def test_the_loop_fetches_answers_after_sending_and_goes_on_when_the_fetch_fails(
+    tmp_path: Path,
+) -> None:
+    stop = asyncio.Event()
+    link = FlakyLink(stop, down=0, until=99)
+    fetched: list[bool] = []
+
+    async def collect() -> int:
+        fetched.append(hits.awaiting_answer(queue))  # after each send attempt
+        if len(fetched) == 1:
+            raise KafkaError("cannot read bx.CAF.hits: link down")
+        if len(fetched) == 3:
+            stop.set()
+        return 0
+
+    with HitQueue(tmp_path / "post.db") as queue:
+        queue.queue(report(), b"1")
+        assert not hits.awaiting_answer(queue)  # queued: nothing to wait for yet
+        async with asyncio.timeout(30):
+            await hits.keep_sending(
+                SETTINGS, queue, "CAF", stop, every=0.01, send=link, collect=collect
+            )
+        assert hits.awaiting_answer(queue)  # sent, not answered
+        assert queue.acknowledge(ack())
+        assert not hits.awaiting_answer(queue)  # answered: nothing more to fetch
+    assert fetched == [True, True, True]  # a failed fetch did not stop the loop
+    assert link.sent == {"hit-1": 1}
+
+
+async def test_no_answer_is_fetched_while_none_is_awaited(tmp_path: Path) -> None:
+    with HitQueue(tmp_path / "post.db") as queue:
+        queue.queue(report(), b"1")  # queued, never sent
+        # SETTINGS names no broker: a read would fail; nothing awaited, nothing is read.
+        assert await hits.collect_awaited(SETTINGS, queue, "CAF", "bangui-port", TRUST) == 0

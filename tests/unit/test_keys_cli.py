@@ -17,6 +17,7 @@ from border_exchange.adapters.keyfiles import (
 )
 from border_exchange.adapters.trust_file import load_trust_store
 from border_exchange.cli.main import main
+from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import ConfigError, KeyNotValidError, KeyProblem
 
 PASSPHRASE = "sel-de-Mongoumba-2026"
@@ -30,6 +31,14 @@ def passphrase(monkeypatch: pytest.MonkeyPatch) -> bytes:
 
 def generate(out: Path, *extra: str) -> int:
     return main(["keys", "generate", "--participant", "CAF", "--out", str(out), *extra])
+
+
+def _caf_store(directory: Path, **fields: object) -> TrustStore:
+    """The trust store in ``directory``/trust.yaml listing CAF with ``fields`` (its keys)."""
+    caf = {"id": "CAF", "name": "Police centrafricaine", "kind": "NATIONAL_SERVICE", **fields}
+    path = directory / "trust.yaml"
+    path.write_text(yaml.safe_dump({"version": 1, "participants": [caf]}))
+    return load_trust_store(path)
 
 
 def test_generate_writes_an_encrypted_key_and_its_trust_store_entry(
@@ -46,23 +55,7 @@ def test_generate_writes_an_encrypted_key_and_its_trust_store_entry(
 
     entry = yaml.safe_load((tmp_path / "CAF-2026-01.pub.yaml").read_text())
     assert yaml.safe_load(capsys.readouterr().out) == entry
-    store_path = tmp_path / "trust.yaml"
-    store_path.write_text(
-        yaml.safe_dump(
-            {
-                "version": 1,
-                "participants": [
-                    {
-                        "id": "CAF",
-                        "name": "Police centrafricaine",
-                        "kind": "NATIONAL_SERVICE",
-                        "keys": entry,
-                    }
-                ],
-            }
-        )
-    )
-    store = load_trust_store(store_path)
+    store = _caf_store(tmp_path, keys=entry)
     key = store.key_for("CAF", "CAF-2026-01", datetime(2026, 6, 1, tzinfo=UTC))
     assert key.raw == bytes(signing_key.verify_key)
     assert key.valid_until == datetime(2027, 1, 1, tzinfo=UTC)
@@ -100,18 +93,7 @@ def test_generate_refuses_a_bad_participant(tmp_path: Path, passphrase: bytes) -
 
 def test_the_passphrase_is_not_a_command_line_option(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
-        main(
-            [
-                "keys",
-                "generate",
-                "--participant",
-                "CAF",
-                "--out",
-                str(tmp_path),
-                "--passphrase",
-                "x",
-            ]
-        )
+        generate(tmp_path, "--passphrase", "x")
 
 
 def test_without_environment_or_terminal_the_passphrase_is_a_clear_error(
@@ -185,24 +167,7 @@ def test_generate_for_a_post_writes_an_entry_of_its_participants_post_keys(
     entry = yaml.safe_load(capsys.readouterr().out)
     assert entry[0]["post"] == "bangui-port"
     assert entry[0]["key_id"] == "CAF-bangui-port-2026-0101"
-    store_path = tmp_path / "trust.yaml"
-    store_path.write_text(
-        yaml.safe_dump(
-            {
-                "version": 1,
-                "participants": [
-                    {
-                        "id": "CAF",
-                        "name": "Police centrafricaine",
-                        "kind": "NATIONAL_SERVICE",
-                        "posts": ["bangui-port"],
-                        "post_keys": entry,
-                    }
-                ],
-            }
-        )
-    )
-    store = load_trust_store(store_path)
+    store = _caf_store(tmp_path, posts=["bangui-port"], post_keys=entry)
     signing_key = load_private_key(tmp_path / "CAF-bangui-port-2026-0101.pem", passphrase)
     key = store.post_key_for(
         "CAF", "bangui-port", "CAF-bangui-port-2026-0101", datetime(2026, 6, 1, tzinfo=UTC)

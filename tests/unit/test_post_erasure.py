@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from nacl.signing import SigningKey
 
 from border_exchange.adapters.post_store import Accepted, PostStore, Rejected
-from border_exchange.domain.catalog import AlertType, Operation
+from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.samples import sample_alert
-from border_exchange.domain.signing import seal, section_content, sign
+from border_exchange.domain.signing import seal, section_content
+from tests.cancels import cancel_of
+from tests.clock import StoppedClock
 
 KEY = SigningKey(bytes(range(32)))
 FEED = "bx.COD.from.CAF"
 STATE = "bx.COD.state.from.CAF"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def _wanted(alert_id: str, family: str, expires_at: datetime, issued: datetime) -> Envelope:
@@ -40,15 +33,8 @@ def _wanted(alert_id: str, family: str, expires_at: datetime, issued: datetime) 
 
 
 def _cancel(envelope: Envelope, issued: datetime) -> Envelope:
-    header = replace(
-        envelope.header,
-        version=envelope.header.version + 1,
-        operation=Operation.CANCEL,
-        message_id=f"cancel-{envelope.header.alert_id}",
-        cancel_reason="arrested",
-        issued_at=issued,
-    )
-    return sign(header, (), KEY)
+    message_id = f"cancel-{envelope.header.alert_id}"
+    return cancel_of(envelope, KEY, "arrested", message_id, issued_at=issued)
 
 
 def _accepted(envelope: Envelope, topic: str = STATE, offset: int = 0) -> Accepted:
@@ -67,7 +53,7 @@ def _bytes(path: Path) -> bytes:
 def test_bootstrap_stores_the_state_resumes_the_feed_and_erases_what_the_state_dropped(
     tmp_path: Path,
 ) -> None:
-    clock = Clock()
+    clock = StoppedClock()
     year = clock.now + timedelta(days=365)
     kept = _wanted("kept", "KEPTFAMILY", year, clock.now)
     dropped = _wanted("dropped", "DROPPEDFAMILY", year, clock.now)
@@ -86,7 +72,7 @@ def test_bootstrap_stores_the_state_resumes_the_feed_and_erases_what_the_state_d
 
 
 def test_bootstrap_without_state_resumes_but_erases_nothing(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = StoppedClock()
     kept = _wanted("kept", "KEPTFAMILY", clock.now + timedelta(days=9), clock.now)
     with PostStore.open(tmp_path / "p.db", clock=clock) as store:
         store.apply([_accepted(kept, FEED, 0)])
@@ -108,7 +94,7 @@ def test_a_gap_is_recorded_and_shown(tmp_path: Path) -> None:
 def test_cancelled_and_expired_rows_go_after_grace_and_no_byte_of_their_names_stays(
     tmp_path: Path,
 ) -> None:
-    clock = Clock()
+    clock = StoppedClock()
     start = clock.now
     cancelled = _wanted("c", "CANCELFAMILY", start + timedelta(days=300), start)
     expiring = _wanted("e", "EXPIREFAMILY", start + timedelta(days=3), start)

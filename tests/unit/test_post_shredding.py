@@ -8,7 +8,6 @@ import base64
 import json
 import shutil
 import sqlite3
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,24 +16,18 @@ from nacl.signing import SigningKey
 
 from border_exchange.adapters.post_store import Accepted, PostStore
 from border_exchange.domain.at_rest import RECORD, NotOpened, Place, open_local
-from border_exchange.domain.catalog import AlertType, Operation
+from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import encode_envelope
 from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.samples import sample_alert
-from border_exchange.domain.signing import seal, section_content, sign
+from border_exchange.domain.signing import seal, section_content
 from border_exchange.errors import StoreError
+from tests.cancels import cancel_of
+from tests.clock import StoppedClock
 
 KEY = SigningKey(bytes(range(32)))
 FEED = "bx.COD.from.CAF"
 REMARK = "Seen near the Zongo crossing at dawn, carrying a satchel"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def _wanted(alert_id: str, remark: str, expires_at: datetime, version: int = 1) -> Envelope:
@@ -55,14 +48,7 @@ def _wanted(alert_id: str, remark: str, expires_at: datetime, version: int = 1) 
 
 
 def _cancel(envelope: Envelope) -> Envelope:
-    header = replace(
-        envelope.header,
-        version=envelope.header.version + 1,
-        operation=Operation.CANCEL,
-        message_id=f"cancel-{envelope.header.alert_id}",
-        cancel_reason="arrested",
-    )
-    return sign(header, (), KEY)
+    return cancel_of(envelope, KEY, "arrested", f"cancel-{envelope.header.alert_id}")
 
 
 def _accepted(envelope: Envelope, offset: int) -> Accepted:
@@ -107,7 +93,7 @@ def _try_to_read(copy: Path, keys: Path, alert_id: str) -> list[bytes]:
 
 
 def test_sections_are_encrypted_at_rest_and_read_back_in_clear(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = StoppedClock()
     path = tmp_path / "post.db"
     with PostStore.open(path, clock=clock) as store:
         store.apply([_accepted(_wanted("wp-1", REMARK, clock.now + timedelta(days=30)), 0)])
@@ -119,7 +105,7 @@ def test_sections_are_encrypted_at_rest_and_read_back_in_clear(tmp_path: Path) -
 def test_a_copy_taken_before_cancellation_cannot_be_read_once_the_keys_are_destroyed(
     tmp_path: Path,
 ) -> None:
-    clock = Clock()
+    clock = StoppedClock()
     path = tmp_path / "post.db"
     keys = tmp_path / "post.db.keys"
     wanted = _wanted("wp-1", REMARK, clock.now + timedelta(days=30))
@@ -153,7 +139,7 @@ def test_a_copy_taken_before_cancellation_cannot_be_read_once_the_keys_are_destr
 
 
 def test_expiry_destroys_the_keys_and_an_older_version_goes_with_its_keys(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = StoppedClock()
     path = tmp_path / "post.db"
     keys = tmp_path / "post.db.keys"
     expiring = _wanted("wp-1", REMARK, clock.now + timedelta(days=2))
@@ -175,7 +161,7 @@ def test_expiry_destroys_the_keys_and_an_older_version_goes_with_its_keys(tmp_pa
 def test_keys_a_crash_left_without_content_are_destroyed_by_the_next_erasure(
     tmp_path: Path,
 ) -> None:
-    clock = Clock()
+    clock = StoppedClock()
     path = tmp_path / "post.db"
 
     def crash(_: object) -> None:
@@ -197,7 +183,7 @@ def test_keys_a_crash_left_without_content_are_destroyed_by_the_next_erasure(
 
 
 def test_a_store_opened_with_another_key_store_is_refused(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = StoppedClock()
     path = tmp_path / "post.db"
     with PostStore.open(path, clock=clock) as store:
         store.apply([_accepted(_wanted("wp-1", REMARK, clock.now + timedelta(days=30)), 0)])
@@ -207,7 +193,7 @@ def test_a_store_opened_with_another_key_store_is_refused(tmp_path: Path) -> Non
 
 
 def test_a_store_of_schema_version_1_is_encrypted_when_opened(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = StoppedClock()
     path = tmp_path / "post.db"
     wanted = _wanted("wp-1", REMARK, clock.now + timedelta(days=30))
     with PostStore.open(path, clock=clock) as store:

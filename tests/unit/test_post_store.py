@@ -20,18 +20,11 @@ from border_exchange.domain.trust import Participant, PublicKey, TrustStore
 from border_exchange.errors import DecodeError
 from border_exchange.services.post import check_record, outcome_of
 from tests import clock as clock_of_run
+from tests.clock import StoppedClock
 
 KEY = SigningKey(bytes(range(32)))
 NOW = clock_of_run.now()
 FEED = "bx.COD.from.CAF"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def trust() -> TrustStore:
@@ -76,12 +69,12 @@ def accepted(envelope: Envelope, offset: int, topic: str = FEED) -> Accepted:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> StoppedClock:
+    return StoppedClock(NOW)
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> PostStore:
+def store(tmp_path: Path, clock: StoppedClock) -> PostStore:
     return PostStore.open(tmp_path / "post.db", clock=clock)
 
 
@@ -145,7 +138,9 @@ def test_a_cancel_removes_the_alert_and_a_late_version_cannot_resurrect_it(
     assert store.version_of("CAF", "vn-1") == (3, State.CANCELLED)
 
 
-def test_expired_alerts_leave_lookups_then_are_purged(store: PostStore, clock: Clock) -> None:
+def test_expired_alerts_leave_lookups_then_are_purged(
+    store: PostStore, clock: StoppedClock
+) -> None:
     data = sample_alert_data(AlertType.VEHICLE_NOTICE)
     expiry = NOW + timedelta(days=1)
     data["expires_at"] = clock_of_run.iso(expiry)

@@ -13,7 +13,6 @@ from types import MappingProxyType
 import pytest
 
 from border_exchange.adapters.agreement_files import section_recipients
-from border_exchange.adapters.keyfiles import generate_encryption_key
 from border_exchange.adapters.post_store import Accepted, PostStore
 from border_exchange.demo.sandbox import Sandbox, make_sandbox, sign_agreements
 from border_exchange.domain.agreements import parse_agreement_set
@@ -29,9 +28,10 @@ from border_exchange.domain.samples import sample_alert
 from border_exchange.domain.sealed_reading import read_sections
 from border_exchange.domain.section_seal import RecipientPrivateKey, is_sealed, recipients_of
 from border_exchange.domain.signing import redact, seal, section_content, sign, verify_trusted
-from border_exchange.domain.trust import EncryptionAlgorithm, EncryptionKey, TrustStore
+from border_exchange.domain.trust import EncryptionKey, TrustStore
 from border_exchange.errors import DecodeError, SectionProblem, SignatureError, SignatureProblem
 from border_exchange.services.post import check_record
+from tests.encryption_keys import encryption_key
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 TEXT = f"""
@@ -66,15 +66,8 @@ def _with_encryption_keys(
     privates: dict[str, RecipientPrivateKey] = {}
     participants = {}
     for pid, member in box.trust.participants.items():
-        private, raw = generate_encryption_key(f"{pid}-enc-1", EncryptionAlgorithm.X25519)
-        privates[pid] = private
-        key = EncryptionKey(
-            pid,
-            private.key_id,
-            private.algorithm,
-            raw,
-            NOW - timedelta(days=60),
-            NOW + timedelta(days=300),
+        privates[pid], key = encryption_key(
+            pid, f"{pid}-enc-1", NOW - timedelta(days=60), NOW + timedelta(days=300)
         )
         participants[pid] = replace(member, encryption_keys=(key,))
     return replace(box.trust, participants=MappingProxyType(participants)), privates
@@ -225,14 +218,8 @@ def test_a_recipient_without_an_encryption_key_is_named_unreachable() -> None:
 
 def test_rotation_wraps_to_the_new_key_and_the_post_still_opens_the_old_one() -> None:
     old_copy = _route(_sealed()).copies[0][1]
-    new_private, raw = generate_encryption_key("CAF-enc-2", EncryptionAlgorithm.X25519)
-    new_key = EncryptionKey(
-        "CAF",
-        "CAF-enc-2",
-        EncryptionAlgorithm.X25519,
-        raw,
-        NOW - timedelta(hours=1),
-        NOW + timedelta(days=400),
+    new_private, new_key = encryption_key(
+        "CAF", "CAF-enc-2", NOW - timedelta(hours=1), NOW + timedelta(days=400)
     )
     rotated = _caf_with_keys((*TRUST.participants["CAF"].encryption_keys, new_key))
     plan = SectionRecipients.of(BOX.agreements, rotated).plan(
@@ -275,14 +262,8 @@ def test_the_post_store_says_which_encryption_keys_its_alerts_in_force_still_nee
     """Wrapped to the old key and to the rotated one: both needed until the old alert ends."""
     topic = feed_topic("CAF", "COD")
     old = _route(_sealed()).copies[0][1]
-    new_private, raw = generate_encryption_key("CAF-enc-2", EncryptionAlgorithm.X25519)
-    new_key = EncryptionKey(
-        "CAF",
-        "CAF-enc-2",
-        EncryptionAlgorithm.X25519,
-        raw,
-        NOW - timedelta(hours=1),
-        NOW + timedelta(days=400),
+    new_private, new_key = encryption_key(
+        "CAF", "CAF-enc-2", NOW - timedelta(hours=1), NOW + timedelta(days=400)
     )
     rotated = SectionRecipients.of(
         BOX.agreements, _caf_with_keys((*TRUST.participants["CAF"].encryption_keys, new_key))

@@ -10,8 +10,8 @@ is not a readable set, or whose key is not its digest, is logged and skipped.
 from __future__ import annotations
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from border_exchange.adapters.kafka_clients import AIOKAFKA, KafkaClients, TopicPartition
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.domain.agreements import AgreementSet, parse_agreement_set
 from border_exchange.domain.naming import AGREEMENTS_TOPIC
@@ -38,8 +38,15 @@ def read_set(value: bytes | None, key: bytes | None) -> AgreementSet | None:
 class AgreementTopic:
     """The signed agreements of one service, read from the agreements topic."""
 
-    def __init__(self, settings: KafkaSettings, trust: TrustStore, participant: str) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        trust: TrustStore,
+        participant: str,
+        clients: KafkaClients = AIOKAFKA,
+    ) -> None:
         self.settings = settings
+        self.clients = clients
         self.trust = trust
         self.participant = participant
         self.sets: dict[str, AgreementSet] = {}
@@ -48,7 +55,7 @@ class AgreementTopic:
 
     async def refresh(self) -> AgreementBook:
         """Read the sets published since the last call; the book of the service's agreements."""
-        consumer = AIOKafkaConsumer(
+        consumer = self.clients.consumer(
             **self.settings.client_kwargs(),
             group_id=None,
             enable_auto_commit=False,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from border_exchange.adapters import sqlite_tx
 from border_exchange.domain.hits import HitAcknowledgement, HitReport
@@ -76,6 +76,28 @@ def _iso(value: datetime) -> str:
 
 def _time(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
+
+
+def _post_hit(row: tuple[Any, ...]) -> PostHit:
+    """A report from its row, in the order ``HitQueue.reports`` selects the columns."""
+    hit_id, origin, alert_id, version, action, place, hit_at, reported_at = row[:8]
+    state, sent_at, ack_id, acknowledged_at, instructions, contact = row[8:]
+    return PostHit(
+        hit_id,
+        origin,
+        alert_id,
+        version,
+        action,
+        place,
+        datetime.fromisoformat(hit_at),
+        datetime.fromisoformat(reported_at),
+        SendState(state),
+        _time(sent_at),
+        ack_id,
+        _time(acknowledged_at),
+        instructions,
+        contact,
+    )
 
 
 class HitQueue:
@@ -162,37 +184,4 @@ class HitQueue:
             "reported_at, state, sent_at, ack_id, acknowledged_at, instructions, desk_contact "
             "FROM hit_reports ORDER BY reported_at DESC"
         )
-        return [
-            PostHit(
-                h,
-                o,
-                a,
-                v,
-                action,
-                place,
-                datetime.fromisoformat(hit_at),
-                datetime.fromisoformat(reported_at),
-                SendState(state),
-                _time(sent_at),
-                ack_id,
-                _time(acked),
-                instructions,
-                contact,
-            )
-            for (
-                h,
-                o,
-                a,
-                v,
-                action,
-                place,
-                hit_at,
-                reported_at,
-                state,
-                sent_at,
-                ack_id,
-                acked,
-                instructions,
-                contact,
-            ) in rows
-        ]
+        return [_post_hit(row) for row in rows]

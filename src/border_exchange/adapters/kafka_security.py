@@ -54,6 +54,8 @@ _RESOURCE_NOT_FOUND: Final = 91
 
 _STR = CompactString("utf-8")
 _TAGS = ("tags", TaggedFields)
+_ENTRY = (("principal", _STR), ("host", _STR), ("operation", Int8), ("permission_type", Int8))
+"""An access control entry's fields, the same in every ACL request and response."""
 
 # ------------------------------------------------------------------ wire structs
 # aiokafka ships no type information: its protocol base classes are Any to mypy.
@@ -81,10 +83,7 @@ class _CreateAclsRequestV3(RequestStruct):  # type: ignore[misc]  # aiokafka is 
                 ("resource_type", Int8),
                 ("resource_name", _STR),
                 ("resource_pattern_type", Int8),
-                ("principal", _STR),
-                ("host", _STR),
-                ("operation", Int8),
-                ("permission_type", Int8),
+                *_ENTRY,
                 _TAGS,
             ),
         ),
@@ -92,9 +91,7 @@ class _CreateAclsRequestV3(RequestStruct):  # type: ignore[misc]  # aiokafka is 
     )
 
 
-_ACL_DESCRIPTION = CompactArray(
-    ("principal", _STR), ("host", _STR), ("operation", Int8), ("permission_type", Int8), _TAGS
-)
+_ACL_DESCRIPTION = CompactArray(*_ENTRY, _TAGS)
 
 
 class _DescribeAclsResponseV3(Response):  # type: ignore[misc]  # aiokafka is untyped
@@ -155,10 +152,7 @@ class _DeleteAclsResponseV3(Response):  # type: ignore[misc]  # aiokafka is unty
                         ("resource_type", Int8),
                         ("resource_name", _STR),
                         ("pattern_type", Int8),
-                        ("principal", _STR),
-                        ("host", _STR),
-                        ("operation", Int8),
-                        ("permission_type", Int8),
+                        *_ENTRY,
                         _TAGS,
                     ),
                 ),

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Final
 
+from border_exchange.domain import fastpath
 from border_exchange.domain.lookup import PersonName, dob_agrees
 from border_exchange.domain.names import (
     NameForm,
@@ -83,12 +84,19 @@ def rows(alert: int, names: Sequence[PersonName]) -> tuple[list[FormRow], list[K
         form = name.form
         born = None if name.date_of_birth is None else name.date_of_birth.isoformat()
         forms.append((alert, number, name.written, _dump(form), born))
-        keys.extend(
-            (key, alert, number, token)
-            for token, found in token_keys(form)
-            for key in sorted(found)
-        )
+        compiled = fastpath.name_key_rows(form.tokens, alert, number)
+        keys.extend(key_rows(form, alert, number) if compiled is None else compiled)
     return forms, keys
+
+
+def key_rows(form: NameForm, alert: int, number: int) -> list[KeyRow]:
+    """The ``name_keys`` rows of name ``number`` of alert ``alert``: each token's keys, sorted.
+
+    The reference of the compiled ``fastpath.name_key_rows``, which answers the same.
+    """
+    return [
+        (key, alert, number, token) for token, found in token_keys(form) for key in sorted(found)
+    ]
 
 
 def insert(db: sqlite3.Connection, forms: Sequence[FormRow], keys: Sequence[KeyRow]) -> None:

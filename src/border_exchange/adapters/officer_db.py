@@ -29,6 +29,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from border_exchange.adapters import sqlite_tx
+from border_exchange.adapters.sqlite_files import open_durable
 from border_exchange.domain.consultation import Entry, Search, chain
 from border_exchange.errors import ConfigError, LoginRefusal, LoginRefused, StoreError
 
@@ -113,11 +114,7 @@ class OfficerDB:
 
     def __post_init__(self) -> None:
         try:
-            self._db = sqlite3.connect(
-                self.path, isolation_level=None, timeout=30.0, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db = open_durable(self.path)
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the officers file {self.path}: {exc}") from exc

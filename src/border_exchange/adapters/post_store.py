@@ -44,13 +44,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from border_exchange.adapters import name_index, post_keys, sqlite_tx
+from border_exchange.adapters.sqlite_files import open_durable
 from border_exchange.domain.at_rest import (
     RECORD,
     NotOpened,
     Place,
-    fresh_key,
     open_local,
-    seal_local,
+    seal_version,
 )
 from border_exchange.domain.catalog import SECTIONS, AlertType, Operation
 from border_exchange.domain.encoding import decode_envelope, encode_envelope
@@ -168,11 +168,14 @@ _STORED_COLUMNS: Final = (
 )  # fmt: skip
 _QUOTED: Final = [f'"{column}"' for column in _STORED_COLUMNS]
 _UPSERT_ALERT: Final = (
-    f"INSERT INTO alerts ({', '.join(_QUOTED)}) VALUES ({', '.join('?' for _ in _QUOTED)}) "
-    "ON CONFLICT (origin, alert_id) DO UPDATE SET "
+    f"INSERT INTO alerts (id, {', '.join(_QUOTED)}) VALUES (?, {', '.join('?' for _ in _QUOTED)}) "
+    "ON CONFLICT (id) DO UPDATE SET "
     + ", ".join(f"{column} = excluded.{column}" for column in _QUOTED)
-    + " RETURNING id"
 )
+"""Writes an alert's row under its id: the row it had, or the next free one (a new alert
+gets the id SQLite would give it: one more than the highest)."""
+_KNOWN_CHUNK: Final = 500
+"""Alert ids looked up per statement when an apply reads which of its alerts are stored."""
 _KEY_TABLES: Final = ("plates", "vins", "documents")
 """The exact-key search tables (rows keyed by ``alert``)."""
 
@@ -318,6 +321,36 @@ def _held(db: sqlite3.Connection) -> int:
     return int(db.execute("SELECT COUNT(*) FROM alerts").fetchone()[0])
 
 
+@dataclass
+class _Known:
+    """The stored alerts an apply touches, as it changes them: (origin, alert id) to
+    (row id, version, state, key reference); and the row id the next new alert gets."""
+
+    rows: dict[tuple[str, str], tuple[int, int, str, bytes | None]]
+    next_id: int
+
+
+def _known(db: sqlite3.Connection, outcomes: Sequence[Accepted]) -> _Known:
+    """Which alerts of ``outcomes`` the store holds, a statement per few hundred ids."""
+    wanted: dict[str, set[str]] = {}
+    for outcome in outcomes:
+        header = outcome.envelope.header
+        wanted.setdefault(header.origin, set()).add(header.alert_id)
+    rows: dict[tuple[str, str], tuple[int, int, str, bytes | None]] = {}
+    for origin, ids in wanted.items():
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), _KNOWN_CHUNK):
+            chunk = ordered[start : start + _KNOWN_CHUNK]
+            found = db.execute(
+                "SELECT alert_id, id, version, state, key_ref FROM alerts WHERE origin = ? "
+                f"AND alert_id IN ({', '.join('?' for _ in chunk)})",
+                (origin, *chunk),
+            )
+            rows.update(((origin, a), (i, v, st, ref)) for a, i, v, st, ref in found)
+    highest = db.execute("SELECT COALESCE(MAX(id), 0) FROM alerts").fetchone()[0]
+    return _Known(rows, int(highest) + 1)
+
+
 def _create_indexes(db: sqlite3.Connection) -> None:
     for name, on in _SEARCH_INDEXES.items():
         db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {on}")
@@ -339,13 +372,19 @@ class _SearchRows:
     """
 
     keys: dict[int, SearchKeys] = field(default_factory=dict)
+    names: dict[int, tuple[list[name_index.FormRow], list[name_index.KeyRow]]] = field(
+        default_factory=dict
+    )
     gone: set[int] = field(default_factory=set)
 
     def add(self, alert: int, keys: SearchKeys) -> None:
+        # The name rows now, while the names' forms are in names.name_form's cache.
         self.keys[alert] = keys
+        self.names[alert] = name_index.rows(alert, keys.names)
 
     def unindex(self, alert: int) -> None:
         self.keys.pop(alert, None)
+        self.names.pop(alert, None)
         self.gone.add(alert)
 
     def write(self, db: sqlite3.Connection, *, bulk: bool) -> None:
@@ -359,7 +398,7 @@ class _SearchRows:
             tables["plates"].extend((alert, p) for p in keys.plates)
             tables["vins"].extend((alert, v) for v in keys.vins)
             tables["documents"].extend((alert, d) for d in keys.documents)
-            more_forms, more_names = name_index.rows(alert, keys.names)
+            more_forms, more_names = self.names[alert]
             forms.extend(more_forms)
             names.extend(more_names)
         if bulk:
@@ -370,6 +409,7 @@ class _SearchRows:
         if bulk:
             _create_indexes(db)
         self.keys.clear()
+        self.names.clear()
         self.gone.clear()
 
 
@@ -379,6 +419,10 @@ def _json_default(value: object) -> object:
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
     raise TypeError(f"cannot store {type(value).__name__}")
+
+
+_section_json: Final = json.JSONEncoder(default=_json_default, ensure_ascii=False).encode
+"""``json.dumps(value, default=_json_default, ensure_ascii=False)``, its encoder made once."""
 
 
 def _kept_sections(outcome: Accepted) -> dict[str, Any]:
@@ -403,18 +447,11 @@ def _encrypt(
 ) -> _AtRest:
     """Encrypt each section and the record under a fresh key of its own."""
     ref = post_keys.new_ref()
-    rows: list[post_keys.KeyRow] = []
-    sealed: dict[str, str] = {}
-    for name, value in sections.items():
-        key = fresh_key()
-        plain = json.dumps(value, default=_json_default, ensure_ascii=False).encode("utf-8")
-        blob = seal_local(key, Place(origin, alert_id, version, name), plain)
-        sealed[name] = base64.b64encode(blob).decode("ascii")
-        rows.append((ref, name, key))
-    key = fresh_key()
-    envelope = seal_local(key, Place(origin, alert_id, version, RECORD), record)
-    rows.append((ref, RECORD, key))
-    return _AtRest(ref, json.dumps(sealed), envelope, tuple(rows))
+    plain = {name: _section_json(value).encode("utf-8") for name, value in sections.items()}
+    done = seal_version(origin, alert_id, version, {**plain, RECORD: record})
+    sealed = {name: base64.b64encode(blob).decode("ascii") for name, _, blob in done[:-1]}
+    rows = tuple((ref, name, key) for name, key, _ in done)
+    return _AtRest(ref, json.dumps(sealed), done[-1][2], rows)
 
 
 def _iso(value: datetime) -> str:
@@ -443,9 +480,9 @@ class PostStore:
 
     def __post_init__(self) -> None:
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            # A bootstrap stores one partition on a worker thread while the next is read
+            # (services.post_state); the store is never used by two threads at once.
+            self._db = open_durable(self.path)
             self._db.execute("PRAGMA foreign_keys=ON")
             # Erased content is overwritten, not only unlinked (see the module docstring).
             self._db.execute("PRAGMA secure_delete=ON")
@@ -581,11 +618,18 @@ class PostStore:
         dropped: list[bytes],
     ) -> ApplyResult:
         """Apply ``outcomes`` in order inside the open transaction ``db``; the key
-        references of content they supersede (or never store) go to ``dropped``."""
+        references of content they supersede (or never store) go to ``dropped``.
+
+        Which of their alerts are stored already is read first, a few statements for the
+        whole apply; the rows are then decided in memory, in order, and written with one
+        statement (the search rows with one per table, ``_SearchRows``).
+        """
         stored = cancelled = stale = rejected = 0
         now = _iso(self.clock())
         pending = _SearchRows()
         bulk = len(outcomes) >= BULK_FROM and len(outcomes) >= _held(db)
+        known = _known(db, [o for o in outcomes if isinstance(o, Accepted)])
+        rows: dict[int, tuple[object, ...]] = {}
         for outcome, sealed in zip(outcomes, at_rest, strict=True):
             if isinstance(outcome, Rejected):
                 db.execute(
@@ -595,45 +639,50 @@ class PostStore:
                 )
                 rejected += 1
                 continue
-            result = self._apply_one(db, outcome, now, pending, sealed, dropped)
+            result = self._apply_one(outcome, now, pending, sealed, dropped, known, rows)
             stored += result == "stored"
             cancelled += result == "cancelled"
             stale += result == "stale"
+        db.executemany(_UPSERT_ALERT, rows.values())
         pending.write(db, bulk=bulk)
         return ApplyResult(stored, cancelled, stale, rejected)
 
     def _apply_one(
         self,
-        db: sqlite3.Connection,
         outcome: Accepted,
         now: str,
         pending: _SearchRows,
         sealed: _AtRest | None,
         dropped: list[bytes],
+        known: _Known,
+        rows: dict[int, tuple[object, ...]],
     ) -> str:
         header = outcome.envelope.header
-        row = db.execute(
-            "SELECT id, version, state, key_ref FROM alerts WHERE origin = ? AND alert_id = ?",
-            (header.origin, header.alert_id),
-        ).fetchone()
+        row = known.rows.get((header.origin, header.alert_id))
         if row is not None and (row[2] == State.CANCELLED or row[1] >= header.version):
             if sealed is not None:
                 dropped.append(sealed.ref)
             return "stale"
         if row is not None:
-            pending.unindex(row[0])
+            alert = row[0]
+            pending.unindex(alert)
             if row[3] is not None:
                 dropped.append(bytes(row[3]))
+        else:
+            alert = known.next_id
+            known.next_id += 1
         cancel = sealed is None
         withheld = [name for name in outcome.envelope.section_names if name not in outcome.sections]
         sections = {} if cancel else _kept_sections(outcome)
-        values = (
+        state = State.CANCELLED if cancel else State.ACTIVE
+        rows[alert] = (
+            alert,
             header.origin,
             header.alert_id,
             header.alert_type.value,
             header.version,
             header.operation.value,
-            State.CANCELLED.value if cancel else State.ACTIVE.value,
+            state.value,
             header.message_id,
             _iso(header.issued_at),
             _iso(header.expires_at),
@@ -653,7 +702,9 @@ class PostStore:
             now,
             None if sealed is None else sealed.ref,
         )
-        alert = db.execute(_UPSERT_ALERT, values).fetchone()[0]
+        known.rows[(header.origin, header.alert_id)] = (
+            alert, header.version, state, None if sealed is None else sealed.ref
+        )  # fmt: skip
         if cancel:
             return "cancelled"
         pending.add(alert, search_keys(header.alert_type, sections))

@@ -18,8 +18,9 @@ import contextlib
 from typing import Final
 
 import structlog
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
+
+from border_exchange.adapters.kafka_clients import Producer
 
 log = structlog.get_logger(__name__)
 
@@ -32,7 +33,7 @@ def _retrieved(future: asyncio.Future[object]) -> None:
         future.exception()
 
 
-async def discard(producer: AIOKafkaProducer, patience: float) -> None:
+async def discard(producer: Producer, patience: float) -> None:
     """Stop ``producer`` within about ``patience`` seconds; then nothing it held is sent."""
     try:
         await asyncio.wait_for(producer.stop(), patience)

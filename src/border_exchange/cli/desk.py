@@ -53,7 +53,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ack = commands.add_parser(
         "ack",
         help="acknowledge a hit report with follow-up instructions for the post",
-        description="The key passphrase is read from BX_KEY_PASSPHRASE or prompted for.",
+        description=(
+            "Signs the acknowledgement of a report 'desk hits' lists with the service's key "
+            "(passphrase from BX_KEY_PASSPHRASE or a prompt) and sends it from the "
+            "service's outbox. The router routes it back to the reporting post only for a "
+            "report it delivered to this service, from that post, on that alert; any other "
+            "is quarantined as ACK_UNKNOWN_HIT ('desk notices' shows it). The post sees "
+            "the instructions on the alert's page and with 'post hits'."
+        ),
     )
     ack.add_argument("hit_id", metavar="HIT_ID", help="the report's id, as 'desk hits' lists it")
     signing_options(ack)

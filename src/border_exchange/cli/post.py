@@ -27,6 +27,7 @@ import structlog
 from border_exchange.adapters.agreement_topic import AgreementTopic
 from border_exchange.adapters.config_file import kafka_settings_from_file
 from border_exchange.adapters.hit_queue import HitQueue
+from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.adapters.keyfiles import load_encryption_key, passphrase_from_env_or_prompt
 from border_exchange.adapters.metrics import serve_metrics
 from border_exchange.adapters.officer_db import OfficerDB, officers_path
@@ -34,6 +35,7 @@ from border_exchange.adapters.post_store import PostStore, StoredAlert
 from border_exchange.adapters.trust_file import load_kept
 from border_exchange.cli.commands import command_group
 from border_exchange.cli.logs import add_log_options, configure_from
+from border_exchange.cli.post_hits import print_sent
 from border_exchange.domain.catalog import is_participant_id
 from border_exchange.domain.labels import (
     LANGUAGES,
@@ -46,7 +48,8 @@ from border_exchange.domain.labels import (
 from border_exchange.domain.lookup import SearchKind
 from border_exchange.domain.naming import is_role_name
 from border_exchange.domain.retention import DEFAULT_POLICY
-from border_exchange.errors import ConfigError
+from border_exchange.domain.trust import TrustStore
+from border_exchange.errors import ConfigError, KafkaError
 from border_exchange.services import hits, post_search
 from border_exchange.services.post import BorderPost, CatchUp, PostConfig
 from border_exchange.services.provisioner import load_retention
@@ -96,9 +99,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument(
         "--once",
         action="store_true",
-        help="catch up (from the state topics where needed, then every feed to its end) and "
-        f"exit: {EXIT_CAUGHT_UP} caught up, {EXIT_GAP_HEALED} caught up but a gap was met and "
-        f"healed from the state, {EXIT_GAP_NOT_HEALED} a gap could not be healed (alerts may "
+        help="catch up (from the state topics where needed, then every feed to its end), "
+        "send the queued hit reports and fetch the acknowledgements awaited (what cannot go "
+        f"stays queued for the next run), and exit: {EXIT_CAUGHT_UP} caught up, "
+        f"{EXIT_GAP_HEALED} caught up but a gap was met and healed from the state, "
+        f"{EXIT_GAP_NOT_HEALED} a gap could not be healed (alerts may "
         "be missing), 1 an error (e.g. no broker within --timeout)",
     )
     run.add_argument(
@@ -113,8 +118,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=float,
         default=hits.SEND_EVERY_SECONDS,
         metavar="SECONDS",
-        help="how often to try sending this post's queued hit reports (those 'post "
-        "report-hit' queued while the link was down), each once; default "
+        help="how often to try sending this post's queued hit reports (from 'post "
+        "report-hit' or the web page's hit form, queued while the link was down), each "
+        "once, and to fetch the origins' acknowledgements awaited; default "
         f"{hits.SEND_EVERY_SECONDS:g}",
     )
     run.add_argument(
@@ -217,7 +223,11 @@ def run_post(args: argparse.Namespace) -> int:
             agreements = AgreementTopic(settings, trust, participant)
             post = BorderPost(settings, config, store, trust, agreements, private_keys)
             if args.once:
-                return await post.catch_up(args.timeout)
+                done = await post.catch_up(args.timeout)
+                # Then the queued hit reports go, and the answers to those sent come back.
+                with HitQueue(args.db) as queue:
+                    await _hits_once(settings, queue, participant, args.post, trust)
+                return done
             async with contextlib.AsyncExitStack() as stack:
                 if args.metrics_port:
                     url = await stack.enter_async_context(
@@ -229,9 +239,12 @@ def run_post(args: argparse.Namespace) -> int:
                 queue = stack.enter_context(HitQueue(args.db))
                 sender = asyncio.create_task(
                     hits.keep_sending(
-                        settings, queue, participant, stop, every=args.send_hits_every
+                        settings, queue, participant, stop, every=args.send_hits_every,
+                        collect=lambda: hits.collect_awaited(
+                            settings, queue, participant, args.post, trust
+                        ),
                     )
-                )
+                )  # fmt: skip
                 # A sender that fails (its store unreadable) stops the post, loudly.
                 sender.add_done_callback(lambda _: stop.set())
                 try:
@@ -243,6 +256,23 @@ def run_post(args: argparse.Namespace) -> int:
 
     done = asyncio.run(run())
     return EXIT_CAUGHT_UP if done is None else _caught_up(done)
+
+
+async def _hits_once(
+    settings: KafkaSettings, queue: HitQueue, participant: str, post: str, trust: TrustStore
+) -> None:
+    """``--once``: send the queued hit reports, fetch the answers awaited; say what it did.
+    What cannot go now stays queued for the next run."""
+    result = await hits.send_queued(settings, queue, participant)
+    if result.sent or result.left:
+        print_sent(result)
+    try:
+        new = await hits.collect_awaited(settings, queue, participant, post, trust)
+    except KafkaError as exc:
+        print(f"acknowledgements not fetched: {exc}")
+        return
+    if new:
+        print(f"{new} acknowledgement(s) of this post's hit reports received ('post hits')")
 
 
 def _caught_up(done: CatchUp) -> int:

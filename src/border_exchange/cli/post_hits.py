@@ -21,13 +21,9 @@ from border_exchange.adapters.keyfiles import load_private_key, passphrase_from_
 from border_exchange.adapters.post_store import PostStore
 from border_exchange.adapters.trust_file import load_kept
 from border_exchange.domain.catalog import is_participant_id
-from border_exchange.domain.hits import HitAction
 from border_exchange.domain.naming import is_role_name
-from border_exchange.domain.times import aware_time
 from border_exchange.errors import ConfigError
 from border_exchange.services import hits
-
-_ACTIONS = ", ".join(action.value for action in HitAction)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,7 +37,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             "database and sends it; with the link down it stays queued and the running "
             "'post run' (every --send-hits-every seconds) or 'post send-hits' sends it "
             "later, once. The origin's desk answers within a deadline "
-            "(12 h for a routine wanted person); 'post hits' shows the answer."
+            "(12 h for a routine wanted person); 'post hits' shows the answer. The post's "
+            "page takes the same report, checked the same way, on the alert's page "
+            "('post serve' with --key)."
         ),
     )
     _post_options(report)
@@ -49,8 +47,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     report.add_argument("--key-id", help="the post's key id (default: its current key)")
     report.add_argument("--alert", required=True, help="the alert's id, as 'post check' shows it")
     report.add_argument("--origin", help="the alert's origin (when two origins share the id)")
-    report.add_argument("--version", type=int, help="the version hit (default: the one held)")
-    report.add_argument("--action", required=True, help=f"what was done: {_ACTIONS}")
+    report.add_argument("--version", help="the version hit (default: the one held)")
+    report.add_argument("--action", required=True, help=f"what was done: {hits.ACTIONS}")
     report.add_argument("--reason", help="why nothing was done (with NOT_ACTED)")
     report.add_argument("--at", help="when, ISO 8601 with a zone (default: now)")
     report.add_argument("--place", required=True, help="crossing point or place")
@@ -85,7 +83,8 @@ def _post_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _checked(args: argparse.Namespace) -> tuple[str, str]:
+def checked_post(args: argparse.Namespace) -> tuple[str, str]:
+    """``--participant`` and ``--post``, checked; the store ``--db`` must exist."""
     if not is_participant_id(args.participant):
         raise ConfigError(f"--participant: {args.participant!r} is not a participant id")
     if not is_role_name(args.post):
@@ -95,13 +94,20 @@ def _checked(args: argparse.Namespace) -> tuple[str, str]:
     return args.participant, args.post
 
 
-def _time(value: str | None, now: datetime) -> datetime:
-    if value is None:
-        return now
-    return aware_time(value, "--at").astimezone(UTC)
+def load_reporter(
+    args: argparse.Namespace, participant: str, post: str, now: datetime
+) -> hits.Reporter:
+    """The post's signing identity from ``--key`` (passphrase from BX_KEY_PASSPHRASE or a
+    prompt) and ``--key-id``, by default the post's current key in ``--trust``."""
+    with PostStore.open(args.db) as store:
+        trust = load_kept(args.trust, store)
+    key_id: str = args.key_id or trust.current_post_key(participant, post, now).key_id
+    key = load_private_key(args.key, passphrase_from_env_or_prompt())
+    return hits.Reporter(participant, post, key, key_id)
 
 
-def _print_sent(result: hits.SendResult) -> None:
+def print_sent(result: hits.SendResult) -> None:
+    """What one attempt to send the queue did, for the officer."""
     if result.error is None:
         print(f"sent {result.sent} hit report(s)")
     else:
@@ -113,33 +119,22 @@ def _print_sent(result: hits.SendResult) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     """Check, sign, queue and (unless told not to) send one hit report."""
-    participant, post = _checked(args)
-    try:
-        action = HitAction(args.action.upper())
-    except ValueError:
-        raise ConfigError(f"--action: {args.action!r} is not one of {_ACTIONS}") from None
+    participant, post = checked_post(args)
     now = datetime.now(UTC)
+    entry = hits.HitEntry(
+        alert_id=args.alert,
+        action=args.action,
+        place=args.place,
+        contact=args.contact,
+        origin=args.origin,
+        version=args.version,
+        at=args.at,
+        remarks=args.remarks,
+        reason=args.reason,
+    )
+    reporter = load_reporter(args, participant, post, now)
     with PostStore.open(args.db) as store:
-        trust = load_kept(args.trust, store)
-        key_id: str = args.key_id or trust.current_post_key(participant, post, now).key_id
-        key = load_private_key(args.key, passphrase_from_env_or_prompt())
-        report, value = hits.prepare_report(
-            store,
-            reporter=participant,
-            post=post,
-            key=key,
-            key_id=key_id,
-            alert_id=args.alert,
-            version=args.version,
-            hit_at=_time(args.at, now),
-            action=action,
-            place=args.place,
-            contact=args.contact,
-            remarks=args.remarks,
-            not_acted_reason=args.reason,
-            origin=args.origin,
-            now=now,
-        )
+        report, value = hits.report_entered(store, reporter, entry, now)
     with HitQueue(args.db) as queue:
         queue.queue(report, value)
         print(
@@ -148,23 +143,23 @@ def run_report(args: argparse.Namespace) -> int:
         )
         if not args.queue_only:
             settings = kafka_settings_from_file(args.config)
-            _print_sent(asyncio.run(hits.send_queued(settings, queue, participant)))
+            print_sent(asyncio.run(hits.send_queued(settings, queue, participant)))
     return 0
 
 
 def run_send(args: argparse.Namespace) -> int:
     """Send every queued report; exit 0 when nothing is left queued, 1 otherwise."""
-    participant, _ = _checked(args)
+    participant, _ = checked_post(args)
     settings = kafka_settings_from_file(args.config)
     with HitQueue(args.db) as queue:
         result = asyncio.run(hits.send_queued(settings, queue, participant))
-    _print_sent(result)
+    print_sent(result)
     return 0 if result.left == 0 else 1
 
 
 def run_hits(args: argparse.Namespace) -> int:
     """Fetch the acknowledgements (unless offline), then list the post's reports."""
-    participant, post = _checked(args)
+    participant, post = checked_post(args)
     with HitQueue(args.db) as queue:
         if not args.offline:
             with PostStore.open(args.db) as store:

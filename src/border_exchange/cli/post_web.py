@@ -3,6 +3,8 @@
 The officers and the consultation log live in a file beside the store (``--db``'s name
 plus ``.officers``). ``post serve`` listens on loopback unless told otherwise, and
 elsewhere only with TLS (``--tls-cert``/``--tls-key``) or ``--insecure-plain-http``.
+Given the post's key (``--participant``, ``--post``, ``--key``, ``--trust``), its alert
+pages take hit reports, queued for ``post run`` to send.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ import getpass
 import ipaddress
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from border_exchange.adapters.officer_db import OfficerDB, Role, officers_path
 from border_exchange.cli.commands import command_group
 from border_exchange.cli.logs import add_log_options, configure_from
+from border_exchange.cli.post_hits import checked_post, load_reporter
 from border_exchange.domain.consultation import verify
 from border_exchange.errors import ConfigError
+from border_exchange.services.hits import Reporter
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,6 +39,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="allow plain HTTP on a non-loopback address (a closed network only)",
     )
+    hit = serve.add_argument_group(
+        "hit reports",
+        "with these, an officer reports a hit on an alert's page: checked as 'post report-hit' "
+        "checks it, signed with the post's key (passphrase from BX_KEY_PASSPHRASE or a "
+        "prompt, once at start) and queued for 'post run' to send; without them the page "
+        "takes no hit report",
+    )
+    hit.add_argument("--participant", help="the post's service, e.g. CAF")
+    hit.add_argument("--post", help="the post's name, e.g. bangui-port")
+    hit.add_argument("--key", type=Path, help="the post's private key file")
+    hit.add_argument("--key-id", help="the post's key id (default: its current key in --trust)")
+    hit.add_argument("--trust", type=Path, help="trust store YAML file")
     add_log_options(serve)
     serve.set_defaults(handler=run_serve)
 
@@ -98,7 +115,7 @@ def run_serve(args: argparse.Namespace) -> int:
     if not args.db.exists():
         raise ConfigError(f"no post store at {args.db} (run 'border-exchange post run' first)")
     configure_from(args)
-    site = PostSite(args.db, officers_path(args.db), secure_cookies=tls)
+    site = PostSite(args.db, officers_path(args.db), secure_cookies=tls, reporter=_reporter(args))
     scheme = "https" if tls else "http"
     print(f"post page: {scheme}://{args.host}:{args.port}/", flush=True)
     uvicorn.run(
@@ -112,6 +129,17 @@ def run_serve(args: argparse.Namespace) -> int:
         server_header=False,
     )
     return 0
+
+
+def _reporter(args: argparse.Namespace) -> Reporter | None:
+    """The post's signing identity when ``--key`` is given (with its companions), else None."""
+    given = [args.participant, args.post, args.key, args.trust]
+    if not any(given) and args.key_id is None:
+        return None
+    if not all(given):
+        raise ConfigError("hit reports on the page need --participant, --post, --key and --trust")
+    participant, post = checked_post(args)
+    return load_reporter(args, participant, post, datetime.now(UTC))
 
 
 def run_user_add(args: argparse.Namespace) -> int:

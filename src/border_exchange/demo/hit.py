@@ -1,8 +1,10 @@
 """The demo's hit procedure: Bangui port reports a hit on COD's wanted person, COD's desk
 lists it with its deadline and acknowledges it, and the post sees the acknowledgement.
 
-Each side goes through the functions its CLI commands call (``post report-hit``,
-``desk hits``, ``desk ack``, ``post hits``), as its own Kafka user.
+The post officer reports the hit through the post's page (``post serve --key``: the hit
+form on the alert's page, which first refuses an incomplete form); the rest goes through
+the functions the CLI commands call (the sender of ``post run``, ``desk hits``,
+``desk ack``, ``post hits``), each side as its own Kafka user.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from border_exchange.demo.cast import WAIT
 from border_exchange.demo.narration import short
 from border_exchange.demo.processes import RunningPost
 from border_exchange.demo.sandbox import Sandbox
+from border_exchange.demo.visit import report_on_page
 from border_exchange.domain.hit_deadlines import DeadlineTable, HitStatus
-from border_exchange.domain.hits import HitAction
+from border_exchange.domain.hits import decode_report
 from border_exchange.domain.trust import post_owner
 from border_exchange.errors import KafkaError
 from border_exchange.services import hits
@@ -37,42 +40,48 @@ async def report_and_acknowledge(
     post_login: KafkaSettings,
     desk_login: KafkaSettings,
     sandbox: Sandbox,
-    alert_id: str,
+    alert: str,
     say: Callable[..., None],
 ) -> bool:
-    """Run the procedure between ``post`` and the desk of the alert's origin; whether the
-    post came to hold the desk's acknowledgement of its report."""
+    """Run the procedure between ``post`` and the desk of the alert's origin (``alert``:
+    ``ORIGIN/alert-id``), the report entered on the post's page; whether the post came to
+    hold the desk's acknowledgement of its report."""
     participant, name = post.post.config.participant, post.post.config.post
     owner = post_owner(participant, name)
     trust = sandbox.trust
-    now = datetime.now(UTC)
-    report, value = hits.prepare_report(
-        post.store,
-        reporter=participant,
-        post=name,
-        key=sandbox.keys[owner],
-        key_id=sandbox.key_ids[owner],
-        alert_id=alert_id,
-        version=None,
-        hit_at=now - timedelta(minutes=10),
-        action=HitAction.ARRESTED,
-        place="Bangui port, ferry landing",
-        contact="+236 72 00 00 00 (poste de Bangui port)",
-        remarks="Contrôlé au débarquement du bac de Zongo",
-        now=now,
-    )
-    origin = report.alert_origin
+    key_id = sandbox.key_ids[owner]
     say(
-        f"$ border-exchange post report-hit --participant {participant} --post {name} "
-        f"--alert {short(alert_id)} --action ARRESTED ..."
+        f"$ BX_KEY_PASSPHRASE=... border-exchange post serve --db {post.path.name} "
+        f"--participant {participant} --post {name} --key keys/{key_id}.pem --trust trust.yaml"
     )
+    hit_at = (datetime.now(UTC) - timedelta(minutes=10)).replace(microsecond=0)
+    form = {
+        "action": "ARRESTED",
+        "place": "Bangui port, ferry landing",
+        "contact": "+236 72 00 00 00 (poste de Bangui port)",
+        "remarks": "Contrôlé au débarquement du bac de Zongo",
+        "at": hit_at.isoformat(),
+    }
+    page = await report_on_page(
+        post.path,
+        "bangui-duty",
+        hits.Reporter(participant, name, sandbox.keys[owner], key_id),
+        alert,
+        ({**form, "action": "NOT_ACTED"}, form),  # first nothing done, and no reason given
+        "en",
+    )
+    say(f"officer bangui-duty opens {alert} on the post page ({page.url}/) and fills the hit form")
+    say(f"the page refuses NOT_ACTED without a reason: {'; '.join(page.refused)}", 6)
+    say(f"then ARRESTED: {page.queued or 'UNEXPECTED: nothing queued'}", 6)
     with HitQueue(post.path) as queue:
-        queue.queue(report, value)
+        (value,) = [v for hit_id, _, v in queue.queued() if hit_id == page.hit_id]
+        report = decode_report(value)
+        origin = report.alert_origin
         sent = await hits.send_queued(post_login, queue, participant)
         say(
             f"hit {short(report.hit_id)} on {origin}'s alert v{report.alert_version}: signed "
-            f"with the post's own key {sandbox.key_ids[owner]}, queued, sent {sent.sent} "
-            f"(left {sent.left})"
+            f"with the post's own key {key_id}, queued, sent {sent.sent} (left {sent.left}) "
+            "by the sender 'post run' runs every 30 s"
         )
 
         table = DeadlineTable()

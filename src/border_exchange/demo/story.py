@@ -468,7 +468,7 @@ async def tell(story: Story) -> DemoResult:
             story.login(caf.principal),
             story.login(naming.gateway_principal("COD")),
             sandbox,
-            wanted.alert_id,
+            f"{wanted.origin}/{wanted.alert_id}",
             say,
         )
 

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
@@ -50,14 +52,14 @@ def _text(value: str) -> bytes:
     return len(data).to_bytes(4, "big") + data
 
 
+@lru_cache(maxsize=1024)
+def _version_prefix(origin: str, alert_id: str, version: int) -> bytes:
+    """The associated data shared by every part of one stored version (computed once)."""
+    return AT_REST_TAG + _text(origin) + _text(alert_id) + struct.pack(">i", version)
+
+
 def _associated(place: Place) -> bytes:
-    return (
-        AT_REST_TAG
-        + _text(place.origin)
-        + _text(place.alert_id)
-        + struct.pack(">i", place.version)
-        + _text(place.section)
-    )
+    return _version_prefix(place.origin, place.alert_id, place.version) + _text(place.section)
 
 
 def fresh_key() -> bytes:
@@ -69,6 +71,25 @@ def seal_local(key: bytes, place: Place, plaintext: bytes) -> bytes:
     """``nonce || ChaCha20-Poly1305(key, nonce, plaintext, AD(place))``."""
     nonce = os.urandom(NONCE_SIZE)
     return nonce + ChaCha20Poly1305(key).encrypt(nonce, plaintext, _associated(place))
+
+
+def seal_version(
+    origin: str, alert_id: str, version: int, plaintexts: Mapping[str, bytes]
+) -> list[tuple[str, bytes, bytes]]:
+    """``(section, key, seal_local(key, place, plaintext))`` for each plaintext of one
+    alert version, each under a fresh key: ``seal_local``'s result, made at once for
+    the version (one draw of randomness for every key and nonce, the associated data's
+    common part once), as a bulk store needs it."""
+    common = _version_prefix(origin, alert_id, version)
+    step = KEY_SIZE + NONCE_SIZE
+    randomness = os.urandom(step * len(plaintexts))
+    sealed: list[tuple[str, bytes, bytes]] = []
+    for number, (section, plaintext) in enumerate(plaintexts.items()):
+        at = number * step
+        key, nonce = randomness[at : at + KEY_SIZE], randomness[at + KEY_SIZE : at + step]
+        ciphertext = ChaCha20Poly1305(key).encrypt(nonce, plaintext, common + _text(section))
+        sealed.append((section, key, nonce + ciphertext))
+    return sealed
 
 
 def open_local(key: bytes, place: Place, sealed: bytes) -> bytes:

@@ -57,6 +57,12 @@ class ViolationCode(StrEnum):
     """A delivery appears more than once in a partner feed."""
     FEED_SECTION_DISCLOSED = "FEED_SECTION_DISCLOSED"
     """A partner-feed record carries a section its decision withheld from that partner."""
+    HIT_COPY_MISSING = "HIT_COPY_MISSING"
+    """A delivered hit report or acknowledgement has no record in its recipient's hit topic."""
+    HIT_COPY_UNAUTHORISED = "HIT_COPY_UNAUTHORISED"
+    """A record in a hit topic is no copy of a report or acknowledgement delivered there."""
+    HIT_COPY_DUPLICATE = "HIT_COPY_DUPLICATE"
+    """A hit report or acknowledgement appears more than once in its recipient's hit topic."""
     SIGNATURE_INVALID = "SIGNATURE_INVALID"
     """The origin's signature or a section digest does not verify (outbox or feed copy)."""
     QUARANTINE_MISSING = "QUARANTINE_MISSING"
@@ -224,10 +230,13 @@ class Stats:
     """Hit reports delivered to an alert's origin (``HIT_REPORT`` records) in the window."""
     hit_acks: int = 0
     """Acknowledgements delivered back to a reporting service (``HIT_ACK``) in the window."""
+    hit_copies_checked: int = 0
+    """Copies in the hit topics matched to the delivery that wrote them."""
     erased_outbox: int = 0
     """Outbox records decided in the window and since deleted by the outbox's retention."""
     erased_feed: int = 0
-    """Feed copies delivered in the window and since deleted by the feed's retention."""
+    """Feed and hit-topic copies delivered in the window and since deleted by their topic's
+    retention."""
     delivered: dict[tuple[str, str], Counter[str]] = field(
         default_factory=lambda: defaultdict(Counter)
     )

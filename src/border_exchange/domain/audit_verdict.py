@@ -13,7 +13,9 @@ checks, without trusting the router:
 - every decision re-evaluates to the same outcomes under the agreement set it names
   (looked up by digest), at its time, with the history it recorded;
 - every delivery has exactly one partner-feed copy with the permitted sections, and
-  every feed record is such a copy; every origin signature verifies on every copy.
+  every feed record is such a copy; every origin signature verifies on every copy;
+- likewise every hit report or acknowledgement delivered has exactly one copy in its
+  recipient's hit topic, and every record there is such a copy (``audit_hit_copies``).
 
 Signatures: a message's outbox copy is verified once, in full (``verify_trusted``).
 A feed copy is accepted when its header, section names, section digests and signature
@@ -43,6 +45,7 @@ from border_exchange.domain.agreements import AgreementSet
 from border_exchange.domain.audit import AuditKind, header_fields
 from border_exchange.domain.audit_chain import ChainCheck, verify_chain
 from border_exchange.domain.audit_gap import ChainStart
+from border_exchange.domain.audit_hit_copies import HitCopies
 from border_exchange.domain.audit_reevaluation import Reevaluator
 from border_exchange.domain.audit_splice import Splice, copy_problem, splice_of
 from border_exchange.domain.audit_values import (
@@ -146,6 +149,7 @@ class Replay:
         self._chains: dict[tuple[str, int], ChainCheck] = {}
         self._outbox: dict[tuple[str, int], dict[int, LogRecord]] = {}
         self._feeds: list[LogRecord] = []
+        self._hits: list[LogRecord] = []
         self._quarantine: list[LogRecord] | None = None
         self._notes: list[str] = []
         self._retained: dict[tuple[str, int], tuple[int, datetime | None]] = {}
@@ -185,6 +189,10 @@ class Replay:
         """Add partner-feed records."""
         self._feeds.extend(logs)
 
+    def add_hits(self, logs: Iterable[LogRecord]) -> None:
+        """Add records of the hit topics (``bx.<P>.hits``)."""
+        self._hits.extend(logs)
+
     def add_quarantine(self, logs: Iterable[LogRecord]) -> None:
         """Add quarantine records (without them, quarantines are not cross-checked)."""
         if self._quarantine is None:
@@ -219,6 +227,7 @@ class _Verdict:
         self.quarantine_audited: set[tuple[str, int, int]] = set()
         self.origins: set[str] = set()
         self.checks: SignatureChecks[tuple[str, str, LogRecord]]
+        self.hit_copies = HitCopies(self.window, self.trust)
 
     def run(self) -> Verdict:
         chains = []
@@ -231,6 +240,9 @@ class _Verdict:
                 self._chain(topic, partition, check)
             self._settle_signatures()
         self._feeds()
+        self.violations.extend(
+            self.hit_copies.check(self.replay._hits, self.origins, self._erased_copy, self.stats)
+        )
         self._quarantine()
         self.violations.sort(key=lambda v: (v.topic, v.partition, v.offset, v.code.value))
         return Verdict(
@@ -350,6 +362,8 @@ class _Verdict:
                         seen.add(str(outcome["participant"]))
             elif kind in _HITS and id(entry) in in_window:
                 self._hit(entry, owner, outbox)
+            elif kind in _HITS:
+                self.hit_copies.expect(entry, None, inside=False)
             elif kind == AuditKind.QUARANTINE and id(entry) in in_window:
                 self.stats.quarantined += 1
                 self.stats.quarantine_reasons[owner][str(record.get("quarantine_reason"))] += 1
@@ -368,7 +382,10 @@ class _Verdict:
             self.stats.hit_acks += 1
         log = None if outbox is None else outbox.get(int(record["source_offset"]))
         if log is None:
-            return  # not replayed, or erased under retention (counted by _coverage)
+            # Not replayed, or erased under retention (counted by _coverage): its copy is
+            # checked by its own signature.
+            self.hit_copies.expect(entry, None, inside=True)
+            return
         recipients = [o["participant"] for o in record.get("outcomes") or () if o["delivered"]]
         try:
             if report:
@@ -379,8 +396,10 @@ class _Verdict:
                 found = (answer.ack_id, answer.origin, answer.reporter)
         except BorderExchangeError as exc:
             self._add(ViolationCode.SIGNATURE_INVALID, entry.log, f"{entry.kind}: {exc}")
+            self.hit_copies.expect(entry, None, inside=True)
             return
         self.stats.signatures_verified += 1
+        self.hit_copies.expect(entry, log.value, inside=True)  # its copy: these very bytes
         recorded = (record.get("message_id"), owner, recipients[0] if recipients else None)
         if found != recorded or len(recipients) != 1:
             self._add(

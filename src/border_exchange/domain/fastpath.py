@@ -6,8 +6,9 @@ layouts (``encoding.decode_envelope_generic``, ``encoding.decode_body``,
 ``signing.verify`` does before the signature check, for the usual well-formed value
 only: whenever anything is unusual it answers None and the Python code runs, which stays
 the reference and gives the precise error. It also checks signatures in batches without
-the GIL (libsodium, for ``signature_batch``) and computes Kafka's murmur2 of a key
-(``partitioning.murmur2`` and aiokafka's are the reference).
+the GIL (libsodium, for ``signature_batch``), computes Kafka's murmur2 of a key
+(``partitioning.murmur2`` and aiokafka's are the reference) and the post's name-index
+keys of a name's tokens (``names.token_keys`` is the reference).
 
 Verification is the router's and the auditor's main cost; the Python code around it
 cost about as much again, and this brings it to a few percent
@@ -40,11 +41,12 @@ from border_exchange.domain.catalog import (
     WarningMarker,
 )
 from border_exchange.domain.envelope import Envelope, Header, Section
+from border_exchange.domain.names import Token
 
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 NO_NATIVE_ENV: Final = "BX_NO_NATIVE"
 """Set (to anything but ``0`` or empty) to run the pure-Python reference, as without C."""
-INTERFACE: Final = 2
+INTERFACE: Final = 3
 """The interface version of ``_native.c`` this module drives (its ``NATIVE_INTERFACE``)."""
 
 
@@ -170,6 +172,12 @@ write_audit: Final[Callable[[dict[str, Any]], bytes | None]] = (
 
 key_hash: Final[Callable[[bytes], int | None]] = _NATIVE.key_hash if _NATIVE else _decline
 """Kafka's murmur2 of a key as its default partitioner takes it (& 0x7fffffff); None: not bytes."""
+
+name_key_rows: Final[
+    Callable[[tuple[Token, ...], int, int], list[tuple[str, int, int, int]] | None]
+] = _NATIVE.name_key_rows if _NATIVE else _decline
+"""``(key, alert, number, token_no)`` for every key of ``names.token_keys`` of the tokens
+(each token's keys sorted), as ``name_index.rows`` makes them; None: compute in Python."""
 
 verify_batch: Final[Callable[[tuple[bytes, ...], tuple[bytes, ...]], bytes]] = (
     _NATIVE.verify_batch if _NATIVE else _verify_batch_unavailable

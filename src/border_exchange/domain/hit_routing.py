@@ -3,8 +3,9 @@
 A hit report goes to the alert's origin only, and only if the reporter received the alert
 (``ReceivedAlert``, read by the router from the reporter's feed state: what the router
 itself delivered to it); an acknowledgement goes back to the reporting service only, and
-only if the acknowledging service is the alert's origin and routed the alert to that
-service. Like ``routing``, the checks are split around the Ed25519 check
+only if the acknowledging service is the alert's origin, routed the alert to that
+service and was delivered the report it answers (``DeliveredHit``, read back from the
+origin's hit topic). Like ``routing``, the checks are split around the Ed25519 check
 (``check_hit_unsigned``, then ``route_hit_signed``) so that signatures are checked in a
 batch. Anything else is refused with a reason of its own, and quarantined.
 """
@@ -46,6 +47,15 @@ class ReceivedAlert:
     version: int
     alert_type: AlertType
     cancelled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveredHit:
+    """A hit report the router delivered to the alert's origin: who reported, on what."""
+
+    reporter: str
+    post: str
+    alert_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,13 +195,15 @@ def route_hit_signed(
     rules: RoutingRules,
     state: PartitionState,
     received: ReceivedAlert | None,
+    delivered: DeliveredHit | None = None,
 ) -> HitRouted | Refused:
     """The rest of the checks, against time and memory: deliver, or refuse with why.
 
     ``received`` is, for a report, what the router delivered of the alert to the
-    reporter (None: nothing, or nothing any more); it is not read for an acknowledgement,
-    whose alert is on this very outbox partition (its key is the alert id), so ``state``
-    knows who received it.
+    reporter (None: nothing, or nothing any more). ``delivered`` is, for an
+    acknowledgement, the report it answers as the router delivered it to the
+    acknowledging origin (None: never delivered there); besides, the alert is on this
+    very outbox partition (its key is the alert id), so ``state`` knows who received it.
     """
     message = signed.message
     what = "hit report" if signed.kind is MessageKind.HIT_REPORT else "acknowledgement"
@@ -215,7 +227,7 @@ def route_hit_signed(
         )
     if isinstance(message, HitReport):
         return _report(signed, message, received)
-    return _ack(signed, message, state)
+    return _ack(signed, message, state, delivered)
 
 
 def _report(
@@ -247,13 +259,34 @@ def _report(
     return HitRouted(signed)
 
 
-def _ack(signed: HitSigned, ack: HitAcknowledgement, state: PartitionState) -> HitRouted | Refused:
+def _ack(
+    signed: HitSigned,
+    ack: HitAcknowledgement,
+    state: PartitionState,
+    delivered: DeliveredHit | None,
+) -> HitRouted | Refused:
+    what = f"acknowledgement {ack.ack_id} of hit {ack.hit_id}"
     history = state.alerts.get(ack.alert_id)
     if history is None or ack.reporter not in history.recipients:
         return _refused(
             QuarantineReason.ACK_UNKNOWN_HIT,
-            f"acknowledgement {ack.ack_id} of hit {ack.hit_id}: alert {ack.alert_id} was "
-            f"never routed from this outbox to {ack.reporter}",
+            f"{what}: alert {ack.alert_id} was never routed from this outbox to {ack.reporter}",
+        )
+    if delivered is None:
+        return _refused(
+            QuarantineReason.ACK_UNKNOWN_HIT,
+            f"{what}: no such hit report was delivered to {ack.origin}",
+        )
+    if (delivered.reporter, delivered.post, delivered.alert_id) != (
+        ack.reporter,
+        ack.post,
+        ack.alert_id,
+    ):
+        return _refused(
+            QuarantineReason.ACK_UNKNOWN_HIT,
+            f"{what}: that hit was reported to {ack.origin} by {delivered.reporter} post "
+            f"{delivered.post} on alert {delivered.alert_id}, not by {ack.reporter} post "
+            f"{ack.post} on alert {ack.alert_id}",
         )
     return HitRouted(signed)
 

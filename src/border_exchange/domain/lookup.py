@@ -29,6 +29,8 @@ _SUSPECT: Final = "SUSPECT"
 
 def fold(text: str) -> str:
     """``text`` without accents or other combining marks, case-folded."""
+    if text.isascii():
+        return text.casefold()  # what the normalisations below leave of ASCII text
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return unicodedata.normalize("NFKC", stripped).casefold()

@@ -76,6 +76,14 @@ def hits_topic(participant: str) -> str:
     return f"bx.{participant}.hits"
 
 
+def parse_hits_topic(topic: str) -> str | None:
+    """The participant whose hit topic ``topic`` is, or None when it is not one."""
+    parts = topic.split(".")
+    if len(parts) == 3 and parts[0] == "bx" and parts[2] == "hits" and parts[1] != "hub":
+        return parts[1]
+    return None
+
+
 def notices_topic(participant: str) -> str:
     """Quarantine notices of ``participant``'s own outbox records: read by its desk."""
     return f"bx.{participant}.notices"

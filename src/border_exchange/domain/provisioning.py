@@ -313,6 +313,8 @@ def _router_acls(ids: Iterable[str]) -> list[AclBinding]:
         # Read to know whether a hit's reporter received the alert (``hit_routing``).
         acls.append(topic_acl(who, READ, naming.feed_state_prefix(p), PREFIXED))
         acls.append(topic_acl(who, WRITE, naming.hits_topic(p)))
+        # Read to know whether an acknowledged hit report reached the origin.
+        acls.append(topic_acl(who, READ, naming.hits_topic(p)))
         acls.append(topic_acl(who, WRITE, naming.notices_topic(p)))
         acls.append(topic_acl(who, WRITE, naming.outbox_state_topic(p)))
     return acls
@@ -329,6 +331,7 @@ def _auditor_acls(name: str, ids: Iterable[str]) -> list[AclBinding]:
     for p in ids:
         acls.append(topic_acl(who, READ, naming.outbox_topic(p)))
         acls.append(topic_acl(who, READ, naming.feed_prefix(p), PREFIXED))
+        acls.append(topic_acl(who, READ, naming.hits_topic(p)))  # the copies of hits
     return acls
 
 

@@ -68,7 +68,8 @@ class QuarantineReason(StrEnum):
     HIT_UNKNOWN_VERSION = "HIT_UNKNOWN_VERSION"
     """A hit report on a version (or of a type) of the alert the reporter never received."""
     ACK_UNKNOWN_HIT = "ACK_UNKNOWN_HIT"
-    """An acknowledgement on an alert this outbox never routed to the service it answers."""
+    """An acknowledgement of a hit report never delivered to the acknowledging service (from
+    that post, on that alert), or on an alert this outbox never routed to that reporter."""
 
 
 SIGNED_OK_REASONS = frozenset(

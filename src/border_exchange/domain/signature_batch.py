@@ -13,7 +13,7 @@ The caller gives each check a token and learns at the end which tokens failed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Final, Generic, TypeVar
@@ -24,6 +24,9 @@ from border_exchange.domain.signing import signature_holds
 T = TypeVar("T")
 
 BATCH: Final = 256
+
+SignatureHook = Callable[[bytes, bytes], None]
+"""Takes one Ed25519 check (signature || message, raw public key) to answer later."""
 
 
 def _check_here(signed: tuple[bytes, ...], keys: tuple[bytes, ...]) -> bytes:

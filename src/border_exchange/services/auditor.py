@@ -44,6 +44,7 @@ from border_exchange.domain.naming import (
     AGREEMENTS_TOPIC,
     QUARANTINE_TOPIC,
     audit_topic,
+    hits_topic,
     outbox_topic,
     parse_feed_topic,
 )
@@ -327,6 +328,10 @@ async def replay(
                 for feed in await reader.partitions(topic):
                     checker.add_retained(feed.topic, feed.partition, *await reader.retained(feed))
                     checker.add_feed(await reader.read_between(feed, wide_start, wide_end))
+            if hits_topic(origin) in topics:  # reports to it, acknowledgements of its own
+                for tp in await reader.partitions(hits_topic(origin)):
+                    checker.add_retained(tp.topic, tp.partition, *await reader.retained(tp))
+                    checker.add_hits(await reader.read_between(tp, wide_start, wide_end))
         if QUARANTINE_TOPIC in topics:
             for tp in await reader.partitions(QUARANTINE_TOPIC):
                 checker.add_quarantine(await reader.read_between(tp, wide_start, wide_end))
@@ -417,6 +422,7 @@ def verdict_json(verdict: Verdict) -> dict[str, Any]:
             "feed_records": stats.feed_records,
             "signatures_verified": stats.signatures_verified,
             "feed_copies_checked": stats.copies_checked,
+            "hit_copies_checked": stats.hit_copies_checked,
             "erased_under_retention": {
                 "outbox_records": stats.erased_outbox,
                 "feed_copies": stats.erased_feed,
@@ -468,7 +474,8 @@ def summary_lines(verdict: Verdict) -> list[str]:
         f"  {stats.decisions} decisions, {stats.quarantined} quarantined, "
         f"{stats.audit_records} audit records ({stats.checkpoints} checkpoints), "
         f"{stats.feed_records} feed records, {stats.signatures_verified} signatures verified",
-        f"  {stats.hit_reports} hit reports, {stats.hit_acks} acknowledgements delivered",
+        f"  {stats.hit_reports} hit reports, {stats.hit_acks} acknowledgements delivered, "
+        f"{stats.hit_copies_checked} hit-topic copies checked",
     ]
     if stats.erased_outbox or stats.erased_feed:
         lines.append(

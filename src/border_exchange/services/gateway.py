@@ -25,11 +25,16 @@ from types import TracebackType
 from typing import Any, Final
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError as AioKafkaError
 from nacl.signing import SigningKey
 
-from border_exchange.adapters.kafka_clients import AIOKAFKA, KafkaClients
+from border_exchange.adapters.kafka_clients import (
+    AIOKAFKA,
+    Consumer,
+    KafkaClients,
+    Producer,
+    TopicPartition,
+)
 from border_exchange.adapters.kafka_settings import (
     KafkaSettings,
     consumer_size_kwargs,
@@ -114,7 +119,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str, wait: float = 10.0) -> set[int]:
+async def _partitions(consumer: Consumer, topic: str, wait: float = 10.0) -> set[int]:
     """The partitions of ``topic``, waiting a little for a topic just created to appear."""
     deadline = time.monotonic() + wait
     while True:
@@ -165,7 +170,7 @@ class Gateway:
         self._clock = clock
         self._retry_for = retry_for
         self._producer_options = producer_options or {}
-        self._producer: AIOKafkaProducer | None = None
+        self._producer: Producer | None = None
         self._history: dict[str, AlertHistory] = {}
         self._state_topic: str | None = None
         """The outbox state topic, once found to exist."""
@@ -252,7 +257,7 @@ class Gateway:
         return history
 
     async def _read_topic(
-        self, consumer: AIOKafkaConsumer, topic: str, history: dict[str, AlertHistory]
+        self, consumer: Consumer, topic: str, history: dict[str, AlertHistory]
     ) -> bool:
         """Add ``topic``'s records to ``history``; False when the topic does not exist."""
         partitions = await _partitions(consumer, topic)
@@ -544,7 +549,7 @@ class Gateway:
         once the partitions' last stable offsets pass the records, a ``read_committed``
         read at their offsets returns them if they were committed and skips them if not.
         """
-        consumer = AIOKafkaConsumer(
+        consumer = self._clients.consumer(
             **self.settings.client_kwargs(),
             **consumer_size_kwargs(),
             isolation_level="read_committed",

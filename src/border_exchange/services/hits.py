@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Final, TypeVar
 
@@ -20,7 +20,7 @@ import structlog
 from aiokafka.errors import KafkaError as AioKafkaError
 from nacl.signing import SigningKey
 
-from border_exchange.adapters.hit_queue import HitQueue
+from border_exchange.adapters.hit_queue import HitQueue, SendState
 from border_exchange.adapters.kafka_clients import AIOKAFKA, KafkaClients, TopicPartition
 from border_exchange.adapters.kafka_settings import (
     KafkaSettings,
@@ -46,8 +46,10 @@ from border_exchange.domain.hits import (
 )
 from border_exchange.domain.naming import hits_topic, notices_topic, outbox_topic
 from border_exchange.domain.quarantine_notice import QuarantineNotice, decode_notice
+from border_exchange.domain.times import aware_time
 from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import (
+    BorderExchangeError,
     ConfigError,
     DecodeError,
     KafkaError,
@@ -192,6 +194,89 @@ def prepare_report(
     return report, seal_report(report, key, now)
 
 
+ACTIONS: Final = ", ".join(action.value for action in HitAction)
+"""What an officer may say was done, as the CLI and the web page name it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reporter:
+    """Who signs a post's hit reports: its service, its name, the post's key and key id."""
+
+    participant: str
+    post: str
+    key: SigningKey = field(repr=False)
+    key_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class HitEntry:
+    """A hit as an officer enters it, as text (``post report-hit``'s options, the web form).
+
+    Empty optional fields count as not given: no version (the one held), no time (now).
+    """
+
+    alert_id: str
+    action: str
+    place: str
+    contact: str
+    origin: str | None = None
+    version: str | None = None
+    at: str | None = None
+    remarks: str | None = None
+    reason: str | None = None
+
+
+def _entered(entry: HitEntry, now: datetime) -> tuple[HitAction, datetime, int | None]:
+    problems = []
+    action: HitAction | None = None
+    try:
+        action = HitAction(entry.action.strip().upper())
+    except ValueError:
+        problems.append(f"action: {entry.action!r} is not one of {ACTIONS}")
+    hit_at = now
+    if entry.at and entry.at.strip():
+        try:
+            hit_at = aware_time(entry.at.strip(), "at").astimezone(UTC)
+        except BorderExchangeError as exc:
+            problems.append(str(exc))
+    version = None
+    if entry.version and entry.version.strip():
+        try:
+            version = int(entry.version.strip())
+        except ValueError:
+            problems.append(f"version: {entry.version!r} is not a whole number")
+    if problems or action is None:
+        raise ValidationError("invalid hit report", tuple(problems))
+    return action, hit_at, version
+
+
+def report_entered(
+    store: PostStore, reporter: Reporter, entry: HitEntry, now: datetime | None = None
+) -> tuple[HitReport, bytes]:
+    """The signed report of what an officer entered; ``ValidationError`` naming every
+    problem, before anything is signed. The one check of ``post report-hit`` and of the
+    web page's hit form."""
+    now = now or _now()
+    action, hit_at, version = _entered(entry, now)
+    return prepare_report(
+        store,
+        reporter=reporter.participant,
+        post=reporter.post,
+        key=reporter.key,
+        key_id=reporter.key_id,
+        alert_id=entry.alert_id.strip(),
+        version=version,
+        hit_at=hit_at,
+        action=action,
+        place=entry.place.strip(),
+        contact=entry.contact.strip(),
+        remarks=(entry.remarks or "").strip() or None,
+        not_acted_reason=(entry.reason or "").strip() or None,
+        origin=(entry.origin or "").strip() or None,
+        now=now,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class SendResult:
     """What one attempt to send the queue did."""
@@ -251,13 +336,16 @@ async def keep_sending(
     *,
     every: float = SEND_EVERY_SECONDS,
     send: Callable[[KafkaSettings, HitQueue, str], Awaitable[SendResult]] = send_queued,
+    collect: Callable[[], Awaitable[int]] | None = None,
 ) -> None:
-    """Until ``stop`` is set, try to send the queue every ``every`` seconds (``post run``).
+    """Until ``stop`` is set, try to send the queue every ``every`` seconds (``post run``),
+    and fetch the answers to the reports sent (``collect``, e.g. :func:`collect_awaited`).
 
     Each attempt is one :func:`send_queued` (``send``): a report is marked sent only once
     the broker acknowledged it, so one left queued by a failed attempt goes with the next,
     and one sent twice (a crash before the mark, or ``post send-hits`` at the same moment)
-    has the same id and is refused by the router as ``REPLAYED``: delivered once.
+    has the same id and is refused by the router as ``REPLAYED``: delivered once. A fetch
+    of acknowledgements that fails (the link down) is tried again the next time.
     """
     if every <= 0:
         raise ConfigError(f"sending hits every {every:g} s: must be a positive number of seconds")
@@ -265,8 +353,30 @@ async def keep_sending(
         result = await send(settings, queue, participant)
         if result.sent or result.left:
             log.info("post.hits_tried", sent=result.sent, left=result.left, error=result.error)
+        if collect is not None:
+            try:
+                new = await asyncio.wait_for(collect(), SEND_TIMEOUT_SECONDS)
+            except (KafkaError, TimeoutError) as exc:
+                log.warning("post.acks_not_fetched", error=str(exc) or type(exc).__name__)
+            else:
+                if new:
+                    log.info("post.acks_received", new=new)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
+
+
+def awaiting_answer(queue: HitQueue) -> bool:
+    """Whether a report of the post was sent and its acknowledgement has not come back."""
+    return any(hit.state is SendState.SENT and hit.ack_id is None for hit in queue.reports())
+
+
+async def collect_awaited(
+    settings: KafkaSettings, queue: HitQueue, participant: str, post: str, trust: TrustStore
+) -> int:
+    """:func:`collect_acks`, only while a sent report awaits its answer (none read else)."""
+    if not awaiting_answer(queue):
+        return 0
+    return await collect_acks(settings, queue, participant, post, trust)
 
 
 async def collect_acks(

@@ -47,7 +47,6 @@ from border_exchange.adapters.post_store import (
     Gap,
     Outcome,
     PostStore,
-    Rejected,
 )
 from border_exchange.domain.catalog import Operation
 from border_exchange.domain.encoding import decode_envelope
@@ -61,7 +60,8 @@ from border_exchange.domain.permitted import (
 from border_exchange.domain.retention import DEFAULT_POLICY
 from border_exchange.domain.sealed_reading import SectionsRead, read_sections
 from border_exchange.domain.section_seal import RecipientPrivateKey
-from border_exchange.domain.signing import verify_trusted
+from border_exchange.domain.signature_batch import SignatureHook
+from border_exchange.domain.signing import signed_message, verify_trusted
 from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import (
     BorderExchangeError,
@@ -72,7 +72,7 @@ from border_exchange.errors import (
     SignatureError,
     StoreError,
 )
-from border_exchange.services.post_state import StateStart, feed_partitions
+from border_exchange.services.post_state import StateStart, feed_partitions, refusal
 
 log = structlog.get_logger(__name__)
 
@@ -107,6 +107,7 @@ def check_record(
     agreements: AgreementBook | None = None,
     reference: bytes | None = None,
     private_keys: Sequence[RecipientPrivateKey] = (),
+    signatures: SignatureHook | None = None,
 ) -> tuple[Any, SectionsRead]:
     """The verified envelope and the sections read of a feed record; raises why it is refused.
 
@@ -114,6 +115,8 @@ def check_record(
     (the ``bx-agreement`` header) names permitted (``domain.permitted``). Sealed sections
     are opened with ``private_keys`` (the service's encryption keys, current and retired);
     one that does not open is refused with its reason and the others are kept.
+    With ``signatures``, every check but the Ed25519 one is made here and that one is
+    handed to the hook (``signature_batch``): the record counts only once it holds.
     """
     feed = parse_feed_topic(topic)
     if feed is None or feed[0] != participant:
@@ -123,7 +126,13 @@ def check_record(
     envelope = decode_envelope(value)
     if envelope.header.origin != feed[1]:
         raise SignatureError(f"origin {envelope.header.origin} does not own feed {topic}")
-    verify_trusted(envelope, trust)
+    if signatures is None:
+        verify_trusted(envelope, trust)
+    else:
+        key = trust.key_for(
+            envelope.header.origin, envelope.header.key_id, envelope.header.issued_at
+        )
+        signatures(signed_message(envelope, key), key.raw)
     if agreements is not None:
         check_permitted(envelope.header, envelope.present_sections, reference, agreements)
     if envelope.header.operation is Operation.CANCEL:
@@ -145,29 +154,29 @@ def outcome_of(
     participant: str,
     agreements: AgreementBook | None = None,
     private_keys: Sequence[RecipientPrivateKey] = (),
+    signatures: SignatureHook | None = None,
+    *,
+    topic: str | None = None,
 ) -> Outcome:
-    """Accept or refuse one consumed record (checking its agreement when ``agreements``)."""
+    """Accept or refuse one consumed record (checking its agreement when ``agreements``).
+
+    ``topic``: the feed to check the record as (its own topic when None); the outcome
+    still names the topic it was read from. ``signatures``: see ``check_record`` (an
+    Accepted outcome then counts only once its signature holds: ``refusal`` otherwise).
+    """
     try:
         envelope, read = check_record(
-            record.topic,
+            record.topic if topic is None else topic,
             record.value,
             trust,
             participant,
             agreements,
             agreement_reference(record) if agreements is not None else None,
             private_keys,
+            signatures,
         )
     except (DecodeError, SignatureError, KeyNotValidError, NotPermittedError) as exc:
-        reason = getattr(exc, "reason", None)
-        text = f"{reason}: {exc}" if reason is not None else f"{type(exc).__name__}: {exc}"
-        log.warning(
-            "post.refused",
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            reason=text,
-        )
-        return Rejected(record.topic, record.partition, record.offset, text)
+        return refusal(record, exc)
     for name, reason in read.refused.items():
         log.warning(
             "post.section_refused",
@@ -347,8 +356,17 @@ class BorderPost:
         # State records are checked like feed records, their agreement included.
         book = None if self.agreements is None else await self.agreements.refresh()
 
-        def check(record: ConsumerRecord, trust: TrustStore, participant: str) -> Outcome:
-            return outcome_of(record, trust, participant, book, self.private_keys)
+        def check(
+            record: ConsumerRecord,
+            trust: TrustStore,
+            participant: str,
+            *,
+            signatures: SignatureHook | None = None,
+            topic: str | None = None,
+        ) -> Outcome:
+            return outcome_of(
+                record, trust, participant, book, self.private_keys, signatures, topic=topic
+            )
 
         starter = StateStart(
             self.settings, self.config.participant, self.store, self.trust, check, self.clients

@@ -35,7 +35,7 @@ from aiokafka.errors import IllegalStateError, ProducerFenced
 from aiokafka.errors import KafkaError as AioKafkaError
 from nacl.signing import SigningKey
 
-from border_exchange.adapters.feed_state_lookup import FeedStateLookup
+from border_exchange.adapters.feed_state_lookup import DeliveredHitsLookup, FeedStateLookup
 from border_exchange.adapters.kafka_clients import (
     AIOKAFKA,
     Consumer,
@@ -72,6 +72,7 @@ from border_exchange.domain.encoding import decode_record, encode_envelope
 from border_exchange.domain.envelope import Header
 from border_exchange.domain.erasure import Erasure, ErasureSchedule
 from border_exchange.domain.hit_routing import (
+    DeliveredHit,
     HitRouted,
     HitSigned,
     ReceivedAlert,
@@ -80,7 +81,7 @@ from border_exchange.domain.hit_routing import (
     hit_quarantine_fields,
     route_hit_signed,
 )
-from border_exchange.domain.hits import HitReport, MessageKind, message_kind
+from border_exchange.domain.hits import HitAcknowledgement, HitReport, MessageKind, message_kind
 from border_exchange.domain.memo import PerObject
 from border_exchange.domain.naming import (
     AGREEMENTS_TOPIC,
@@ -1025,6 +1026,23 @@ class PartitionWorker:
             for index in reports
         }
 
+    async def _delivered(self, acks: Mapping[int, HitSigned]) -> dict[int, DeliveredHit | None]:
+        """The report each acknowledgement answers, as the router delivered it to the
+        acknowledging origin (its hit topic's partition of the alert read once for the batch)."""
+        questions: dict[int, tuple[str, int, str]] = {}
+        for index, signed in acks.items():
+            ack = signed.message
+            assert isinstance(ack, HitAcknowledgement)
+            topic = hits_topic(ack.origin)
+            partitions = self.router.partition_count(topic)
+            hashed = key_hash(ack.alert_id.encode())
+            if partitions and hashed is not None:  # else no hit topic: nothing delivered there
+                questions[index] = (topic, hashed % partitions, ack.hit_id)
+        answers = await self.router.delivered_hits.lookup(questions.values())
+        return {
+            index: answers.get(questions[index]) if index in questions else None for index in acks
+        }
+
     async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Route ``records`` and commit their outputs and offset in one transaction.
 
@@ -1203,19 +1221,24 @@ class PartitionWorker:
             failed: set[int] = set()
             # Every signature queued for a record up to this index is answered.
             through = len(records) if answers is None else -1
-            reports = {
+            hit_messages = {
                 index: checked
                 for index, (_, checked) in enumerate(unsigned)
-                if isinstance(checked, HitSigned) and checked.kind is MessageKind.HIT_REPORT
+                if isinstance(checked, HitSigned)
             }
-            if reports and answers is not None:
-                # A hit report is routed by what its reporter received, asked for those
-                # whose signature holds: every answer first (hit reports are few).
+            if hit_messages and answers is not None:
+                # A hit report is routed by what its reporter received, an acknowledgement
+                # by the report delivered to its origin, asked for those whose signature
+                # holds: every answer first (hits are few).
                 async for _, bad in answers:
                     failed.update(bad)
                 through = len(records)
+            signed_hits = {i: h for i, h in hit_messages.items() if i not in failed}
             received = await self._received(
-                {index: report for index, report in reports.items() if index not in failed}
+                {i: h for i, h in signed_hits.items() if h.kind is MessageKind.HIT_REPORT}
+            )
+            delivered = await self._delivered(
+                {i: h for i, h in signed_hits.items() if h.kind is MessageKind.HIT_ACK}
             )
             outputs: list[_Output] = []
             self._feeds.clear()  # partition counts are read again for every transaction
@@ -1240,6 +1263,7 @@ class PartitionWorker:
                         rules=rules,
                         state=self.state,
                         received=received.get(index),
+                        delivered=delivered.get(index),
                     )
                     self._route_hit(record, hashed, checked, hit, now, outputs)
                 else:
@@ -1450,6 +1474,9 @@ class Router:
         self._published: set[tuple[str, StoreReference | None]] = set()
         self.feed_states = FeedStateLookup(kafka, clients)
         """What the router delivered to whom, read back to route hit reports."""
+        self.delivered_hits = DeliveredHitsLookup(kafka, clients)
+        """Which hit reports the router delivered to each origin, read back to route
+        acknowledgements."""
         self.missing_topics: set[str] = set()
         """State topics found missing (each reported once)."""
         self.pending: set[TopicPartition] = set()
@@ -1680,6 +1707,7 @@ class Router:
                 self.workers.clear()
             await consumer.stop()
             await self.feed_states.close()
+            await self.delivered_hits.close()
             self.consumer = None
             log.info("router.stopped")
 

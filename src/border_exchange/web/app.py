@@ -7,6 +7,12 @@ page but the login needs a session; every form carries a CSRF token; every searc
 every alert opened is written to the consultation log. Bad input gives a message on the
 page in the officer's language, never a traceback; an unreadable store says so and the
 log records it.
+
+On an alert's page an officer reports a hit (``POST /alert/<origin>/<id>/hit``) when the
+page was started with the post's key (``post serve --key``): the form is checked exactly
+as ``post report-hit`` checks it (``services.hits.report_entered``), signed and queued in
+the post's hit queue, which ``post run`` sends; the page lists this post's reports on the
+alert, queued or sent, with the origin's acknowledgement once it came back.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import quote
 
 import structlog
 from argon2 import PasswordHasher
@@ -35,9 +42,12 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from border_exchange.adapters.hit_queue import HitQueue, PostHit
 from border_exchange.adapters.officer_db import OfficerDB, Role, Session
 from border_exchange.adapters.post_store import PostStore, StoredAlert
 from border_exchange.domain.consultation import Search
+from border_exchange.domain.envelope import Header
+from border_exchange.domain.hits import HitAction
 from border_exchange.domain.labels import (
     LANGUAGES,
     Lang,
@@ -46,9 +56,10 @@ from border_exchange.domain.labels import (
     language_from_header,
     when,
 )
+from border_exchange.domain.limits import MAX_HIT_FIELD_CHARS, MAX_HIT_TEXT_CHARS
 from border_exchange.domain.lookup import MAX_QUERY_CHARS, SearchKind
-from border_exchange.errors import LoginRefused, StoreError
-from border_exchange.services import post_search
+from border_exchange.errors import LoginRefused, StoreError, ValidationError
+from border_exchange.services import hits, post_search
 from border_exchange.services.post import PROBE_EVERY
 
 log = structlog.get_logger(__name__)
@@ -75,8 +86,11 @@ class PostSite:
     officers_path: Path
     secure_cookies: bool = False
     hasher: PasswordHasher = field(default_factory=PasswordHasher, repr=False)
+    reporter: hits.Reporter | None = None
+    """Who signs the hit reports entered on the page; None: the page takes none."""
     _store: PostStore | None = field(default=None, init=False)
     _officers: OfficerDB | None = field(default=None, init=False)
+    _hits: HitQueue | None = field(default=None, init=False)
 
     def officers(self) -> OfficerDB:
         """The officers' file (opened on first use, in the server's thread)."""
@@ -92,12 +106,24 @@ class PostSite:
             self._store = PostStore.open(self.store_path)
         return self._store
 
+    def hit_queue(self) -> HitQueue:
+        """The post's hit reports, in the store's file; ``StoreError`` when unreadable."""
+        if self._hits is None:
+            if not self.store_path.exists():
+                raise StoreError(f"no post store at {self.store_path}")
+            self._hits = HitQueue(self.store_path)
+        return self._hits
+
     def forget_store(self) -> None:
-        """Drop the store connection after an error, so that the next request reopens it."""
+        """Drop the store connections after an error, so that the next request reopens them."""
         if self._store is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._store.close()
+        if self._hits is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._hits.close()
         self._store = None
+        self._hits = None
 
     def close(self) -> None:
         """Close both files."""
@@ -325,32 +351,32 @@ def _fields(content: Mapping[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-async def alert_card(request: Request) -> Response:
-    """One alert: header, sections received and withheld, the photo when received."""
-    session = _session(request)
-    if session is None:
-        return _to_login(request)
-    origin, alert_id = request.path_params["origin"], request.path_params["alert_id"]
-    site = _site(request)
-    at = datetime.now(UTC)
-    try:
-        store = site.store()
-        alert = store.get(origin, alert_id)
-        header = None if alert is None else store.header_of(origin, alert_id)
-    except (StoreError, sqlite3.DatabaseError) as exc:
-        site.forget_store()
-        site.officers().log(
-            Search(at, session.officer.name, "web", "open", f"{origin}/{alert_id}"[:200], None,
-                   (), f"store_error: {exc}")
-        )  # fmt: skip
-        return _page(request, "error.html", 503, session, message="store_error")
+def _consulted(
+    site: PostSite,
+    session: Session,
+    kind: str,
+    origin: str,
+    alert_id: str,
+    alert: StoredAlert | None,
+    outcome: str,
+) -> None:
     site.officers().log(
-        Search(at, session.officer.name, "web", "open", f"{origin}/{alert_id}"[:200], None,
-               () if alert is None else (post_search.hit_reference(alert),),
-               "no_hit" if alert is None else "hit")
+        Search(datetime.now(UTC), session.officer.name, "web", kind,
+               f"{origin}/{alert_id}"[:200], None,
+               () if alert is None else (post_search.hit_reference(alert),), outcome[:500])
     )  # fmt: skip
-    if alert is None:
-        return _page(request, "error.html", 404, session, message="not_found")
+
+
+def _card(
+    request: Request,
+    session: Session,
+    alert: StoredAlert,
+    header: Header | None,
+    status: int = 200,
+    **values: Any,
+) -> Response:
+    """The alert's page, with the hit form and this post's reports on the alert."""
+    site = _site(request)
     photo_state, photo_uri = _photo(alert)
     sections = [
         (name, _fields(content)) for name, content in alert.sections.items() if name != "photo"
@@ -358,10 +384,100 @@ async def alert_card(request: Request) -> Response:
     grading = None if header is None else (
         f"{header.source_reliability.value} / {header.information_reliability.value}"
     )  # fmt: skip
+    reports: list[PostHit] = [
+        hit for hit in site.hit_queue().reports()
+        if hit.alert_origin == alert.origin and hit.alert_id == alert.alert_id
+    ]  # fmt: skip
+    values.setdefault("entry", {})
+    values.setdefault("problems", ())
     return _page(
-        request, "alert.html", 200, session, alert=alert, sections=sections,
-        photo_state=photo_state, photo_uri=photo_uri, grading=grading,
+        request, "alert.html", status, session, alert=alert, sections=sections,
+        photo_state=photo_state, photo_uri=photo_uri, grading=grading, reports=reports,
+        reporting=site.reporter is not None, actions=[a.value for a in HitAction],
+        text_limit=MAX_HIT_TEXT_CHARS, field_limit=MAX_HIT_FIELD_CHARS, **values,
     )  # fmt: skip
+
+
+async def alert_card(request: Request) -> Response:
+    """One alert: header, sections received and withheld, the photo when received; the hit
+    form and this post's reports on it."""
+    session = _session(request)
+    if session is None:
+        return _to_login(request)
+    origin, alert_id = request.path_params["origin"], request.path_params["alert_id"]
+    site = _site(request)
+    try:
+        store = site.store()
+        alert = store.get(origin, alert_id)
+        header = None if alert is None else store.header_of(origin, alert_id)
+        if alert is None:
+            _consulted(site, session, "open", origin, alert_id, None, "no_hit")
+            return _page(request, "error.html", 404, session, message="not_found")
+        queued = request.query_params.get("queued")
+        page = _card(request, session, alert, header, queued=queued)
+    except (StoreError, sqlite3.DatabaseError) as exc:
+        site.forget_store()
+        _consulted(site, session, "open", origin, alert_id, None, f"store_error: {exc}")
+        return _page(request, "error.html", 503, session, message="store_error")
+    _consulted(site, session, "open", origin, alert_id, alert, "hit")
+    return page
+
+
+_ENTRY_FIELDS: Final = ("action", "reason", "at", "place", "contact", "remarks", "version")
+
+
+async def report_hit(request: Request) -> Response:
+    """Check, sign and queue the hit entered on an alert's page (as ``post report-hit``).
+
+    Bad input gives the page again with every problem named and nothing queued; a good
+    report is queued for ``post run`` to send, and the page shows it. Each attempt is in
+    the consultation log (``hit_report``: queued, or refused and why).
+    """
+    session = _session(request)
+    if session is None:
+        return _to_login(request)
+    origin, alert_id = request.path_params["origin"], request.path_params["alert_id"]
+    site = _site(request)
+    if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
+        _consulted(site, session, "hit_report", origin, alert_id, None, "refused: form too large")
+        return _page(request, "error.html", 413, session, message="hit_form_too_large",
+                     details={"limit": f"{MAX_HIT_TEXT_CHARS:,}"})  # fmt: skip
+    form = await _form(request)
+    if not _csrf_ok(form, session.csrf):
+        return _refused(request, session)
+    assert form is not None  # _csrf_ok is False without a form
+    entered = {name: str(form.get(name) or "") for name in _ENTRY_FIELDS}
+    try:
+        store = site.store()
+        alert = store.get(origin, alert_id)
+        if alert is None:
+            _consulted(site, session, "hit_report", origin, alert_id, None, "refused: not_found")
+            return _page(request, "error.html", 404, session, message="not_found")
+        header = store.header_of(origin, alert_id)
+        if site.reporter is None:
+            _consulted(site, session, "hit_report", origin, alert_id, alert, "refused: no key")
+            return _card(request, session, alert, header, 409, problems=("hits_not_set_up",))
+        entry = hits.HitEntry(alert_id=alert_id, origin=origin, **entered)
+        try:
+            report, value = hits.report_entered(store, site.reporter, entry)
+        except ValidationError as invalid:
+            _consulted(site, session, "hit_report", origin, alert_id, alert,
+                       "refused: " + "; ".join(invalid.problems))  # fmt: skip
+            # What was typed stays in the form; the version is again the one held.
+            return _card(request, session, alert, header, 422, problems=invalid.problems,
+                         entry={**entered, "version": ""})  # fmt: skip
+        site.hit_queue().queue(report, value)
+    except (StoreError, sqlite3.DatabaseError) as exc:
+        site.forget_store()
+        log.error("post.web.store_error", error=str(exc))
+        _consulted(site, session, "hit_report", origin, alert_id, None, f"store_error: {exc}")
+        return _page(request, "error.html", 503, session, message="store_error")
+    _consulted(site, session, "hit_report", origin, alert_id, alert, f"queued: {report.hit_id}")
+    log.info(
+        "post.web.hit_queued", hit_id=report.hit_id, alert_id=alert_id, officer=session.officer.name
+    )
+    target = f"/alert/{quote(origin, safe='')}/{quote(alert_id, safe='')}?queued={report.hit_id}"
+    return RedirectResponse(target, status_code=303)
 
 
 # -- status ------------------------------------------------------------------------------
@@ -428,6 +544,7 @@ def create_app(site: PostSite) -> Starlette:
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/alert/{origin}/{alert_id}", alert_card),
+        Route("/alert/{origin}/{alert_id}/hit", report_hit, methods=["POST"]),
         Route("/status", status),
         Mount("/static", StaticFiles(packages=[("border_exchange.web", "static")]), name="static"),
     ]
