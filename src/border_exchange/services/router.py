@@ -1029,6 +1029,8 @@ class PartitionWorker:
     async def _delivered(self, acks: Mapping[int, HitSigned]) -> dict[int, DeliveredHit | None]:
         """The report each acknowledgement answers, as the router delivered it to the
         acknowledging origin (its hit topic's partition of the alert read once for the batch)."""
+        if not acks:
+            return {}  # the reader of the hit topics is not even started
         questions: dict[int, tuple[str, int, str]] = {}
         for index, signed in acks.items():
             ack = signed.message
