@@ -95,6 +95,9 @@ class FakeKafka:
     """Each transactional id's current producer epoch."""
     producers: dict[str, FakeProducer] = field(default_factory=dict)
     """The producer holding each transactional id's current epoch."""
+    unlisted: dict[str, int] = field(default_factory=dict)
+    """Topics the metadata answers leave out, each for that many answers more: a broker's
+    metadata lags behind the controller's (a topic just created is not shown yet)."""
 
     def create_topic(self, name: str, partitions: int = 1) -> str:
         """Create ``name`` with ``partitions`` empty partitions; its name."""
@@ -158,8 +161,11 @@ class FakeKafka:
         return self.epochs[transactional_id]
 
     def metadata(self) -> FakeClusterMetadata:
-        """What a metadata request answers now."""
-        return FakeClusterMetadata(self)
+        """What a metadata request answers now (without the ``unlisted`` topics)."""
+        hidden = {topic for topic, answers in self.unlisted.items() if answers > 0}
+        for topic in hidden:
+            self.unlisted[topic] -= 1
+        return FakeClusterMetadata(self, frozenset(hidden))
 
 
 @dataclass
@@ -342,14 +348,15 @@ class FakeProducer:
 class FakeClusterMetadata:
     """The answer to a metadata request (``ClusterMetadata``'s methods used)."""
 
-    def __init__(self, cluster: FakeKafka) -> None:
+    def __init__(self, cluster: FakeKafka, hidden: frozenset[str] = frozenset()) -> None:
         self.cluster = cluster
+        self.hidden = hidden
 
     def topics(self) -> set[str]:
-        return set(self.cluster.logs)
+        return set(self.cluster.logs) - self.hidden
 
     def partitions_for_topic(self, topic: str) -> set[int] | None:
-        logs = self.cluster.logs.get(topic)
+        logs = None if topic in self.hidden else self.cluster.logs.get(topic)
         return None if logs is None else set(range(len(logs)))
 
 

@@ -13,15 +13,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from border_exchange.adapters.agreement_topic import AgreementTopic
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.adapters.post_store import PostStore
-from border_exchange.demo.sandbox import make_sandbox, open_agreements
+from border_exchange.cli.post import EXIT_CAUGHT_UP, EXIT_GAP_NOT_HEALED, _caught_up
+from border_exchange.demo.sandbox import Sandbox, make_sandbox, open_agreements
 from border_exchange.domain import naming
 from border_exchange.domain.audit_values import ViolationCode, Window
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.samples import sample_alert
 from border_exchange.services.auditor import Progress, ReplayRequest, replay
-from border_exchange.services.gateway import Gateway
+from border_exchange.services.gateway import Gateway, Receipt
 from border_exchange.services.post import BorderPost, PostConfig
 from border_exchange.services.router import PolicyView, Router, RouterTuning
 from tests.exchange import exchange_topics, running
@@ -42,12 +46,11 @@ def _committed(cluster: FakeKafka, topic: str) -> list[Any]:
     ]
 
 
-async def _exchange(cluster: FakeKafka, tmp_path: Path) -> tuple[Any, Window, PostStore]:
-    """Three alerts of A published, routed to B and stored at B's post; the period's window."""
+async def _routed(cluster: FakeKafka) -> tuple[Sandbox, list[Receipt]]:
+    """Three alerts of A published and routed to B's feed (and the agreements published)."""
     for name, partitions, _ in exchange_topics([A, B]):
         cluster.create_topic(name, partitions)
     sandbox = make_sandbox([A, B], open_agreements([(A, B)]))
-    started = datetime.now(UTC)
     async with Gateway(
         SETTINGS, A, sandbox.keys[A], sandbox.key_ids[A], sandbox.trust, clients=cluster.clients
     ) as gateway:
@@ -68,6 +71,13 @@ async def _exchange(cluster: FakeKafka, tmp_path: Path) -> tuple[Any, Window, Po
         await eventually(
             lambda: len(_committed(cluster, feed)) == len(receipts), what="every copy in B's feed"
         )
+    return sandbox, receipts
+
+
+async def _exchange(cluster: FakeKafka, tmp_path: Path) -> tuple[Any, Window, PostStore]:
+    """Three alerts of A published, routed to B and stored at B's post; the period's window."""
+    started = datetime.now(UTC)
+    sandbox, receipts = await _routed(cluster)
     store = PostStore.open(tmp_path / "post.db")
     post = BorderPost(
         SETTINGS, PostConfig(B, "kasindi"), store, sandbox.trust, clients=cluster.clients
@@ -118,3 +128,52 @@ async def test_a_copy_slipped_into_a_feed_behind_the_router_is_reported_by_the_r
     (violation,) = verdict.violations
     assert (violation.code, violation.topic) == (ViolationCode.FEED_DUPLICATE, feed)
     assert f"already delivered at offset {copy.offset}" in violation.detail
+
+
+async def test_a_post_waits_for_a_feed_the_metadata_does_not_show_yet(tmp_path: Path) -> None:
+    cluster = FakeKafka()
+    sandbox, receipts = await _routed(cluster)
+    feed = naming.feed_topic(B, A)
+    cluster.unlisted[feed] = 5  # the next five metadata answers lag behind: no feed in them
+    with PostStore.open(tmp_path / "post.db") as store:
+        agreements = AgreementTopic(SETTINGS, sandbox.trust, B, clients=cluster.clients)
+        post = BorderPost(
+            SETTINGS, PostConfig(B, "kasindi", metadata_wait=10), store, sandbox.trust,
+            agreements, clients=cluster.clients,
+        )  # fmt: skip
+        done = await post.catch_up(within=10)
+        assert cluster.unlisted[feed] == 0  # it was asked until the feed showed
+        assert done.unseen == ()
+        assert _caught_up(done) == EXIT_CAUGHT_UP
+        assert {a.alert_id for a in store.active()} == {r.alert_id for r in receipts}
+
+
+async def test_a_feed_the_post_should_follow_and_cannot_see_is_reported_not_caught_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cluster = FakeKafka()
+    sandbox, receipts = await _routed(cluster)
+    feed = naming.feed_topic(B, A)
+    cluster.unlisted[feed] = 10**9
+    config = PostConfig(B, "kasindi", metadata_wait=0.3)
+    with PostStore.open(tmp_path / "post.db") as store:
+        # A new post knows the feed from its agreements: A sends to B.
+        agreements = AgreementTopic(SETTINGS, sandbox.trust, B, clients=cluster.clients)
+        post = BorderPost(
+            SETTINGS, config, store, sandbox.trust, agreements, clients=cluster.clients
+        )
+        done = await post.catch_up(within=10)
+        assert done.unseen == (feed,)
+        assert store.offsets() == {}
+        assert store.active() == []
+        assert _caught_up(done) == EXIT_GAP_NOT_HEALED
+        assert f"not read: {feed}" in capsys.readouterr().out
+
+        # Once shown, the feed is read; a post without agreements then knows it from its
+        # store: the feed it has read, hidden again, is not caught up either.
+        cluster.unlisted[feed] = 0
+        assert (await post.catch_up(within=10)).unseen == ()
+        assert {a.alert_id for a in store.active()} == {r.alert_id for r in receipts}
+        cluster.unlisted[feed] = 10**9
+        alone = BorderPost(SETTINGS, config, store, sandbox.trust, clients=cluster.clients)
+        assert (await alone.catch_up(within=10)).unseen == (feed,)

@@ -59,7 +59,8 @@ EXIT_GAP_HEALED: Final = 3
 """``post run --once``: caught up, but a feed had deleted records the post had not read;
 the partition was bootstrapped from its state topic (``post status`` lists the gap)."""
 EXIT_GAP_NOT_HEALED: Final = 4
-"""``post run --once``: a gap with no state topic to heal it from; alerts may be missing."""
+"""``post run --once``: alerts may be missing: a gap with no state topic to heal it from,
+or a feed the post should follow that the cluster's metadata did not show in time."""
 ONCE_TIMEOUT: Final = 600.0
 
 log = structlog.get_logger("border_exchange.post")
@@ -103,8 +104,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "send the queued hit reports and fetch the acknowledgements awaited (what cannot go "
         f"stays queued for the next run), and exit: {EXIT_CAUGHT_UP} caught up, "
         f"{EXIT_GAP_HEALED} caught up but a gap was met and healed from the state, "
-        f"{EXIT_GAP_NOT_HEALED} a gap could not be healed (alerts may "
-        "be missing), 1 an error (e.g. no broker within --timeout)",
+        f"{EXIT_GAP_NOT_HEALED} alerts may be missing (a gap could not be healed, or a "
+        "feed to follow was not in the cluster's metadata in time), 1 an error (e.g. no "
+        "broker within --timeout)",
     )
     run.add_argument(
         "--timeout",
@@ -284,6 +286,10 @@ def _caught_up(done: CatchUp) -> int:
     )
     for gap in done.gaps:
         print(f"gap: {gap.describe()}")
+    for feed in done.unseen:
+        print(f"not read: {feed} (not in the cluster's metadata; alerts may be missing)")
+    if done.unseen:
+        return EXIT_GAP_NOT_HEALED
     if not done.gaps:
         return EXIT_CAUGHT_UP
     return EXIT_GAP_HEALED if done.healed else EXIT_GAP_NOT_HEALED

@@ -92,6 +92,17 @@ class AgreementBook:
     def __contains__(self, reference: object) -> bool:
         return reference in self.entries
 
+    def senders(self) -> frozenset[str]:
+        """The partners with a flow to this service in an agreement not terminated: those
+        whose feed its posts follow (a suspended agreement's feed still holds its alerts)."""
+        return frozenset(
+            flow.source
+            for agreement, _ in self.entries.values()
+            if agreement.status is not AgreementStatus.TERMINATED
+            for flow in agreement.flows
+            if flow.to == self.participant and flow.source != self.participant
+        )
+
 
 def _refuse(reason: NotPermitted, detail: str) -> NotPermittedError:
     return NotPermittedError(detail, reason.value)

@@ -81,6 +81,10 @@ PURGE_EVERY: Final = 60.0
 PROBE_EVERY: Final = 5.0
 """Seconds of idleness after which the post asks the broker for its end offsets."""
 PROBE_TIMEOUT: Final = 5.0
+METADATA_WAIT: Final = 30.0
+"""Seconds a post waits for the metadata to show a feed it should follow (a topic just
+created shows on a broker a moment after the controller made it); then it reports the
+feed unseen, never caught up."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +101,7 @@ class PostConfig:
     purge_every: float = PURGE_EVERY
     grace: timedelta = DEFAULT_POLICY.grace
     """How long a cancelled or expired alert's row stays (without content) before it goes."""
+    metadata_wait: float = METADATA_WAIT
 
 
 def check_record(
@@ -199,6 +204,9 @@ class CatchUp:
 
     applied: ApplyResult
     gaps: tuple[Gap, ...]
+    unseen: tuple[str, ...] = ()
+    """Feeds the post should follow that the metadata did not show in full (within
+    ``PostConfig.metadata_wait``): not read, so not caught up."""
 
     @property
     def healed(self) -> bool:
@@ -265,6 +273,7 @@ class BorderPost:
         self.applied = ApplyResult()
         self.connected = asyncio.Event()
         self._last_probe = 0.0
+        self._unseen: tuple[str, ...] = ()
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -348,13 +357,9 @@ class BorderPost:
 
         Returns the feeds looked at.
         """
-        if self.topics:
-            feeds = list(self.topics)
-        else:
-            pattern = re.compile(self.pattern)
-            feeds = sorted(t for t in await consumer.topics() if pattern.match(t))
         # State records are checked like feed records, their agreement included.
         book = None if self.agreements is None else await self.agreements.refresh()
+        feeds = await self.feeds(consumer, book)
 
         def check(
             record: ConsumerRecord,
@@ -369,12 +374,30 @@ class BorderPost:
             )
 
         starter = StateStart(
-            self.settings, self.config.participant, self.store, self.trust, check, self.clients
-        )
+            self.settings, self.config.participant, self.store, self.trust, check, self.clients,
+            metadata_wait=self.config.metadata_wait,
+        )  # fmt: skip
         for done in await starter.run(feeds):
             self.applied = _added(self.applied, done.applied)
         self.purge()
         return feeds
+
+    async def feeds(self, consumer: Consumer, book: AgreementBook | None) -> list[str]:
+        """The feeds the post follows: those named (``--from``); or every partner's feed
+        the cluster lists, the store has read, or an agreement sends to the service.
+
+        The last two do not depend on the metadata of the moment: a feed that should be
+        there and is not shown is waited for, then reported (``feed_partitions``).
+        """
+        if self.topics:
+            return list(self.topics)
+        pattern = re.compile(self.pattern)
+        listed = {t for t in await consumer.topics() if pattern.match(t)}
+        read = {topic for topic, _ in self.store.offsets()}
+        agreed = set() if book is None else {
+            feed_topic(self.config.participant, q) for q in book.senders()
+        }  # fmt: skip
+        return sorted(listed | read | agreed)
 
     async def catch_up(self, within: float) -> CatchUp:
         """Start from the state where needed, read every feed to its end, purge; once.
@@ -405,7 +428,7 @@ class BorderPost:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.config.max_backoff)
         self.purge()
-        return CatchUp(self.applied, self.store.gaps()[before:])
+        return CatchUp(self.applied, self.store.gaps()[before:], self._unseen)
 
     async def _catch_up_session(self) -> bool:
         """One consumer reading every feed partition to its end; False: start again."""
@@ -413,8 +436,17 @@ class BorderPost:
         await consumer.start()
         try:
             feeds = await self.start_from_state(consumer)
-            _, tps = await feed_partitions(consumer, feeds)
             stored = self.store.offsets()
+            _, tps, self._unseen = await feed_partitions(
+                consumer, feeds, stored.keys(), self.config.metadata_wait
+            )
+            if self._unseen:
+                log.error(
+                    "post.feed_unseen",
+                    feeds=list(self._unseen),
+                    waited=self.config.metadata_wait,
+                    action="not caught up",
+                )
             if any((tp.topic, tp.partition) not in stored for tp in tps):
                 log.info("post.new_feed", action="restart")  # appeared after the bootstrap
                 return False

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -101,19 +101,43 @@ def collector_paused() -> Iterator[None]:
 
 
 async def feed_partitions(
-    client: Consumer, feeds: Sequence[str]
-) -> tuple[set[str], list[TopicPartition]]:
-    """Every topic on the cluster, and the partitions of those of ``feeds`` that exist."""
-    # aiokafka's public metadata calls do not refresh what partitions_for_topic reads
-    cluster = await client._client.fetch_all_metadata()
-    topics = set(cluster.topics())
-    tps = [
-        TopicPartition(topic, p)
-        for topic in feeds
-        if topic in topics
-        for p in sorted(cluster.partitions_for_topic(topic) or ())
-    ]
-    return topics, tps
+    client: Consumer,
+    feeds: Sequence[str],
+    known: Collection[tuple[str, int]] = (),
+    within: float = 0.0,
+) -> tuple[set[str], list[TopicPartition], tuple[str, ...]]:
+    """Every topic on the cluster, the partitions of ``feeds`` it shows, and the feeds
+    it does not show in full.
+
+    A feed is shown in full when the metadata lists it with partitions, every one of
+    ``known`` (the partitions the store has read) among them. A broker's metadata lags
+    behind the controller's (a topic just created, a partition just added), so it is
+    asked again until ``within`` seconds have passed; what is still missing is returned,
+    for the caller to report: a post must not call a feed it cannot see caught up.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    delay = 0.1
+    while True:
+        # aiokafka's public metadata calls do not refresh what partitions_for_topic reads
+        cluster = await client._client.fetch_all_metadata()
+        topics = set(cluster.topics())
+        shown = {
+            topic: sorted(cluster.partitions_for_topic(topic) or ()) if topic in topics else []
+            for topic in feeds
+        }
+        unseen = tuple(
+            topic
+            for topic in feeds
+            if not shown[topic] or any(t == topic and p not in shown[topic] for t, p in known)
+        )
+        left = deadline - loop.time()
+        if not unseen or left <= 0:
+            break
+        await asyncio.sleep(min(delay, left))
+        delay = min(delay * 2, 2.0)
+    tps = [TopicPartition(topic, p) for topic in feeds for p in shown[topic]]
+    return topics, tps, unseen
 
 
 def needs_state(stored: int | None, first: int, end: int) -> str | None:
@@ -168,6 +192,8 @@ class StateStart:
     """Where its reader comes from (``adapters.kafka_clients``)."""
     processes: bool = True
     """Whether a large state is checked in a worker process (``check_pool``)."""
+    metadata_wait: float = 0.0
+    """Seconds to wait for a feed the metadata does not show (``feed_partitions``)."""
     _pool: check_pool.CheckPool | None = field(default=None, init=False, repr=False)
 
     async def run(self, feeds: Sequence[str]) -> list[Bootstrapped]:
@@ -188,12 +214,16 @@ class StateStart:
         storing: asyncio.Future[Bootstrapped] | None = None
         self._pool = None
         try:
-            topics, tps = await feed_partitions(reader, feeds)
+            stored = self.store.offsets()
+            topics, tps, unseen = await feed_partitions(
+                reader, feeds, stored.keys(), self.metadata_wait
+            )
+            if unseen:
+                log.warning("post.feed_unseen", feeds=list(unseen), action="not bootstrapped")
             if not tps:
                 return done
             firsts = await reader.beginning_offsets(tps)
             ends = await reader.end_offsets(tps)
-            stored = self.store.offsets()
             with collector_paused():
                 for tp in tps:
                     expected = stored.get((tp.topic, tp.partition))
