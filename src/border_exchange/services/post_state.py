@@ -234,6 +234,9 @@ class StateStart:
                     if storing is not None:
                         done.append(await storing)
                     storing = asyncio.ensure_future(asyncio.to_thread(self._store, start))
+                    # Only the thread holds it now: freed once stored (by its reference
+                    # count), not walked by the first collection after the pause.
+                    del start
                 if storing is not None:
                     done.append(await storing)
         finally:
