@@ -25,7 +25,7 @@ from tests.post_site import OFFICER, PASSWORD, QUICK_HASHER, add_officers, fill_
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.real_clock]
 
 PASSPHRASE = "kasindi-post-passphrase"
 OWNER = "COD.post.kasindi"
