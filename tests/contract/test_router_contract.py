@@ -36,7 +36,7 @@ from tests.waiting import eventually
 
 
 class FirstFeedBatchFails:
-    """A producer of either side whose first record batch for ``feed`` fails unsent, as if
+    """A producer of either side whose first record batch (or send) for ``feed`` fails unsent, as if
     the broker had answered NOT_ENOUGH_REPLICAS for it."""
 
     failed: ClassVar[list[str]] = []
@@ -48,13 +48,27 @@ class FirstFeedBatchFails:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
+    def _fails_first(self, topic: str) -> asyncio.Future[Any] | None:
+        if topic != self.feed or FirstFeedBatchFails.failed:
+            return None
+        FirstFeedBatchFails.failed.append(topic)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_exception(NotEnoughReplicasError())
+        return future
+
     async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
-        if topic == self.feed and not FirstFeedBatchFails.failed:
-            FirstFeedBatchFails.failed.append(topic)
-            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            future.set_exception(NotEnoughReplicasError())
-            return future
+        failed = self._fails_first(topic)
+        if failed is not None:
+            return failed
         return await self.inner.send_batch(batch, topic, partition=partition)
+
+    async def send(self, topic: str, *args: Any, **kwargs: Any) -> Any:
+        # A feed whose partitions the router's metadata does not show yet gets its copies
+        # one send each (the default partitioner): that first send fails the same way.
+        failed = self._fails_first(topic)
+        if failed is not None:
+            return failed
+        return await self.inner.send(topic, *args, **kwargs)
 
 
 class Exchange:
