@@ -116,15 +116,7 @@ class Exchange:
 
     async def publish(self, *envelopes: Envelope, commit: bool = True) -> None:
         """Write ``envelopes`` to ``a``'s outbox in one transaction; commit or abort it."""
-        producer: Any = self.side.clients.producer(
-            **self.side.settings.client_kwargs(),
-            transactional_id=f"contract-gateway-{self.a}",
-            enable_idempotence=True,
-            acks="all",
-        )
-        await producer.start()
-        try:
-            await producer.begin_transaction()
+        async with self.side.transaction(f"contract-gateway-{self.a}", commit=commit) as producer:
             for envelope in envelopes:
                 header = envelope.header
                 topic = naming.outbox_topic(header.origin)
@@ -133,12 +125,6 @@ class Exchange:
                         topic, encode_envelope(envelope), key=header.alert_id.encode()
                     )
                 )
-            if commit:
-                await producer.commit_transaction()
-            else:
-                await producer.abort_transaction()
-        finally:
-            await producer.stop()
 
     async def delivered(self) -> list[str]:
         """The message ids in ``b``'s feed of ``a``, as a ``read_committed`` reader sees it."""
