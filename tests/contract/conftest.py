@@ -8,7 +8,8 @@ is wrong (or the test asks for something only one of them does).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,27 @@ class Side:
     def clients(self) -> KafkaClients:
         """The producers and consumers of this side."""
         return AIOKAFKA if self.fake is None else self.fake.clients
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, transactional_id: str, *, commit: bool) -> AsyncIterator[Any]:
+        """A transactional producer inside one transaction: what is sent through it is
+        committed (or aborted, ``commit`` False) when the block ends; then it stops."""
+        producer: Any = self.clients.producer(
+            **self.settings.client_kwargs(),
+            transactional_id=transactional_id,
+            enable_idempotence=True,
+            acks="all",
+        )
+        await producer.start()
+        try:
+            await producer.begin_transaction()
+            yield producer
+            if commit:
+                await producer.commit_transaction()
+            else:
+                await producer.abort_transaction()
+        finally:
+            await producer.stop()
 
     async def create_topic(self, name: str, partitions: int = 1) -> str:
         """Create topic ``name``; its name."""

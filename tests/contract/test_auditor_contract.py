@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from border_exchange.adapters.kafka_clients import TopicPartition
 from border_exchange.services.auditor import KafkaReader, Progress
@@ -23,15 +22,7 @@ Stamped = Sequence[tuple[bytes, datetime]]
 
 async def _transaction(side: Side, tp: TopicPartition, records: Stamped, commit: bool) -> None:
     """Write ``records`` (value, timestamp) to ``tp`` in one transaction; commit or abort it."""
-    producer: Any = side.clients.producer(
-        **side.settings.client_kwargs(),
-        transactional_id=f"contract-audit-{tp.topic}",
-        enable_idempotence=True,
-        acks="all",
-    )
-    await producer.start()
-    try:
-        await producer.begin_transaction()
+    async with side.transaction(f"contract-audit-{tp.topic}", commit=commit) as producer:
         for value, moment in records:
             sent = await producer.send(
                 tp.topic,
@@ -41,12 +32,6 @@ async def _transaction(side: Side, tp: TopicPartition, records: Stamped, commit:
                 timestamp_ms=int(moment.timestamp() * 1000),
             )
             await sent
-        if commit:
-            await producer.commit_transaction()
-        else:
-            await producer.abort_transaction()
-    finally:
-        await producer.stop()
 
 
 def _reader(side: Side) -> KafkaReader:

@@ -143,24 +143,15 @@ async def test_an_invalid_batch_publishes_nothing(outbox: Outbox) -> None:
     assert await outbox.committed() == []
 
 
-async def test_what_an_aborted_transaction_wrote_is_never_read_committed(outbox: Outbox) -> None:
+async def test_what_an_aborted_transaction_wrote_is_never_read_committed(
+    side: Side, outbox: Outbox
+) -> None:
     (first, second) = _alerts(outbox.origin, 2)
     async with outbox.gateway() as gateway:
         kept = await gateway.publish(first)
-    producer: Any = outbox.clients.producer(
-        **outbox.settings.client_kwargs(),
-        transactional_id=f"contract-{outbox.origin}",
-        enable_idempotence=True,
-        acks="all",
-    )
-    await producer.start()
-    try:
-        await producer.begin_transaction()
+    async with side.transaction(f"contract-{outbox.origin}", commit=False) as producer:
         sent = await producer.send(outbox_topic(outbox.origin), b"aborted", key=b"x")
         await sent
-        await producer.abort_transaction()
-    finally:
-        await producer.stop()
     async with outbox.gateway() as gateway:
         after = await gateway.publish(second)
 

@@ -40,25 +40,11 @@ class Router:
 
     async def deliver(self, envelopes: Sequence[Envelope], commit: bool = True) -> None:
         """One transaction: each envelope to the feed, and as its alert's latest state."""
-        producer: Any = self.side.clients.producer(
-            **self.side.settings.client_kwargs(),
-            transactional_id=f"contract-post-{self.feed}",
-            enable_idempotence=True,
-            acks="all",
-        )
-        await producer.start()
-        try:
-            await producer.begin_transaction()
+        async with self.side.transaction(f"contract-post-{self.feed}", commit=commit) as producer:
             for envelope in envelopes:
                 value, key = encode_envelope(envelope), envelope.header.alert_id.encode()
                 for topic in (self.feed, self.state):
                     await (await producer.send(topic, value, key=key, partition=0))
-            if commit:
-                await producer.commit_transaction()
-            else:
-                await producer.abort_transaction()
-        finally:
-            await producer.stop()
 
     async def feed_end(self) -> int:
         """The feed's last stable offset, once every transaction's marker is written."""

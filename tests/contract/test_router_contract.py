@@ -36,7 +36,7 @@ from tests.waiting import eventually
 
 
 class FirstFeedBatchFails:
-    """A producer of either side whose first record batch for ``feed`` fails unsent, as if
+    """A producer of either side whose first record batch (or send) for ``feed`` fails unsent, as if
     the broker had answered NOT_ENOUGH_REPLICAS for it."""
 
     failed: ClassVar[list[str]] = []
@@ -48,13 +48,27 @@ class FirstFeedBatchFails:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
+    def _fails_first(self, topic: str) -> asyncio.Future[Any] | None:
+        if topic != self.feed or FirstFeedBatchFails.failed:
+            return None
+        FirstFeedBatchFails.failed.append(topic)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_exception(NotEnoughReplicasError())
+        return future
+
     async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
-        if topic == self.feed and not FirstFeedBatchFails.failed:
-            FirstFeedBatchFails.failed.append(topic)
-            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            future.set_exception(NotEnoughReplicasError())
-            return future
+        failed = self._fails_first(topic)
+        if failed is not None:
+            return failed
         return await self.inner.send_batch(batch, topic, partition=partition)
+
+    async def send(self, topic: str, *args: Any, **kwargs: Any) -> Any:
+        # A feed whose partitions the router's metadata does not show yet gets its copies
+        # one send each (the default partitioner): that first send fails the same way.
+        failed = self._fails_first(topic)
+        if failed is not None:
+            return failed
+        return await self.inner.send(topic, *args, **kwargs)
 
 
 class Exchange:
@@ -102,15 +116,7 @@ class Exchange:
 
     async def publish(self, *envelopes: Envelope, commit: bool = True) -> None:
         """Write ``envelopes`` to ``a``'s outbox in one transaction; commit or abort it."""
-        producer: Any = self.side.clients.producer(
-            **self.side.settings.client_kwargs(),
-            transactional_id=f"contract-gateway-{self.a}",
-            enable_idempotence=True,
-            acks="all",
-        )
-        await producer.start()
-        try:
-            await producer.begin_transaction()
+        async with self.side.transaction(f"contract-gateway-{self.a}", commit=commit) as producer:
             for envelope in envelopes:
                 header = envelope.header
                 topic = naming.outbox_topic(header.origin)
@@ -119,12 +125,6 @@ class Exchange:
                         topic, encode_envelope(envelope), key=header.alert_id.encode()
                     )
                 )
-            if commit:
-                await producer.commit_transaction()
-            else:
-                await producer.abort_transaction()
-        finally:
-            await producer.stop()
 
     async def delivered(self) -> list[str]:
         """The message ids in ``b``'s feed of ``a``, as a ``read_committed`` reader sees it."""

@@ -14,6 +14,8 @@ where they are caught: the fake raises the same ones.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, TypeAlias
@@ -38,6 +40,20 @@ class KafkaClients:
 AIOKAFKA: Final = KafkaClients(AIOKafkaProducer, AIOKafkaConsumer)
 """The real clients."""
 
+
+async def fresh_partitions(consumer: Consumer, topic: str, wait: float = 10.0) -> set[int]:
+    """The partitions of ``topic`` in a metadata answer asked now (empty when it has none),
+    asking again for up to ``wait`` seconds for a topic just created to appear."""
+    deadline = time.monotonic() + wait
+    while True:
+        # aiokafka's public metadata calls do not refresh what partitions_for_topic reads
+        cluster = await consumer._client.fetch_all_metadata()
+        partitions: set[int] | None = cluster.partitions_for_topic(topic)
+        if partitions or time.monotonic() > deadline:
+            return partitions or set()
+        await asyncio.sleep(0.5)
+
+
 __all__ = [
     "AIOKAFKA",
     "Consumer",
@@ -46,4 +62,5 @@ __all__ = [
     "Producer",
     "RebalanceListener",
     "TopicPartition",
+    "fresh_partitions",
 ]

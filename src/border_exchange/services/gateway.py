@@ -34,6 +34,7 @@ from border_exchange.adapters.kafka_clients import (
     KafkaClients,
     Producer,
     TopicPartition,
+    fresh_partitions,
 )
 from border_exchange.adapters.kafka_settings import (
     KafkaSettings,
@@ -117,18 +118,6 @@ Clock = Callable[[], datetime]
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-async def _partitions(consumer: Consumer, topic: str, wait: float = 10.0) -> set[int]:
-    """The partitions of ``topic``, waiting a little for a topic just created to appear."""
-    deadline = time.monotonic() + wait
-    while True:
-        # aiokafka's public metadata calls do not refresh what partitions_for_topic reads
-        cluster = await consumer._client.fetch_all_metadata()
-        partitions: set[int] | None = cluster.partitions_for_topic(topic)
-        if partitions or time.monotonic() > deadline:
-            return partitions or set()
-        await asyncio.sleep(0.5)
 
 
 class Gateway:
@@ -243,7 +232,7 @@ class Gateway:
         try:
             await consumer.start()
             state = outbox_state_topic(self.participant)
-            if await _partitions(consumer, state, wait=0.0):
+            if await fresh_partitions(consumer, state, wait=0.0):
                 await self._read_topic(consumer, state, history)
                 self._state_topic = state
             else:
@@ -260,7 +249,7 @@ class Gateway:
         self, consumer: Consumer, topic: str, history: dict[str, AlertHistory]
     ) -> bool:
         """Add ``topic``'s records to ``history``; False when the topic does not exist."""
-        partitions = await _partitions(consumer, topic)
+        partitions = await fresh_partitions(consumer, topic)
         if not partitions:
             return False
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]

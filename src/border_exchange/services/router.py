@@ -44,6 +44,7 @@ from border_exchange.adapters.kafka_clients import (
     Producer,
     RebalanceListener,
     TopicPartition,
+    fresh_partitions,
 )
 from border_exchange.adapters.kafka_errors import SendFault, describe, send_fault
 from border_exchange.adapters.kafka_settings import (
@@ -1016,7 +1017,7 @@ class PartitionWorker:
             report = signed.message
             assert isinstance(report, HitReport)
             topic = feed_state_topic(report.reporter, report.alert_origin)
-            partitions = self.router.partition_count(topic)
+            partitions = await self.router.partition_count_now(topic)
             hashed = key_hash(report.alert_id.encode())
             if partitions and hashed is not None:  # else no state: nothing delivered there
                 questions[index] = (topic, hashed % partitions, report.alert_id)
@@ -1562,6 +1563,16 @@ class Router:
         consumer = self.consumer
         partitions = consumer.partitions_for_topic(topic) if consumer is not None else None
         return len(partitions) if partitions else 0
+
+    async def partition_count_now(self, topic: str) -> int:
+        """``partition_count``, asking the broker afresh when the consumer's metadata does
+        not show ``topic`` (just after a restart it may lag behind the cluster): a reader
+        is never told "nothing there" only because the metadata was late."""
+        known = self.partition_count(topic)
+        consumer = self.consumer
+        if known or consumer is None:
+            return known
+        return len(await fresh_partitions(consumer, topic, wait=0.0))
 
     async def start_pending(self) -> None:
         """Start workers for newly assigned partitions (fence, rebuild, seek), then resume them."""
