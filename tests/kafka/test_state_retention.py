@@ -10,6 +10,7 @@ family name can be looked for in the broker's files.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
@@ -20,7 +21,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from border_exchange.adapters import kafka_launcher
+from border_exchange.adapters import kafka_launcher, post_store
 from border_exchange.adapters.kafka_settings import KafkaSettings
 from border_exchange.adapters.post_store import PostStore
 from border_exchange.demo.sandbox import make_sandbox
@@ -200,6 +201,11 @@ async def _post(
         store.close()
 
 
+def _indexes(path: Path) -> set[str]:
+    with sqlite3.connect(path) as db:
+        return {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+
+
 def _active(store: PostStore) -> set[str]:
     return {a.alert_id for a in store.active()}
 
@@ -260,6 +266,10 @@ async def test_alerts_outlive_the_logs_and_their_personal_data_goes_after_grace(
             await _until(lambda: _active(store) == in_force, what="late post bootstrapped")
             assert store.get(a, cancel.alert_id) is None
             assert not store.gaps()  # a new post has no gap: it starts from the state
+            # its search indexes, left out while it loaded, are built once it has
+            assert [h.alert.alert_id for h in store.match_name(names["keep"])] == [keep.alert_id]
+            await _until(lambda: set(post_store._SEARCH_INDEXES) <= _indexes(late_db),
+                         what="the new post's search indexes built")  # fmt: skip
         assert late.applied.stored == len(in_force)
         assert late.applied.rejected == 0
         async with _post(ex, b, early_db, clock) as (_, store):

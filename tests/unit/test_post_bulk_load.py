@@ -79,6 +79,39 @@ def test_a_bulk_load_finds_what_applying_record_by_record_finds(
     assert set(post_store._SEARCH_INDEXES) <= _indexes(tmp_path / "bulk.db")
 
 
+def test_an_empty_store_loaded_with_deferred_indexes_finds_the_same(tmp_path: Path) -> None:
+    one_by_one = PostStore.open(tmp_path / "one.db")
+    for outcome in _batch():
+        one_by_one.apply([outcome])
+    expected = _lookups(one_by_one)
+    store = PostStore.open(tmp_path / "post.db")
+    assert store.defer_indexes()
+    assert not set(post_store._SEARCH_INDEXES) & _indexes(tmp_path / "post.db")
+    batch = _batch()
+    # two partitions' bootstraps, neither one builds the indexes
+    store.bootstrap("CAF", (FEED, 0), batch[:5], None, 5)
+    store.bootstrap("CAF", (FEED, 1), batch[5:], None, 5)
+    assert not set(post_store._SEARCH_INDEXES) & _indexes(tmp_path / "post.db")
+    assert _lookups(store) == expected  # correct meanwhile, only slower
+    store.build_indexes()
+    assert _indexes(tmp_path / "post.db") == _indexes(tmp_path / "one.db")
+    assert _lookups(store) == expected
+    assert not store.defer_indexes()  # a store that holds alerts keeps its indexes
+    assert set(post_store._SEARCH_INDEXES) <= _indexes(tmp_path / "post.db")
+
+
+def test_indexes_deferred_by_a_process_that_ended_are_built_at_the_next_open(
+    tmp_path: Path,
+) -> None:
+    store = PostStore.open(tmp_path / "post.db")
+    assert store.defer_indexes()
+    store.bootstrap("CAF", (FEED, 0), _batch(), None, 10)
+    store.close()  # ended before build_indexes
+    assert not set(post_store._SEARCH_INDEXES) & _indexes(tmp_path / "post.db")
+    PostStore.open(tmp_path / "post.db").close()
+    assert set(post_store._SEARCH_INDEXES) <= _indexes(tmp_path / "post.db")
+
+
 @pytest.mark.parametrize("bulk_from", [2, 10_000], ids=["bulk", "record-by-record"])
 def test_only_the_last_versions_search_keys_remain(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bulk_from: int

@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord
 
-from border_exchange.adapters.post_store import Accepted, Outcome, PostStore, Rejected
+from border_exchange.adapters.post_store import Accepted, PostStore, Prepared, Rejected, prepare
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import encode_envelope
 from border_exchange.domain.samples import sample_alert
@@ -66,7 +67,9 @@ def test_state_records_get_the_feed_records_outcomes(
         if starter._pool is not None:
             starter._pool.close()
     expected = [outcome_of(dataclasses.replace(r, topic=FEED), trust(), "COD") for r in records]
-    assert [type(o) for o in outcomes] == [Accepted] * 3 + [Rejected] * 3
+    # the worker processes also prepare each accepted record for the store
+    accepted = Prepared if where == "worker-process" else Accepted
+    assert [type(o) for o in outcomes] == [accepted] * 3 + [Rejected] * 3
     assert [o.reason for o in outcomes if isinstance(o, Rejected)] == [
         o.reason for o in expected if isinstance(o, Rejected)
     ]
@@ -77,15 +80,58 @@ def test_state_records_get_the_feed_records_outcomes(
         if isinstance(got, Accepted):
             assert isinstance(want, Accepted)
             assert (got.envelope, got.sections, got.raw) == (want.envelope, want.sections, want.raw)
+        elif isinstance(got, Prepared):
+            assert isinstance(want, Accepted)
+            mine = prepare(dataclasses.replace(want, topic=STATE))
+            # the same row, search rows and sections; sealed at rest under other keys
+            same = ("head", "rest", "withheld", "plates", "vins", "documents", "names")
+            assert [getattr(got, f) for f in same] == [getattr(mine, f) for f in same]
+            assert got.at_rest is not None
+            assert mine.at_rest is not None
+            sealed = json.loads(got.at_rest.sections)
+            assert sealed.keys() == json.loads(mine.at_rest.sections).keys()
+            assert got.at_rest.ref != mine.at_rest.ref
 
 
-def test_a_bootstrap_stores_only_what_verified(tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["post-process", "worker-process"])
+def test_a_bootstrap_stores_only_what_verified(
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if where == "worker-process":
+        if not check_pool.available():
+            pytest.skip("no fork start method here")
+        monkeypatch.setattr(check_pool, "POOL_FROM", 1)
+        monkeypatch.setattr(check_pool, "CHUNK", 4)
     records = _records()
     with PostStore.open(tmp_path / "post.db") as store:
         starter = StateStart(None, "COD", store, trust(), outcome_of)  # type: ignore[arg-type]  # no broker
-        outcomes: list[Outcome] = asyncio.run(starter._verified(records, FEED))
+        checked = asyncio.run(starter._verified(records, FEED))
+        if starter._pool is not None:
+            starter._pool.close()
+        accepted = Prepared if where == "worker-process" else Accepted
+        assert sum(isinstance(o, accepted) for o in checked) == 3
         held = [f"a-{t.value}" for t in AlertType]
-        applied, erased = store.bootstrap("CAF", (FEED, 0), outcomes, held, len(records))
+        applied, erased = store.bootstrap("CAF", (FEED, 0), checked, held, len(records))
         assert (applied.stored, applied.rejected, erased) == (3, 3, 0)
         assert sorted(a.alert_id for a in store.active()) == sorted(held)
         assert store.version_of("CAF", "forged") is None
+        # sealed at rest where they were prepared, opened here with the keys kept here
+        wanted = store.get("CAF", f"a-{AlertType.WANTED_PERSON.value}")
+        assert wanted is not None
+        outcomes = [outcome_of(dataclasses.replace(r, topic=FEED), trust(), "COD") for r in records]
+        expected = next(o for o in outcomes if isinstance(o, Accepted)
+                        and o.envelope.header.alert_id == wanted.alert_id)  # fmt: skip
+        assert set(wanted.sections) == set(expected.sections)
+        assert wanted.sections["identity"] == json.loads(
+            json.dumps(expected.sections["identity"], default=str)
+        )
+        # and found by their search rows, made there too
+        vehicle = next(
+            o for o in outcomes
+            if isinstance(o, Accepted)
+            and o.envelope.header.alert_type is AlertType.VEHICLE_NOTICE
+        )  # fmt: skip
+        plate = vehicle.sections["vehicle"]["plate"]
+        assert [a.alert_id for a in store.find_plate(plate)] == [vehicle.envelope.header.alert_id]
+        name = expected.sections["identity"]["family_names"][0]
+        assert [a.alert_id for a in store.find_name(name)] == [wanted.alert_id]

@@ -15,9 +15,10 @@ those: a handful of rows instead of every name in force.
 from __future__ import annotations
 
 import itertools
+from itertools import repeat
 import json
 import sqlite3
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Final
@@ -87,6 +88,25 @@ def rows(alert: int, names: Sequence[PersonName]) -> tuple[list[FormRow], list[K
         compiled = fastpath.name_key_rows(form.tokens, alert, number)
         keys.extend(key_rows(form, alert, number) if compiled is None else compiled)
     return forms, keys
+
+
+Columns = tuple[tuple[object, ...], ...]
+"""Rows turned into columns (``zip(*rows)``): what crosses between processes cheaply."""
+
+
+def unplaced(names: Sequence[PersonName]) -> tuple[Columns, Columns]:
+    """``rows`` of ``names`` made before their alert has a row id, as columns (the alert
+    column left out of use); ``placed`` makes them the rows of an alert."""
+    forms, keys = rows(0, names)
+    return tuple(zip(*forms, strict=True)), tuple(zip(*keys, strict=True))
+
+
+def placed(alert: int, made: tuple[Columns, Columns]) -> tuple[Iterable[FormRow], Iterable[KeyRow]]:
+    """The rows ``unplaced`` made, as the rows of alert ``alert`` (iterated in C)."""
+    forms, keys = made
+    placed_forms = zip(repeat(alert), *forms[1:], strict=False) if forms else ()
+    placed_keys = zip(keys[0], repeat(alert), *keys[2:], strict=False) if keys else ()
+    return placed_forms, placed_keys
 
 
 def key_rows(form: NameForm, alert: int, number: int) -> list[KeyRow]:

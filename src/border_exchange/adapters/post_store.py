@@ -35,7 +35,7 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -56,7 +56,6 @@ from border_exchange.domain.catalog import SECTIONS, AlertType, Operation
 from border_exchange.domain.encoding import decode_envelope, encode_envelope
 from border_exchange.domain.envelope import Envelope, Header
 from border_exchange.domain.lookup import (
-    SearchKeys,
     normalise_document,
     normalise_plate,
     normalise_vin,
@@ -330,12 +329,11 @@ class _Known:
     next_id: int
 
 
-def _known(db: sqlite3.Connection, outcomes: Sequence[Accepted]) -> _Known:
-    """Which alerts of ``outcomes`` the store holds, a statement per few hundred ids."""
+def _known(db: sqlite3.Connection, records: Sequence[Prepared]) -> _Known:
+    """Which alerts of ``records`` the store holds, a statement per few hundred ids."""
     wanted: dict[str, set[str]] = {}
-    for outcome in outcomes:
-        header = outcome.envelope.header
-        wanted.setdefault(header.origin, set()).add(header.alert_id)
+    for record in records:
+        wanted.setdefault(record.origin, set()).add(record.alert_id)
     rows: dict[tuple[str, str], tuple[int, int, str, bytes | None]] = {}
     for origin, ids in wanted.items():
         ordered = sorted(ids)
@@ -371,16 +369,15 @@ class _SearchRows:
     bulk load it drops the indexes for the inserts and builds them again after.
     """
 
-    keys: dict[int, SearchKeys] = field(default_factory=dict)
-    names: dict[int, tuple[list[name_index.FormRow], list[name_index.KeyRow]]] = field(
+    keys: dict[int, Prepared] = field(default_factory=dict)
+    names: dict[int, tuple[Iterable[name_index.FormRow], Iterable[name_index.KeyRow]]] = field(
         default_factory=dict
     )
     gone: set[int] = field(default_factory=set)
 
-    def add(self, alert: int, keys: SearchKeys) -> None:
-        # The name rows now, while the names' forms are in names.name_form's cache.
-        self.keys[alert] = keys
-        self.names[alert] = name_index.rows(alert, keys.names)
+    def add(self, alert: int, ready: Prepared) -> None:
+        self.keys[alert] = ready
+        self.names[alert] = name_index.placed(alert, ready.names)
 
     def unindex(self, alert: int) -> None:
         self.keys.pop(alert, None)
@@ -454,6 +451,79 @@ def _encrypt(
     return _AtRest(ref, json.dumps(sealed), done[-1][2], rows)
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """An accepted record as storing it needs it: the columns of its row, its content
+    sealed at rest (None for a cancel) and its search rows, all plain values (the rows'
+    alert number left 0, the store's row id put in when it is known).
+
+    ``prepare`` makes it where the record is applied, or beforehand in the process that
+    checked the record (``services.check_pool``), so that a bootstrap's storing thread is
+    left with the SQLite statements only; plain values cross between processes at a
+    fraction of the cost of the decoded record.
+    """
+
+    topic: str
+    partition: int
+    offset: int
+    origin: str
+    alert_id: str
+    version: int
+    head: tuple[str, str, str, int, str]
+    """origin, alert id, alert type, version, operation."""
+    rest: tuple[object, ...]
+    """message id, issued at, expires at (text and timestamp), handling code, priority,
+    action on hit, warning markers (JSON), language, cancel reason."""
+    withheld: str
+    """JSON: the names of the sections signed but absent (withheld or refused)."""
+    at_rest: _AtRest | None
+    plates: tuple[str, ...]
+    vins: tuple[str, ...]
+    documents: tuple[str, ...]
+    names: tuple[name_index.Columns, name_index.Columns]
+    """The name index rows (``name_index.unplaced``)."""
+
+
+def prepare(outcome: Accepted) -> Prepared:
+    """What storing ``outcome`` needs beside the store."""
+    envelope = outcome.envelope
+    header = envelope.header
+    cancel = header.operation is Operation.CANCEL
+    sections = {} if cancel else _kept_sections(outcome)
+    if cancel:
+        at_rest = None
+    else:
+        record = outcome.raw if outcome.raw is not None else encode_envelope(envelope)
+        at_rest = _encrypt(header.origin, header.alert_id, header.version, sections, record)
+    keys = search_keys(header.alert_type, sections)
+    withheld = [name for name in envelope.section_names if name not in outcome.sections]
+    return Prepared(
+        outcome.topic,
+        outcome.partition,
+        outcome.offset,
+        header.origin,
+        header.alert_id,
+        header.version,
+        (header.origin, header.alert_id, header.alert_type.value, header.version,
+         header.operation.value),
+        (header.message_id, _iso(header.issued_at), _iso(header.expires_at),
+         header.expires_at.timestamp(), header.handling_code.value, header.priority.value,
+         header.action_on_hit.value, json.dumps([m.value for m in header.warning_markers]),
+         header.language, header.cancel_reason),
+        json.dumps(withheld),
+        at_rest,
+        tuple(keys.plates),
+        tuple(keys.vins),
+        tuple(keys.documents),
+        # The name rows now, while the names' forms are in names.name_form's cache.
+        name_index.unplaced(keys.names),
+    )  # fmt: skip
+
+
+Ready = Prepared | Rejected
+"""A checked record as the store takes it in a bootstrap."""
+
+
 def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
@@ -477,6 +547,7 @@ class PostStore:
     before_commit: Callable[[Sequence[Outcome]], None] | None = None
     key_path: Path | None = None
     _db: sqlite3.Connection = field(init=False, repr=False)
+    _deferred: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         try:
@@ -562,10 +633,10 @@ class PostStore:
     def apply(self, outcomes: Sequence[Outcome]) -> ApplyResult:
         """Apply ``outcomes`` in order and store each partition's next offset, atomically."""
         next_offsets = {(o.topic, o.partition): o.offset + 1 for o in outcomes}
-        at_rest = self._keep_keys(outcomes)
+        ready = self._keep_keys(outcomes)
         dropped: list[bytes] = []
         with self._transaction() as db:
-            result = self._apply_all(db, outcomes, at_rest, dropped)
+            result = self._apply_all(db, ready, dropped)
             for (topic, partition), offset in next_offsets.items():
                 db.execute(
                     "INSERT INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?) "
@@ -578,28 +649,23 @@ class PostStore:
         self._shred(dropped)
         return result
 
-    def _keep_keys(self, outcomes: Sequence[Outcome]) -> list[_AtRest | None]:
-        """Encrypt what ``outcomes`` store and commit their keys, before their content.
+    def _keep_keys(self, records: Sequence[Outcome | Prepared]) -> list[Ready]:
+        """``records`` prepared (those not yet), their content encrypted; the keys are
+        committed before the content.
 
         A crash after this leaves keys no row refers to, never content without its keys.
         """
-        at_rest: list[_AtRest | None] = []
-        for outcome in outcomes:
-            header = outcome.envelope.header if isinstance(outcome, Accepted) else None
-            if header is None or header.operation is Operation.CANCEL:
-                at_rest.append(None)
-                continue
-            assert isinstance(outcome, Accepted)
-            record = outcome.raw if outcome.raw is not None else encode_envelope(outcome.envelope)
-            at_rest.append(
-                _encrypt(header.origin, header.alert_id, header.version,
-                         _kept_sections(outcome), record)
-            )  # fmt: skip
-        rows = [key for entry in at_rest if entry is not None for key in entry.keys]
+        ready = [prepare(r) if isinstance(r, Accepted) else r for r in records]
+        rows = [
+            key
+            for entry in ready
+            if isinstance(entry, Prepared) and entry.at_rest is not None
+            for key in entry.at_rest.keys
+        ]
         if rows:
             with self._transaction() as db:
                 post_keys.put(db, rows)
-        return at_rest
+        return ready
 
     def _shred(self, refs: Sequence[bytes]) -> None:
         """Destroy the keys under ``refs`` (content superseded or erased), leaving no copy
@@ -611,13 +677,9 @@ class PostStore:
         self._flush_erased("vault")
 
     def _apply_all(
-        self,
-        db: sqlite3.Connection,
-        outcomes: Sequence[Outcome],
-        at_rest: Sequence[_AtRest | None],
-        dropped: list[bytes],
+        self, db: sqlite3.Connection, records: Sequence[Ready], dropped: list[bytes]
     ) -> ApplyResult:
-        """Apply ``outcomes`` in order inside the open transaction ``db``; the key
+        """Apply ``records`` in order inside the open transaction ``db``; the key
         references of content they supersede (or never store) go to ``dropped``.
 
         Which of their alerts are stored already is read first, a few statements for the
@@ -627,19 +689,19 @@ class PostStore:
         stored = cancelled = stale = rejected = 0
         now = _iso(self.clock())
         pending = _SearchRows()
-        bulk = len(outcomes) >= BULK_FROM and len(outcomes) >= _held(db)
-        known = _known(db, [o for o in outcomes if isinstance(o, Accepted)])
+        bulk = not self._deferred and len(records) >= BULK_FROM and len(records) >= _held(db)
+        known = _known(db, [r for r in records if isinstance(r, Prepared)])
         rows: dict[int, tuple[object, ...]] = {}
-        for outcome, sealed in zip(outcomes, at_rest, strict=True):
-            if isinstance(outcome, Rejected):
+        for record in records:
+            if isinstance(record, Rejected):
                 db.execute(
                     'INSERT INTO rejected (topic, partition, "offset", reason, at) '
                     "VALUES (?, ?, ?, ?, ?)",
-                    (outcome.topic, outcome.partition, outcome.offset, outcome.reason, now),
+                    (record.topic, record.partition, record.offset, record.reason, now),
                 )
                 rejected += 1
                 continue
-            result = self._apply_one(outcome, now, pending, sealed, dropped, known, rows)
+            result = self._apply_one(record, now, pending, dropped, known, rows)
             stored += result == "stored"
             cancelled += result == "cancelled"
             stale += result == "stale"
@@ -647,19 +709,18 @@ class PostStore:
         pending.write(db, bulk=bulk)
         return ApplyResult(stored, cancelled, stale, rejected)
 
+    @staticmethod
     def _apply_one(
-        self,
-        outcome: Accepted,
+        record: Prepared,
         now: str,
         pending: _SearchRows,
-        sealed: _AtRest | None,
         dropped: list[bytes],
         known: _Known,
         rows: dict[int, tuple[object, ...]],
     ) -> str:
-        header = outcome.envelope.header
-        row = known.rows.get((header.origin, header.alert_id))
-        if row is not None and (row[2] == State.CANCELLED or row[1] >= header.version):
+        sealed = record.at_rest
+        row = known.rows.get((record.origin, record.alert_id))
+        if row is not None and (row[2] == State.CANCELLED or row[1] >= record.version):
             if sealed is not None:
                 dropped.append(sealed.ref)
             return "stale"
@@ -671,43 +732,27 @@ class PostStore:
         else:
             alert = known.next_id
             known.next_id += 1
-        cancel = sealed is None
-        withheld = [name for name in outcome.envelope.section_names if name not in outcome.sections]
-        sections = {} if cancel else _kept_sections(outcome)
-        state = State.CANCELLED if cancel else State.ACTIVE
+        state = State.CANCELLED if sealed is None else State.ACTIVE
         rows[alert] = (
             alert,
-            header.origin,
-            header.alert_id,
-            header.alert_type.value,
-            header.version,
-            header.operation.value,
+            *record.head,
             state.value,
-            header.message_id,
-            _iso(header.issued_at),
-            _iso(header.expires_at),
-            header.expires_at.timestamp(),
-            header.handling_code.value,
-            header.priority.value,
-            header.action_on_hit.value,
-            json.dumps([m.value for m in header.warning_markers]),
-            header.language,
-            header.cancel_reason,
+            *record.rest,
             "{}" if sealed is None else sealed.sections,
-            json.dumps(withheld),
+            record.withheld,
             None if sealed is None else sealed.envelope,
-            outcome.topic,
-            outcome.partition,
-            outcome.offset,
+            record.topic,
+            record.partition,
+            record.offset,
             now,
             None if sealed is None else sealed.ref,
         )
-        known.rows[(header.origin, header.alert_id)] = (
-            alert, header.version, state, None if sealed is None else sealed.ref
+        known.rows[(record.origin, record.alert_id)] = (
+            alert, record.version, state, None if sealed is None else sealed.ref
         )  # fmt: skip
-        if cancel:
+        if sealed is None:
             return "cancelled"
-        pending.add(alert, search_keys(header.alert_type, sections))
+        pending.add(alert, record)
         return "stored"
 
     @staticmethod
@@ -782,23 +827,24 @@ class PostStore:
         self,
         origin: str,
         feed: TopicPartition,
-        outcomes: Sequence[Outcome],
+        records: Sequence[Outcome | Prepared],
         held: Collection[str] | None,
         next_offset: int,
     ) -> tuple[ApplyResult, int]:
         """Apply a feed partition's state and resume the feed at ``next_offset``, atomically.
 
-        ``outcomes`` are the state's verified records (value records only), ``held`` the
+        ``records`` are the state's verified records (value records only; accepted ones
+        may come ``prepare``d already, by the process that checked them), ``held`` the
         alert ids whose latest state record is a value (None: no state to reconcile
         with). Every alert of ``origin`` on that partition the state no longer holds is
         erased (cancelled or expired, then
         tombstoned, while the post was away). Returns the counts and how many were erased.
         """
         topic, partition = feed
-        at_rest = self._keep_keys(outcomes)
+        ready = self._keep_keys(records)
         dropped: list[bytes] = []
         with self._transaction() as db:
-            result = self._apply_all(db, outcomes, at_rest, dropped)
+            result = self._apply_all(db, ready, dropped)
             gone: list[int] = []
             if held is not None:
                 db.execute("CREATE TEMP TABLE IF NOT EXISTS held (alert_id TEXT PRIMARY KEY)")
@@ -865,6 +911,26 @@ class PostStore:
             )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot checkpoint the post store {self.path}: {exc}") from exc
+
+    def defer_indexes(self) -> bool:
+        """Before loading an empty store (a new post's bootstrap, or one rebuilt): drop the
+        search indexes until ``build_indexes``, so that every partition's rows are appended
+        and each index is sorted once at the end, not rebuilt per partition. Returns whether
+        it did (a store that holds alerts keeps its indexes). Searches stay correct in the
+        meantime, only slower; if the process ends first, the next open builds them.
+        """
+        if self._deferred or self._db.execute("SELECT 1 FROM alerts LIMIT 1").fetchone():
+            return False
+        with self._transaction() as db:
+            _drop_indexes(db)
+        self._deferred = True
+        return True
+
+    def build_indexes(self) -> None:
+        """Build the search indexes ``defer_indexes`` dropped."""
+        with self._transaction() as db:
+            _create_indexes(db)
+        self._deferred = False
 
     def vacuum(self) -> None:
         """Rebuild the database file (drops free pages), then empty the write-ahead log."""

@@ -39,7 +39,14 @@ from border_exchange.adapters.kafka_clients import (
     TopicPartition,
 )
 from border_exchange.adapters.kafka_settings import KafkaSettings
-from border_exchange.adapters.post_store import Accepted, ApplyResult, Outcome, PostStore, Rejected
+from border_exchange.adapters.post_store import (
+    Accepted,
+    ApplyResult,
+    Outcome,
+    PostStore,
+    Prepared,
+    Rejected,
+)
 from border_exchange.domain.naming import feed_state_topic, parse_feed_topic
 from border_exchange.domain.signature_batch import SignatureHook, signature_checks
 from border_exchange.domain.signing import bad_signature
@@ -175,7 +182,8 @@ class _Start:
     state: str | None
     """The state topic read, or None: there is none."""
     records: int
-    outcomes: list[Outcome]
+    outcomes: list[Outcome | Prepared]
+    """Checked records (accepted ones prepared already where a worker checked them)."""
     held: list[str]
 
 
@@ -213,6 +221,7 @@ class StateStart:
         done: list[Bootstrapped] = []
         storing: asyncio.Future[Bootstrapped] | None = None
         self._pool = None
+        deferred = False
         try:
             stored = self.store.offsets()
             topics, tps, unseen = await feed_partitions(
@@ -224,6 +233,7 @@ class StateStart:
                 return done
             firsts = await reader.beginning_offsets(tps)
             ends = await reader.end_offsets(tps)
+            deferred = self.store.defer_indexes()  # a new or rebuilt post: indexed once
             with collector_paused():
                 for tp in tps:
                     expected = stored.get((tp.topic, tp.partition))
@@ -245,6 +255,8 @@ class StateStart:
             if self._pool is not None:
                 self._pool.close()
                 self._pool = None
+            if deferred:
+                await asyncio.to_thread(self.store.build_indexes)
             await reader.stop()
         return done
 
@@ -330,10 +342,13 @@ class StateStart:
                     latest[record.key.decode("utf-8", "replace")] = record
         return latest
 
-    async def _verified(self, records: Sequence[ConsumerRecord], feed_topic: str) -> list[Outcome]:
-        """``records`` checked as records of ``feed_topic``, named by where they were read.
+    async def _verified(
+        self, records: Sequence[ConsumerRecord], feed_topic: str
+    ) -> list[Outcome | Prepared]:
+        """``records`` checked as records of ``feed_topic``, named by where they were read;
+        accepted ones come prepared for the store where worker processes checked them.
 
-        Many records are checked in a worker process (``check_pool``), beside the store's
+        Many records are checked in worker processes (``check_pool``), beside the store's
         work on the partition before. Otherwise here, the Ed25519 checks in batches on a
         worker thread (``signature_batch``) while the next records are decoded; a record
         whose signature fails is refused.
@@ -341,7 +356,7 @@ class StateStart:
         if self.processes and len(records) >= check_pool.POOL_FROM and check_pool.available():
             if self._pool is None:
                 self._pool = check_pool.CheckPool(self.check, self.trust, self.participant)
-            checked = await self._pool.check(records, feed_topic)
+            checked: list[Outcome | Prepared] = list(await self._pool.check(records, feed_topic))
             self._log_refused(checked)
             return checked
         outcomes: list[Outcome] = []
@@ -359,10 +374,10 @@ class StateStart:
             if isinstance(outcome, Accepted):
                 outcomes[index] = refusal(records[index], bad_signature(outcome.envelope.header))
         self._log_refused(outcomes)
-        return outcomes
+        return list(outcomes)
 
     @staticmethod
-    def _log_refused(outcomes: Sequence[Outcome]) -> None:
+    def _log_refused(outcomes: Sequence[Outcome | Prepared]) -> None:
         for outcome in outcomes:
             if isinstance(outcome, Rejected):
                 log.warning(
