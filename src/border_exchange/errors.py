@@ -148,9 +148,8 @@ class LoginRefusal(StrEnum):
     DISABLED = "DISABLED"
 
 
-class LoginRefused(BorderExchangeError):
+class LoginRefused(ReasonedError[LoginRefusal]):
     """An officer's name and password do not open a session at the post."""
 
     def __init__(self, reason: LoginRefusal) -> None:
-        super().__init__(f"login refused: {reason.value}")
-        self.reason = reason
+        super().__init__(f"login refused: {reason.value}", reason)
