@@ -176,11 +176,6 @@ class RouterConfig(BaseModel):
             else value
         )
 
-    @classmethod
-    def keys_help(cls) -> str:
-        """Every key, its default (or that it is required) and what it sets, a line each."""
-        return config_keys_help(cls)
-
 
 ROUTER_ENV_PREFIX = "BX_ROUTER_"
 

@@ -8,10 +8,21 @@ one of these with ``raise ... from``, so callers catch one family.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Generic, TypeVar
+
+Reason = TypeVar("Reason", bound=str)
 
 
 class BorderExchangeError(Exception):
     """Base of every error border-exchange raises on purpose."""
+
+
+class ReasonedError(BorderExchangeError, Generic[Reason]):
+    """An error that carries a machine-readable ``reason`` beside its message."""
+
+    def __init__(self, message: str, reason: Reason) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ConfigError(BorderExchangeError):
@@ -44,14 +55,8 @@ class SignatureProblem(StrEnum):
     UNKNOWN_SCHEMA = "UNKNOWN_SCHEMA"
 
 
-class SignatureError(BorderExchangeError):
+class SignatureError(ReasonedError[SignatureProblem]):
     """A signature or a section digest does not verify; the message must not be trusted."""
-
-    def __init__(
-        self, message: str, reason: SignatureProblem = SignatureProblem.BAD_SIGNATURE
-    ) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 class SectionProblem(StrEnum):
@@ -65,12 +70,8 @@ class SectionProblem(StrEnum):
     COMMITMENT_MISMATCH = "COMMITMENT_MISMATCH"
 
 
-class SectionError(BorderExchangeError):
+class SectionError(ReasonedError[SectionProblem]):
     """A sealed section does not open for this recipient; the rest of the message may."""
-
-    def __init__(self, message: str, reason: SectionProblem) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 class KeyProblem(StrEnum):
@@ -84,12 +85,8 @@ class KeyProblem(StrEnum):
     KEY_LOCKED = "KEY_LOCKED"
 
 
-class KeyNotValidError(BorderExchangeError):
+class KeyNotValidError(ReasonedError[KeyProblem]):
     """A key is unknown, not valid at the time asked, revoked, or cannot be unlocked."""
-
-    def __init__(self, message: str, reason: KeyProblem = KeyProblem.UNKNOWN_KEY) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 class TrustStoreError(BorderExchangeError):
@@ -138,12 +135,8 @@ class AuditError(BorderExchangeError):
     """An audit replay cannot proceed (as opposed to finding violations, which it reports)."""
 
 
-class NotPermittedError(BorderExchangeError):
+class NotPermittedError(ReasonedError[str]):
     """A feed copy its agreement did not permit; ``reason`` says which check failed."""
-
-    def __init__(self, message: str, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 class LoginRefusal(StrEnum):
@@ -155,9 +148,8 @@ class LoginRefusal(StrEnum):
     DISABLED = "DISABLED"
 
 
-class LoginRefused(BorderExchangeError):
+class LoginRefused(ReasonedError[LoginRefusal]):
     """An officer's name and password do not open a session at the post."""
 
     def __init__(self, reason: LoginRefusal) -> None:
-        super().__init__(f"login refused: {reason.value}")
-        self.reason = reason
+        super().__init__(f"login refused: {reason.value}", reason)

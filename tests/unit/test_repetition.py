@@ -6,7 +6,16 @@ from pathlib import Path
 from typing import Final
 
 import border_exchange
-from tests.repetition import RUN, Repeat, code_lines, repeats, sources
+from tests.repetition import (
+    COMMON,
+    RUN,
+    Repeat,
+    code_lines,
+    repeats,
+    shape,
+    shape_pairs,
+    sources,
+)
 
 PACKAGE = Path(border_exchange.__file__).parent
 
@@ -74,3 +83,38 @@ def test_a_run_repeated_in_one_file_and_in_c_is_found_once_at_its_start() -> Non
     one_file = c_body + "\n}\n#include <a.h>\n// note\n" + c_body
     (found,) = repeats([("m.c", one_file)])
     assert (found.first[1], found.second[1], found.text) == (3, 16, "x1 = f(x0);")
+
+
+SHAPE_CEILING: Final = 258
+"""Pairs of files sharing a run of same-shape code lines today (most are tables: enums,
+dataclass fields, keyword arguments, argparse declarations). The number may only fall:
+lower it when a pair goes, and make one helper serve when a change would raise it."""
+
+
+def test_same_shape_repetition_does_not_grow() -> None:
+    pairs = shape_pairs(sources(PACKAGE))
+    assert len(pairs) <= SHAPE_CEILING, (
+        f"{len(pairs)} pairs of files share six code lines of the same shape, more than "
+        f"the {SHAPE_CEILING} there were: make one helper serve where the logic is the same\n"
+        + "\n".join(f"{a} ~ {b}" for a, b in pairs)
+    )
+
+
+def test_a_run_written_again_with_other_names_and_values_is_the_same_shape() -> None:
+    again = (
+        BODY.format(name="b")
+        .replace("values", "items")
+        .replace("total", "count")
+        .replace("> 0", "> 5")
+    )
+    assert shape_pairs([("a.py", BODY.format(name="a")), ("b.py", again)]) == [("a.py", "b.py")]
+    assert repeats([("a.py", BODY.format(name="a")), ("b.py", again)]) == []
+    changed = again.replace("if value > 5:", "if value in seen:")
+    assert shape_pairs([("a.py", BODY.format(name="a")), ("b.py", changed)]) == []
+    assert shape('x = f("a", 3) + y.z[10]') == shape("total = g('b', 4.5) + w.v[0]")
+
+
+def test_a_shape_standing_in_more_than_common_places_is_an_idiom() -> None:
+    files = [(f"m{i}.py", BODY.format(name=f"f{i}")) for i in range(COMMON + 1)]
+    assert shape_pairs(files) == []
+    assert len(shape_pairs(files[:COMMON])) == COMMON * (COMMON - 1) // 2

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from border_exchange.adapters import sqlite_tx
+from border_exchange.adapters.sqlite_files import SqliteFile, open_durable
 from border_exchange.domain.hits import HitAcknowledgement, HitReport
 from border_exchange.errors import StoreError
 
@@ -100,29 +101,17 @@ def _post_hit(row: tuple[Any, ...]) -> PostHit:
     )
 
 
-class HitQueue:
+class HitQueue(SqliteFile):
     """The ``hit_reports`` table of a post's database."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db = open_durable(self.path)
             self._db.execute("PRAGMA secure_delete=ON")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the hit reports of {self.path}: {exc}") from exc
-
-    def close(self) -> None:
-        """Close the database."""
-        self._db.close()
-
-    def __enter__(self) -> HitQueue:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
     def queue(self, report: HitReport, value: bytes) -> None:
         """Keep the signed ``value`` of ``report``, to be sent."""

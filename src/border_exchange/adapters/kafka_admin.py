@@ -15,25 +15,18 @@ from typing import Any, Final
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError as AioKafkaError
-from aiokafka.protocol.api import RequestStruct, Response
-from aiokafka.protocol.types import (
-    Boolean,
-    CompactArray,
-    CompactString,
-    Int8,
-    Int16,
-    Int32,
-    Schema,
-    TaggedFields,
-)
+from aiokafka.protocol.types import Boolean, CompactArray, Int8, Int16, Int32
 
 from border_exchange.adapters.kafka_security import (
+    STRING,
+    TAGS,
     check_error,
     connected_admin,
     create_acls,
     delete_acls,
     delete_scram_user,
     describe_acls,
+    flexible_api,
     list_scram_users,
     send_struct,
     upsert_scram_user,
@@ -46,52 +39,42 @@ from border_exchange.errors import KafkaError
 _TOPIC_RESOURCE: Final = 2
 _SET: Final = 0
 _TOPIC_ALREADY_EXISTS: Final = 36
-_STR = CompactString("utf-8")
-_TAGS = ("tags", TaggedFields)
 
-
-class _IncrementalAlterConfigsResponseV1(Response):  # type: ignore[misc]  # aiokafka is untyped
-    API_KEY = 44
-    API_VERSION = 1
-    SCHEMA = Schema(
+_IncrementalAlterConfigsRequestV1 = flexible_api(
+    "IncrementalAlterConfigs",
+    44,
+    1,
+    request=[
+        (
+            "resources",
+            CompactArray(
+                ("resource_type", Int8),
+                ("resource_name", STRING),
+                (
+                    "configs",
+                    CompactArray(
+                        ("name", STRING), ("config_operation", Int8), ("value", STRING), TAGS
+                    ),
+                ),
+                TAGS,
+            ),
+        ),
+        ("validate_only", Boolean),
+    ],
+    response=[
         ("throttle_time_ms", Int32),
         (
             "responses",
             CompactArray(
                 ("error_code", Int16),
-                ("error_message", _STR),
+                ("error_message", STRING),
                 ("resource_type", Int8),
-                ("resource_name", _STR),
-                _TAGS,
+                ("resource_name", STRING),
+                TAGS,
             ),
         ),
-        _TAGS,
-    )
-
-
-class _IncrementalAlterConfigsRequestV1(RequestStruct):  # type: ignore[misc]  # aiokafka is untyped
-    FLEXIBLE_VERSION = True
-    API_KEY = 44
-    API_VERSION = 1
-    RESPONSE_TYPE = _IncrementalAlterConfigsResponseV1
-    SCHEMA = Schema(
-        (
-            "resources",
-            CompactArray(
-                ("resource_type", Int8),
-                ("resource_name", _STR),
-                (
-                    "configs",
-                    CompactArray(
-                        ("name", _STR), ("config_operation", Int8), ("value", _STR), _TAGS
-                    ),
-                ),
-                _TAGS,
-            ),
-        ),
-        ("validate_only", Boolean),
-        _TAGS,
-    )
+    ],
+)
 
 
 async def _topics(client: AIOKafkaAdminClient) -> dict[str, TopicState]:

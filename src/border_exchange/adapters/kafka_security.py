@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
@@ -52,190 +52,181 @@ _AUTHORIZATION_CODES: Final = frozenset({29, 30, 31, 53})
 """TOPIC, GROUP, CLUSTER and TRANSACTIONAL_ID authorization failures."""
 _RESOURCE_NOT_FOUND: Final = 91
 
-_STR = CompactString("utf-8")
-_TAGS = ("tags", TaggedFields)
-_ENTRY = (("principal", _STR), ("host", _STR), ("operation", Int8), ("permission_type", Int8))
+STRING: Final = CompactString("utf-8")
+"""Kafka's compact (flexible-version) string."""
+TAGS: Final = ("tags", TaggedFields)
+"""The tagged fields every flexible struct ends with."""
+_ENTRY = (("principal", STRING), ("host", STRING), ("operation", Int8), ("permission_type", Int8))
 """An access control entry's fields, the same in every ACL request and response."""
 
 # ------------------------------------------------------------------ wire structs
 # aiokafka ships no type information: its protocol base classes are Any to mypy.
 
-
-class _CreateAclsResponseV3(Response):  # type: ignore[misc]  # aiokafka is untyped
-    API_KEY = 30
-    API_VERSION = 3
-    SCHEMA = Schema(
-        ("throttle_time_ms", Int32),
-        ("results", CompactArray(("error_code", Int16), ("error_message", _STR), _TAGS)),
-        _TAGS,
-    )
+Field = tuple[str, Any]
+"""One field of a wire struct: its name and its aiokafka protocol type."""
 
 
-class _CreateAclsRequestV3(RequestStruct):  # type: ignore[misc]  # aiokafka is untyped
-    FLEXIBLE_VERSION = True
-    API_KEY = 30
-    API_VERSION = 3
-    RESPONSE_TYPE = _CreateAclsResponseV3
-    SCHEMA = Schema(
+def flexible_api(
+    name: str, api_key: int, version: int, request: Sequence[Field], response: Sequence[Field]
+) -> Any:
+    """The request struct class of flexible (compact) ``version`` of Kafka API ``api_key``.
+
+    ``request`` and ``response`` are the top-level fields of the two structs; the
+    tagged fields every flexible struct ends with are added here.
+    """
+
+    class _Response(Response):  # type: ignore[misc]  # aiokafka is untyped
+        API_KEY = api_key
+        API_VERSION = version
+        SCHEMA = Schema(*response, TAGS)
+
+    class _Request(RequestStruct):  # type: ignore[misc]  # aiokafka is untyped
+        FLEXIBLE_VERSION = True
+        API_KEY = api_key
+        API_VERSION = version
+        RESPONSE_TYPE = _Response
+        SCHEMA = Schema(*request, TAGS)
+
+    for struct, kind in ((_Response, "Response"), (_Request, "Request")):
+        struct.__name__ = struct.__qualname__ = f"{name}{kind}V{version}"
+    return _Request
+
+
+_CreateAclsRequestV3 = flexible_api(
+    "CreateAcls",
+    30,
+    3,
+    request=[
         (
             "creations",
             CompactArray(
                 ("resource_type", Int8),
-                ("resource_name", _STR),
+                ("resource_name", STRING),
                 ("resource_pattern_type", Int8),
                 *_ENTRY,
-                _TAGS,
+                TAGS,
             ),
         ),
-        _TAGS,
-    )
-
-
-_ACL_DESCRIPTION = CompactArray(*_ENTRY, _TAGS)
-
-
-class _DescribeAclsResponseV3(Response):  # type: ignore[misc]  # aiokafka is untyped
-    API_KEY = 29
-    API_VERSION = 3
-    SCHEMA = Schema(
+    ],
+    response=[
         ("throttle_time_ms", Int32),
-        ("error_code", Int16),
-        ("error_message", _STR),
-        (
-            "resources",
-            CompactArray(
-                ("resource_type", Int8),
-                ("resource_name", _STR),
-                ("pattern_type", Int8),
-                ("acls", _ACL_DESCRIPTION),
-                _TAGS,
-            ),
-        ),
-        _TAGS,
-    )
+        ("results", CompactArray(("error_code", Int16), ("error_message", STRING), TAGS)),
+    ],
+)
 
-
-_FILTER_FIELDS: tuple[tuple[str, Any], ...] = (
+_FILTER_FIELDS: tuple[Field, ...] = (
     ("resource_type_filter", Int8),
-    ("resource_name_filter", _STR),
+    ("resource_name_filter", STRING),
     ("pattern_type_filter", Int8),
-    ("principal_filter", _STR),
-    ("host_filter", _STR),
+    ("principal_filter", STRING),
+    ("host_filter", STRING),
     ("operation", Int8),
     ("permission_type", Int8),
 )
 
+_DescribeAclsRequestV3 = flexible_api(
+    "DescribeAcls",
+    29,
+    3,
+    request=_FILTER_FIELDS,
+    response=[
+        ("throttle_time_ms", Int32),
+        ("error_code", Int16),
+        ("error_message", STRING),
+        (
+            "resources",
+            CompactArray(
+                ("resource_type", Int8),
+                ("resource_name", STRING),
+                ("pattern_type", Int8),
+                ("acls", CompactArray(*_ENTRY, TAGS)),
+                TAGS,
+            ),
+        ),
+    ],
+)
 
-class _DescribeAclsRequestV3(RequestStruct):  # type: ignore[misc]  # aiokafka is untyped
-    FLEXIBLE_VERSION = True
-    API_KEY = 29
-    API_VERSION = 3
-    RESPONSE_TYPE = _DescribeAclsResponseV3
-    SCHEMA = Schema(*_FILTER_FIELDS, _TAGS)
-
-
-class _DeleteAclsResponseV3(Response):  # type: ignore[misc]  # aiokafka is untyped
-    API_KEY = 31
-    API_VERSION = 3
-    SCHEMA = Schema(
+_DeleteAclsRequestV3 = flexible_api(
+    "DeleteAcls",
+    31,
+    3,
+    request=[("filters", CompactArray(*_FILTER_FIELDS, TAGS))],
+    response=[
         ("throttle_time_ms", Int32),
         (
             "filter_results",
             CompactArray(
                 ("error_code", Int16),
-                ("error_message", _STR),
+                ("error_message", STRING),
                 (
                     "matching_acls",
                     CompactArray(
                         ("error_code", Int16),
-                        ("error_message", _STR),
+                        ("error_message", STRING),
                         ("resource_type", Int8),
-                        ("resource_name", _STR),
+                        ("resource_name", STRING),
                         ("pattern_type", Int8),
                         *_ENTRY,
-                        _TAGS,
+                        TAGS,
                     ),
                 ),
-                _TAGS,
+                TAGS,
             ),
         ),
-        _TAGS,
-    )
+    ],
+)
 
-
-class _DeleteAclsRequestV3(RequestStruct):  # type: ignore[misc]  # aiokafka is untyped
-    FLEXIBLE_VERSION = True
-    API_KEY = 31
-    API_VERSION = 3
-    RESPONSE_TYPE = _DeleteAclsResponseV3
-    SCHEMA = Schema(("filters", CompactArray(*_FILTER_FIELDS, _TAGS)), _TAGS)
-
-
-class _DescribeScramResponseV0(Response):  # type: ignore[misc]  # aiokafka is untyped
-    API_KEY = 50
-    API_VERSION = 0
-    SCHEMA = Schema(
+_DescribeScramRequestV0 = flexible_api(
+    "DescribeUserScramCredentials",
+    50,
+    0,
+    request=[("users", CompactArray(("name", STRING), TAGS))],
+    response=[
         ("throttle_time_ms", Int32),
         ("error_code", Int16),
-        ("error_message", _STR),
+        ("error_message", STRING),
         (
             "results",
             CompactArray(
-                ("user", _STR),
+                ("user", STRING),
                 ("error_code", Int16),
-                ("error_message", _STR),
+                ("error_message", STRING),
                 (
                     "credential_infos",
-                    CompactArray(("mechanism", Int8), ("iterations", Int32), _TAGS),
+                    CompactArray(("mechanism", Int8), ("iterations", Int32), TAGS),
                 ),
-                _TAGS,
+                TAGS,
             ),
         ),
-        _TAGS,
-    )
+    ],
+)
 
-
-class _DescribeScramRequestV0(RequestStruct):  # type: ignore[misc]  # aiokafka is untyped
-    FLEXIBLE_VERSION = True
-    API_KEY = 50
-    API_VERSION = 0
-    RESPONSE_TYPE = _DescribeScramResponseV0
-    SCHEMA = Schema(("users", CompactArray(("name", _STR), _TAGS)), _TAGS)
-
-
-class _AlterScramResponseV0(Response):  # type: ignore[misc]  # aiokafka is untyped
-    API_KEY = 51
-    API_VERSION = 0
-    SCHEMA = Schema(
-        ("throttle_time_ms", Int32),
-        (
-            "results",
-            CompactArray(("user", _STR), ("error_code", Int16), ("error_message", _STR), _TAGS),
-        ),
-        _TAGS,
-    )
-
-
-class _AlterScramRequestV0(RequestStruct):  # type: ignore[misc]  # aiokafka is untyped
-    FLEXIBLE_VERSION = True
-    API_KEY = 51
-    API_VERSION = 0
-    RESPONSE_TYPE = _AlterScramResponseV0
-    SCHEMA = Schema(
-        ("deletions", CompactArray(("name", _STR), ("mechanism", Int8), _TAGS)),
+_AlterScramRequestV0 = flexible_api(
+    "AlterUserScramCredentials",
+    51,
+    0,
+    request=[
+        ("deletions", CompactArray(("name", STRING), ("mechanism", Int8), TAGS)),
         (
             "upsertions",
             CompactArray(
-                ("name", _STR),
+                ("name", STRING),
                 ("mechanism", Int8),
                 ("iterations", Int32),
                 ("salt", CompactBytes),
                 ("salted_password", CompactBytes),
-                _TAGS,
+                TAGS,
             ),
         ),
-        _TAGS,
-    )
+    ],
+    response=[
+        ("throttle_time_ms", Int32),
+        (
+            "results",
+            CompactArray(("user", STRING), ("error_code", Int16), ("error_message", STRING), TAGS),
+        ),
+    ],
+)
 
 
 class _Prebuilt(Request[RequestStruct]):  # type: ignore[misc]  # aiokafka is untyped
@@ -451,10 +442,13 @@ async def describe_acls(
 
 __all__ = (
     "SCRAM_ITERATIONS",
+    "STRING",
+    "TAGS",
     "create_acls",
     "delete_acls",
     "delete_scram_user",
     "describe_acls",
+    "flexible_api",
     "list_scram_users",
     "salted_password",
     "upsert_scram_user",

@@ -70,34 +70,35 @@ class Metrics:
 
     def inc(self, name: str, amount: float = 1.0, labels: _Labels = None) -> None:
         """Add ``amount`` to counter ``name``."""
-        counter = self._counters.get(name)
-        if counter is None:
-            counter = self._counters[name] = self._made(Counter, name, labels)
-        (counter.labels(**labels) if labels else counter).inc(amount)
+        self._series(self._counters, Counter, name, labels).inc(amount)
 
     def set(self, name: str, value: float, labels: _Labels = None) -> None:
         """Set gauge ``name``."""
-        gauge = self._gauges.get(name)
-        if gauge is None:
-            gauge = self._gauges[name] = self._made(Gauge, name, labels)
-        (gauge.labels(**labels) if labels else gauge).set(value)
+        self._series(self._gauges, Gauge, name, labels).set(value)
 
     def observe(self, name: str, value: float, labels: _Labels = None) -> None:
         """Add ``value`` (seconds) to histogram ``name``."""
-        histogram = self._histograms.get(name)
-        if histogram is None:
-            histogram = self._histograms[name] = self._made(_latency_histogram, name, labels)
-        (histogram.labels(**labels) if labels else histogram).observe(value)
+        self._series(self._histograms, _latency_histogram, name, labels).observe(value)
 
-    def _made(self, make: Callable[..., _Metric], name: str, labels: _Labels) -> _Metric:
-        """Metric ``name`` made by ``make`` in this registry, with the label names of ``labels``."""
-        return make(
-            name.removesuffix("_total"),  # a counter adds the suffix itself
-            self._help.get(name, name.replace("_", " ")),
-            sorted(labels or ()),
-            namespace=self.namespace,
-            registry=self.registry,
-        )
+    def _series(
+        self,
+        made: dict[str, _Metric],
+        make: Callable[..., _Metric],
+        name: str,
+        labels: _Labels,
+    ) -> _Metric:
+        """The series of metric ``name`` (in ``made``, else made by ``make`` in this registry
+        with the label names of ``labels``) that ``labels`` name."""
+        metric = made.get(name)
+        if metric is None:
+            metric = made[name] = make(
+                name.removesuffix("_total"),  # a counter adds the suffix itself
+                self._help.get(name, name.replace("_", " ")),
+                sorted(labels or ()),
+                namespace=self.namespace,
+                registry=self.registry,
+            )
+        return metric.labels(**labels) if labels else metric
 
     @contextlib.contextmanager
     def timed(self, name: str, labels: _Labels = None) -> Iterator[None]:

@@ -29,7 +29,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from border_exchange.adapters import sqlite_tx
-from border_exchange.adapters.sqlite_files import open_durable
+from border_exchange.adapters.sqlite_files import SqliteFile, open_durable
 from border_exchange.domain.consultation import Entry, Search, chain
 from border_exchange.errors import ConfigError, LoginRefusal, LoginRefused, StoreError
 
@@ -104,7 +104,7 @@ def _token_hash(token: str) -> str:
 
 
 @dataclass
-class OfficerDB:
+class OfficerDB(SqliteFile):
     """The officers, sessions and consultation log of one post."""
 
     path: Path
@@ -118,16 +118,6 @@ class OfficerDB:
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the officers file {self.path}: {exc}") from exc
-
-    def close(self) -> None:
-        """Close the database."""
-        self._db.close()
-
-    def __enter__(self) -> OfficerDB:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
     def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         return sqlite_tx.immediate(self._db, f"the officers file {self.path}")

@@ -3,13 +3,15 @@
 Autocommit mode (each store begins its transactions itself), a write-ahead log, every
 commit synced to disk (``synchronous=FULL``: a power cut loses no committed
 transaction), a wait of up to 30 s for another connection's lock, and usable from a
-worker thread (a store is never used by two threads at once).
+worker thread (a store is never used by two threads at once). A store on such a file
+is a ``SqliteFile``: closed by ``close`` or at the end of its ``with`` block.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Self
 
 
 def open_durable(path: Path) -> sqlite3.Connection:
@@ -18,3 +20,19 @@ def open_durable(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     return db
+
+
+class SqliteFile:
+    """A store on one SQLite connection (``_db``), closed by ``close`` or ``with``."""
+
+    _db: sqlite3.Connection
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

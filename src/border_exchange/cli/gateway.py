@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import ssl
 import sys
-import textwrap
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -15,13 +14,13 @@ import structlog
 
 from border_exchange.adapters.gateway_store import GatewayStore
 from border_exchange.bootstrap import (
+    GATEWAY_ENV_PREFIX,
     GatewayServerConfig,
     build_gateway,
-    config_keys_help,
     gateway_server_config,
 )
-from border_exchange.cli.commands import command_group
-from border_exchange.cli.logs import add_log_options, configure_from
+from border_exchange.cli.commands import command_group, config_command
+from border_exchange.cli.logs import configure_from
 from border_exchange.errors import ConfigError
 
 log = structlog.get_logger("border_exchange.gateway")
@@ -33,29 +32,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         subparsers, "gateway", "a national service's gateway over HTTP", metavar="COMMAND"
     )
 
-    serve = commands.add_parser(
+    config_command(
+        commands,
         "serve",
-        help="serve the HTTP API (POST /alerts, cancel, status, health, metrics)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=textwrap.fill(
+        "serve the HTTP API (POST /alerts, cancel, status, health, metrics)",
+        description=(
             "Serves the gateway's HTTP API until SIGTERM. Every request needs a bearer token "
             "(see 'gateway token add'); 202 is answered once the outbox transaction has "
-            "committed, 503 with Retry-After when the broker stays unreachable.",
-            width=79,
+            "committed, 503 with Retry-After when the broker stays unreachable."
         ),
-        epilog=(
-            "The config file is YAML: a 'kafka' mapping and these keys (paths relative to\n"
-            f"the file):\n{config_keys_help(GatewayServerConfig)}\n\n"
-            + textwrap.fill(
-                "BX_KAFKA_<KEY> and BX_GATEWAY_<KEY> variables override the file; the signing "
-                "key's passphrase comes from BX_KEY_PASSPHRASE or a prompt.",
-                width=79,
-            )
-        ),
+        config=GatewayServerConfig,
+        env_prefix=GATEWAY_ENV_PREFIX,
+        example_key="port",
+        handler=_serve,
+        what="gateway",
     )
-    serve.add_argument("--config", required=True, type=Path, help="gateway configuration (YAML)")
-    add_log_options(serve)
-    serve.set_defaults(handler=_serve)
 
     tokens = command_group(commands, "token", "manage the national systems' bearer tokens")
     for name, text, handler in (

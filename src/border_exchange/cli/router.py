@@ -6,20 +6,15 @@ import argparse
 import asyncio
 import contextlib
 import signal
-import textwrap
 import time
-from pathlib import Path
 
 import structlog
 
 from border_exchange.adapters.metrics import serve_metrics
 from border_exchange.adapters.process_clock import process_age
-from border_exchange.bootstrap import (
-    RouterConfig,
-    build_router,
-)
-from border_exchange.cli.commands import command_group
-from border_exchange.cli.logs import add_log_options, configure_from
+from border_exchange.bootstrap import ROUTER_ENV_PREFIX, RouterConfig, build_router
+from border_exchange.cli.commands import command_group, config_command
+from border_exchange.cli.logs import configure_from
 from border_exchange.interpreter import tune_garbage_collector
 
 log = structlog.get_logger("border_exchange.router")
@@ -34,33 +29,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="COMMAND",
         required=False,
     )
-    run = router_sub.add_parser(
+    config_command(
+        router_sub,
         "run",
-        help="route outboxes to partner feeds, exactly once, until SIGTERM",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=textwrap.fill(
+        "route outboxes to partner feeds, exactly once, until SIGTERM",
+        description=(
             "Reads every participant's outbox (read_committed), checks each record (format, "
             "origin, signature with a key valid at issue time, expiry, clock skew, replay, "
             "lifecycle), applies the agreements in force and writes each permitted partner's "
             "redacted copy, the quarantine and the audit chain (which carries every consumed "
-            "offset) in one transaction. SIGTERM finishes the current transaction and exits.",
-            width=79,
+            "offset) in one transaction. SIGTERM finishes the current transaction and exits."
         ),
-        epilog=(
-            "The config file is YAML: a 'kafka' mapping (bootstrap, security_protocol,\n"
-            "username, password) and these keys (paths relative to the file):\n"
-            f"{RouterConfig.keys_help()}\n\n"
-            + textwrap.fill(
-                "BX_KAFKA_<KEY> and BX_ROUTER_<KEY> variables (for example "
-                "BX_ROUTER_BATCH_SIZE) override the file; the signing key's passphrase "
-                "comes from BX_KEY_PASSPHRASE or a prompt.",
-                width=79,
-            )
-        ),
+        config=RouterConfig,
+        env_prefix=ROUTER_ENV_PREFIX,
+        example_key="batch_size",
+        handler=_run,
+        what="router",
     )
-    run.add_argument("--config", required=True, type=Path, help="router configuration (YAML)")
-    add_log_options(run)
-    run.set_defaults(handler=_run)
 
 
 async def _serve(args: argparse.Namespace) -> int:

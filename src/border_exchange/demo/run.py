@@ -62,41 +62,36 @@ def print_summary(narrator: Narrator, result: DemoResult) -> None:
     say = narrator.say
     say("\nSummary", 0)
     say(f"audit replay: {result.violations} violations", 2)
-    say(f"photo withheld at CAF's post: {'yes' if result.photo_withheld else 'NO'}", 2)
-    say(f"search through CAF's post page: {'hit' if result.page_hit else 'NO HIT'}", 2)
-    say(
-        "hit at CAF's post reported, listed open at COD's desk, acknowledgement back: "
-        + ("yes" if result.hit_acknowledged else "NO"),
-        2,
+    yes, hit = ("yes", "NO"), ("hit", "NO HIT")
+    checks = (
+        ("photo withheld at CAF's post", result.photo_withheld, yes),
+        ("search through CAF's post page", result.page_hit, hit),
+        (
+            "hit at CAF's post reported, listed open at COD's desk, acknowledgement back",
+            result.hit_acknowledged,
+            yes,
+        ),
+        ("cancellation reached every earlier recipient", result.cancel_reached, yes),
+        (
+            "backup of CAF's post taken before the cancellation unreadable after it",
+            result.backup_shredded,
+            yes,
+        ),
+        ("oversized photo refused, 5 MB outbox record quarantined", result.oversize_refused, yes),
+        (
+            "post rebuilt from the state topics, cancelled alert absent",
+            result.rebuilt_from_state,
+            yes,
+        ),
+        (
+            "trust store: under-signed admission refused, majority-approved one taken",
+            result.store_governed,
+            yes,
+        ),
+        ("offline lookup at COD's post (Kafka stopped)", result.lookup_hit, hit),
     )
-    say(
-        f"cancellation reached every earlier recipient: {'yes' if result.cancel_reached else 'NO'}",
-        2,
-    )
-    say(
-        "backup of CAF's post taken before the cancellation unreadable after it: "
-        + ("yes" if result.backup_shredded else "NO"),
-        2,
-    )
-    say(
-        "oversized photo refused, 5 MB outbox record quarantined: "
-        + ("yes" if result.oversize_refused else "NO"),
-        2,
-    )
-    say(
-        "post rebuilt from the state topics, cancelled alert absent: "
-        + ("yes" if result.rebuilt_from_state else "NO"),
-        2,
-    )
-    say(
-        "trust store: under-signed admission refused, majority-approved one taken: "
-        + ("yes" if result.store_governed else "NO"),
-        2,
-    )
-    say(
-        f"offline lookup at COD's post (Kafka stopped): {'hit' if result.lookup_hit else 'NO HIT'}",
-        2,
-    )
+    for label, passed, (passed_word, failed_word) in checks:
+        say(f"{label}: {passed_word if passed else failed_word}", 2)
     say("Timings", 0)
     width = max(len(title) for title, _ in result.timings)
     for number, (title, took) in enumerate(result.timings, start=1):

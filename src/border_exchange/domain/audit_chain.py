@@ -206,9 +206,9 @@ def _classify_break(
     if resume is not None:
         between = order[index:resume]
         successor = order[resume]
+        offsets = ", ".join(str(e.log.offset) for e in between)
         if successor.seq == expected and all(e.seq > expected for e in between):
             moved = [*order[:index], successor, *between, *order[resume + 1 :]]
-            offsets = ", ".join(str(e.log.offset) for e in between)
             return (
                 _at(
                     entry,
@@ -218,7 +218,6 @@ def _classify_break(
                 ),
                 (moved, index, previous),
             )
-        offsets = ", ".join(str(e.log.offset) for e in between)
         return (
             _at(
                 entry,

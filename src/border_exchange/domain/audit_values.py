@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
@@ -86,6 +86,11 @@ class ViolationCode(StrEnum):
     """Decisions were made after the trust store in force had passed its validity window."""
 
 
+def _fields(value: Any, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The fields of dataclass ``value`` by name, in their order, but those to ``leave_out``."""
+    return {f.name: getattr(value, f.name) for f in fields(value) if f.name not in leave_out}
+
+
 @dataclass(frozen=True, slots=True)
 class Violation:
     """One thing found wrong, where it was found, and what exactly."""
@@ -98,13 +103,7 @@ class Violation:
 
     def as_json(self) -> dict[str, Any]:
         """The violation as a JSON object."""
-        return {
-            "code": self.code.value,
-            "topic": self.topic,
-            "partition": self.partition,
-            "offset": self.offset,
-            "detail": self.detail,
-        }
+        return _fields(self) | {"code": self.code.value}
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,19 +195,9 @@ class Disclosure:
     audit_offset: int
 
     def as_json(self) -> dict[str, Any]:
-        """The disclosure as a JSON object."""
-        return {
-            "message_id": self.message_id,
-            "alert_id": self.alert_id,
-            "version": self.version,
-            "alert_type": self.alert_type,
-            "operation": self.operation,
-            "recipient": self.recipient,
+        """The disclosure as a JSON object; its audit record's place as one ``audit`` path."""
+        return _fields(self, leave_out=("audit_topic", "audit_partition", "audit_offset")) | {
             "sections": list(self.sections),
-            "agreement_id": self.agreement_id,
-            "basis": self.basis,
-            "agreement_set": self.agreement_set,
-            "agreement_label": self.agreement_label,
             "recorded_at": iso(self.recorded_at),
             "audit": f"{self.audit_topic}/{self.audit_partition}/{self.audit_offset}",
         }

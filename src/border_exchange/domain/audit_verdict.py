@@ -63,7 +63,7 @@ from border_exchange.domain.encoding import decode_envelope, decode_envelope_spl
 from border_exchange.domain.envelope import Envelope, Header
 from border_exchange.domain.hits import verify_ack, verify_report
 from border_exchange.domain.naming import parse_feed_topic, parse_outbox_topic
-from border_exchange.domain.partitioning import key_hash
+from border_exchange.domain.partitioning import expected_partition
 from border_exchange.domain.signature_batch import SignatureChecks, signature_checks
 from border_exchange.domain.signing import bad_signature, signed_message, verify_trusted
 from border_exchange.domain.trust import TrustStore
@@ -639,10 +639,10 @@ class _Verdict:
         """Whether the copy ``entry`` delivered to ``feed`` was deleted under retention: its
         partition (the alert id's, as the router chose it) now starts after the decision."""
         partitions = sum(1 for topic, _ in self.replay._retained if topic == feed)
-        hashed = key_hash(str(entry.record.get("alert_id")).encode())
-        if not partitions or hashed is None:
+        partition = expected_partition(str(entry.record.get("alert_id")).encode(), partitions)
+        if partition is None:
             return False
-        first_offset, first_time = self.replay._retained[(feed, hashed % partitions)]
+        first_offset, first_time = self.replay._retained[(feed, partition)]
         if first_time is None:
             return first_offset > 0  # emptied by retention
         return entry.recorded_at < first_time

@@ -98,6 +98,20 @@ class WarningMarker(StrEnum):
     IDENTITY_MISUSED = "IDENTITY_MISUSED"
 
 
+CODE_LISTS: Final[tuple[type[StrEnum], ...]] = (
+    AlertType,
+    Operation,
+    HandlingCode,
+    SourceReliability,
+    InformationReliability,
+    Priority,
+    ActionOnHit,
+    WarningMarker,
+)
+"""Every code list an envelope header carries, in one fixed order (the compiled fast path
+indexes them by it)."""
+
+
 class ParticipantKind(StrEnum):
     """A national police service or a UN police component."""
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 from nacl.signing import SigningKey
 
@@ -140,19 +140,46 @@ def _signature_text(key: SigningKey, message: bytes) -> str:
     return base64.b64encode(key.sign(message).signature).decode("ascii")
 
 
+def _signing_input(
+    agreement_id: str,
+    digest: str,
+    party: str,
+    key_id: str,
+    signed_at: datetime,
+    action: StatementAction | None,
+) -> bytes:
+    """What is signed: a signature of the content, or a statement of ``action`` when given."""
+    if action is None:
+        return agreement_signing_input(agreement_id, digest, party, key_id, signed_at)
+    return statement_signing_input(agreement_id, digest, party, key_id, signed_at, action)
+
+
+def _signed(
+    agreement: Agreement,
+    party: str,
+    key_id: str,
+    key: SigningKey,
+    signed_at: datetime,
+    action: StatementAction | None = None,
+) -> dict[str, Any]:
+    """The fields of ``party``'s signature over ``agreement``'s content (a statement of
+    ``action`` when given), made with ``key`` (id ``key_id``)."""
+    digest = agreement.content_digest()
+    message = _signing_input(agreement.id, digest, party, key_id, signed_at, action)
+    return {
+        "party": party,
+        "key_id": key_id,
+        "signed_at": signed_at,
+        "digest": digest,
+        "signature": _signature_text(key, message),
+    }
+
+
 def sign_agreement(
     agreement: Agreement, party: str, key_id: str, key: SigningKey, signed_at: datetime
 ) -> AgreementSignature:
     """``party``'s signature of ``agreement``'s content, made with ``key`` (id ``key_id``)."""
-    digest = agreement.content_digest()
-    message = agreement_signing_input(agreement.id, digest, party, key_id, signed_at)
-    return AgreementSignature(
-        party=party,
-        key_id=key_id,
-        signed_at=signed_at,
-        digest=digest,
-        signature=_signature_text(key, message),
-    )
+    return AgreementSignature(**_signed(agreement, party, key_id, key, signed_at))
 
 
 def sign_statement(
@@ -164,15 +191,8 @@ def sign_statement(
     signed_at: datetime,
 ) -> StatusStatement:
     """``party``'s signed statement that ``action`` applies to ``agreement``."""
-    digest = agreement.content_digest()
-    message = statement_signing_input(agreement.id, digest, party, key_id, signed_at, action)
     return StatusStatement(
-        party=party,
-        key_id=key_id,
-        signed_at=signed_at,
-        digest=digest,
-        signature=_signature_text(key, message),
-        action=action,
+        **_signed(agreement, party, key_id, key, signed_at, action), action=action
     )
 
 
@@ -216,12 +236,8 @@ def _defect(
             f"is over content digest {entry.digest[:16]}…, but the agreement's content hashes "
             f"to {digest[:16]}…: it was changed after signing",
         )
-    if isinstance(entry, StatusStatement):
-        message = statement_signing_input(
-            agreement.id, digest, party, key.key_id, entry.signed_at, entry.action
-        )
-    else:
-        message = agreement_signing_input(agreement.id, digest, party, key.key_id, entry.signed_at)
+    action = entry.action if isinstance(entry, StatusStatement) else None
+    message = _signing_input(agreement.id, digest, party, key.key_id, entry.signed_at, action)
     if not signature_holds(raw + message, key.raw):
         return fail(SignatureDefect.BAD_SIGNATURE, f"does not verify with key {key.key_id}")
     return None

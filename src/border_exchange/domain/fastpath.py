@@ -30,16 +30,7 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any, Final
 
-from border_exchange.domain.catalog import (
-    ActionOnHit,
-    AlertType,
-    HandlingCode,
-    InformationReliability,
-    Operation,
-    Priority,
-    SourceReliability,
-    WarningMarker,
-)
+from border_exchange.domain.catalog import CODE_LISTS
 from border_exchange.domain.envelope import Envelope, Header, Section
 from border_exchange.domain.names import Token
 
@@ -107,16 +98,7 @@ for _cls, _expected in ((Header, HEADER_FIELDS), (Section, _SECTION), (Envelope,
 
 # The vocabularies in the order _native.c indexes them; each tuple is in the symbol order
 # of its Avro enum (the envelope reader's test holds the two to the schema).
-VOCABULARIES: Final = (
-    tuple(AlertType),
-    tuple(Operation),
-    tuple(HandlingCode),
-    tuple(SourceReliability),
-    tuple(InformationReliability),
-    tuple(Priority),
-    tuple(ActionOnHit),
-    tuple(WarningMarker),
-)
+VOCABULARIES: Final = tuple(tuple(code_list) for code_list in CODE_LISTS)
 
 AUDIT_FIELDS: Final = (
     "chain", "seq", "prev_hash", "kind", "recorded_at", "source_offset", "message_id",

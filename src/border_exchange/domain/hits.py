@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
@@ -277,45 +277,16 @@ def ack_of(
 
 
 def _report_record(report: HitReport) -> dict[str, Any]:
-    return {
-        "hit_id": report.hit_id,
-        "reporter": report.reporter,
-        "post": report.post,
-        "key_id": report.key_id,
-        "alert_origin": report.alert_origin,
-        "alert_id": report.alert_id,
-        "alert_version": report.alert_version,
+    return asdict(report) | {
         "alert_type": report.alert_type.value,
         "priority": report.priority.value,
-        "hit_at": report.hit_at,
-        "reported_at": report.reported_at,
-        "expires_at": report.expires_at,
         "action": report.action.value,
-        "not_acted_reason": report.not_acted_reason,
-        "place": report.place,
-        "remarks": report.remarks,
-        "contact": report.contact,
-        "language": report.language,
         "signature": report.signature or bytes(SIGNATURE_SIZE),
     }
 
 
 def _ack_record(ack: HitAcknowledgement) -> dict[str, Any]:
-    return {
-        "ack_id": ack.ack_id,
-        "hit_id": ack.hit_id,
-        "origin": ack.origin,
-        "key_id": ack.key_id,
-        "reporter": ack.reporter,
-        "post": ack.post,
-        "alert_id": ack.alert_id,
-        "acknowledged_at": ack.acknowledged_at,
-        "expires_at": ack.expires_at,
-        "instructions": ack.instructions,
-        "desk_contact": ack.desk_contact,
-        "language": ack.language,
-        "signature": ack.signature or bytes(SIGNATURE_SIZE),
-    }
+    return asdict(ack) | {"signature": ack.signature or bytes(SIGNATURE_SIZE)}
 
 
 def _decoded(value: bytes, schema: str) -> Mapping[str, Any]:
@@ -330,25 +301,12 @@ def decode_report(value: bytes) -> HitReport:
     r = _decoded(value, HIT_REPORT_SCHEMA)
     try:
         report = HitReport(
-            hit_id=r["hit_id"],
-            reporter=r["reporter"],
-            post=r["post"],
-            key_id=r["key_id"],
-            alert_origin=r["alert_origin"],
-            alert_id=r["alert_id"],
-            alert_version=r["alert_version"],
-            alert_type=AlertType(r["alert_type"]),
-            priority=Priority(r["priority"]),
-            hit_at=r["hit_at"],
-            reported_at=r["reported_at"],
-            expires_at=r["expires_at"],
-            action=HitAction(r["action"]),
-            not_acted_reason=r["not_acted_reason"],
-            place=r["place"],
-            remarks=r["remarks"],
-            contact=r["contact"],
-            language=r["language"],
-            signature=r["signature"],
+            **{name: r[name] for name in HitReport.__slots__}
+            | {
+                "alert_type": AlertType(r["alert_type"]),
+                "priority": Priority(r["priority"]),
+                "action": HitAction(r["action"]),
+            }
         )
     except ValueError as exc:
         raise DecodeError(f"malformed hit report: {exc}") from exc

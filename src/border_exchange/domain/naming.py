@@ -78,10 +78,7 @@ def hits_topic(participant: str) -> str:
 
 def parse_hits_topic(topic: str) -> str | None:
     """The participant whose hit topic ``topic`` is, or None when it is not one."""
-    parts = topic.split(".")
-    if len(parts) == 3 and parts[0] == "bx" and parts[2] == "hits" and parts[1] != "hub":
-        return parts[1]
-    return None
+    return _owner(topic, "hits")
 
 
 def notices_topic(participant: str) -> str:
@@ -101,8 +98,13 @@ def participant_prefix(participant: str) -> str:
 
 def parse_outbox_topic(topic: str) -> str | None:
     """The participant owning outbox ``topic``, or None when it is not an outbox."""
+    return _owner(topic, "outbox")
+
+
+def _owner(topic: str, kind: str) -> str | None:
+    """``P`` of topic ``bx.<P>.<kind>`` (P not the hub), or None when ``topic`` is not one."""
     parts = topic.split(".")
-    if len(parts) == 3 and parts[0] == "bx" and parts[2] == "outbox" and parts[1] != "hub":
+    if len(parts) == 3 and parts[0] == "bx" and parts[2] == kind and parts[1] != "hub":
         return parts[1]
     return None
 

@@ -22,17 +22,7 @@ from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey
 
-from border_exchange.domain.catalog import (
-    SECTIONS,
-    ActionOnHit,
-    AlertType,
-    HandlingCode,
-    InformationReliability,
-    Operation,
-    Priority,
-    SourceReliability,
-    WarningMarker,
-)
+from border_exchange.domain.catalog import CODE_LISTS, SECTIONS, AlertType, Operation
 from border_exchange.domain.encoding import (
     ENVELOPE_SCHEMA,
     decode_record,
@@ -75,18 +65,7 @@ _U32: Final = struct.Struct(">I").pack
 _sha256: Final = hashlib.sha256
 _LP16: Final = SALT_SIZE.to_bytes(4, "big")
 _CODED: Final[dict[str, bytes]] = {
-    str(value): _text(str(value))
-    for vocabulary in (
-        AlertType,
-        Operation,
-        HandlingCode,
-        SourceReliability,
-        InformationReliability,
-        Priority,
-        ActionOnHit,
-        WarningMarker,
-    )
-    for value in vocabulary
+    str(value): _text(str(value)) for code_list in CODE_LISTS for value in code_list
 } | {name: _text(name) for names in SECTIONS.values() for name in names}
 """Length-prefixed UTF-8 of every code and section name, computed once."""
 

@@ -205,7 +205,9 @@ class TrustStore:
         valid = [k for k in (member.post_keys if member else ()) if k.owner == owner]
         valid = [key for key in valid if key.valid_at(at)]
         if not valid:
-            raise KeyNotValidError(f"post {owner} has no key valid at {iso(at)}")
+            raise KeyNotValidError(
+                f"post {owner} has no key valid at {iso(at)}", KeyProblem.UNKNOWN_KEY
+            )
         return max(valid, key=lambda key: key.valid_from)
 
     def current_key(self, owner: str, at: datetime) -> PublicKey:

@@ -70,6 +70,7 @@ from border_exchange.errors import (
     KeyNotValidError,
     NotPermittedError,
     SignatureError,
+    SignatureProblem,
     StoreError,
 )
 from border_exchange.services.post_state import StateStart, feed_partitions, refusal
@@ -130,7 +131,10 @@ def check_record(
         raise DecodeError("empty record")
     envelope = decode_envelope(value)
     if envelope.header.origin != feed[1]:
-        raise SignatureError(f"origin {envelope.header.origin} does not own feed {topic}")
+        raise SignatureError(
+            f"origin {envelope.header.origin} does not own feed {topic}",
+            SignatureProblem.BAD_SIGNATURE,
+        )
     if signatures is None:
         verify_trusted(envelope, trust)
     else:

@@ -28,14 +28,18 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import structlog
 from aiokafka.errors import IllegalStateError, ProducerFenced
 from aiokafka.errors import KafkaError as AioKafkaError
 from nacl.signing import SigningKey
 
-from border_exchange.adapters.feed_state_lookup import DeliveredHitsLookup, FeedStateLookup
+from border_exchange.adapters.feed_state_lookup import (
+    DeliveredHitsLookup,
+    FeedStateLookup,
+    Question,
+)
 from border_exchange.adapters.kafka_clients import (
     AIOKAFKA,
     Consumer,
@@ -97,7 +101,7 @@ from border_exchange.domain.naming import (
     outbox_state_topic,
     parse_outbox_topic,
 )
-from border_exchange.domain.partitioning import key_hash
+from border_exchange.domain.partitioning import expected_partition, key_hash
 from border_exchange.domain.permitted import AGREEMENT_HEADER, reference_value
 from border_exchange.domain.policy import Deliver, Outcome, PolicyIndex
 from border_exchange.domain.quarantine import RefusedRecord, encode_quarantine
@@ -367,6 +371,18 @@ def _grouped(outputs: Sequence[_Output]) -> dict[tuple[str, int | None], list[_O
         else:
             group.append(output)
     return groups
+
+
+_Answer = TypeVar("_Answer")
+
+
+def _answered(
+    asked: Mapping[int, object],
+    questions: Mapping[int, Question],
+    answers: Mapping[Question, _Answer | None],
+) -> dict[int, _Answer | None]:
+    """For each index ``asked``, the answer to its question (None when it had none)."""
+    return {index: answers.get(questions[index]) if index in questions else None for index in asked}
 
 
 class PartitionWorker:
@@ -1012,39 +1028,35 @@ class PartitionWorker:
         (each feed state partition read once for the batch)."""
         if not reports:
             return {}  # the reader of the feed states is not even started
-        questions: dict[int, tuple[str, int, str]] = {}
+        questions: dict[int, Question] = {}
         for index, signed in reports.items():
             report = signed.message
             assert isinstance(report, HitReport)
             topic = feed_state_topic(report.reporter, report.alert_origin)
             partitions = await self.router.partition_count_now(topic)
-            hashed = key_hash(report.alert_id.encode())
-            if partitions and hashed is not None:  # else no state: nothing delivered there
-                questions[index] = (topic, hashed % partitions, report.alert_id)
+            partition = expected_partition(report.alert_id.encode(), partitions)
+            if partition is not None:  # else no state: nothing delivered there
+                questions[index] = (topic, partition, report.alert_id)
         answers = await self.router.feed_states.received_all(questions.values())
-        return {
-            index: answers.get(questions[index]) if index in questions else None
-            for index in reports
-        }
+        return _answered(reports, questions, answers)
 
     async def _delivered(self, acks: Mapping[int, HitSigned]) -> dict[int, DeliveredHit | None]:
         """The report each acknowledgement answers, as the router delivered it to the
         acknowledging origin (its hit topic's partition of the alert read once for the batch)."""
         if not acks:
             return {}  # the reader of the hit topics is not even started
-        questions: dict[int, tuple[str, int, str]] = {}
+        questions: dict[int, Question] = {}
         for index, signed in acks.items():
             ack = signed.message
             assert isinstance(ack, HitAcknowledgement)
             topic = hits_topic(ack.origin)
-            partitions = self.router.partition_count(topic)
-            hashed = key_hash(ack.alert_id.encode())
-            if partitions and hashed is not None:  # else no hit topic: nothing delivered there
-                questions[index] = (topic, hashed % partitions, ack.hit_id)
+            partition = expected_partition(
+                ack.alert_id.encode(), self.router.partition_count(topic)
+            )
+            if partition is not None:  # else no hit topic: nothing delivered there
+                questions[index] = (topic, partition, ack.hit_id)
         answers = await self.router.delivered_hits.lookup(questions.values())
-        return {
-            index: answers.get(questions[index]) if index in questions else None for index in acks
-        }
+        return _answered(acks, questions, answers)
 
     async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Route ``records`` and commit their outputs and offset in one transaction.

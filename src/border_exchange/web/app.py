@@ -98,20 +98,21 @@ class PostSite:
             self._officers = OfficerDB(self.officers_path, hasher=self.hasher)
         return self._officers
 
+    def _existing_store(self) -> Path:
+        if not self.store_path.exists():
+            raise StoreError(f"no post store at {self.store_path}")
+        return self.store_path
+
     def store(self) -> PostStore:
         """The post store; ``StoreError`` when it is missing or cannot be opened."""
         if self._store is None:
-            if not self.store_path.exists():
-                raise StoreError(f"no post store at {self.store_path}")
-            self._store = PostStore.open(self.store_path)
+            self._store = PostStore.open(self._existing_store())
         return self._store
 
     def hit_queue(self) -> HitQueue:
         """The post's hit reports, in the store's file; ``StoreError`` when unreadable."""
         if self._hits is None:
-            if not self.store_path.exists():
-                raise StoreError(f"no post store at {self.store_path}")
-            self._hits = HitQueue(self.store_path)
+            self._hits = HitQueue(self._existing_store())
         return self._hits
 
     def forget_store(self) -> None:
