@@ -15,7 +15,6 @@ those: a handful of rows instead of every name in force.
 from __future__ import annotations
 
 import itertools
-from itertools import repeat
 import json
 import sqlite3
 from collections.abc import Collection, Iterable, Sequence
@@ -104,8 +103,8 @@ def unplaced(names: Sequence[PersonName]) -> tuple[Columns, Columns]:
 def placed(alert: int, made: tuple[Columns, Columns]) -> tuple[Iterable[FormRow], Iterable[KeyRow]]:
     """The rows ``unplaced`` made, as the rows of alert ``alert`` (iterated in C)."""
     forms, keys = made
-    placed_forms = zip(repeat(alert), *forms[1:], strict=False) if forms else ()
-    placed_keys = zip(keys[0], repeat(alert), *keys[2:], strict=False) if keys else ()
+    placed_forms = zip(itertools.repeat(alert), *forms[1:], strict=False) if forms else ()
+    placed_keys = zip(keys[0], itertools.repeat(alert), *keys[2:], strict=False) if keys else ()
     return placed_forms, placed_keys
 
 
