@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -201,10 +201,19 @@ def _validated(
         raise ConfigError(f"invalid {what} configuration: {problems}") from exc
 
 
+def _resolved(config: _Model, base: Path, paths: Iterable[str]) -> _Model:
+    """``config`` with each of its ``paths`` that is set taken relative to ``base`` (the
+    config file's folder)."""
+    update = {
+        name: base / getattr(config, name) for name in paths if getattr(config, name) is not None
+    }
+    return config.model_copy(update=update)
+
+
 def _router_config(raw: Mapping[str, Any], base: Path, env: Mapping[str, str]) -> RouterConfig:
     config = _validated(RouterConfig, raw, ROUTER_ENV_PREFIX, env, "router")
     paths = ("trust_store", "agreements", "agreement_history", "signing_key")
-    return config.model_copy(update={name: base / getattr(config, name) for name in paths})
+    return _resolved(config, base, paths)
 
 
 class PolicySource:
@@ -367,13 +376,7 @@ def gateway_server_config(
     raw = read_config_file(config_path)
     kafka = kafka_settings_from(raw, str(config_path), env)
     config = _validated(GatewayServerConfig, raw, GATEWAY_ENV_PREFIX, env, "gateway")
-    base = config_path.parent
-    update = {
-        name: base / getattr(config, name)
-        for name in _GATEWAY_PATHS
-        if getattr(config, name) is not None
-    }
-    return kafka, config.model_copy(update=update)
+    return kafka, _resolved(config, config_path.parent, _GATEWAY_PATHS)
 
 
 def build_gateway(kafka: KafkaSettings, config: GatewayServerConfig) -> Gateway:
