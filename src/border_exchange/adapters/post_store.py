@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from border_exchange.adapters import name_index, post_keys, sqlite_tx
-from border_exchange.adapters.sqlite_files import open_durable
+from border_exchange.adapters.sqlite_files import SqliteFile, open_durable
 from border_exchange.domain.at_rest import (
     RECORD,
     NotOpened,
@@ -533,7 +533,7 @@ def _time(text: str) -> datetime:
 
 
 @dataclass
-class PostStore:
+class PostStore(SqliteFile):
     """The SQLite store of one border post.
 
     ``before_commit`` is called inside every apply transaction just before it commits;
@@ -614,16 +614,6 @@ class PostStore:
         if clock is None:
             return cls(Path(path), before_commit=before_commit, key_path=keys)
         return cls(Path(path), clock=clock, before_commit=before_commit, key_path=keys)
-
-    def close(self) -> None:
-        """Close the database."""
-        self._db.close()
-
-    def __enter__(self) -> PostStore:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
     def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         return sqlite_tx.immediate(self._db, f"the post store {self.path}")
