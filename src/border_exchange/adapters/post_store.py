@@ -349,6 +349,15 @@ def _known(db: sqlite3.Connection, records: Sequence[Prepared]) -> _Known:
     return _Known(rows, int(highest) + 1)
 
 
+def _resume_at(db: sqlite3.Connection, topic: str, partition: int, offset: int) -> None:
+    """Store the offset a feed partition resumes at (inside the caller's transaction)."""
+    db.execute(
+        "INSERT INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?) "
+        "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
+        (topic, partition, offset),
+    )
+
+
 def _create_indexes(db: sqlite3.Connection) -> None:
     for name, on in _SEARCH_INDEXES.items():
         db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {on}")
@@ -628,12 +637,7 @@ class PostStore(SqliteFile):
         with self._transaction() as db:
             result = self._apply_all(db, ready, dropped)
             for (topic, partition), offset in next_offsets.items():
-                db.execute(
-                    "INSERT INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?) "
-                    "ON CONFLICT (topic, partition) "
-                    "DO UPDATE SET next_offset = excluded.next_offset",
-                    (topic, partition, offset),
-                )
+                _resume_at(db, topic, partition, offset)
             if self.before_commit is not None:
                 self.before_commit(outcomes)
         self._shred(dropped)
@@ -850,11 +854,7 @@ class PostStore(SqliteFile):
                 ]
                 dropped.extend(self._erase_rows(db, gone))
                 db.execute("DELETE FROM held")
-            db.execute(
-                "INSERT INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?) "
-                "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
-                (topic, partition, next_offset),
-            )
+            _resume_at(db, topic, partition, next_offset)
         self._shred(dropped)
         if gone:
             self._flush_erased()

@@ -26,6 +26,8 @@ from typing import Final
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
+from border_exchange.domain import framing
+
 AT_REST_TAG: Final = b"border-exchange/post-at-rest/v1\x00"
 KEY_SIZE: Final = 32
 NONCE_SIZE: Final = 12
@@ -47,19 +49,16 @@ class Place:
     section: str
 
 
-def _text(value: str) -> bytes:
-    data = value.encode("utf-8")
-    return len(data).to_bytes(4, "big") + data
-
-
 @lru_cache(maxsize=1024)
 def _version_prefix(origin: str, alert_id: str, version: int) -> bytes:
     """The associated data shared by every part of one stored version (computed once)."""
-    return AT_REST_TAG + _text(origin) + _text(alert_id) + struct.pack(">i", version)
+    return AT_REST_TAG + framing.text(origin) + framing.text(alert_id) + struct.pack(">i", version)
 
 
 def _associated(place: Place) -> bytes:
-    return _version_prefix(place.origin, place.alert_id, place.version) + _text(place.section)
+    return _version_prefix(place.origin, place.alert_id, place.version) + framing.text(
+        place.section
+    )
 
 
 def fresh_key() -> bytes:
@@ -87,7 +86,7 @@ def seal_version(
     for number, (section, plaintext) in enumerate(plaintexts.items()):
         at = number * step
         key, nonce = randomness[at : at + KEY_SIZE], randomness[at + KEY_SIZE : at + step]
-        ciphertext = ChaCha20Poly1305(key).encrypt(nonce, plaintext, common + _text(section))
+        ciphertext = ChaCha20Poly1305(key).encrypt(nonce, plaintext, common + framing.text(section))
         sealed.append((section, key, nonce + ciphertext))
     return sealed
 

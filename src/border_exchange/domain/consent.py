@@ -31,6 +31,7 @@ from typing import Any, Final
 
 from nacl.signing import SigningKey
 
+from border_exchange.domain import framing
 from border_exchange.domain.agreements import (
     Agreement,
     AgreementSet,
@@ -108,17 +109,12 @@ class Consent:
         return f"agreement {self.agreement_id} is not signed by both parties: " + "; ".join(parts)
 
 
-def _lp(text: str) -> bytes:
-    data = text.encode("utf-8")
-    return len(data).to_bytes(4, "big") + data
-
-
 def agreement_signing_input(
     agreement_id: str, digest: str, party: str, key_id: str, signed_at: datetime
 ) -> bytes:
     """The bytes a party signs to consent to the agreement content with ``digest``."""
     return AGREEMENT_TAG + b"".join(
-        _lp(part) for part in (agreement_id, digest, party, key_id, iso(signed_at))
+        framing.text(part) for part in (agreement_id, digest, party, key_id, iso(signed_at))
     )
 
 
@@ -132,7 +128,7 @@ def statement_signing_input(
 ) -> bytes:
     """The bytes a party signs to suspend, terminate or resume the agreement with ``digest``."""
     return STATEMENT_TAG + b"".join(
-        _lp(part) for part in (agreement_id, digest, party, key_id, iso(signed_at), action)
+        framing.text(part) for part in (agreement_id, digest, party, key_id, iso(signed_at), action)
     )
 
 

@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey, 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
+from border_exchange.domain import framing
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import decode_record, encode_record
 from border_exchange.domain.schemas import SINGLE_OBJECT_MAGIC, registry
@@ -104,20 +105,15 @@ class Opened:
     key_id: str
 
 
-def _text(value: str) -> bytes:
-    data = value.encode("utf-8")
-    return len(data).to_bytes(4, "big") + data
-
-
 def _context_bytes(context: SectionContext) -> bytes:
     return b"".join(
         (
-            _text(context.origin),
-            _text(context.alert_type.value),
-            _text(context.alert_id),
+            framing.text(context.origin),
+            framing.text(context.alert_type.value),
+            framing.text(context.alert_id),
             struct.pack(">i", context.version),
-            _text(context.message_id),
-            _text(context.name),
+            framing.text(context.message_id),
+            framing.text(context.name),
         )
     )
 
@@ -126,9 +122,9 @@ def commitment(context: SectionContext, section_key: bytes, plaintext: bytes) ->
     """SHA-256 binding the section key and plaintext to the section (key commitment)."""
     return hashlib.sha256(
         COMMITMENT_TAG
-        + _text(context.alert_id)
-        + _text(context.message_id)
-        + _text(context.name)
+        + framing.text(context.alert_id)
+        + framing.text(context.message_id)
+        + framing.text(context.name)
         + len(section_key).to_bytes(4, "big")
         + section_key
         + len(plaintext).to_bytes(4, "big")
@@ -149,12 +145,12 @@ def wrap_info(
     committed: bytes,
 ) -> bytes:
     """The HPKE ``info`` of one wrap: the section, the recipient, its key, the agreement."""
-    agreement = b"\x00" if agreement_id is None else b"\x01" + _text(agreement_id)
+    agreement = b"\x00" if agreement_id is None else b"\x01" + framing.text(agreement_id)
     return (
         WRAP_TAG
         + _context_bytes(context)
-        + _text(participant)
-        + _text(key_id)
+        + framing.text(participant)
+        + framing.text(key_id)
         + agreement
         + committed
     )

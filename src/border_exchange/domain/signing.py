@@ -22,6 +22,7 @@ from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey
 
+from border_exchange.domain import framing
 from border_exchange.domain.catalog import CODE_LISTS, SECTIONS, AlertType, Operation
 from border_exchange.domain.encoding import (
     ENVELOPE_SCHEMA,
@@ -49,15 +50,6 @@ Salt = Callable[[int], bytes]
 """A source of salt bytes: ``os.urandom`` in production, fixed bytes in test vectors."""
 
 
-def _lp(data: bytes) -> bytes:
-    return len(data).to_bytes(4, "big") + data
-
-
-def _text(value: str) -> bytes:
-    data = value.encode("utf-8")
-    return len(data).to_bytes(4, "big") + data
-
-
 _MICROSECOND: Final = timedelta(microseconds=1)
 _I32: Final = struct.Struct(">i").pack
 _I64: Final = struct.Struct(">q").pack
@@ -65,8 +57,8 @@ _U32: Final = struct.Struct(">I").pack
 _sha256: Final = hashlib.sha256
 _LP16: Final = SALT_SIZE.to_bytes(4, "big")
 _CODED: Final[dict[str, bytes]] = {
-    str(value): _text(str(value)) for code_list in CODE_LISTS for value in code_list
-} | {name: _text(name) for names in SECTIONS.values() for name in names}
+    str(value): framing.text(str(value)) for code_list in CODE_LISTS for value in code_list
+} | {name: framing.text(name) for names in SECTIONS.values() for name in names}
 """Length-prefixed UTF-8 of every code and section name, computed once."""
 
 
@@ -78,7 +70,12 @@ def _stamp(moment: datetime) -> bytes:
 def section_digest(alert_id: str, message_id: str, name: str, salt: bytes, content: bytes) -> bytes:
     """SHA-256 binding a section's bytes to its message, name and salt."""
     return hashlib.sha256(
-        SECTION_TAG + _text(alert_id) + _text(message_id) + _text(name) + _lp(salt) + _lp(content)
+        SECTION_TAG
+        + framing.text(alert_id)
+        + framing.text(message_id)
+        + framing.text(name)
+        + framing.lp(salt)
+        + framing.lp(content)
     ).digest()
 
 
@@ -93,11 +90,11 @@ def _header_input(header: Header, section_count: int) -> list[bytes]:
     language = header.language
     return [
         SIGNING_TAG,
-        _text(header.origin),
+        framing.text(header.origin),
         coded[header.alert_type],
-        _text(header.alert_id),
+        framing.text(header.alert_id),
         _I32(header.version),
-        _text(header.message_id),
+        framing.text(header.message_id),
         coded[header.operation],
         _stamp(header.issued_at),
         _stamp(header.expires_at),
@@ -108,10 +105,10 @@ def _header_input(header: Header, section_count: int) -> list[bytes]:
         coded[header.action_on_hit],
         _U32(len(markers)),
         *[coded[marker] for marker in markers],
-        b"\x00" if cancel_reason is None else b"\x01" + _text(cancel_reason),
-        b"\x00" if language is None else b"\x01" + _text(language),
-        _text(header.key_id),
-        _lp(header.schema_fingerprint),
+        b"\x00" if cancel_reason is None else b"\x01" + framing.text(cancel_reason),
+        b"\x00" if language is None else b"\x01" + framing.text(language),
+        framing.text(header.key_id),
+        framing.lp(header.schema_fingerprint),
         _U32(section_count),
     ]
 
@@ -122,7 +119,7 @@ def signing_input(header: Header, sections: Sequence[Section]) -> bytes:
     coded = _CODED
     for section in sections:
         name = section.name
-        parts.append(coded[name] if name in coded else _text(name))
+        parts.append(coded[name] if name in coded else framing.text(name))
         parts.append(section.digest)
     return b"".join(parts)
 
@@ -342,7 +339,7 @@ def _checked_signing_input_python(envelope: Envelope) -> bytes:
     append = parts.append
     for section in sections:
         name = section.name
-        coded_name = _CODED[name] if name in _CODED else _text(name)
+        coded_name = _CODED[name] if name in _CODED else framing.text(name)
         digest = section.digest
         append(coded_name)
         append(digest)
