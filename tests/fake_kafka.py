@@ -98,6 +98,10 @@ class FakeKafka:
     unlisted: dict[str, int] = field(default_factory=dict)
     """Topics the metadata answers leave out, each for that many answers more: a broker's
     metadata lags behind the controller's (a topic just created is not shown yet)."""
+    stale: set[str] = field(default_factory=set)
+    """Topics a consumer's cached metadata (``partitions_for_topic``) does not show while
+    a metadata answer asked afresh does: a client's metadata is refreshed only every
+    ``metadata_max_age_ms`` (a topic provisioned since, or just after a restart)."""
 
     def create_topic(self, name: str, partitions: int = 1) -> str:
         """Create ``name`` with ``partitions`` empty partitions; its name."""
@@ -405,6 +409,8 @@ class FakeConsumer:
         return self.cluster.metadata().topics()
 
     def partitions_for_topic(self, topic: str) -> set[int] | None:
+        if topic in self.cluster.stale:
+            return None
         return self.cluster.metadata().partitions_for_topic(topic)
 
     # ---------------------------------------------------------------- assignment

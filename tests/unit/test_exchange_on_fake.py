@@ -36,6 +36,11 @@ SETTINGS = KafkaSettings("fake:9092")
 A, B = "CAF", "COD"
 
 
+def naming_key(record: Any) -> str:
+    """The alert id a feed or state record is keyed by."""
+    return str(record.key.decode())
+
+
 def _committed(cluster: FakeKafka, topic: str) -> list[Any]:
     """The committed records of ``topic``."""
     return [
@@ -46,10 +51,13 @@ def _committed(cluster: FakeKafka, topic: str) -> list[Any]:
     ]
 
 
-async def _routed(cluster: FakeKafka) -> tuple[Sandbox, list[Receipt]]:
+async def _routed(
+    cluster: FakeKafka, *, stale: frozenset[str] = frozenset()
+) -> tuple[Sandbox, list[Receipt]]:
     """Three alerts of A published and routed to B's feed (and the agreements published)."""
     for name, partitions, _ in exchange_topics([A, B]):
         cluster.create_topic(name, partitions)
+    cluster.stale |= stale
     sandbox = make_sandbox([A, B], open_agreements([(A, B)]))
     async with Gateway(
         SETTINGS, A, sandbox.keys[A], sandbox.key_ids[A], sandbox.trust, clients=cluster.clients
@@ -103,6 +111,20 @@ async def test_the_data_path_runs_on_the_fake_and_its_replay_is_clean(tmp_path: 
         assert verdict.clean, verdict.violations
         assert verdict.stats.decisions == 3
         assert verdict.stats.feed_records == 3
+
+
+async def test_a_feed_the_routers_metadata_does_not_show_yet_gets_its_copies_and_states() -> None:
+    cluster = FakeKafka()
+    feed, state = naming.feed_topic(B, A), naming.feed_state_topic(B, A)
+    # provisioned after the router's consumer last refreshed its metadata
+    _, receipts = await _routed(cluster, stale=frozenset({feed, state}))
+    routed = {r.alert_id for r in receipts}
+    copies = _committed(cluster, feed)
+    assert {naming_key(c) for c in copies} == routed
+    # each copy in the partition of its key, and its state record beside it
+    assert {(c.key, c.partition) for c in _committed(cluster, state)} == {
+        (c.key, c.partition) for c in copies
+    }
 
 
 async def test_a_copy_slipped_into_a_feed_behind_the_router_is_reported_by_the_replay(

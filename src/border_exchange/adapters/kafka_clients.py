@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final, TypeAlias
 
@@ -54,6 +54,13 @@ async def fresh_partitions(consumer: Consumer, topic: str, wait: float = 10.0) -
         await asyncio.sleep(0.5)
 
 
+async def fresh_partition_counts(consumer: Consumer, topics: Iterable[str]) -> dict[str, int]:
+    """How many partitions each of ``topics`` has in one metadata answer asked now (0:
+    the cluster has no such topic)."""
+    cluster = await consumer._client.fetch_all_metadata()
+    return {topic: len(cluster.partitions_for_topic(topic) or ()) for topic in topics}
+
+
 __all__ = [
     "AIOKAFKA",
     "Consumer",
@@ -62,5 +69,6 @@ __all__ = [
     "Producer",
     "RebalanceListener",
     "TopicPartition",
+    "fresh_partition_counts",
     "fresh_partitions",
 ]

@@ -25,7 +25,7 @@ import contextlib
 import functools
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
@@ -48,7 +48,7 @@ from border_exchange.adapters.kafka_clients import (
     Producer,
     RebalanceListener,
     TopicPartition,
-    fresh_partitions,
+    fresh_partition_counts,
 )
 from border_exchange.adapters.kafka_errors import SendFault, describe, send_fault
 from border_exchange.adapters.kafka_settings import (
@@ -310,6 +310,10 @@ RETRY_PAUSE: Final = 0.2
 RETRY_PAUSE_MAX: Final = 10.0
 """The longest pause, reached as the same failure recurs (the pause doubles each time)."""
 
+
+FRESH_FOR: Final = 10.0
+"""Seconds a metadata answer asked afresh that showed no such topic is believed (a state
+topic of an exchange provisioned before them); then it is asked about again."""
 
 ROUTE_SLICE: Final = 8
 """Records routed between two yields to the event loop (a few milliseconds of work).
@@ -859,6 +863,18 @@ class PartitionWorker:
             )
         return found
 
+    def _writable(self, participants: Iterable[str]) -> list[str]:
+        """The topics a batch of this outbox may write beside the audit: each partner's
+        feed and feed state from its origin, and the origin's outbox state."""
+        topics = [outbox_state_topic(self.origin)]
+        for participant in participants:
+            if participant != self.origin:
+                topics += [
+                    feed_topic(participant, self.origin),
+                    feed_state_topic(participant, self.origin),
+                ]
+        return topics
+
     def _has_topic(self, topic: str) -> bool:
         """Whether ``topic`` exists (a state topic of an exchange provisioned before them
         may not: routing goes on without it)."""
@@ -1258,6 +1274,7 @@ class PartitionWorker:
             outputs: list[_Output] = []
             self._feeds.clear()  # partition counts are read again for every transaction
             self._states.clear()
+            await router.refresh(self._writable(view.index.participants))
             for index, (record, (hashed, checked)) in enumerate(
                 zip(records, unsigned, strict=True)
             ):
@@ -1494,6 +1511,9 @@ class Router:
         acknowledgements."""
         self.missing_topics: set[str] = set()
         """State topics found missing (each reported once)."""
+        self._fresh: dict[str, tuple[int, float]] = {}
+        """Partition counts of topics the consumer's metadata did not show, from a metadata
+        answer asked afresh (``refresh``), with when it was asked (``time.monotonic``)."""
         self.pending: set[TopicPartition] = set()
         """Partitions assigned whose workers are not started yet (kept paused)."""
         self.delivering = False
@@ -1570,21 +1590,48 @@ class Router:
         for (name, label, value), amount in counts.items():
             inc(name, amount, labels={label: value})
 
-    def partition_count(self, topic: str) -> int:
-        """How many partitions ``topic`` has (0 when unknown) from the consumer's metadata."""
+    def _listed(self, topic: str) -> int:
         consumer = self.consumer
         partitions = consumer.partitions_for_topic(topic) if consumer is not None else None
         return len(partitions) if partitions else 0
 
-    async def partition_count_now(self, topic: str) -> int:
-        """``partition_count``, asking the broker afresh when the consumer's metadata does
-        not show ``topic`` (just after a restart it may lag behind the cluster): a reader
-        is never told "nothing there" only because the metadata was late."""
-        known = self.partition_count(topic)
+    def partition_count(self, topic: str) -> int:
+        """How many partitions ``topic`` has (0 when unknown): from the consumer's metadata,
+        or, where that does not show it, from the last answer ``refresh`` asked for."""
+        listed = self._listed(topic)
+        if listed:
+            return listed
+        fresh = self._fresh.get(topic)
+        return 0 if fresh is None else fresh[0]
+
+    async def refresh(self, topics: Iterable[str]) -> None:
+        """Ask the broker afresh about those of ``topics`` the consumer's metadata does not
+        show (one metadata answer for all of them), so that ``partition_count`` does not
+        answer "no such topic" only because that metadata lags behind the cluster (just
+        after a restart, or for up to ``metadata_max_age_ms`` after a partner's topics were
+        provisioned). A topic found absent is asked about again after ``FRESH_FOR``.
+        """
         consumer = self.consumer
-        if known or consumer is None:
-            return known
-        return len(await fresh_partitions(consumer, topic, wait=0.0))
+        if consumer is None:
+            return
+        now = time.monotonic()
+        unlisted = []
+        for topic in topics:
+            fresh = self._fresh.get(topic)
+            if fresh is not None and (fresh[0] or now - fresh[1] < FRESH_FOR):
+                continue
+            if not self._listed(topic):
+                unlisted.append(topic)
+        if unlisted:
+            counts = await fresh_partition_counts(consumer, unlisted)
+            self._fresh.update((topic, (count, now)) for topic, count in counts.items())
+
+    async def partition_count_now(self, topic: str) -> int:
+        """``partition_count``, asked afresh first when the consumer's metadata does not
+        show ``topic``: a reader is never told "nothing there" only because the metadata
+        was late."""
+        await self.refresh([topic])
+        return self.partition_count(topic)
 
     async def start_pending(self) -> None:
         """Start workers for newly assigned partitions (fence, rebuild, seek), then resume them."""
