@@ -103,10 +103,12 @@ async def test_kill_9_at_random_points_neither_loses_nor_duplicates(
     try:
         while kills < 4:
             await asyncio.sleep(rng.uniform(1.0, 4.0))
-            # Half the kills wait for a transaction that has written records and is not
+            # Three kills wait for a transaction that has written records and is not
             # committed yet (a restarted router first waits out its killed predecessor's
-            # 30 s session in the group); the others land wherever they fall.
-            if kills % 2 == 0:
+            # 30 s session in the group); the last lands wherever it falls. A transaction
+            # seen open may still commit before the signal arrives: three chances that one
+            # is caught open, where two sometimes were not.
+            if kills < 3:
                 caught.append(await _until_a_transaction_is_open(ex, written, within=75))
             assert router.poll() is None, log.read_text()[-3000:]
             kill_9(router)
