@@ -475,9 +475,6 @@ class Prepared:
     topic: str
     partition: int
     offset: int
-    origin: str
-    alert_id: str
-    version: int
     head: tuple[str, str, str, int, str]
     """origin, alert id, alert type, version, operation."""
     rest: tuple[object, ...]
@@ -491,6 +488,18 @@ class Prepared:
     documents: tuple[str, ...]
     names: tuple[name_index.Columns, name_index.Columns]
     """The name index rows (``name_index.unplaced``)."""
+
+    @property
+    def origin(self) -> str:
+        return self.head[0]
+
+    @property
+    def alert_id(self) -> str:
+        return self.head[1]
+
+    @property
+    def version(self) -> int:
+        return self.head[3]
 
 
 def prepare(outcome: Accepted) -> Prepared:
@@ -510,9 +519,6 @@ def prepare(outcome: Accepted) -> Prepared:
         outcome.topic,
         outcome.partition,
         outcome.offset,
-        header.origin,
-        header.alert_id,
-        header.version,
         (header.origin, header.alert_id, header.alert_type.value, header.version,
          header.operation.value),
         (header.message_id, _iso(header.issued_at), _iso(header.expires_at),
