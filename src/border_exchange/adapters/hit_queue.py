@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
 from border_exchange.adapters import sqlite_tx
-from border_exchange.adapters.sqlite_files import SqliteFile, open_durable
+from border_exchange.adapters.sqlite_files import SqliteFile, open_durable, stored_time
 from border_exchange.domain.hits import HitAcknowledgement, HitReport
 from border_exchange.errors import StoreError
 
@@ -69,10 +69,6 @@ class PostHit:
     acknowledged_at: datetime | None
     instructions: str | None
     desk_contact: str | None
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat()
 
 
 def _time(text: str | None) -> datetime | None:
@@ -126,8 +122,8 @@ class HitQueue(SqliteFile):
                     report.alert_version,
                     report.action.value,
                     report.place,
-                    _iso(report.hit_at),
-                    _iso(report.reported_at),
+                    stored_time(report.hit_at),
+                    stored_time(report.reported_at),
                     value,
                     SendState.QUEUED.value,
                 ),
@@ -146,7 +142,7 @@ class HitQueue(SqliteFile):
         with sqlite_tx.immediate(self._db, f"the hit reports of {self.path}") as db:
             db.execute(
                 "UPDATE hit_reports SET state = ?, sent_at = ? WHERE hit_id = ?",
-                (SendState.SENT.value, _iso(at), hit_id),
+                (SendState.SENT.value, stored_time(at), hit_id),
             )
 
     def acknowledge(self, ack: HitAcknowledgement) -> bool:
@@ -157,7 +153,7 @@ class HitQueue(SqliteFile):
                 "desk_contact = ? WHERE hit_id = ? AND alert_id = ?",
                 (
                     ack.ack_id,
-                    _iso(ack.acknowledged_at),
+                    stored_time(ack.acknowledged_at),
                     ack.instructions,
                     ack.desk_contact,
                     ack.hit_id,

@@ -15,9 +15,11 @@ from typing import Any, Final
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError as AioKafkaError
-from aiokafka.protocol.types import Boolean, CompactArray, Int8, Int16, Int32
+from aiokafka.protocol.types import Boolean, CompactArray, Int8, Int32
 
 from border_exchange.adapters.kafka_security import (
+    ERROR,
+    RESOURCE,
     STRING,
     TAGS,
     check_error,
@@ -48,8 +50,7 @@ _IncrementalAlterConfigsRequestV1 = flexible_api(
         (
             "resources",
             CompactArray(
-                ("resource_type", Int8),
-                ("resource_name", STRING),
+                *RESOURCE,
                 (
                     "configs",
                     CompactArray(
@@ -66,10 +67,8 @@ _IncrementalAlterConfigsRequestV1 = flexible_api(
         (
             "responses",
             CompactArray(
-                ("error_code", Int16),
-                ("error_message", STRING),
-                ("resource_type", Int8),
-                ("resource_name", STRING),
+                *ERROR,
+                *RESOURCE,
                 TAGS,
             ),
         ),

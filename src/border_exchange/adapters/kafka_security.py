@@ -56,6 +56,10 @@ STRING: Final = CompactString("utf-8")
 """Kafka's compact (flexible-version) string."""
 TAGS: Final = ("tags", TaggedFields)
 """The tagged fields every flexible struct ends with."""
+ERROR: Final = (("error_code", Int16), ("error_message", STRING))
+"""The error fields of a response or of one of its results."""
+RESOURCE: Final = (("resource_type", Int8), ("resource_name", STRING))
+"""A resource's type and name, as the config and ACL APIs give them."""
 _ENTRY = (("principal", STRING), ("host", STRING), ("operation", Int8), ("permission_type", Int8))
 """An access control entry's fields, the same in every ACL request and response."""
 
@@ -100,8 +104,7 @@ _CreateAclsRequestV3 = flexible_api(
         (
             "creations",
             CompactArray(
-                ("resource_type", Int8),
-                ("resource_name", STRING),
+                *RESOURCE,
                 ("resource_pattern_type", Int8),
                 *_ENTRY,
                 TAGS,
@@ -110,7 +113,7 @@ _CreateAclsRequestV3 = flexible_api(
     ],
     response=[
         ("throttle_time_ms", Int32),
-        ("results", CompactArray(("error_code", Int16), ("error_message", STRING), TAGS)),
+        ("results", CompactArray(*ERROR, TAGS)),
     ],
 )
 
@@ -131,13 +134,11 @@ _DescribeAclsRequestV3 = flexible_api(
     request=_FILTER_FIELDS,
     response=[
         ("throttle_time_ms", Int32),
-        ("error_code", Int16),
-        ("error_message", STRING),
+        *ERROR,
         (
             "resources",
             CompactArray(
-                ("resource_type", Int8),
-                ("resource_name", STRING),
+                *RESOURCE,
                 ("pattern_type", Int8),
                 ("acls", CompactArray(*_ENTRY, TAGS)),
                 TAGS,
@@ -156,15 +157,12 @@ _DeleteAclsRequestV3 = flexible_api(
         (
             "filter_results",
             CompactArray(
-                ("error_code", Int16),
-                ("error_message", STRING),
+                *ERROR,
                 (
                     "matching_acls",
                     CompactArray(
-                        ("error_code", Int16),
-                        ("error_message", STRING),
-                        ("resource_type", Int8),
-                        ("resource_name", STRING),
+                        *ERROR,
+                        *RESOURCE,
                         ("pattern_type", Int8),
                         *_ENTRY,
                         TAGS,
@@ -183,14 +181,12 @@ _DescribeScramRequestV0 = flexible_api(
     request=[("users", CompactArray(("name", STRING), TAGS))],
     response=[
         ("throttle_time_ms", Int32),
-        ("error_code", Int16),
-        ("error_message", STRING),
+        *ERROR,
         (
             "results",
             CompactArray(
                 ("user", STRING),
-                ("error_code", Int16),
-                ("error_message", STRING),
+                *ERROR,
                 (
                     "credential_infos",
                     CompactArray(("mechanism", Int8), ("iterations", Int32), TAGS),
@@ -223,7 +219,7 @@ _AlterScramRequestV0 = flexible_api(
         ("throttle_time_ms", Int32),
         (
             "results",
-            CompactArray(("user", STRING), ("error_code", Int16), ("error_message", STRING), TAGS),
+            CompactArray(("user", STRING), *ERROR, TAGS),
         ),
     ],
 )

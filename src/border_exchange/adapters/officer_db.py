@@ -29,7 +29,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from border_exchange.adapters import sqlite_tx
-from border_exchange.adapters.sqlite_files import SqliteFile, open_durable
+from border_exchange.adapters.sqlite_files import SqliteFile, open_durable, stored_time
 from border_exchange.domain.consultation import Entry, Search, chain
 from border_exchange.errors import ConfigError, LoginRefusal, LoginRefused, StoreError
 
@@ -95,10 +95,6 @@ def officers_path(store: Path) -> Path:
     return store.with_name(store.name + ".officers")
 
 
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat()
-
-
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -137,7 +133,7 @@ class OfficerDB(SqliteFile):
                 raise ConfigError(f"officer {name!r} exists already")
             db.execute(
                 "INSERT INTO officers (name, password_hash, role, created_at) VALUES (?, ?, ?, ?)",
-                (name, self.hasher.hash(password), role.value, _iso(self.clock())),
+                (name, self.hasher.hash(password), role.value, stored_time(self.clock())),
             )
 
     def officers(self) -> list[Officer]:
@@ -185,10 +181,10 @@ class OfficerDB(SqliteFile):
             db.execute(
                 "UPDATE officers SET failures = 0, locked_until = NULL WHERE name = ?", (name,)
             )
-            db.execute("DELETE FROM sessions WHERE expires_at <= ?", (_iso(now),))
+            db.execute("DELETE FROM sessions WHERE expires_at <= ?", (stored_time(now),))
             db.execute(
                 "INSERT INTO sessions VALUES (?, ?, ?, ?)",
-                (_token_hash(token), name, csrf, _iso(expires)),
+                (_token_hash(token), name, csrf, stored_time(expires)),
             )
         return token, Session(Officer(name, officer.role, False, None), csrf, expires)
 
@@ -202,7 +198,7 @@ class OfficerDB(SqliteFile):
                 return LoginRefusal.WRONG_PASSWORD
             db.execute(
                 "UPDATE officers SET failures = 0, locked_until = ? WHERE name = ?",
-                (_iso(now + LOCKOUT), name),
+                (stored_time(now + LOCKOUT), name),
             )
         return LoginRefusal.LOCKED
 
@@ -243,7 +239,7 @@ class OfficerDB(SqliteFile):
 
     def entries(self, since: datetime | None = None) -> list[Entry]:
         """The log, oldest first (from ``since`` when given)."""
-        where, params = ("WHERE at >= ?", (_iso(since),)) if since else ("", ())
+        where, params = ("WHERE at >= ?", (stored_time(since),)) if since else ("", ())
         rows = self._db.execute(f"SELECT {_ENTRY} FROM consultations {where} ORDER BY seq", params)
         return [_entry(row) for row in rows]
 

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from border_exchange.adapters import name_index, post_keys, sqlite_tx
-from border_exchange.adapters.sqlite_files import SqliteFile, open_durable
+from border_exchange.adapters.sqlite_files import SqliteFile, open_durable, stored_time
 from border_exchange.domain.at_rest import (
     RECORD,
     NotOpened,
@@ -521,7 +521,7 @@ def prepare(outcome: Accepted) -> Prepared:
         outcome.offset,
         (header.origin, header.alert_id, header.alert_type.value, header.version,
          header.operation.value),
-        (header.message_id, _iso(header.issued_at), _iso(header.expires_at),
+        (header.message_id, stored_time(header.issued_at), stored_time(header.expires_at),
          header.expires_at.timestamp(), header.handling_code.value, header.priority.value,
          header.action_on_hit.value, json.dumps([m.value for m in header.warning_markers]),
          header.language, header.cancel_reason),
@@ -537,10 +537,6 @@ def prepare(outcome: Accepted) -> Prepared:
 
 Ready = Prepared | Rejected
 """A checked record as the store takes it in a bootstrap."""
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat()
 
 
 def _time(text: str) -> datetime:
@@ -687,7 +683,7 @@ class PostStore(SqliteFile):
         statement (the search rows with one per table, ``_SearchRows``).
         """
         stored = cancelled = stale = rejected = 0
-        now = _iso(self.clock())
+        now = stored_time(self.clock())
         pending = _SearchRows()
         bulk = not self._deferred and len(records) >= BULK_FROM and len(records) >= _held(db)
         known = _known(db, [r for r in records if isinstance(r, Prepared)])
@@ -774,7 +770,7 @@ class PostStore(SqliteFile):
             db.execute(
                 "INSERT INTO meta (key, value) VALUES ('last_sync', ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (_iso(self.clock()),),
+                (stored_time(self.clock()),),
             )
 
     def purge_expired(self) -> int:
@@ -820,7 +816,7 @@ class PostStore(SqliteFile):
             db.execute(
                 "INSERT INTO gaps (topic, partition, expected, first_available, healed_from, at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (topic, partition, expected, first, healed, _iso(self.clock())),
+                (topic, partition, expected, first, healed, stored_time(self.clock())),
             )
 
     def bootstrap(

@@ -10,6 +10,7 @@ is a ``SqliteFile``: closed by ``close`` or at the end of its ``with`` block.
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Self
 
@@ -20,6 +21,11 @@ def open_durable(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     return db
+
+
+def stored_time(value: datetime) -> str:
+    """``value`` as the stores write a time: ISO 8601 in UTC, with ``+00:00``."""
+    return value.astimezone(UTC).isoformat()
 
 
 class SqliteFile:

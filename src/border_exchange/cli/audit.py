@@ -10,7 +10,7 @@ from pathlib import Path
 from border_exchange.adapters.agreement_files import AgreementHistory
 from border_exchange.adapters.config_file import kafka_settings_from_file
 from border_exchange.adapters.trust_file import load_trust_store, read_governed
-from border_exchange.cli.commands import command_group
+from border_exchange.cli.commands import Commands, command_group
 from border_exchange.domain.audit_values import Window
 from border_exchange.domain.times import aware_time
 from border_exchange.errors import ConfigError
@@ -26,7 +26,7 @@ from border_exchange.services.auditor import (
 )
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Commands) -> None:
     """Add ``audit replay`` and ``audit disclosures``."""
     commands = command_group(subparsers, "audit", "replay the logs, list disclosures")
 

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from border_exchange.adapters.trust_file import load_trust_store
-from border_exchange.cli.commands import command_group
+from border_exchange.cli.commands import Commands, command_group
 from border_exchange.domain.strimzi import kafka_topics, kafka_users
 from border_exchange.errors import ConfigError
 
@@ -19,7 +19,7 @@ TOPICS_FILE = "topics.yaml"
 USERS_FILE = "users.yaml"
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Commands) -> None:
     """Add ``deploy strimzi``."""
     commands = command_group(subparsers, "deploy", "generate deployment resources")
     strimzi = commands.add_parser(

@@ -18,7 +18,7 @@ from pathlib import Path
 from border_exchange.adapters.config_file import kafka_settings_from_file
 from border_exchange.adapters.metrics import Metrics, serve_metrics
 from border_exchange.adapters.trust_file import load_trust_store
-from border_exchange.cli.commands import command_group
+from border_exchange.cli.commands import Commands, command_group
 from border_exchange.cli.logs import add_log_options, configure_from
 from border_exchange.cli.publish import signing_of, signing_options
 from border_exchange.domain.catalog import is_participant_id
@@ -35,7 +35,7 @@ acknowledgement is signed with the service's key and routed back to the reportin
 """
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Commands) -> None:
     """Add ``desk hits|ack|notices|watch``."""
     commands = command_group(
         subparsers,

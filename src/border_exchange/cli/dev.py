@@ -9,7 +9,7 @@ from pathlib import Path
 
 from border_exchange.adapters import kafka_launcher
 from border_exchange.adapters.kafka_launcher import ClusterInfo
-from border_exchange.cli.commands import command_group
+from border_exchange.cli.commands import Commands, command_group
 from border_exchange.errors import LauncherError
 
 
@@ -18,7 +18,7 @@ def default_dir() -> Path:
     return Path(os.environ.get("BX_HOME", ".bx")) / "kafka"
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Commands) -> None:
     """Add ``dev kafka start|stop|status``."""
     dev_sub = command_group(
         subparsers,

@@ -19,14 +19,14 @@ from border_exchange.bootstrap import (
     build_gateway,
     gateway_server_config,
 )
-from border_exchange.cli.commands import command_group, config_command
+from border_exchange.cli.commands import Commands, command_group, config_command
 from border_exchange.cli.logs import configure_from
 from border_exchange.errors import ConfigError
 
 log = structlog.get_logger("border_exchange.gateway")
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Commands) -> None:
     """Add ``gateway serve``, ``gateway token add|list|revoke`` and ``gateway openapi``."""
     commands = command_group(
         subparsers, "gateway", "a national service's gateway over HTTP", metavar="COMMAND"

@@ -19,7 +19,7 @@ from border_exchange.adapters.keyfiles import (
     write_private_key,
 )
 from border_exchange.adapters.trust_file import load_trust_store
-from border_exchange.cli.commands import command_group
+from border_exchange.cli.commands import Commands, command_group
 from border_exchange.domain.catalog import is_participant_id
 from border_exchange.domain.naming import is_role_name
 from border_exchange.domain.times import aware_time, iso
@@ -43,7 +43,7 @@ from border_exchange.domain.trust_governance import (
 from border_exchange.errors import ConfigError
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Commands) -> None:
     """Add ``keys generate``, ``show``, ``sign-store`` and ``combine-store``."""
     commands = command_group(subparsers, "keys", "generate signing keys, show the trust store")
 

@@ -11,10 +11,13 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from border_exchange.errors import BorderExchangeError
 from border_exchange.interpreter import without_pydantic_plugins
+
+if TYPE_CHECKING:
+    from border_exchange.cli.commands import Commands
 
 COMMANDS: Mapping[str, tuple[str, ...]] = {
     "border_exchange.cli.audit": ("audit",),
@@ -55,7 +58,7 @@ class _Version(argparse.Action):
 
 
 class _Registrar(Protocol):
-    def register(self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    def register(self, subparsers: Commands) -> None:
         """Add this module's subcommands."""
 
 

@@ -14,7 +14,7 @@ from nacl.signing import SigningKey
 from border_exchange.adapters.agreement_files import validate_agreements
 from border_exchange.adapters.keyfiles import load_private_key, passphrase_from_env_or_prompt
 from border_exchange.adapters.trust_file import load_trust_store
-from border_exchange.cli.commands import command_group
+from border_exchange.cli.commands import Commands, command_group
 from border_exchange.domain.agreements import (
     AgreementSet,
     AgreementSignature,
@@ -39,7 +39,7 @@ from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import ConfigError, KeyNotValidError, PolicyError
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Commands) -> None:
     """Add ``policy check``, ``explain``, ``sign``, ``statement`` and ``combine``."""
     commands = command_group(subparsers, "policy", "check agreement sets, explain decisions")
 

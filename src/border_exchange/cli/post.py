@@ -33,7 +33,7 @@ from border_exchange.adapters.metrics import serve_metrics
 from border_exchange.adapters.officer_db import OfficerDB, officers_path
 from border_exchange.adapters.post_store import PostStore, StoredAlert
 from border_exchange.adapters.trust_file import load_kept
-from border_exchange.cli.commands import command_group
+from border_exchange.cli.commands import Commands, command_group
 from border_exchange.cli.logs import add_log_options, configure_from
 from border_exchange.cli.post_hits import print_sent
 from border_exchange.domain.catalog import is_participant_id
@@ -66,7 +66,7 @@ ONCE_TIMEOUT: Final = 600.0
 log = structlog.get_logger("border_exchange.post")
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Commands) -> None:
     """Add ``post run|status|check|list``."""
     commands = command_group(subparsers, "post", "run a border post and search its alerts offline")
 

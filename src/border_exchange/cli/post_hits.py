@@ -14,6 +14,7 @@ import argparse
 import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from border_exchange.adapters.config_file import kafka_settings_from_file
 from border_exchange.adapters.hit_queue import HitQueue
@@ -25,8 +26,11 @@ from border_exchange.domain.naming import is_role_name
 from border_exchange.errors import ConfigError
 from border_exchange.services import hits
 
+if TYPE_CHECKING:
+    from border_exchange.cli.commands import Commands
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+
+def register(commands: Commands) -> None:
     """Add ``post report-hit``, ``post send-hits`` and ``post hits``."""
     report = commands.add_parser(
         "report-hit",

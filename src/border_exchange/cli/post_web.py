@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from border_exchange.adapters.officer_db import OfficerDB, Role, officers_path
-from border_exchange.cli.commands import command_group
+from border_exchange.cli.commands import Commands, command_group
 from border_exchange.cli.logs import add_log_options, configure_from
 from border_exchange.cli.post_hits import checked_post, load_reporter
 from border_exchange.domain.consultation import verify
@@ -26,7 +26,7 @@ from border_exchange.errors import ConfigError
 from border_exchange.services.hits import Reporter
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(commands: Commands) -> None:
     """Add ``post serve``, ``post user add|list|disable|enable`` and ``post log``."""
     serve = commands.add_parser("serve", help="the officers' web page over the local store")
     serve.add_argument("--db", required=True, type=Path, help="the post's SQLite store file")

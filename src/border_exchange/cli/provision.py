@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from border_exchange.adapters.trust_file import load_trust_store
 from border_exchange.domain.retention import DEFAULT_POLICY
@@ -15,8 +16,11 @@ from border_exchange.services.provisioner import (
     provision,
 )
 
+if TYPE_CHECKING:
+    from border_exchange.cli.commands import Commands
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+
+def register(subparsers: Commands) -> None:
     """Add ``provision``."""
     parser = subparsers.add_parser(
         "provision",

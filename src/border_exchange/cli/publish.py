@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -31,8 +31,11 @@ from border_exchange.domain.trust import TrustStore
 from border_exchange.errors import ConfigError, ValidationError
 from border_exchange.services.gateway import Gateway, Receipt
 
+if TYPE_CHECKING:
+    from border_exchange.cli.commands import Commands
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+
+def register(subparsers: Commands) -> None:
     """Add ``publish`` and ``cancel``."""
     publish = subparsers.add_parser(
         "publish",

@@ -13,14 +13,14 @@ import structlog
 from border_exchange.adapters.metrics import serve_metrics
 from border_exchange.adapters.process_clock import process_age
 from border_exchange.bootstrap import ROUTER_ENV_PREFIX, RouterConfig, build_router
-from border_exchange.cli.commands import command_group, config_command
+from border_exchange.cli.commands import Commands, command_group, config_command
 from border_exchange.cli.logs import configure_from
 from border_exchange.interpreter import tune_garbage_collector
 
 log = structlog.get_logger("border_exchange.router")
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Commands) -> None:
     """Add ``router run``."""
     router_sub = command_group(
         subparsers,

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from border_exchange.demo.dates import default_agreements
 from border_exchange.demo.run import run_demo
 from border_exchange.demo.story import DemoOptions
 from border_exchange.domain.labels import LANGUAGES
 
+if TYPE_CHECKING:
+    from border_exchange.cli.commands import Commands
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+
+def register(subparsers: Commands) -> None:
     """Add ``demo``."""
     demo = subparsers.add_parser(
         "demo",

@@ -109,29 +109,6 @@ class Consent:
         return f"agreement {self.agreement_id} is not signed by both parties: " + "; ".join(parts)
 
 
-def agreement_signing_input(
-    agreement_id: str, digest: str, party: str, key_id: str, signed_at: datetime
-) -> bytes:
-    """The bytes a party signs to consent to the agreement content with ``digest``."""
-    return AGREEMENT_TAG + b"".join(
-        framing.text(part) for part in (agreement_id, digest, party, key_id, iso(signed_at))
-    )
-
-
-def statement_signing_input(
-    agreement_id: str,
-    digest: str,
-    party: str,
-    key_id: str,
-    signed_at: datetime,
-    action: StatementAction,
-) -> bytes:
-    """The bytes a party signs to suspend, terminate or resume the agreement with ``digest``."""
-    return STATEMENT_TAG + b"".join(
-        framing.text(part) for part in (agreement_id, digest, party, key_id, iso(signed_at), action)
-    )
-
-
 def _signature_text(key: SigningKey, message: bytes) -> str:
     return base64.b64encode(key.sign(message).signature).decode("ascii")
 
@@ -144,10 +121,12 @@ def _signing_input(
     signed_at: datetime,
     action: StatementAction | None,
 ) -> bytes:
-    """What is signed: a signature of the content, or a statement of ``action`` when given."""
+    """What a party signs: its consent to the agreement content with ``digest``, or, with
+    ``action``, its statement that the agreement is suspended, terminated or resumed."""
+    parts = (agreement_id, digest, party, key_id, iso(signed_at))
     if action is None:
-        return agreement_signing_input(agreement_id, digest, party, key_id, signed_at)
-    return statement_signing_input(agreement_id, digest, party, key_id, signed_at, action)
+        return AGREEMENT_TAG + b"".join(framing.text(part) for part in parts)
+    return STATEMENT_TAG + b"".join(framing.text(part) for part in (*parts, action))
 
 
 def _signed(

@@ -320,9 +320,10 @@ class GatewayApi:
         alert_id: str,
         publish: Callable[[], Awaitable[Receipt]],
     ) -> Answer:
-        """Run ``publish`` once per ``key``; the remembered answer for a retry."""
+        """Run ``publish`` once per ``key`` (checked here); the remembered answer for a retry."""
         if key is None:
             return await self._publish(client, publish)
+        check_idempotency_key(key)
         known = self.gateway.history(alert_id)
         prior = known.version if known is not None else 0
         existing = self.store.begin(client, key, fingerprint, alert_id, prior, IDEMPOTENCY_KEY_TTL)
@@ -672,7 +673,6 @@ def create_app(api: GatewayApi | None) -> FastAPI:
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
         api = _api_of(request)
-        key = check_idempotency_key(idempotency_key) if idempotency_key is not None else None
         # the body as sent: a retried create without an id is the same request
         fingerprint = "alerts:" + body_fingerprint(await request.body())
         if alert.alert_id is None:
@@ -680,7 +680,11 @@ def create_app(api: GatewayApi | None) -> FastAPI:
         alert_id = alert.alert_id or ""
         size = len(await request.body())
         answer = await api.accept(
-            _client_of(request), key, fingerprint, alert_id, lambda: api.group.publish(alert, size)
+            _client_of(request),
+            idempotency_key,
+            fingerprint,
+            alert_id,
+            lambda: api.group.publish(alert, size),
         )
         return _answer(answer, alert_id)
 
@@ -699,13 +703,12 @@ def create_app(api: GatewayApi | None) -> FastAPI:
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
         api = _api_of(request)
-        key = check_idempotency_key(idempotency_key) if idempotency_key is not None else None
         if api.gateway.history(alert_id) is None:
             raise ProblemError(_not_found(alert_id, api.gateway.participant))
         fingerprint = body_fingerprint(json.dumps(["cancel", alert_id, cancel.reason]).encode())
         answer = await api.accept(
             _client_of(request),
-            key,
+            idempotency_key,
             fingerprint,
             alert_id,
             lambda: api.group.publish(Cancellation(alert_id, cancel.reason)),

@@ -22,7 +22,7 @@ import contextlib
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any, Final
 
@@ -501,7 +501,7 @@ class BorderPost:
         if outcomes:
             result = self.store.apply(outcomes)
             self.applied = _added(self.applied, result)
-            counts = _counts(result)
+            counts = asdict(result)
             log.info("post.applied", records=len(outcomes), **counts)
             for kind, count in counts.items():
                 if count:
@@ -571,15 +571,6 @@ def _describe(metrics: Metrics) -> None:
     metrics.describe("post_apply_seconds", "Seconds to check and store one fetched batch.")
     metrics.describe("post_feed_lag", "Records on the broker not yet stored, by feed partition.")
     metrics.describe("post_last_sync_timestamp_seconds", "When a fetch last succeeded (Unix).")
-
-
-def _counts(result: ApplyResult) -> dict[str, int]:
-    return {
-        "stored": result.stored,
-        "cancelled": result.cancelled,
-        "stale": result.stale,
-        "rejected": result.rejected,
-    }
 
 
 __all__ = ["BorderPost", "CatchUp", "PostConfig", "StoreError", "check_record", "outcome_of"]
