@@ -20,7 +20,6 @@ from border_exchange.domain.section_seal import (
     GROUP_WRAP_TAG,
     SEALED_SCHEMA,
     WRAP_TAG,
-    Plain,
     Recipient,
     RecipientPrivateKey,
     SectionContext,
@@ -253,9 +252,9 @@ def _message() -> dict[str, bytes]:
     """Three sections: identity and remarks for CAF and SSD (in either order), photo for CAF."""
     sealed = seal_sections(
         [
-            Plain(CONTEXT, b"identity record", TO_BOTH),
-            Plain(PHOTO, b"photo record", TO_CAF),
-            Plain(REMARKS, b"remarks record", TO_BOTH[::-1]),
+            (CONTEXT, b"identity record", TO_BOTH),
+            (PHOTO, b"photo record", TO_CAF),
+            (REMARKS, b"remarks record", TO_BOTH[::-1]),
         ]
     )
     return dict(zip(("identity", "photo", "remarks"), sealed, strict=True))

@@ -31,7 +31,6 @@ from border_exchange.domain.schemas import (
 )
 from border_exchange.domain.section_seal import (
     WRAP_TAG,
-    Plain,
     Recipient,
     RecipientPrivateKey,
     SectionContext,
@@ -138,9 +137,7 @@ def test_sections_sealed_by_the_origin_open_with_the_second_implementation() -> 
         for name in ("identity", "remarks")
     ]
     plaintexts = [b"\xc3\x01 the identity section record", b"\xc3\x01 the remarks record"]
-    sealed = seal_sections(
-        [Plain(c, p, readers) for c, p in zip(contexts, plaintexts, strict=True)]
-    )
+    sealed = seal_sections([(c, p, readers) for c, p in zip(contexts, plaintexts, strict=True)])
     records = [decode_record(s)[1] for s in sealed]
     assert [r["key_source"] for r in records] == ["identity", "identity"]
     assert records[1]["recipients"] == []

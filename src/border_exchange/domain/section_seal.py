@@ -101,13 +101,9 @@ class Recipient:
     agreement_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Plain:
-    """A section to seal: where it belongs, its encoded record, who may read it."""
-
-    context: SectionContext
-    plaintext: bytes
-    recipients: Sequence[Recipient]
+Plain = tuple[SectionContext, bytes, Sequence[Recipient]]
+"""A section to seal: where it belongs, its single-object encoded record, its permitted
+readers (sections with the same ones, in any order, share a group)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,9 +215,8 @@ def seal_sections(
     groups: dict[frozenset[Recipient], tuple[str, bytes]] = {}
     given = iter(group_keys or ())
     sealed = []
-    for plain in sections:
-        context = plain.context
-        who = frozenset(plain.recipients)
+    for context, plaintext, recipients in sections:
+        who = frozenset(recipients)
         carrier = groups.get(who)
         if carrier is None:
             group_key = next(given, None) if group_keys is not None else os.urandom(KEY_SIZE)
@@ -231,12 +226,12 @@ def seal_sections(
         carrier_name, group_key = carrier
         key = section_key_of(group_key, context)
         nonce = os.urandom(NONCE_SIZE)
-        committed = commitment(context, key, plain.plaintext)
+        committed = commitment(context, key, plaintext)
         ciphertext = ChaCha20Poly1305(key).encrypt(
-            nonce, plain.plaintext, associated_data(context, committed)
+            nonce, plaintext, associated_data(context, committed)
         )
         wraps = (
-            _wraps(context, group_key, plain.recipients, committed)
+            _wraps(context, group_key, recipients, committed)
             if carrier_name == context.name
             else []
         )
@@ -262,7 +257,7 @@ def seal_section(
     """The ``bx.SealedSection`` record of ``plaintext`` alone (a group of one), readable by
     ``recipients`` only."""
     keys = None if group_key is None else [group_key]
-    return seal_sections([Plain(context, plaintext, tuple(recipients))], group_keys=keys)[0]
+    return seal_sections([(context, plaintext, tuple(recipients))], group_keys=keys)[0]
 
 
 def _wraps(

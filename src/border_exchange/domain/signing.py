@@ -197,13 +197,12 @@ def seal(
         for name, record in alert.section_records().items()
     ]
     if recipients is not None:
-        plain = [
-            Plain(_context(header, name), content, recipients.get(name, ()))
+        plain: list[Plain] = [
+            (_context(header, name), content, recipients.get(name, ()))
             for name, content in contents
         ]
         contents = [
-            (name, sealed)
-            for (name, _), sealed in zip(contents, seal_sections(plain), strict=True)
+            (name, sealed) for (name, _), sealed in zip(contents, seal_sections(plain), strict=True)
         ]
     return sign(header, contents, signing_key, salt=salt)
 
