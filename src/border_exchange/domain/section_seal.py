@@ -353,6 +353,8 @@ class SectionOpener:
     participant: str
     private_keys: tuple[RecipientPrivateKey, ...]
     _unwrapped: dict[tuple[SectionContext, bytes], tuple[str, bytes]] = field(default_factory=dict)
+    _carriers: dict[bytes, dict[str, Any]] = field(default_factory=dict)
+    """Carrying sections already decoded, by their sealed bytes."""
 
     def open(
         self,
@@ -396,9 +398,8 @@ class SectionOpener:
             )
         return Opened(plaintext, section_key, key_id)
 
-    @staticmethod
     def _carrier(
-        name: str, source: str, others: Mapping[str, bytes | None] | None
+        self, name: str, source: str, others: Mapping[str, bytes | None] | None
     ) -> dict[str, Any]:
         content = None if others is None else others.get(source)
         if content is None:
@@ -407,7 +408,9 @@ class SectionOpener:
                 f"does not carry",
                 SectionProblem.NO_WRAPPED_KEY,
             )
-        carrier = _decoded(content)
+        carrier = self._carriers.get(content)
+        if carrier is None:
+            carrier = self._carriers[content] = _decoded(content)
         if carrier["key_source"] != source:
             raise SectionError(
                 f"section {name}: section {source}, named as its key source, carries no group key",
