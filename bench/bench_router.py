@@ -14,6 +14,7 @@ backlog drains.
 
 Usage: python bench/bench_router.py [--messages 20000] [--backlog 100000] [--rate 1000]
        [--seconds 30] [--warmup 90] [--throughput-only] [--sealed]
+       python bench/bench_router.py --compare-sealed [--messages 10000] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -70,13 +71,18 @@ SEALED = False
 """``--sealed``: every section sealed for the partners the agreements permit (and the origin)."""
 
 
-def _sandbox() -> Sandbox:
+def _sandbox(encryption: bool | None = None) -> Sandbox:
     pairs = [(a, b) for i, a in enumerate(IDS) for b in IDS[i + 1 :]]
-    return make_sandbox(IDS, open_agreements(pairs), encryption=SEALED)
+    return make_sandbox(
+        IDS, open_agreements(pairs), encryption=SEALED if encryption is None else encryption
+    )
 
 
-def _seal_many(box: Sandbox, count: int, origin: str = ORIGIN) -> list[tuple[bytes, bytes, str]]:
-    """``count`` signed, encoded wanted-person alerts from ``origin``: (key, value, message id)."""
+def _seal_many(
+    box: Sandbox, count: int, origin: str = ORIGIN, sealed: bool | None = None
+) -> list[tuple[bytes, bytes, str]]:
+    """``count`` signed, encoded wanted-person alerts from ``origin``: (key, value, message id);
+    ``sealed`` (``--sealed`` unless given): every section sealed for its recipients."""
     template = sample_alert(AlertType.WANTED_PERSON, origin=origin, language="en")
     template = type(template).model_validate(
         {**template.model_dump(), "expires_at": datetime.now(UTC) + timedelta(days=30)}
@@ -84,7 +90,7 @@ def _seal_many(box: Sandbox, count: int, origin: str = ORIGIN) -> list[tuple[byt
     out = []
     now = datetime.now(UTC)
     recipients = None
-    if SEALED:
+    if SEALED if sealed is None else sealed:
         plan = SectionRecipients.of(box.agreements, box.trust).plan(
             PolicyInput(
                 origin, template.alert_type, template.handling_code, template.operation, "x"
@@ -458,11 +464,15 @@ class Drain:
 
 
 async def routed(
-    settings: KafkaSettings, box: Sandbox, count: int, cpu: CpuUse | None = None
+    settings: KafkaSettings,
+    box: Sandbox,
+    count: int,
+    cpu: CpuUse | None = None,
+    origin: str = ORIGIN,
 ) -> Drain:
-    """(b) drain ``count`` outbox records through the router; messages per second."""
+    """(b) drain ``count`` records of ``origin``'s outbox through the router; msg/s."""
     group = f"{naming.ROUTER_GROUP}.bench.{uuid.uuid4().hex[:6]}"
-    router = _router(settings, box, group)
+    router = _router(settings, box, group, origin)
     stop = asyncio.Event()
     started = time.perf_counter()
     ready: float | None = None
@@ -742,6 +752,65 @@ def bare_verify_rate(box: Sandbox, seconds: float = 2.0) -> float:
     return count / (time.perf_counter() - started)
 
 
+SEALED_ORIGIN = "COD"
+"""``--compare-sealed``: the origin whose outbox holds the sealed records (CAF's, the clear)."""
+
+
+async def compare_sealed(
+    settings: KafkaSettings, messages: int, rounds: int, broker_pid: int, same: bool = False
+) -> None:
+    """The router on the same wanted persons in clear (CAF's outbox) and sealed (COD's),
+    drained in turn ``rounds`` times on one broker, so that both see the same machine.
+
+    Each round publishes fresh alerts to both outboxes (a router that finds a message in
+    its audit trail does not route it again) and starts a router on each in turn; its rate
+    counts from the moment it routes every partition, past what earlier rounds routed. The
+    CPU per message (this process and the broker) is less shaken by a busy machine than
+    the rate. ``same``: both outboxes in clear (the two arms should then be equal)."""
+    box = _sandbox(encryption=True)
+    tune_garbage_collector()
+    raw_in, raw_out = "bench.raw.in", "bench.raw.out"
+    await _create_topics(settings, (raw_in, raw_out))
+    print(f"sealing {rounds} x {messages} wanted-person alerts in clear and as many sealed ...")
+    clear = [_seal_many(box, messages, ORIGIN, sealed=False) for _ in range(rounds)]
+    sealed = [_seal_many(box, messages, SEALED_ORIGIN, sealed=not same) for _ in range(rounds)]
+    await _produce(settings, raw_in, clear[0])
+    await passthrough(settings, raw_in, raw_out, messages)  # the broker's warm-up
+    sizes = [statistics.mean(len(v) for _, v, _ in r[0]) for r in (clear, sealed)]
+    print(f"message size (mean): in clear {sizes[0]:.0f} bytes, sealed {sizes[1]:.0f} bytes")
+    ratios: list[float] = []
+    cpu_ratios: list[float] = []
+    for turn in range(rounds):
+        await _produce(settings, naming.outbox_topic(ORIGIN), clear[turn])
+        await _produce(settings, naming.outbox_topic(SEALED_ORIGIN), sealed[turn])
+        order = (ORIGIN, SEALED_ORIGIN) if turn % 2 == 0 else (SEALED_ORIGIN, ORIGIN)
+        total = messages * (turn + 1)
+        rate: dict[str, float] = {}
+        cpu: dict[str, float] = {}
+        for origin in order:
+            use = CpuUse(broker_pid)
+            use.begin()
+            rate[origin] = (await routed(settings, box, total, origin=origin)).routing_rate
+            own, broker, _ = use.started
+            cpu[origin] = (
+                time.process_time() - own + _ticks(f"/proc/{broker_pid}/stat") - broker
+            ) * (1e6 / messages)
+        ratios.append(rate[SEALED_ORIGIN] / rate[ORIGIN])
+        cpu_ratios.append(cpu[ORIGIN] / cpu[SEALED_ORIGIN])
+        print(
+            f"round {turn + 1}: (b) in clear {rate[ORIGIN]:,.0f} msg/s, "
+            f"{cpu[ORIGIN]:,.0f} µs CPU per message; sealed {rate[SEALED_ORIGIN]:,.0f} msg/s, "
+            f"{cpu[SEALED_ORIGIN]:,.0f} µs; sealed/clear {ratios[-1]:.2f} by rate, "
+            f"{cpu_ratios[-1]:.2f} by CPU",
+            flush=True,
+        )
+    print(
+        f"sealed/clear, median of {rounds} rounds: {statistics.median(ratios):.2f} by rate, "
+        f"{statistics.median(cpu_ratios):.2f} by CPU per message (router process and broker) "
+        "(goal >= 0.9: at most 10 % slower)"
+    )
+
+
 def main(args: argparse.Namespace) -> None:
     """Start Kafka, run every measurement, stop Kafka."""
     configure_logging("WARNING")
@@ -751,7 +820,14 @@ def main(args: argparse.Namespace) -> None:
         info.client_bootstrap, "SASL_PLAINTEXT", info.admin_user, info.admin_password
     )
     try:
-        asyncio.run(measure(settings, args, info.nodes[0].pid))
+        if args.compare_sealed:
+            asyncio.run(
+                compare_sealed(
+                    settings, args.messages, args.rounds, info.nodes[0].pid, args.both_clear
+                )
+            )
+        else:
+            asyncio.run(measure(settings, args, info.nodes[0].pid))
     finally:
         kafka_launcher.stop_cluster(info, remove=True)
 
@@ -881,6 +957,19 @@ if __name__ == "__main__":
         "--sealed",
         action="store_true",
         help="every section sealed for its recipients (bench_sealing compares the CPU work)",
+    )
+    parser.add_argument(
+        "--compare-sealed",
+        action="store_true",
+        help="only (b), in clear and sealed in turn on one broker, and their ratio",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="--compare-sealed: rounds of one of each"
+    )
+    parser.add_argument(
+        "--both-clear",
+        action="store_true",
+        help="--compare-sealed with both arms in clear: how far apart two equal arms come",
     )
     arguments = parser.parse_args()
     SEALED = arguments.sealed

@@ -29,10 +29,11 @@ PASSPHRASE = "rotate-at-once"
 def _wrapped(envelope: Envelope) -> set[tuple[str, str]]:
     """Every (participant, key id) a section of ``envelope`` is wrapped to."""
     found: set[tuple[str, str]] = set()
+    present = {section.name: section.content for section in envelope.sections}
     for section in envelope.sections:
         assert section.content is not None
         assert is_sealed(section.content)
-        found.update(recipients_of(section.content))
+        found.update(recipients_of(section.content, present))
     return found
 
 

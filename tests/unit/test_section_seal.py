@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,16 +17,21 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import decode_record, encode_record
 from border_exchange.domain.section_seal import (
+    GROUP_WRAP_TAG,
     SEALED_SCHEMA,
+    WRAP_TAG,
     Recipient,
     RecipientPrivateKey,
     SectionContext,
+    SectionOpener,
     associated_data,
     commitment,
     is_sealed,
     open_section,
     recipients_of,
     seal_section,
+    seal_sections,
+    section_key_of,
     wrap_info,
 )
 from border_exchange.domain.trust import EncryptionAlgorithm, EncryptionKey
@@ -175,18 +181,26 @@ def test_a_ciphertext_moved_from_another_section_is_refused() -> None:
     assert _refused(spliced, [CAF_PRIVATE]) == SectionProblem.CIPHERTEXT_INVALID
 
 
-def test_a_key_that_decrypts_to_another_plaintext_than_committed_is_refused() -> None:
-    """An origin that commits to one plaintext and encrypts another under the wrapped key."""
-    key, nonce = os.urandom(32), os.urandom(12)
+def _forged(encrypted: bytes, *, grouped: bool) -> tuple[bytes, dict[str, object]]:
+    """A record an origin built by hand: committed to PLAINTEXT, encrypting ``encrypted``.
+
+    ``grouped``: the group format (the wrap holds a group key, the section key is derived
+    from it); else the format of records written before groups (the wrap holds the key).
+    """
+    wrapped_key = os.urandom(32)
+    key = section_key_of(wrapped_key, CONTEXT) if grouped else wrapped_key
+    nonce = os.urandom(12)
     committed = commitment(CONTEXT, key, PLAINTEXT)
-    other = b"a different person"
-    ciphertext = ChaCha20Poly1305(key).encrypt(nonce, other, associated_data(CONTEXT, committed))
+    ciphertext = ChaCha20Poly1305(key).encrypt(
+        nonce, encrypted, associated_data(CONTEXT, committed)
+    )
     suite = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
-    info = wrap_info(CONTEXT, "CAF", CAF.key_id, "COD-CAF-2026", committed)
+    tag = GROUP_WRAP_TAG if grouped else WRAP_TAG
+    info = wrap_info(CONTEXT, "CAF", CAF.key_id, "COD-CAF-2026", committed, tag=tag)
     caf_private = CAF_PRIVATE.private
     assert isinstance(caf_private, X25519PrivateKey)
-    wrapped = suite.encrypt(key, caf_private.public_key(), info=info)
-    record = {
+    wrapped = suite.encrypt(wrapped_key, caf_private.public_key(), info=info)
+    record: dict[str, object] = {
         "aead": "CHACHA20_POLY1305",
         "nonce": nonce,
         "ciphertext": ciphertext,
@@ -200,16 +214,98 @@ def test_a_key_that_decrypts_to_another_plaintext_than_committed_is_refused() ->
                 "wrapped": wrapped,
             }
         ],
+        "key_source": CONTEXT.name if grouped else None,
     }
-    forged = encode_record(SEALED_SCHEMA, record)
+    return encode_record(SEALED_SCHEMA, record), record
+
+
+@pytest.mark.parametrize("grouped", [True, False], ids=["group-key", "before-groups"])
+def test_a_key_that_decrypts_to_another_plaintext_than_committed_is_refused(
+    grouped: bool,
+) -> None:
+    """An origin that commits to one plaintext and encrypts another under the wrapped key."""
+    forged, _ = _forged(b"a different person", grouped=grouped)
     assert _refused(forged, [CAF_PRIVATE]) == SectionProblem.COMMITMENT_MISMATCH
     # The same construction with the committed plaintext opens: the test forges only that.
-    honest = ChaCha20Poly1305(key).encrypt(nonce, PLAINTEXT, associated_data(CONTEXT, committed))
-    opened = open_section(
-        CONTEXT, encode_record(SEALED_SCHEMA, {**record, "ciphertext": honest}), "CAF",
-        [CAF_PRIVATE],
-    )  # fmt: skip
-    assert opened.plaintext == PLAINTEXT
+    honest, _ = _forged(PLAINTEXT, grouped=grouped)
+    assert open_section(CONTEXT, honest, "CAF", [CAF_PRIVATE]).plaintext == PLAINTEXT
+
+
+def test_a_record_from_before_groups_is_not_opened_as_a_group_and_back() -> None:
+    """The wrap's ``info`` tag tells the two formats apart: a wrap of a section's own key
+    presented as a group's (or the reverse) does not open."""
+    _, record = _forged(PLAINTEXT, grouped=False)
+    as_group = encode_record(SEALED_SCHEMA, {**record, "key_source": CONTEXT.name})
+    assert _refused(as_group, [CAF_PRIVATE]) == SectionProblem.WRAPPED_KEY_INVALID
+    _, record = _forged(PLAINTEXT, grouped=True)
+    as_old = encode_record(SEALED_SCHEMA, {**record, "key_source": None})
+    assert _refused(as_old, [CAF_PRIVATE]) == SectionProblem.WRAPPED_KEY_INVALID
+
+
+PHOTO = replace(CONTEXT, name="photo")
+REMARKS = replace(CONTEXT, name="remarks")
+TO_CAF = (Recipient(CAF, "COD-CAF-2026"),)
+TO_BOTH = (Recipient(CAF, "COD-CAF-2026"), Recipient(SSD, "COD-SSD-2026"))
+
+
+def _message() -> dict[str, bytes]:
+    """Three sections: identity and remarks for CAF and SSD (in either order), photo for CAF."""
+    sealed = seal_sections(
+        [
+            (CONTEXT, b"identity record", TO_BOTH),
+            (PHOTO, b"photo record", TO_CAF),
+            (REMARKS, b"remarks record", TO_BOTH[::-1]),
+        ]
+    )
+    return dict(zip(("identity", "photo", "remarks"), sealed, strict=True))
+
+
+def test_sections_with_the_same_readers_share_one_set_of_wraps_in_their_first_section() -> None:
+    message = _message()
+    records = {name: decode_record(sealed)[1] for name, sealed in message.items()}
+    assert {name: r["key_source"] for name, r in records.items()} == {
+        "identity": "identity", "photo": "photo", "remarks": "identity",
+    }  # fmt: skip
+    assert [len(r["recipients"]) for r in records.values()] == [2, 1, 0]
+    assert recipients_of(message["remarks"], message) == (
+        ("CAF", "CAF-enc-1"),
+        ("SSD", "SSD-enc-1"),
+    )
+    assert recipients_of(message["photo"], message) == (("CAF", "CAF-enc-1"),)
+    ssd = SectionOpener("SSD", (SSD_PRIVATE,))
+    assert ssd.open(REMARKS, message["remarks"], message).plaintext == b"remarks record"
+    caf = SectionOpener("CAF", (CAF_PRIVATE,))
+    opened = [caf.open(replace(CONTEXT, name=n), c, message) for n, c in message.items()]
+    assert [o.plaintext for o in opened] == [b"identity record", b"photo record", b"remarks record"]
+    assert len({o.section_key for o in opened}) == 3  # a key of its own for every section
+    with pytest.raises(SectionError) as caught:
+        ssd.open(PHOTO, message["photo"], message)
+    assert caught.value.reason is SectionProblem.NO_WRAPPED_KEY
+
+
+def test_a_section_whose_carrier_is_redacted_or_swapped_is_refused_with_a_reason() -> None:
+    message = _message()
+    without = {**message, "identity": None}
+    with pytest.raises(SectionError) as caught:
+        open_section(REMARKS, message["remarks"], "CAF", [CAF_PRIVATE], others=without)
+    assert caught.value.reason is SectionProblem.NO_WRAPPED_KEY
+    assert "wrapped in section identity, which this copy does not carry" in str(caught.value)
+    # The carrier of another message (same names, same readers): its group key is not this
+    # message's, so the derived key does not decrypt.
+    other = _message()
+    with pytest.raises(SectionError) as caught:
+        open_section(
+            REMARKS, message["remarks"], "CAF", [CAF_PRIVATE],
+            others={**message, "identity": other["identity"]},
+        )  # fmt: skip
+    assert caught.value.reason is SectionProblem.CIPHERTEXT_INVALID
+    # A key source naming a section that carries another group's key.
+    with pytest.raises(SectionError) as caught:
+        open_section(
+            REMARKS, message["remarks"], "CAF", [CAF_PRIVATE],
+            others={**message, "identity": message["photo"]},
+        )  # fmt: skip
+    assert caught.value.reason is SectionProblem.MALFORMED
 
 
 def test_each_seal_uses_a_fresh_key_and_nonce() -> None:

@@ -1,27 +1,44 @@
 """An independent check of section sealing: a second HPKE (RFC 9180 base mode, written here
 from the RFC with the standard library's HMAC, checked against the RFC's own test vector)
-opens the wrapped key, and libsodium (PyNaCl) decrypts the section the origin sealed with
+opens the wrapped key, HKDF written from RFC 5869 derives the section keys, and libsodium
+(PyNaCl) decrypts the sections the origin sealed with
 ``cryptography``."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import io
+import json
+import os
 from datetime import UTC, datetime, timedelta
 
+from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from fastavro import schemaless_writer
+from fastavro.schema import parse_schema
 from nacl.bindings import crypto_aead_chacha20poly1305_ietf_decrypt, crypto_scalarmult
 
 from border_exchange.domain.catalog import AlertType
 from border_exchange.domain.encoding import decode_record
+from border_exchange.domain.schemas import (
+    HISTORY_DIR,
+    SINGLE_OBJECT_MAGIC,
+    default_schema_dir,
+    schema_fingerprint,
+)
 from border_exchange.domain.section_seal import (
+    WRAP_TAG,
     Recipient,
+    RecipientPrivateKey,
     SectionContext,
     associated_data,
     commitment,
-    seal_section,
+    is_sealed,
+    open_section,
+    seal_sections,
     wrap_info,
 )
 from border_exchange.domain.trust import EncryptionAlgorithm, EncryptionKey
@@ -91,26 +108,97 @@ def test_the_second_hpke_reproduces_the_rfc_9180_test_vector_a_1() -> None:
     assert plaintext == b"Beauty is truth, truth beauty"
 
 
-def test_a_section_sealed_by_the_origin_opens_with_the_second_implementation() -> None:
+def _str(value: str) -> bytes:
+    """The contract's ``str(x)``: 4-byte big-endian length, then UTF-8 (written here again)."""
+    return len(value.encode()).to_bytes(4, "big") + value.encode()
+
+
+def _context(origin: str, alert_id: str, version: int, message_id: str, name: str) -> bytes:
+    """The contract's section context for a wanted person, framed by hand."""
+    return (
+        _str(origin) + _str("WANTED_PERSON") + _str(alert_id) + version.to_bytes(4, "big")
+        + _str(message_id) + _str(name)
+    )  # fmt: skip
+
+
+def test_sections_sealed_by_the_origin_open_with_the_second_implementation() -> None:
+    """The group key is unwrapped by the second HPKE from the wrap in the carrying section;
+    each section's key is HKDF-SHA256 (RFC 5869, written above) of it over the section's
+    context; libsodium decrypts both sections."""
     private = X25519PrivateKey.generate()
     raw = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     now = datetime.now(UTC)
     key = EncryptionKey(
         "CAF", "CAF-enc-1", EncryptionAlgorithm.X25519, raw, now, now + timedelta(days=1)
     )
-    context = SectionContext("COD", AlertType.WANTED_PERSON, "a-1", 1, "m-1", "identity")
-    plaintext = b"\xc3\x01 the identity section record"
-    _, record = decode_record(seal_section(context, plaintext, [Recipient(key, "COD-CAF-2026")]))
-    wrap = record["recipients"][0]
-    committed = record["commitment"]
+    readers = (Recipient(key, "COD-CAF-2026"),)
+    contexts = [
+        SectionContext("COD", AlertType.WANTED_PERSON, "a-1", 1, "m-1", name)
+        for name in ("identity", "remarks")
+    ]
+    plaintexts = [b"\xc3\x01 the identity section record", b"\xc3\x01 the remarks record"]
+    sealed = seal_sections([(c, p, readers) for c, p in zip(contexts, plaintexts, strict=True)])
+    records = [decode_record(s)[1] for s in sealed]
+    assert [r["key_source"] for r in records] == ["identity", "identity"]
+    assert records[1]["recipients"] == []
+    carrier = records[0]
+    wrap = carrier["recipients"][0]
     # HPKE single-shot Seal: enc (32 bytes for X25519) || Seal(key, base_nonce, aad="", pt).
     enc, wrapped = wrap["wrapped"][:32], wrap["wrapped"][32:]
-    info = wrap_info(context, "CAF", "CAF-enc-1", "COD-CAF-2026", committed)
-    sk_r = private.private_bytes_raw()
-    hpke_key, base_nonce = hpke_base_schedule(sk_r, enc, info, AEAD_CHACHA20POLY1305)
-    section_key = crypto_aead_chacha20poly1305_ietf_decrypt(wrapped, b"", base_nonce, hpke_key)
-    opened = crypto_aead_chacha20poly1305_ietf_decrypt(
-        record["ciphertext"], associated_data(context, committed), record["nonce"], section_key
+    info = (
+        b"border-exchange/group-key/v2\x00" + _context("COD", "a-1", 1, "m-1", "identity")
+        + _str("CAF") + _str("CAF-enc-1") + b"\x01" + _str("COD-CAF-2026")
+        + carrier["commitment"]
+    )  # fmt: skip
+    assert info == wrap_info(contexts[0], "CAF", "CAF-enc-1", "COD-CAF-2026", carrier["commitment"])
+    hpke_key, base_nonce = hpke_base_schedule(
+        private.private_bytes_raw(), enc, info, AEAD_CHACHA20POLY1305
     )
-    assert opened == plaintext
-    assert commitment(context, section_key, opened) == committed
+    group_key = crypto_aead_chacha20poly1305_ietf_decrypt(wrapped, b"", base_nonce, hpke_key)
+    for context, record, plaintext in zip(contexts, records, plaintexts, strict=True):
+        section_info = b"border-exchange/section-key-from-group/v2\x00" + _context(
+            "COD", "a-1", 1, "m-1", context.name
+        )
+        section_key = _expand(_extract(b"", group_key), section_info, 32)
+        committed = record["commitment"]
+        opened = crypto_aead_chacha20poly1305_ietf_decrypt(
+            record["ciphertext"], associated_data(context, committed), record["nonce"], section_key
+        )
+        assert opened == plaintext
+        assert commitment(context, section_key, opened) == committed
+
+
+def test_a_record_sealed_before_groups_opens_with_the_second_implementation() -> None:
+    """A record of the first format (its wrap holds the section key itself), as the origin
+    wrote it then: ``open_section`` still opens it, and so does the second implementation."""
+    private = X25519PrivateKey.generate()
+    context = SectionContext("COD", AlertType.WANTED_PERSON, "a-1", 1, "m-1", "identity")
+    plaintext = b"\xc3\x01 the identity section record"
+    section_key, nonce = os.urandom(32), os.urandom(12)
+    committed = commitment(context, section_key, plaintext)
+    ciphertext = ChaCha20Poly1305(section_key).encrypt(
+        nonce, plaintext, associated_data(context, committed)
+    )
+    info = wrap_info(context, "CAF", "CAF-enc-1", "COD-CAF-2026", committed, tag=WRAP_TAG)
+    suite = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
+    wrapped = suite.encrypt(section_key, private.public_key(), info=info)
+    record = {
+        "aead": "CHACHA20_POLY1305", "nonce": nonce, "ciphertext": ciphertext,
+        "commitment": committed,
+        "recipients": [{"participant": "CAF", "key_id": "CAF-enc-1", "kem": "X25519",
+                        "agreement_id": "COD-CAF-2026", "wrapped": wrapped}],
+    }  # fmt: skip
+    old = json.loads((default_schema_dir() / HISTORY_DIR / "bx.SealedSection.v1.avsc").read_text())
+    buffer = io.BytesIO()
+    buffer.write(SINGLE_OBJECT_MAGIC + schema_fingerprint(old))
+    schemaless_writer(buffer, parse_schema(old, named_schemas={}), record)
+    v1 = buffer.getvalue()
+    assert is_sealed(v1)
+    held = RecipientPrivateKey("CAF-enc-1", EncryptionAlgorithm.X25519, private)
+    assert open_section(context, v1, "CAF", [held]).plaintext == plaintext
+    enc, body = wrapped[:32], wrapped[32:]
+    hpke_key, base_nonce = hpke_base_schedule(
+        private.private_bytes_raw(), enc, info, AEAD_CHACHA20POLY1305
+    )
+    unwrapped = crypto_aead_chacha20poly1305_ietf_decrypt(body, b"", base_nonce, hpke_key)
+    assert unwrapped == section_key

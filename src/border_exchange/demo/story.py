@@ -394,9 +394,10 @@ async def tell(story: Story) -> DemoResult:
             f"{naming.outbox_topic('COD')}: {len(sealed)} of {len(in_outbox.sections)} "
             "sections sealed, the hub holding no key to any:"
         )
+        present = {s.name: s.content for s in in_outbox.sections}
         for section in sealed:
             assert section.content is not None
-            readers = sorted({who for who, _ in recipients_of(section.content)})
+            readers = sorted({who for who, _ in recipients_of(section.content, present)})
             say(f"{section.name:<12} readable by {', '.join(readers)} only", indent=6)
         decision = decisions[sealed_receipt.message_id]
         say("the router verified the signature and every digest and decided:")

@@ -18,8 +18,8 @@ from border_exchange.domain.envelope import Envelope
 from border_exchange.domain.section_seal import (
     RecipientPrivateKey,
     SectionContext,
+    SectionOpener,
     is_sealed,
-    open_section,
     recipients_of,
 )
 from border_exchange.domain.signing import decode_section
@@ -45,6 +45,8 @@ def read_sections(
     sections: dict[str, dict[str, Any]] = {}
     refused: dict[str, str] = {}
     keys: dict[str, tuple[str, bytes]] = {}
+    present = {section.name: section.content for section in envelope.sections}
+    opener = SectionOpener(participant, tuple(private_keys))
     for section in envelope.sections:
         content = section.content
         if content is None:
@@ -58,7 +60,7 @@ def read_sections(
             header.message_id, name,
         )  # fmt: skip
         try:
-            opened = open_section(context, content, participant, private_keys)
+            opened = opener.open(context, content, present)
             sections[name] = decode_section(header.alert_type, name, opened.plaintext)
         except SectionError as exc:
             refused[name] = f"{exc.reason}: {exc}"
@@ -76,8 +78,10 @@ def wrapped_key_ids(envelope: Envelope, participant: str) -> frozenset[str]:
     """The encryption key ids of ``participant`` that the present sealed sections of
     ``envelope`` are wrapped to: the private keys needed to open them again."""
     found: set[str] = set()
-    for section in envelope.sections:
-        content = section.content
+    present = {section.name: section.content for section in envelope.sections}
+    for content in present.values():
         if content is not None and is_sealed(content):
-            found.update(key_id for who, key_id in recipients_of(content) if who == participant)
+            found.update(
+                key_id for who, key_id in recipients_of(content, present) if who == participant
+            )
     return frozenset(found)

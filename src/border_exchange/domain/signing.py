@@ -35,7 +35,7 @@ from border_exchange.domain.envelope import DIGEST_SIZE, SALT_SIZE, Envelope, He
 from border_exchange.domain.fastpath import EPOCH as _EPOCH
 from border_exchange.domain.fastpath import checked_signing_input
 from border_exchange.domain.schemas import registry
-from border_exchange.domain.section_seal import Recipient, SectionContext, seal_section
+from border_exchange.domain.section_seal import Plain, Recipient, SectionContext, seal_sections
 from border_exchange.domain.trust import PublicKey, TrustStore
 from border_exchange.errors import DecodeError, SignatureError, SignatureProblem, ValidationError
 
@@ -197,9 +197,12 @@ def seal(
         for name, record in alert.section_records().items()
     ]
     if recipients is not None:
-        contents = [
-            (name, seal_section(_context(header, name), content, recipients.get(name, ())))
+        plain: list[Plain] = [
+            (_context(header, name), content, recipients.get(name, ()))
             for name, content in contents
+        ]
+        contents = [
+            (name, sealed) for (name, _), sealed in zip(contents, seal_sections(plain), strict=True)
         ]
     return sign(header, contents, signing_key, salt=salt)
 
