@@ -23,6 +23,7 @@ from border_exchange.cli.logs import add_log_options, configure_from
 from border_exchange.cli.publish import signing_of, signing_options
 from border_exchange.domain.catalog import is_participant_id
 from border_exchange.domain.hit_deadlines import DeadlineTable, HitStatus, parse_deadlines
+from border_exchange.domain.times import utc_minute
 from border_exchange.errors import ConfigError
 from border_exchange.services import hits
 
@@ -112,10 +113,6 @@ def _table(args: argparse.Namespace) -> DeadlineTable:
         raise ConfigError(f"--deadlines: cannot read {path}: {exc.strerror}") from exc
 
 
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def run_hits(args: argparse.Namespace) -> int:
     """Print every hit report on our alerts, most urgent first."""
     participant = _participant(args)
@@ -129,17 +126,19 @@ def run_hits(args: argparse.Namespace) -> int:
     for row in rows:
         r = row.report
         print(
-            f"{r.hit_id}  {row.status.value:<17} due {_iso(row.deadline)}  "
+            f"{r.hit_id}  {row.status.value:<17} due {utc_minute(row.deadline)}  "
             f"{r.alert_type.value} {r.alert_id} v{r.alert_version} ({r.priority.value})"
         )
-        print(f"    {r.action.value} at {r.place} on {_iso(r.hit_at)} by {r.reporter}/{r.post}")
+        print(
+            f"    {r.action.value} at {r.place} on {utc_minute(r.hit_at)} by {r.reporter}/{r.post}"
+        )
         print(f"    contact: {r.contact}")
         if r.not_acted_reason:
             print(f"    not acted on: {r.not_acted_reason}")
         if r.remarks:
             print(f"    remarks: {r.remarks}")
         if row.ack is not None:
-            print(f"    acknowledged {_iso(row.ack.acknowledged_at)}: {row.ack.instructions}")
+            print(f"    acknowledged {utc_minute(row.ack.acknowledged_at)}: {row.ack.instructions}")
     counts = hits.open_counts(rows)
     print(f"{counts[HitStatus.OPEN]} open, {counts[HitStatus.OVERDUE]} overdue")
     return 0
@@ -188,7 +187,7 @@ def run_notices(args: argparse.Namespace) -> int:
             if value
         )
         print(
-            f"{_iso(n.quarantined_at)}  {n.reason:<20} "
+            f"{utc_minute(n.quarantined_at)}  {n.reason:<20} "
             f"{n.source_topic}/{n.source_partition}/{n.source_offset} {n.message_kind or ''} {ids}"
         )
         print(f"    {n.detail}")

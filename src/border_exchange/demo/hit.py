@@ -23,16 +23,13 @@ from border_exchange.demo.sandbox import Sandbox
 from border_exchange.demo.visit import report_on_page
 from border_exchange.domain.hit_deadlines import DeadlineTable, HitStatus
 from border_exchange.domain.hits import decode_report
+from border_exchange.domain.times import utc_minute
 from border_exchange.domain.trust import post_owner
 from border_exchange.errors import KafkaError
 from border_exchange.services import hits
 
 INSTRUCTIONS = "Retenez-le ; notre officier de liaison arrive par le bac de 14 h."
 """What COD's desk tells the post to do."""
-
-
-def _at(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 async def report_and_acknowledge(
@@ -97,7 +94,7 @@ async def report_and_acknowledge(
         (row,) = rows
         say(f"$ border-exchange desk hits --as {origin}")
         say(
-            f"{short(report.hit_id)}  {row.status.value} due {_at(row.deadline)} "
+            f"{short(report.hit_id)}  {row.status.value} due {utc_minute(row.deadline)} "
             f"({report.alert_type.value}, {report.priority.value}: "
             f"{(row.deadline - report.reported_at).total_seconds() / 3600:g} h)  "
             f"{report.action.value} at {report.place} by {report.reporter}/{report.post}",

@@ -12,6 +12,11 @@ def iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def utc_minute(value: datetime) -> str:
+    """``value`` in UTC to the minute, as people read it, e.g. ``2026-06-01 12:00 UTC``."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def aware_time(value: str, name: str) -> datetime:
     """The ISO 8601 time ``value`` given as ``name`` (an option), which must carry a zone."""
     try:
