@@ -75,9 +75,16 @@ SEALED = seal_section(
 )
 
 
-def _refused(sealed: bytes, keys: Sequence[RecipientPrivateKey], participant: str = "CAF") -> str:
+def _refused(
+    sealed: bytes,
+    keys: Sequence[RecipientPrivateKey],
+    participant: str = "CAF",
+    *,
+    context: SectionContext = CONTEXT,
+    others: dict[str, bytes | None] | None = None,
+) -> str:
     with pytest.raises(SectionError) as caught:
-        open_section(CONTEXT, sealed, participant, keys)
+        open_section(context, sealed, participant, keys, others=others)
     return caught.value.reason
 
 
@@ -292,20 +299,13 @@ def test_a_section_whose_carrier_is_redacted_or_swapped_is_refused_with_a_reason
     assert "wrapped in section identity, which this copy does not carry" in str(caught.value)
     # The carrier of another message (same names, same readers): its group key is not this
     # message's, so the derived key does not decrypt.
-    other = _message()
-    with pytest.raises(SectionError) as caught:
-        open_section(
-            REMARKS, message["remarks"], "CAF", [CAF_PRIVATE],
-            others={**message, "identity": other["identity"]},
-        )  # fmt: skip
-    assert caught.value.reason is SectionProblem.CIPHERTEXT_INVALID
+    moved: dict[str, bytes | None] = {**message, "identity": _message()["identity"]}
+    refused = _refused(message["remarks"], [CAF_PRIVATE], context=REMARKS, others=moved)
+    assert refused == SectionProblem.CIPHERTEXT_INVALID
     # A key source naming a section that carries another group's key.
-    with pytest.raises(SectionError) as caught:
-        open_section(
-            REMARKS, message["remarks"], "CAF", [CAF_PRIVATE],
-            others={**message, "identity": message["photo"]},
-        )  # fmt: skip
-    assert caught.value.reason is SectionProblem.MALFORMED
+    other_group: dict[str, bytes | None] = {**message, "identity": message["photo"]}
+    refused = _refused(message["remarks"], [CAF_PRIVATE], context=REMARKS, others=other_group)
+    assert refused == SectionProblem.MALFORMED
 
 
 def test_each_seal_uses_a_fresh_key_and_nonce() -> None:

@@ -368,12 +368,10 @@ class SectionOpener:
         source = record["key_source"]
         if source is None:  # a record from before groups: its wraps hold the section key
             key_id, section_key = self._unwrap(context, record, name, WRAP_TAG)
-        elif source == name or record["recipients"]:  # it carries its group's wraps
-            key_id, group_key = self._unwrap(context, record, name, GROUP_WRAP_TAG)
-            section_key = section_key_of(group_key, context)
         else:
-            carrier = self._carrier(name, source, others)
-            carrier_context = replace(context, name=source)
+            carries = source == name or bool(record["recipients"])  # its group's wraps
+            carrier = record if carries else self._carrier(name, source, others)
+            carrier_context = context if carries else replace(context, name=source)
             key_id, group_key = self._unwrap(carrier_context, carrier, name, GROUP_WRAP_TAG)
             section_key = section_key_of(group_key, context)
         committed = bytes(record["commitment"])
