@@ -6,6 +6,7 @@ import asyncio
 import glob
 import json
 import random
+import signal
 import subprocess
 from collections.abc import Sequence
 from datetime import timedelta
@@ -103,14 +104,12 @@ async def test_kill_9_at_random_points_neither_loses_nor_duplicates(
     try:
         while kills < 4:
             await asyncio.sleep(rng.uniform(1.0, 4.0))
-            # Three kills wait for a transaction that has written records and is not
+            # Three kills land inside a transaction that has written records and is not
             # committed yet (a restarted router first waits out its killed predecessor's
-            # 30 s session in the group); the last lands wherever it falls. A transaction
-            # seen open may still commit before the signal arrives: three chances that one
-            # is caught open, where two sometimes were not.
-            if kills < 3:
-                caught.append(await _until_a_transaction_is_open(ex, written, within=75))
+            # 30 s session in the group); the last lands wherever it falls.
             assert router.poll() is None, log.read_text()[-3000:]
+            if kills < 3:
+                caught.append(await _freeze_inside_a_transaction(ex, router, written, within=75))
             kill_9(router)
             kills += 1
             router = start_router(config, log)
@@ -172,6 +171,33 @@ def _written_topics(ex: Exchange) -> list[str]:
     return topics + [naming.feed_topic(r, o) for o in ex.ids for r in ex.ids if r != o]
 
 
+async def _freeze_inside_a_transaction(
+    ex: Exchange,
+    router: subprocess.Popen[bytes],
+    partitions: Sequence[TopicPartition],
+    within: float,
+) -> bool:
+    """Stop ``router`` (SIGSTOP) while one of its transactions is open, so that the kill
+    that follows is sure to land inside it (False after ``within`` seconds).
+
+    A transaction seen open from outside may commit before a signal arrives, so the
+    router is frozen first and the log looked at again: a frozen router sends no commit,
+    and one already sent has written its markers within the pause. Open then, it stays
+    open until the next router's producer fences it and the broker aborts it.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while loop.time() < deadline:
+        if not await _until_a_transaction_is_open(ex, partitions, deadline - loop.time()):
+            return False
+        router.send_signal(signal.SIGSTOP)
+        await asyncio.sleep(0.5)
+        if await _until_a_transaction_is_open(ex, partitions, 0):
+            return True
+        router.send_signal(signal.SIGCONT)
+    return False
+
+
 async def _until_a_transaction_is_open(
     ex: Exchange, partitions: Sequence[TopicPartition], within: float
 ) -> bool:
@@ -186,12 +212,13 @@ async def _until_a_transaction_is_open(
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
-        while loop.time() < deadline:
+        while True:
             high = await readers[0].end_offsets(list(partitions))
             stable = await readers[1].end_offsets(list(partitions))
             if any(high[tp] > stable[tp] for tp in partitions):
                 return True
-        return False
+            if loop.time() >= deadline:
+                return False
     finally:
         for reader in readers:
             await reader.stop()
