@@ -34,8 +34,8 @@ from tests import cli, clock
 from tests.conftest import KafkaCluster
 from tests.exchange import Exchange, every_copy_once, make_exchange, running
 from tests.kafka.test_router_faults import (
+    _freeze_inside_a_transaction,
     _publish_steadily,
-    _until_a_transaction_is_open,
     _wait_for_feeds,
     _written_topics,
 )
@@ -203,9 +203,11 @@ async def test_state_and_tombstones_stay_exact_through_router_kill_9(
         try:
             for kill in range(3):
                 await asyncio.sleep(rng.uniform(1.0, 4.0))
-                if kill != 1:
-                    caught.append(await _until_a_transaction_is_open(ex, written, within=75))
                 assert router.poll() is None, log.read_text()[-3000:]
+                if kill != 1:
+                    caught.append(
+                        await _freeze_inside_a_transaction(ex, router, written, within=75)
+                    )
                 kill_9(router)
                 router = start_router(config, log)
             await publishing
