@@ -394,7 +394,7 @@ async def tell(story: Story) -> DemoResult:
             f"{naming.outbox_topic('COD')}: {len(sealed)} of {len(in_outbox.sections)} "
             "sections sealed, the hub holding no key to any:"
         )
-        present = {s.name: s.content for s in in_outbox.sections}
+        present = in_outbox.contents
         for section in sealed:
             assert section.content is not None
             readers = sorted({who for who, _ in recipients_of(section.content, present)})

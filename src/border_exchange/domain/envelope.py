@@ -83,6 +83,12 @@ class Envelope:
         """Names of the sections whose content is present."""
         return frozenset(s.name for s in self.sections if s.content is not None)
 
+    @property
+    def contents(self) -> dict[str, bytes | None]:
+        """Each section's content by name, None where redacted (a sealed section finds
+        the section that carries its group's key here)."""
+        return {section.name: section.content for section in self.sections}
+
     def section(self, name: str) -> Section | None:
         """The section called ``name``, or None when the message has none."""
         for section in self.sections:

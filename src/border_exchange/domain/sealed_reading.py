@@ -45,7 +45,7 @@ def read_sections(
     sections: dict[str, dict[str, Any]] = {}
     refused: dict[str, str] = {}
     keys: dict[str, tuple[str, bytes]] = {}
-    present = {section.name: section.content for section in envelope.sections}
+    present = envelope.contents
     opener = SectionOpener(participant, tuple(private_keys))
     for section in envelope.sections:
         content = section.content
@@ -78,7 +78,7 @@ def wrapped_key_ids(envelope: Envelope, participant: str) -> frozenset[str]:
     """The encryption key ids of ``participant`` that the present sealed sections of
     ``envelope`` are wrapped to: the private keys needed to open them again."""
     found: set[str] = set()
-    present = {section.name: section.content for section in envelope.sections}
+    present = envelope.contents
     for content in present.values():
         if content is not None and is_sealed(content):
             found.update(
